@@ -1,0 +1,1 @@
+"""Reproducible benchmarks; `make bench` runs every `bench_*.py` module's `main()`."""

@@ -1,0 +1,27 @@
+"""Run every benchmark module (bench/bench_*.py) in turn; each prints its own figures."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+import time
+
+import bench
+
+
+def main() -> int:
+    only = sys.argv[1:]
+    names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
+    for name in names:
+        if only and not any(o in name for o in only):
+            continue
+        print(f"\n=== {name} ===", flush=True)
+        started = time.perf_counter()
+        importlib.import_module(f"bench.{name}").main()
+        print(f"--- {name} took {time.perf_counter() - started:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
