@@ -1,0 +1,51 @@
+"""The application, assembled in one function (house style §2)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from fhir_server import __version__
+from fhir_server.api import errors
+from fhir_server.api.routes import instance, system
+from fhir_server.api.routes import type as type_routes
+from fhir_server.config import Settings
+from fhir_server.definitions import get_definitions
+from fhir_server.interactions.base import Services
+from fhir_server.storage.protocols import Store
+from fhir_server.storage.sqlite.store import SqliteStore
+from fhir_server.validation import get_structure_validator
+
+
+def build_services(settings: Settings, store: Store | None = None) -> Services:
+    from fhir_server.search import get_indexer
+
+    if store is None:
+        store = SqliteStore(settings.database, synchronous_full=settings.synchronous_full,
+                            max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
+    return Services(settings=settings, store=store, definitions=get_definitions(),
+                    validator=get_structure_validator(), indexer=get_indexer())
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    settings = settings or Settings()
+    services = build_services(settings, store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.store.open()
+        try:
+            yield
+        finally:
+            await services.store.close()
+
+    app = FastAPI(title="kzfhir", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.services = services
+    errors.install(app)
+    app.include_router(system.router)
+    app.include_router(type_routes.router)
+    app.include_router(instance.router)
+    return app

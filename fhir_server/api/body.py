@@ -1,0 +1,36 @@
+"""Request bodies: size limit (413), UTF-8 BOM, JSON parsing (400)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from fhir_server.errors import FhirError
+from fhir_server.jsonio import loads
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise FhirError("too_large", f"request body of {declared} bytes is over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise FhirError("too_large", f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    raw = await read_body(request, limit)
+    if not raw.strip():
+        raise FhirError("invalid", "the request body is empty", code="structure")
+    try:
+        return loads(raw)
+    except RecursionError as exc:
+        raise FhirError("invalid", "the JSON body is nested too deeply", code="structure") from exc
+    except ValueError as exc:
+        raise FhirError("invalid", f"the body is not valid JSON: {exc}", code="structure") from exc

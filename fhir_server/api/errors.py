@@ -1,0 +1,60 @@
+"""The one place where errors become HTTP responses with an OperationOutcome (house style §8)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fhir_server.api.negotiation import MEDIA_TYPE
+from fhir_server.errors import FhirError
+from fhir_server.jsonio import dumps
+from fhir_server.storage.protocols import StoreError
+
+log = logging.getLogger(__name__)
+
+_HTTP_CATEGORY = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                  405: "method_not_allowed", 406: "not_acceptable", 413: "too_large",
+                  415: "unsupported_media_type", 422: "unprocessable"}
+
+
+def error_response(exc: FhirError) -> Response:
+    return Response(dumps(exc.outcome()), status_code=exc.status, media_type=MEDIA_TYPE, headers=exc.headers)
+
+
+async def _fhir_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FhirError)
+    return error_response(exc)
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StoreError)
+    return error_response(FhirError(exc.category, exc.message))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    category = _HTTP_CATEGORY.get(exc.status_code, "invalid")
+    message = "no such endpoint: " + request.url.path if exc.status_code == 404 else str(exc.detail)
+    return error_response(FhirError(category, message))
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    return error_response(FhirError("invalid", f"malformed request: {exc}"))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(FhirError("fault", "internal server error; the incident was logged"))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(FhirError, _fhir_error)
+    app.add_exception_handler(StoreError, _store_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

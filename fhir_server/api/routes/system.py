@@ -1,0 +1,42 @@
+"""System-level routes: ``[base]`` (batch/transaction), ``[base]/_history``, ``[base]/metadata``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fhir_server.api.body import read_json
+from fhir_server.api.common import base_url, context, prefer, render, services
+from fhir_server.api.negotiation import check_accept, check_content_type, is_pretty
+from fhir_server.interactions import bundle, history
+from fhir_server.interactions.base import FhirResponse
+from fhir_server.operations import capabilities
+
+router = APIRouter()
+
+
+@router.get("/metadata")
+async def metadata_route(request: Request) -> Response:
+    check_accept(request)
+    body = capabilities.capability_statement(services(request), base_url(request), pretty=is_pretty(request))
+    return render(request, FhirResponse(200, body))
+
+
+@router.post("/")
+async def bundle_route(request: Request) -> Response:
+    check_accept(request)
+    check_content_type(request)
+    svc = services(request)
+    body = await read_json(request, svc.settings.max_body_bytes)
+    resp = await bundle.handle(svc, context(request), body, base_url=base_url(request), prefer=prefer(request),
+                               pretty=is_pretty(request))
+    return render(request, resp)
+
+
+@router.get("/_history")
+async def system_history_route(request: Request) -> Response:
+    check_accept(request)
+    resp = await history.handle(services(request), context(request), None, None, dict(request.query_params),
+                                base_url=base_url(request), pretty=is_pretty(request))
+    return render(request, resp)

@@ -1,0 +1,51 @@
+"""The ``kzfhir`` command: serve, and the tools of the other packages (signing, security ...)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fhir_server.api.app import create_app
+    from fhir_server.config import Settings
+
+    overrides: dict[str, object] = {}
+    if args.database:
+        overrides["database"] = Path(args.database)
+    if args.base_url:
+        overrides["base_url"] = args.base_url
+    settings = Settings(host=args.host, port=args.port, **overrides)  # type: ignore[arg-type]
+    app = create_app(settings)
+    print(f"kzfhir serving FHIR R4 at http://{settings.host}:{settings.port} (database {settings.database})",
+          flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False,
+                loop="uvloop", http="httptools")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kzfhir", description="FHIR R4 server for Kazakhstan's digital health")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the FHIR server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--database", help="SQLite database file (default data/kzfhir.sqlite, created on start)")
+    serve.add_argument("--base-url", help="public base URL used in Location headers and links")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""What every interaction shares: the services it runs on, its request and response values."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fhir_server.config import Settings
+from fhir_server.definitions import Definitions
+from fhir_server.errors import FhirError
+from fhir_server.jsonio import dumps
+from fhir_server.security.context import RequestContext
+from fhir_server.storage.protocols import Store, StoredResource
+from fhir_server.validation.structure import StructureValidator
+
+ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+@dataclass(slots=True)
+class Services:
+    """The long-lived objects interactions use (built once in api/app.py)."""
+
+    settings: Settings
+    store: Store
+    definitions: Definitions
+    validator: StructureValidator
+    indexer: Any  # fhir_server.search.Indexer
+    extra_validators: list[Any] = field(default_factory=list)  # profile validators (validation.profile)
+
+
+@dataclass(slots=True)
+class Prefer:
+    """The parsed ``Prefer`` header (FHIR R4 http.html §3.1.0.5.2)."""
+
+    return_: str = "representation"  # minimal | representation | OperationOutcome
+    handling: str = "lenient"  # strict | lenient (search)
+
+    @classmethod
+    def parse(cls, header: str | None) -> Prefer:
+        p = cls()
+        if not header:
+            return p
+        for part in header.split(","):
+            name, _, value = part.strip().partition("=")
+            value = value.strip().strip('"')
+            if name.strip() == "return" and value in ("minimal", "representation", "OperationOutcome"):
+                p.return_ = value
+            elif name.strip() == "handling" and value in ("strict", "lenient"):
+                p.handling = value
+        return p
+
+
+@dataclass(slots=True)
+class FhirResponse:
+    status: int
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    stored: StoredResource | None = None  # the version this response is about (batch entries use it)
+    outcome: dict[str, Any] | None = None  # OperationOutcome for Prefer: return=OperationOutcome
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def http_date(instant: str) -> str:
+    """RFC 7231 HTTP-date of a FHIR instant, for Last-Modified."""
+    dt = datetime.strptime(instant, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return dt.strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def version_headers(stored: StoredResource, base_url: str, *, location: bool) -> dict[str, str]:
+    headers = {"ETag": etag(stored.version), "Last-Modified": http_date(stored.last_updated)}
+    if location:
+        headers["Location"] = f"{base_url}/{stored.type}/{stored.id}/_history/{stored.version}"
+    return headers
+
+
+def check_type(services: Services, resource_type: str) -> None:
+    if not services.definitions.is_resource_type(resource_type):
+        raise FhirError("not_found", f"unknown resource type {resource_type!r}", code="not-supported")
+
+
+def check_id(resource_id: str) -> None:
+    if not ID_RE.fullmatch(resource_id):
+        raise FhirError("invalid", f"invalid resource id {resource_id[:80]!r}: [A-Za-z0-9-.]{{1,64}}",
+                        code="value", expression="id")
+
+
+def parse_etag(value: str | None, header: str) -> int | None:
+    """The version in an ``If-Match`` / ``If-None-Match`` ETag (``W/"3"`` or ``"3"``)."""
+    if value is None:
+        return None
+    v = value.strip()
+    if v.startswith("W/"):
+        v = v[2:]
+    v = v.strip('"')
+    if not v.isdigit():
+        raise FhirError("invalid", f"{header} must be an ETag like W/\"3\", got {value!r}", code="value")
+    return int(v)
+
+
+def with_meta(resource: dict[str, Any], resource_type: str, resource_id: str, version: int,
+              timestamp: str) -> dict[str, Any]:
+    """The resource with id, meta.versionId and meta.lastUpdated set by the server.
+
+    The server owns versionId and lastUpdated (FHIR R4 resource.html §2.1.0.4.1); the client's other
+    meta (profile, tag, security, source) is kept.
+    """
+    meta = resource.get("meta")
+    meta = dict(meta) if isinstance(meta, dict) else {}
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = timestamp
+    out: dict[str, Any] = {"resourceType": resource_type, "id": resource_id, "meta": meta}
+    for k, v in resource.items():
+        if k not in out:
+            out[k] = v
+    return out
+
+
+def representation(stored: StoredResource, prefer: Prefer, status: int, base_url: str, *,
+                   location: bool) -> FhirResponse:
+    headers = version_headers(stored, base_url, location=location)
+    if prefer.return_ == "minimal":
+        return FhirResponse(status, None, headers, stored)
+    if prefer.return_ == "OperationOutcome":
+        outcome = {"resourceType": "OperationOutcome", "issue": [{
+            "severity": "information", "code": "informational",
+            "diagnostics": f"{stored.type}/{stored.id} version {stored.version} stored"}]}
+        return FhirResponse(status, dumps(outcome), headers, stored, outcome)
+    return FhirResponse(status, stored.data, headers, stored)
+
+
+def request_context_or_system(ctx: RequestContext | None) -> RequestContext:
+    return ctx or RequestContext.system()

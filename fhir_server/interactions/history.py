@@ -1,0 +1,87 @@
+"""history at instance, type and system level (FHIR R4 http.html §3.1.0.9).
+
+Parameters: ``_count``, ``_since``, ``_at``; pages are linked with ``next`` cursors over the write
+sequence, so concurrent writes never shift entries between pages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fhir_server.errors import FhirError
+from fhir_server.interactions.base import FhirResponse, Services, check_id, check_type, etag, http_date
+from fhir_server.interactions.dates import parse_range, stamp
+from fhir_server.jsonio import dumps, fragment
+from fhir_server.security.context import RequestContext
+from fhir_server.storage.protocols import HistoryPage, HistoryQuery, StoredResource
+
+_KNOWN = {"_count", "_since", "_at", "_cursor", "_format", "_pretty"}
+
+
+def _count(value: str | None, services: Services) -> int:
+    if value is None:
+        return services.settings.default_page_size
+    if not value.isdigit():
+        raise FhirError("invalid", f"_count must be a non-negative integer, got {value!r}", code="value",
+                        expression="_count")
+    return min(int(value), services.settings.max_page_size)
+
+
+def _query(params: dict[str, str], services: Services, resource_type: str | None,
+           resource_id: str | None) -> HistoryQuery:
+    unknown = [k for k in params if k not in _KNOWN]
+    if unknown:
+        raise FhirError("invalid", f"unknown history parameter(s): {', '.join(sorted(unknown))}", code="not-supported")
+    since = stamp(parse_range(params["_since"], "_since")[0]) if "_since" in params else None
+    at_start = at_end = None
+    if "_at" in params:
+        low, high = parse_range(params["_at"], "_at")
+        at_start, at_end = stamp(low), stamp(high)
+    cursor = params.get("_cursor")
+    if cursor is not None and not cursor.isdigit():
+        raise FhirError("invalid", "_cursor is not a cursor this server issued", code="value", expression="_cursor")
+    return HistoryQuery(resource_type, resource_id, since, at_start, at_end, _count(params.get("_count"), services),
+                        int(cursor) if cursor else None)
+
+
+def _entry(stored: StoredResource, base_url: str) -> dict[str, Any]:
+    url = f"{stored.type}/{stored.id}"
+    entry: dict[str, Any] = {"fullUrl": f"{base_url}/{url}"}
+    if stored.data is not None:
+        entry["resource"] = fragment(stored.data)
+    method = stored.method
+    entry["request"] = {"method": method, "url": stored.type if method == "POST" else url}
+    status = "201 Created" if stored.version == 1 and method in ("POST", "PUT") else (
+        "204 No Content" if stored.deleted else "200 OK")
+    entry["response"] = {"status": status, "etag": etag(stored.version),
+                         "lastModified": stored.last_updated}
+    return entry
+
+
+def _bundle(page: HistoryPage, base_url: str, path: str, params: dict[str, str]) -> dict[str, Any]:
+    own = {k: v for k, v in params.items() if k != "_cursor"}
+    links = [{"relation": "self", "url": f"{base_url}/{path}" + (f"?{urlencode(params)}" if params else "")}]
+    if page.next_cursor is not None:
+        links.append({"relation": "next",
+                      "url": f"{base_url}/{path}?{urlencode({**own, '_cursor': str(page.next_cursor)})}"})
+    return {"resourceType": "Bundle", "type": "history", "total": page.total, "link": links,
+            "entry": [_entry(s, base_url) for s in page.entries]}
+
+
+async def handle(services: Services, ctx: RequestContext, resource_type: str | None, resource_id: str | None,
+                 params: dict[str, str], *, base_url: str, pretty: bool = False) -> FhirResponse:
+    if resource_type is not None:
+        check_type(services, resource_type)
+    if resource_id is not None:
+        check_id(resource_id)
+        assert resource_type is not None
+        if await services.store.read(resource_type, resource_id) is None:
+            raise FhirError("not_found", f"{resource_type}/{resource_id} is not known")
+    query = _query(params, services, resource_type, resource_id)
+    page = await services.store.history(query)
+    path = "/".join(p for p in (resource_type, resource_id, "_history") if p)
+    headers = {}
+    if page.entries:
+        headers["Last-Modified"] = http_date(page.entries[0].last_updated)
+    return FhirResponse(200, dumps(_bundle(page, base_url, path, params), pretty=pretty), headers)

@@ -1,0 +1,47 @@
+"""read: ``GET [base]/[type]/[id]`` (FHIR R4 http.html §3.1.0.2), with conditional read (304)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from fhir_server.errors import FhirError
+from fhir_server.interactions.base import (
+    FhirResponse,
+    Services,
+    check_id,
+    check_type,
+    parse_etag,
+    version_headers,
+)
+from fhir_server.security.context import RequestContext
+from fhir_server.storage.protocols import StoredResource
+
+
+def _not_modified_since(stored: StoredResource, if_modified_since: str) -> bool:
+    try:
+        since = parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):
+        return False  # an unparseable date is ignored, as RFC 7232 §3.3 says
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    updated = datetime.strptime(stored.last_updated, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return updated.replace(microsecond=0) <= since
+
+
+async def handle(services: Services, ctx: RequestContext, resource_type: str, resource_id: str, *,
+                 base_url: str, if_none_match: str | None = None,
+                 if_modified_since: str | None = None) -> FhirResponse:
+    check_type(services, resource_type)
+    check_id(resource_id)
+    stored = await services.store.read(resource_type, resource_id)
+    if stored is None:
+        raise FhirError("not_found", f"{resource_type}/{resource_id} is not known")
+    headers = version_headers(stored, base_url, location=False)
+    if stored.deleted:
+        raise FhirError("gone", f"{resource_type}/{resource_id} was deleted", headers=headers)
+    if if_none_match is not None and parse_etag(if_none_match, "If-None-Match") == stored.version:
+        return FhirResponse(304, None, headers, stored)
+    if if_modified_since is not None and _not_modified_since(stored, if_modified_since):
+        return FhirResponse(304, None, headers, stored)
+    return FhirResponse(200, stored.data, headers, stored)

@@ -1,0 +1,65 @@
+"""Steps every write shares: check and validate the content, then store a version with its indexes."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fhir_server.errors import FhirError
+from fhir_server.interactions.base import Services, with_meta
+from fhir_server.jsonio import dumps
+from fhir_server.storage.protocols import StoredResource, TxView
+from fhir_server.validation.issues import Issue
+
+
+def require_resource(body: Any, resource_type: str) -> dict[str, Any]:
+    """The body must be a resource of the type in the URL (FHIR R4 http.html §3.1.0.4/3.1.0.8: 400)."""
+    if not isinstance(body, dict):
+        raise FhirError("invalid", "the request body must be a JSON object (a FHIR resource)", code="structure")
+    actual = body.get("resourceType")
+    if actual != resource_type:
+        raise FhirError("invalid", f"resourceType {actual!r} does not match the URL type {resource_type!r}",
+                        code="invalid", expression="resourceType")
+    return body
+
+
+def validate(services: Services, resource: dict[str, Any], *, mode: str = "create") -> list[Issue]:
+    """Base structural validation, then every configured profile validator; errors give 422."""
+    if not services.settings.validate_on_write:
+        return []
+    issues = services.validator.validate(resource)
+    for extra in services.extra_validators:
+        issues.extend(extra(resource, mode))
+    errors = [i for i in issues if i.is_error]
+    if errors:
+        raise FhirError("unprocessable", errors[0].diagnostics, issues=issues)
+    return issues
+
+
+def store_version(view: TxView, services: Services, resource: dict[str, Any], resource_type: str,
+                  resource_id: str, version: int, method: str) -> StoredResource:
+    """Stamp id/meta, extract search index rows and store the version (inside a write unit)."""
+    full = with_meta(resource, resource_type, resource_id, version, view.timestamp)
+    index = services.indexer.extract(full) if services.indexer is not None else None
+    return view.put(resource_type, resource_id, version, dumps(full), index, method)
+
+
+def parse_criteria(services: Services, resource_type: str, criteria: str) -> Any:
+    """A conditional interaction's search criteria (``identifier=x&active=true``) as a search query.
+
+    Criteria are parsed strictly: an unknown parameter would silently widen the match (FHIR R4
+    http.html §3.1.0.8 conditional update relies on exact criteria).
+    """
+    from fhir_server.search import SearchError, parse_search
+
+    params = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
+    if not params:
+        raise FhirError("invalid", "conditional interaction without search criteria", code="required")
+    try:
+        return parse_search(resource_type, params, strict=True)
+    except SearchError as exc:
+        raise FhirError("invalid", f"invalid criteria {criteria!r}: {exc}", code="invalid") from exc
+
+
+def next_version(current: StoredResource | None) -> int:
+    return 1 if current is None else current.version + 1

@@ -1,0 +1,76 @@
+"""The CapabilityStatement at ``[base]/metadata`` (FHIR R4 capabilitystatement.html), generated from
+what this server implements: every R4 resource type with the same interactions, the search
+parameters the search registry supports, and the operations registered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_server import __version__
+from fhir_server.interactions.base import Services
+from fhir_server.jsonio import dumps
+
+_TYPE_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
+                      "search-type"]
+
+
+def _search_params(resource_type: str) -> list[dict[str, Any]]:
+    from fhir_server.search import capability_search_params
+
+    return capability_search_params(resource_type)
+
+
+def _resource(services: Services, resource_type: str) -> dict[str, Any]:
+    multiple = services.settings.allow_multiple_conditional_delete
+    sd = services.definitions.structure_definitions.get(f"http://hl7.org/fhir/StructureDefinition/{resource_type}")
+    entry: dict[str, Any] = {
+        "type": resource_type,
+        "profile": sd["url"] if sd else f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
+        "interaction": [{"code": c} for c in _TYPE_INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalRead": "full-support",
+        "conditionalUpdate": True,
+        "conditionalDelete": "multiple" if multiple else "single",
+        "referencePolicy": ["literal", "local"],
+    }
+    params = _search_params(resource_type)
+    if params:
+        entry["searchParam"] = params
+    return entry
+
+
+def _statement(services: Services, base_url: str) -> dict[str, Any]:
+    types = sorted(services.definitions.resource_types)
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-21",
+        "publisher": "kzfhir",
+        "kind": "instance",
+        "software": {"name": "kzfhir", "version": __version__},
+        "implementation": {"description": "kzfhir FHIR R4 server", "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "See docs/conformance.md for what is and is not supported.",
+            "resource": [_resource(services, t) for t in types],
+            "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"},
+                            {"code": "search-system"}],
+        }],
+    }
+
+
+_cache: dict[tuple[int, str, bool], bytes] = {}
+
+
+def capability_statement(services: Services, base_url: str, *, pretty: bool = False) -> bytes:
+    """Built once per server and base URL: it only changes when the code or configuration does."""
+    key = (id(services), base_url, pretty)
+    if key not in _cache:
+        _cache[key] = dumps(_statement(services, base_url), pretty=pretty)
+    return _cache[key]

@@ -1,0 +1,106 @@
+"""The Store protocol: the only door to data (architecture.md, core decision 4).
+
+Backend-neutral: no SQL or MQL leaks above this line. Writes are *units*: a synchronous function
+run by the backend inside one atomic transaction with a :class:`TxView` (serializable: nothing else
+writes while it runs), so that conditional interactions and FHIR transactions are written once above
+the backends (house style §4, after Medplum's ``withTransaction``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    """One version of one resource as stored. ``data`` is the JSON bytes (None for a delete)."""
+
+    type: str
+    id: str
+    version: int
+    last_updated: str  # FHIR instant, UTC, microseconds, e.g. 2026-11-21T23:59:59.123456Z
+    deleted: bool
+    data: bytes | None
+    method: str = "PUT"  # the HTTP method that made this version (history Bundle.entry.request)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """History at instance (type and id), type (type only) or system level (neither)."""
+
+    type: str | None = None
+    id: str | None = None
+    since: str | None = None  # versions with last_updated >= since
+    at_start: str | None = None  # versions current at some time in [at_start, at_end)
+    at_end: str | None = None
+    count: int = 50
+    before_seq: int | None = None  # paging cursor: only entries older than this sequence number
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    entries: list[StoredResource]
+    total: int
+    next_cursor: int | None
+    seqs: list[int]
+
+
+class StoreError(Exception):
+    """A write unit could not be applied; ``category`` follows fhir_server.errors."""
+
+    def __init__(self, category: str, message: str) -> None:
+        super().__init__(message)
+        self.category = category
+        self.message = message
+
+
+class TxView(Protocol):
+    """What a write unit may do. Runs synchronously inside the backend's transaction."""
+
+    @property
+    def timestamp(self) -> str:
+        """The lastUpdated instant of this unit: unique and increasing across units."""
+        ...
+
+    def current(self, resource_type: str, resource_id: str) -> StoredResource | None:
+        """The current version (a deleted one has ``deleted=True``), or None if never stored."""
+        ...
+
+    def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:
+        """(type, id) of current resources matching a search query, at most ``limit``."""
+        ...
+
+    def put(self, resource_type: str, resource_id: str, version: int, data: bytes, index: Any,
+            method: str) -> StoredResource:
+        """Store ``version`` of a resource (1 for a create) with its search index rows."""
+        ...
+
+    def delete(self, resource_type: str, resource_id: str, version: int, method: str) -> StoredResource:
+        """Store a deletion as ``version``; the resource reads as gone afterwards."""
+        ...
+
+
+class Store(Protocol):
+    """An async store of FHIR resources, their versions and search indexes."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def transaction(self, unit: Callable[[TxView], T]) -> T:
+        """Run ``unit`` atomically: everything it wrote commits together, or nothing does if it raises."""
+        ...
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredResource | None: ...
+
+    async def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None: ...
+
+    async def history(self, query: HistoryQuery) -> HistoryPage: ...
+
+    async def search(self, query: Any) -> Any:
+        """Run a search query (fhir_server.search.SearchQuery); returns a SearchResult."""
+        ...

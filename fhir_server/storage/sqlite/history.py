@@ -1,0 +1,56 @@
+"""History queries (FHIR R4 http.html §3.1.0.9) over the SQLite ``history`` table.
+
+Pages are cut by the global write sequence ``seq``, newest first; a cursor is the ``seq`` of the last
+entry served, so new writes never shift a page a client is walking through.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from fhir_server.storage.protocols import HistoryPage, HistoryQuery, StoredResource
+
+_AT_CLAUSE = (
+    "h.last_updated < ? AND NOT EXISTS (SELECT 1 FROM history n WHERE n.rid = h.rid "
+    "AND n.version = h.version + 1 AND n.last_updated <= ?)"
+)
+
+
+def _where(query: HistoryQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if query.type is not None and query.id is not None:
+        clauses.append("h.rid = (SELECT rid FROM resources WHERE type = ? AND id = ?)")
+        args += [query.type, query.id]
+    elif query.type is not None:
+        clauses.append("h.type = ?")
+        args.append(query.type)
+    if query.since is not None:
+        clauses.append("h.last_updated >= ?")
+        args.append(query.since)
+    if query.at_start is not None and query.at_end is not None:
+        # the version was current at some instant of [at_start, at_end): it began before at_end and
+        # was not replaced before at_start (FHIR R4 http.html §3.1.0.9 `_at`)
+        clauses.append(_AT_CLAUSE)
+        args += [query.at_end, query.at_start]
+    return (" AND ".join(clauses) or "1"), args
+
+
+def query_history(conn: sqlite3.Connection, query: HistoryQuery) -> HistoryPage:
+    where, args = _where(query)
+    total = conn.execute(f"SELECT COUNT(*) FROM history h WHERE {where}", args).fetchone()[0]
+    page_where, page_args = where, list(args)
+    if query.before_seq is not None:
+        page_where += " AND h.seq < ?"
+        page_args.append(query.before_seq)
+    rows = conn.execute(
+        "SELECT h.type, h.id, h.version, h.last_updated, h.deleted, h.data, h.method, h.seq FROM history h "
+        f"WHERE {page_where} ORDER BY h.seq DESC LIMIT ?",
+        [*page_args, query.count + 1],
+    ).fetchall()
+    more = len(rows) > query.count
+    rows = rows[: query.count]
+    entries = [StoredResource(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
+    seqs = [r[7] for r in rows]
+    return HistoryPage(entries, int(total), seqs[-1] if more and seqs else None, seqs)

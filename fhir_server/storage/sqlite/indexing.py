@@ -1,0 +1,33 @@
+"""Bridge from the SQLite store to the search index layer (fhir_server/storage/sqlite/search).
+
+The store calls these inside its write transaction, so index rows commit atomically with the
+resource version (architecture.md, core decision 5).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from fhir_server.storage.sqlite import search as sqlite_search
+
+
+def ddl() -> list[str]:
+    return list(sqlite_search.INDEX_DDL)
+
+
+def write(conn: sqlite3.Connection, rid: int, resource_type: str, index: Any) -> None:
+    if index is not None:
+        sqlite_search.write_index(conn, rid, resource_type, index)
+
+
+def delete(conn: sqlite3.Connection, rid: int) -> None:
+    sqlite_search.delete_index(conn, rid)
+
+
+def search_ids(conn: sqlite3.Connection, query: Any, limit: int) -> list[tuple[str, str]]:
+    return sqlite_search.match_ids(conn, query, limit)
+
+
+def run_search(conn: sqlite3.Connection, query: Any) -> Any:
+    return sqlite_search.run_search(conn, query)

@@ -1,0 +1,130 @@
+"""The embedded SQLite store: one file, WAL, a single group-commit writer, concurrent readers."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fhir_server.storage.protocols import HistoryPage, HistoryQuery, StoredResource
+from fhir_server.storage.sqlite import indexing
+from fhir_server.storage.sqlite.history import query_history
+from fhir_server.storage.sqlite.schema import connect, create_schema
+from fhir_server.storage.sqlite.writer import GroupCommitWriter
+
+T = TypeVar("T")
+
+_READ = "SELECT version, last_updated, deleted, data FROM resources WHERE type = ? AND id = ?"
+_VREAD = ("SELECT h.version, h.last_updated, h.deleted, h.data, h.method FROM history h "
+          "JOIN resources r ON r.rid = h.rid WHERE r.type = ? AND r.id = ? AND h.version = ?")
+
+
+class SqliteStore:
+    """Implements :class:`fhir_server.storage.protocols.Store` on one SQLite file."""
+
+    def __init__(self, path: Path | str, *, synchronous_full: bool = True, max_batch: int = 256,
+                 read_threads: int = 4) -> None:
+        self.path = str(path)
+        self._sync_full = synchronous_full
+        self._max_batch = max_batch
+        self._read_threads = read_threads
+        self._writer: GroupCommitWriter | None = None
+        self._loop_conn: sqlite3.Connection | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._all_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.path, synchronous_full=self._sync_full)
+        create_schema(conn, indexing.ddl())
+        next_seq, last_micros = self._resume_point(conn)
+        self._writer = GroupCommitWriter(conn, max_batch=self._max_batch, next_seq=next_seq,
+                                         last_micros=last_micros)
+        self._writer.start()
+        self._loop_conn = connect(self.path, synchronous_full=self._sync_full)
+        self._pool = ThreadPoolExecutor(self._read_threads, thread_name_prefix="kzfhir-sqlite-read")
+
+    @staticmethod
+    def _resume_point(conn: sqlite3.Connection) -> tuple[int, int]:
+        seq, last = conn.execute("SELECT COALESCE(MAX(seq), 0), MAX(last_updated) FROM history").fetchone()
+        micros = 0
+        if last:
+            dt = datetime.strptime(last, "%Y-%m-%dT%H:%M:%S.%fZ")
+            micros = int((dt - datetime(1970, 1, 1)).total_seconds() * 1_000_000)  # naive, read as UTC
+        return int(seq) + 1, micros
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.stop)
+            self._writer = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        with self._conns_lock:
+            for c in self._all_conns:
+                c.close()
+            self._all_conns.clear()
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
+
+    # -- writes ------------------------------------------------------------------------------------
+    async def transaction(self, unit: Callable[[Any], T]) -> T:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        result: T = await self._writer.submit(unit)
+        return result
+
+    # -- reads -------------------------------------------------------------------------------------
+    def _thread_conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, synchronous_full=self._sync_full)
+            self._local.conn = conn
+            with self._conns_lock:
+                self._all_conns.append(conn)
+        return conn
+
+    async def _in_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._thread_conn()))
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
+        # A primary-key lookup takes microseconds: run it on the loop's own connection rather than pay
+        # a thread hop; WAL lets it proceed while the writer commits.
+        assert self._loop_conn is not None
+        row = self._loop_conn.execute(_READ, (resource_type, resource_id)).fetchone()
+        if row is None:
+            return None
+        return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3])
+
+    async def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
+        assert self._loop_conn is not None
+        row = self._loop_conn.execute(_VREAD, (resource_type, resource_id, version)).fetchone()
+        if row is None:
+            return None
+        return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], row[4])
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        return await self._in_reader(lambda conn: query_history(conn, query))
+
+    async def search(self, query: Any) -> Any:
+        return await self._in_reader(lambda conn: indexing.run_search(conn, query))
+
+    async def run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a backend-specific read on a reader thread (used by backend-specific modules only)."""
+        return await self._in_reader(fn)
+
+    @property
+    def writer_stats(self) -> tuple[int, int]:
+        """(commits, units) so far: units/commits is the group-commit factor."""
+        return (self._writer.commits, self._writer.units) if self._writer else (0, 0)

@@ -1,0 +1,76 @@
+"""The TxView of the SQLite backend: what a write unit may do inside the writer's transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from fhir_server.storage.protocols import StoredResource, StoreError
+from fhir_server.storage.sqlite import indexing
+
+
+class SqliteTxView:
+    def __init__(self, conn: sqlite3.Connection, timestamp: str, next_seq: int) -> None:
+        self._conn = conn
+        self._timestamp = timestamp
+        self.next_seq = next_seq
+
+    @property
+    def timestamp(self) -> str:
+        return self._timestamp
+
+    def _row(self, resource_type: str, resource_id: str) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._conn.execute(
+            "SELECT rid, version, last_updated, deleted, data FROM resources WHERE type = ? AND id = ?",
+            (resource_type, resource_id),
+        ).fetchone()
+        return row
+
+    def current(self, resource_type: str, resource_id: str) -> StoredResource | None:
+        row = self._row(resource_type, resource_id)
+        if row is None:
+            return None
+        return StoredResource(resource_type, resource_id, row[1], row[2], bool(row[3]), row[4])
+
+    def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:
+        return indexing.search_ids(self._conn, query, limit)
+
+    def _write(self, resource_type: str, resource_id: str, version: int, data: bytes | None,
+               method: str) -> int:
+        row = self._row(resource_type, resource_id)
+        expected = 1 if row is None else row[1] + 1
+        if version != expected:
+            raise StoreError("conflict", f"{resource_type}/{resource_id}: version {version} is not the next "
+                                         f"version ({expected}); the resource changed meanwhile")
+        deleted = 1 if data is None else 0
+        if row is None:
+            cur = self._conn.execute(
+                "INSERT INTO resources (type, id, version, last_updated, deleted, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (resource_type, resource_id, version, self._timestamp, deleted, data),
+            )
+            rid = cur.lastrowid
+            assert rid is not None
+        else:
+            rid = row[0]
+            self._conn.execute(
+                "UPDATE resources SET version = ?, last_updated = ?, deleted = ?, data = ? WHERE rid = ?",
+                (version, self._timestamp, deleted, data, rid),
+            )
+        self._conn.execute(
+            "INSERT INTO history (rid, version, type, id, last_updated, deleted, method, data, seq) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rid, version, resource_type, resource_id, self._timestamp, deleted, method, data, self.next_seq),
+        )
+        self.next_seq += 1
+        return int(rid)
+
+    def put(self, resource_type: str, resource_id: str, version: int, data: bytes, index: Any,
+            method: str) -> StoredResource:
+        rid = self._write(resource_type, resource_id, version, data, method)
+        indexing.write(self._conn, rid, resource_type, index)
+        return StoredResource(resource_type, resource_id, version, self._timestamp, False, data, method)
+
+    def delete(self, resource_type: str, resource_id: str, version: int, method: str) -> StoredResource:
+        rid = self._write(resource_type, resource_id, version, None, method)
+        indexing.delete(self._conn, rid)
+        return StoredResource(resource_type, resource_id, version, self._timestamp, True, None, method)

@@ -1,0 +1,131 @@
+"""The single writer of the SQLite store, with group commit.
+
+All write units go through one thread and one connection. The thread takes every unit queued while
+the previous commit was running and applies them in one SQLite transaction, each inside its own
+SAVEPOINT: a unit that raises is rolled back alone, the others commit together with one fsync
+(architecture.md, core decision 4). A unit's future is resolved only after COMMIT returned, so an
+acknowledged write is durable (WAL; synchronous=FULL by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fhir_server.storage.sqlite.txview import SqliteTxView
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Job:
+    unit: Callable[[SqliteTxView], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+def _resolve(job: _Job, result: Any, error: BaseException | None) -> None:
+    if job.future.cancelled():
+        return
+    if error is not None:
+        job.future.set_exception(error)
+    else:
+        job.future.set_result(result)
+
+
+class GroupCommitWriter:
+    """Owns the write connection; ``submit`` is called from the event loop."""
+
+    def __init__(self, conn: sqlite3.Connection, *, max_batch: int, next_seq: int, last_micros: int) -> None:
+        self._conn = conn
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._next_seq = next_seq
+        self._last_micros = last_micros
+        self._thread = threading.Thread(target=self._run, name="kzfhir-sqlite-writer", daemon=True)
+        self.commits = 0
+        self.units = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def submit(self, unit: Callable[[SqliteTxView], Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Job(unit, fut, loop))
+        return fut
+
+    # -- writer thread -----------------------------------------------------------------------------
+    def _take_batch(self, first: _Job) -> tuple[list[_Job], bool]:
+        batch = [first]
+        stop = False
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                stop = True
+                break
+            batch.append(item)
+        return batch, stop
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stop = self._take_batch(first)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _timestamp(self) -> str:
+        micros = max(time.time_ns() // 1000, self._last_micros + 1)
+        self._last_micros = micros
+        dt = datetime.fromtimestamp(micros / 1_000_000, UTC)
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def _commit(self, batch: list[_Job]) -> None:
+        conn = self._conn
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                outcomes.append(self._apply(job))
+            conn.execute("COMMIT")
+        except BaseException as exc:  # a failed COMMIT (disk full, I/O error) fails every unit in it
+            log.exception("group commit failed")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [(None, exc)] * len(batch)
+        self.commits += 1
+        self.units += len(batch)
+        for job, (result, error) in zip(batch, outcomes, strict=True):
+            job.loop.call_soon_threadsafe(_resolve, job, result, error)
+
+    def _apply(self, job: _Job) -> tuple[Any, BaseException | None]:
+        conn = self._conn
+        conn.execute("SAVEPOINT unit")
+        view = SqliteTxView(conn, self._timestamp(), self._next_seq)
+        try:
+            result = job.unit(view)
+        except BaseException as exc:
+            conn.execute("ROLLBACK TO unit")
+            conn.execute("RELEASE unit")
+            return None, exc
+        conn.execute("RELEASE unit")
+        self._next_seq = view.next_seq
+        return result, None
