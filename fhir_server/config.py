@@ -25,6 +25,19 @@ class Settings(BaseSettings):
     default_page_size: int = 50
     max_page_size: int = 1000
     validate_on_write: bool = True
+    require_kz_profiles: bool = Field(
+        default=False,
+        description="National strict mode: the KZ profiles are mandatory for their ten resource types "
+        "(docs/kz-ig.md); the default is a general R4 server",
+    )
+    relaxed_iin: bool = Field(
+        default=False, description="Accept 12-digit IINs/BINs failing date/checksum rules (NCA test certificates)"
+    )
+    validate_invariants_on_write: bool = Field(
+        default=False,
+        description="Also run the R4 core FHIRPath invariants on writes of resources that declare no profile "
+        "(they always run for profiled resources and in $validate)",
+    )
     group_commit_max_batch: int = Field(default=256, description="Write units combined into one commit at most")
     synchronous_full: bool = Field(
         default=True,

@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from fhir_server import __version__
 from fhir_server.api import errors
-from fhir_server.api.routes import instance, system
+from fhir_server.api.fastpath import FastReads
+from fhir_server.api.routes import instance, operations, system
 from fhir_server.api.routes import type as type_routes
 from fhir_server.config import Settings
 from fhir_server.definitions import get_definitions
@@ -17,6 +18,7 @@ from fhir_server.interactions.base import Services
 from fhir_server.storage.protocols import Store
 from fhir_server.storage.sqlite.store import SqliteStore
 from fhir_server.validation import get_structure_validator
+from fhir_server.validation.on_write import ProfileValidation
 
 
 def build_services(settings: Settings, store: Store | None = None) -> Services:
@@ -25,11 +27,14 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     if store is None:
         store = SqliteStore(settings.database, synchronous_full=settings.synchronous_full,
                             max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
-    return Services(settings=settings, store=store, definitions=get_definitions(),
-                    validator=get_structure_validator(), indexer=get_indexer())
+    services = Services(settings=settings, store=store, definitions=get_definitions(),
+                        validator=get_structure_validator(), indexer=get_indexer())
+    services.profiles = ProfileValidation(settings, terminology=services.terminology)
+    services.extra_validators.append(services.profiles)
+    return services
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastReads:
     settings = settings or Settings()
     services = build_services(settings, store)
 
@@ -46,6 +51,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.services = services
     errors.install(app)
     app.include_router(system.router)
+    app.include_router(operations.router)
     app.include_router(type_routes.router)
     app.include_router(instance.router)
-    return app
+    return FastReads(app, services)

@@ -19,8 +19,11 @@ def services(request: Request) -> Services:
 def context(request: Request) -> RequestContext:
     """The caller's context. Authentication plugs in here (issue 5); until then every caller acts
     with the server's own system context, and docs/security.md says so."""
-    client = request.client.host if request.client else None
-    return RequestContext(client_ip=client, subject="anonymous", role="system", scopes=("system/*.cruds",),
+    return anonymous_context(request.client.host if request.client else None)
+
+
+def anonymous_context(client_ip: str | None) -> RequestContext:
+    return RequestContext(client_ip=client_ip, subject="anonymous", role="system", scopes=("system/*.cruds",),
                           authenticated=False)
 
 

@@ -22,14 +22,20 @@ def check_accept(request: Request) -> None:
             raise FhirError("not_acceptable", f"_format {fmt!r} is not supported; use json", code="not-supported")
         return
     accept = request.headers.get("accept")
-    if not accept:
+    if accept_ok(accept):
         return
+    raise FhirError("not_acceptable", f"cannot produce {accept!r}; this server speaks {FHIR_JSON}",
+                    code="not-supported")
+
+
+def accept_ok(accept: str | None) -> bool:
+    if not accept:
+        return True
     for part in accept.split(","):
         media = part.split(";")[0].strip().lower()
         if media in _ACCEPTABLE or media == "":
-            return
-    raise FhirError("not_acceptable", f"cannot produce {accept!r}; this server speaks {FHIR_JSON}",
-                    code="not-supported")
+            return True
+    return False
 
 
 def check_content_type(request: Request, *, patch: bool = False) -> None:

@@ -26,7 +26,9 @@ class Services:
     definitions: Definitions
     validator: StructureValidator
     indexer: Any  # fhir_server.search.Indexer
-    extra_validators: list[Any] = field(default_factory=list)  # profile validators (validation.profile)
+    extra_validators: list[Any] = field(default_factory=list)  # write-time validators after the base one
+    profiles: Any = None  # validation.on_write.ProfileValidation: $validate and profile checks
+    terminology: Any = None  # terminology.TerminologyService
 
 
 @dataclass(slots=True)
@@ -64,10 +66,18 @@ def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(instant: str) -> str:
-    """RFC 7231 HTTP-date of a FHIR instant, for Last-Modified."""
-    dt = datetime.strptime(instant, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    return dt.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    """RFC 7231 HTTP-date of a stored instant (``YYYY-MM-DDThh:mm:ss.ffffffZ``), for Last-Modified.
+
+    Built from the fixed positions rather than strptime/strftime: it runs on every read.
+    """
+    day = datetime(int(instant[0:4]), int(instant[5:7]), int(instant[8:10]), tzinfo=UTC)
+    return (f"{_DAYS[day.weekday()]}, {instant[8:10]} {_MONTHS[day.month - 1]} {instant[0:4]} "
+            f"{instant[11:19]} GMT")
 
 
 def version_headers(stored: StoredResource, base_url: str, *, location: bool) -> dict[str, str]:

@@ -10,6 +10,7 @@ from fhir_server.interactions.base import Services, with_meta
 from fhir_server.jsonio import dumps
 from fhir_server.storage.protocols import StoredResource, TxView
 from fhir_server.validation.issues import Issue
+from fhir_server.validation.on_write import merge
 
 
 def require_resource(body: Any, resource_type: str) -> dict[str, Any]:
@@ -28,8 +29,10 @@ def validate(services: Services, resource: dict[str, Any], *, mode: str = "creat
     if not services.settings.validate_on_write:
         return []
     issues = services.validator.validate(resource)
-    for extra in services.extra_validators:
-        issues.extend(extra(resource, mode))
+    if not any(i.is_error for i in issues):  # profiles assume a structurally sound resource
+        for extra in services.extra_validators:
+            issues.extend(extra(resource, mode))
+    issues = merge(issues)
     errors = [i for i in issues if i.is_error]
     if errors:
         raise FhirError("unprocessable", errors[0].diagnostics, issues=issues)

@@ -117,7 +117,8 @@ class StructureValidator:
                 self._check_code(f.required_valueset, None, value, path, issues)
             return
         if not isinstance(value, dict):
-            issues.append(Issue("error", "structure", f"'{f.name}' must be a JSON object, not {json_kind(value)}", path))
+            kind = json_kind(value)
+            issues.append(Issue("error", "structure", f"'{f.name}' must be a JSON object, not {kind}", path))
             return
         if f.type_code == "Resource":
             self._resource(value, path, issues, depth + 1)

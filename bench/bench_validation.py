@@ -1,0 +1,73 @@
+"""Validation throughput: KZ-profile validation of the IG's valid examples and R4 core invariants of
+the official examples, warm (profiles compiled once, as in the server). Bounded to a few seconds."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from fhir_server.validation.profile import (
+    ProfilePolicy,
+    ProfileRegistry,
+    validate_core_invariants,
+    validate_profiles,
+)
+from profiles import examples_dir
+
+_EXAMPLES_R4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "examples-r4"
+_ROUNDS = 20
+
+
+def _median_ms(run: Any, resource: dict[str, Any], rounds: int = _ROUNDS) -> float:
+    timings = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        run(resource)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1000
+
+
+def _kz(registry: ProfileRegistry) -> None:
+    policy = ProfilePolicy.national()
+    resources = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((examples_dir() / "valid").glob("*.json"))]
+
+    def run(resource: dict[str, Any]) -> None:
+        validate_profiles(resource, policy.profiles_for(resource), registry=registry, policy=policy)
+
+    started = time.perf_counter()
+    for resource in resources:
+        run(resource)  # first pass compiles every profile
+    print(f"KZ profiles: compile + first pass over {len(resources)} resources {time.perf_counter() - started:.2f} s")
+    by_type: dict[str, list[float]] = {}
+    for resource in resources:
+        by_type.setdefault(resource["resourceType"], []).append(_median_ms(run, resource))
+    for name, values in sorted(by_type.items()):
+        print(f"  {name:<18} median {statistics.median(values):.3f} ms/resource")
+    every = [v for values in by_type.values() for v in values]
+    print(f"KZ profile validation, warm: median {statistics.median(every):.3f} ms, max {max(every):.3f} ms "
+          f"(target <= 1 ms median); {1000 / statistics.mean(every):.0f} resources/s on one core")
+
+
+def _core(registry: ProfileRegistry) -> None:
+    if not _EXAMPLES_R4.is_dir():
+        print("R4 core invariants: shared/data/examples-r4 absent, skipped")
+        return
+    # Typical resources only: the few multi-megabyte Bundles (Bundle-types) would dominate the run time.
+    paths = [p for p in sorted(_EXAMPLES_R4.glob("*.json")) if p.stat().st_size < 50_000]
+    resources = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    for resource in resources:
+        validate_core_invariants(resource, registry)
+    timings = [_median_ms(lambda r: validate_core_invariants(r, registry), r, 5) for r in resources]
+    print(f"R4 core invariants over {len(timings)} official examples (< 50 kB), warm: median "
+          f"{statistics.median(timings):.3f} ms, p90 {statistics.quantiles(timings, n=10)[-1]:.3f} ms")
+
+
+def main() -> None:
+    started = time.perf_counter()
+    registry = ProfileRegistry()
+    print(f"registry load (R4 core + KZ IG): {time.perf_counter() - started:.2f} s")
+    _kz(registry)
+    _core(registry)

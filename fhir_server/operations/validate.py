@@ -1,0 +1,82 @@
+"""``$validate`` at type and instance level (FHIR R4 resource-operation-validate, issue 4 §5).
+
+Always answers 200 with an OperationOutcome listing every issue (error, warning, information) with
+its FHIRPath expression; 4xx only when the operation itself cannot run. Checks the base R4 structure,
+the declared and mandatory profiles plus the ``profile`` parameter, and the R4 core invariants.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.interactions.base import FhirResponse, Services, check_id, check_type
+from fhir_server.jsonio import dumps, reload
+from fhir_server.validation.issues import Issue
+from fhir_server.validation.on_write import merge
+
+MODES = ("create", "update", "delete")
+
+
+def _parameters(body: Any) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """(resource, mode, profile) from a Parameters body, or the body itself as the resource."""
+    if not isinstance(body, dict):
+        raise FhirError("invalid", "the $validate body must be a resource or a Parameters resource")
+    if body.get("resourceType") != "Parameters":
+        return body, None, None
+    resource = mode = profile = None
+    for p in body.get("parameter", []):
+        name = p.get("name") if isinstance(p, dict) else None
+        if name == "resource":
+            resource = p.get("resource")
+        elif name == "mode":
+            mode = p.get("valueCode") or p.get("valueString")
+        elif name == "profile":
+            profile = p.get("valueUri") or p.get("valueCanonical") or p.get("valueString")
+    return resource, mode, profile
+
+
+def _check(services: Services, resource: dict[str, Any], profile: str | None) -> list[Issue]:
+    issues = services.validator.validate(resource)
+    if services.profiles is not None and not any(i.is_error for i in issues):
+        profiles = services.profiles.policy.profiles_for(resource)
+        if profile:
+            profiles = [*profiles, profile]
+        issues += services.profiles.validate(resource, profiles, invariants=True)
+    return merge(issues)
+
+
+def _mode_issues(mode: str, resource: dict[str, Any], resource_id: str | None) -> list[Issue]:
+    if mode == "update":
+        if "id" not in resource:
+            return [Issue("error", "required", "mode update: the resource must carry an id", "id")]
+        if resource_id is not None and resource["id"] != resource_id:
+            return [Issue("error", "invalid", "mode update: the id differs from the URL", "id")]
+    return []
+
+
+async def handle(services: Services, resource_type: str, resource_id: str | None, body: Any,
+                 params: dict[str, str], *, pretty: bool = False) -> FhirResponse:
+    check_type(services, resource_type)
+    if resource_id is not None:
+        check_id(resource_id)
+    resource, mode, profile = _parameters(body) if body is not None else (None, None, None)
+    mode = mode or params.get("mode") or ("update" if resource_id else "create")
+    profile = profile or params.get("profile")
+    if mode not in MODES:
+        raise FhirError("invalid", f"mode must be one of {', '.join(MODES)}", code="value", expression="mode")
+    if resource is None and resource_id is not None:
+        stored = await services.store.read(resource_type, resource_id)
+        if stored is None or stored.data is None:
+            raise FhirError("not_found", f"{resource_type}/{resource_id} is not known")
+        resource = reload(stored.data)
+    if mode == "delete":
+        issues = [Issue("information", "informational", "no rule of this server forbids deleting this resource")]
+    elif not isinstance(resource, dict):
+        raise FhirError("invalid", "$validate needs a resource (the body, or a 'resource' parameter)")
+    elif resource.get("resourceType") != resource_type:
+        issues = [Issue("error", "invalid", f"resourceType {resource.get('resourceType')!r} is not {resource_type}",
+                        "resourceType")]
+    else:
+        issues = _mode_issues(mode, resource, resource_id) + _check(services, resource, profile)
+    return FhirResponse(200, dumps(operation_outcome(issues), pretty=pretty))

@@ -1,0 +1,101 @@
+"""Element-level checks: fixed/pattern values, terminology bindings and reference targets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from fhir_server.validation.issues import Issue, Severity
+from fhir_server.validation.profile.coreterm import core_membership
+from fhir_server.validation.profile.model import Binding, ElementRule
+from fhir_server.validation.profile.references import contained_target, referenced_type
+from fhir_server.validation.profile.registry import CORE_PREFIX, ProfileRegistry
+from fhir_server.validation.profile.slicing import Item
+from fhir_server.validation.profile.values import codes_of, matches_fixed, matches_pattern
+
+__all__ = ["Terminology", "check_binding", "check_fixed_and_pattern", "check_reference", "membership"]
+
+
+class Terminology(Protocol):
+    """What the validator needs from a terminology service (terminology/ implements it)."""
+
+    def check_membership(self, valueset_url: str, system: str | None, code: str) -> bool | None: ...
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def check_fixed_and_pattern(item: Item, rule: ElementRule) -> list[Issue]:
+    issues = []
+    if rule.fixed is not None and not matches_fixed(item.value, rule.fixed):
+        issues.append(Issue("error", "value", f"{rule.path}: value must be exactly {_short(rule.fixed)}",
+                            item.expression))
+    if rule.pattern is not None and not matches_pattern(item.value, rule.pattern):
+        issues.append(Issue("error", "value", f"{rule.path}: value must match pattern {_short(rule.pattern)}",
+                            item.expression))
+    return issues
+
+
+def membership(terminology: Terminology | None, value_set: str, system: str | None, code: str) -> bool | None:
+    """Ask the terminology service first; fall back to the R4 core definitions when it cannot tell."""
+    if terminology is not None:
+        answer = terminology.check_membership(value_set, system, code)
+        if answer is not None:
+            return answer
+    return core_membership(value_set, system, code)
+
+
+def check_binding(item: Item, binding: Binding, terminology: Terminology | None) -> list[Issue]:
+    """required → error, extensible → warning (R4 §4.1.0.3); preferred/example are not checked."""
+    if binding.strength not in ("required", "extensible"):
+        return []
+    severity: Severity = "error" if binding.strength == "required" else "warning"
+    codes = codes_of(item.value, item.type_code)
+    if not codes:
+        if binding.strength == "required" and item.type_code in ("CodeableConcept", "Coding"):
+            return [Issue(severity, "code-invalid", f"No code given; a code from {binding.value_set} is required",
+                          item.expression)]
+        return []
+    answers = [membership(terminology, binding.value_set, system, code) for system, code in codes]
+    if True in answers or None in answers:
+        return []
+    shown = ", ".join(f"{s}#{c}" if s else c for s, c in codes)
+    return [Issue(severity, "code-invalid", f"Code {shown} is not in value set {binding.value_set} "
+                  f"({binding.strength} binding)", item.expression)]
+
+
+def _allowed_types(rule: ElementRule, registry: ProfileRegistry) -> set[str] | None:
+    targets = [p for t in rule.types if t.code == "Reference" for p in t.target_profiles]
+    types = {registry.type_of(p) for p in targets}
+    if not targets or None in types or "Resource" in types:
+        return None
+    return {t for t in types if t}
+
+
+def check_reference(
+    item: Item,
+    rule: ElementRule,
+    registry: ProfileRegistry,
+    root: dict[str, Any],
+    conforms: Callable[[dict[str, Any], str], bool],
+) -> list[Issue]:
+    """The referenced type must be allowed; a contained target must conform to a non-core target profile."""
+    if not isinstance(item.value, dict):
+        return []
+    allowed = _allowed_types(rule, registry)
+    found = referenced_type(item.value, root)
+    if allowed is not None and found is not None and found not in allowed:
+        return [Issue("error", "structure", f"{rule.path}: a reference to {found} is not allowed here "
+                      f"(allowed: {', '.join(sorted(allowed))})", item.expression)]
+    target = contained_target(item.value, root)
+    profiles = [
+        p for t in rule.types for p in t.target_profiles
+        if not p.startswith(CORE_PREFIX) and registry.type_of(p) == (target or {}).get("resourceType")
+    ]
+    if target is not None and profiles and not any(conforms(target, p) for p in profiles):
+        return [Issue("error", "structure", f"{rule.path}: the contained target does not conform to "
+                      f"{' or '.join(profiles)}", item.expression)]
+    return []

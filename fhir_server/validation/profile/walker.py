@@ -1,0 +1,260 @@
+"""The validation walk: an instance against a compiled profile, element by element.
+
+For each element: cardinality and slicing (at the parent), fixed/pattern, binding, reference targets,
+invariants; then its children — from the profile when the snapshot has them, otherwise from the data
+type's own definition. Extensions are validated against their definitions, contained and Bundle entry
+resources against their own type. ``invariants_only`` keeps just the invariant evaluation (used for the
+R4 core invariants, when the structural checks are the base validator's job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhir_server.validation.issues import Issue, Severity
+from fhir_server.validation.profile import checks
+from fhir_server.validation.profile.fhirpath import EvaluationError, evaluate_invariant
+from fhir_server.validation.profile.model import CompiledProfile, Constraint, ElementRule, TypeRule
+from fhir_server.validation.profile.natives import Env
+from fhir_server.validation.profile.registry import CORE_PREFIX, ProfileRegistry
+from fhir_server.validation.profile.slicing import Item, assign_slices
+
+__all__ = ["Walk"]
+
+_STRUCTURAL = ("BackboneElement", "Element")
+_ANY_CONTEXT = frozenset({"Element", "Resource", "DomainResource", "Base"})
+
+
+@dataclass(slots=True)
+class _ChildIndex:
+    entries: list[tuple[ElementRule, list[tuple[str, str]] | None]]  # rule, choice (key, type) pairs
+    known: frozenset[str]
+    required: frozenset[str]  # ids of children that must be checked even when absent
+
+
+def _suffix(code: str) -> str:
+    return code[:1].upper() + code[1:]
+
+
+def child_index(rule: ElementRule) -> _ChildIndex:
+    if rule.index is None:
+        entries: list[tuple[ElementRule, list[tuple[str, str]] | None]] = []
+        known: set[str] = set()
+        for name, child in rule.children.items():
+            if child.is_choice:
+                keys = [(name + _suffix(t.code), t.code) for t in child.types]
+                entries.append((child, keys))
+                known.update(k for k, _ in keys)
+            else:
+                entries.append((child, None))
+                known.add(name)
+        required = frozenset(
+            c.id for c in rule.children.values() if c.min > 0 or any(s.min > 0 for s in c.slices)
+        )
+        rule.index = _ChildIndex(entries, frozenset(known), required)
+    index: _ChildIndex = rule.index
+    return index
+
+
+def _items(obj: dict[str, Any], key: str, type_code: str, expression: str) -> list[Item]:
+    raw, ext = obj.get(key), obj.get("_" + key)
+    if raw is None and ext is None:
+        return []
+    if isinstance(raw, list) or isinstance(ext, list):
+        values = raw if isinstance(raw, list) else []
+        exts = ext if isinstance(ext, list) else []
+        count = max(len(values), len(exts))
+        values = values + [None] * (count - len(values))
+        exts = exts + [None] * (count - len(exts))
+        return [
+            Item(v, e, type_code, f"{expression}.{key}[{i}]")
+            for i, (v, e) in enumerate(zip(values, exts, strict=True))
+            if v is not None or e is not None
+        ]
+    return [Item(raw, ext, type_code, f"{expression}.{key}")]
+
+
+@dataclass(slots=True)
+class Walk:
+    registry: ProfileRegistry
+    terminology: checks.Terminology | None = None
+    relaxed_iin: bool = False
+    invariants_only: bool = False
+    issues: list[Issue] = field(default_factory=list)
+
+    def resource(
+        self, resource: dict[str, Any], profile: CompiledProfile, expression: str, root: dict[str, Any]
+    ) -> None:
+        env = Env(resource, root, self.relaxed_iin)
+        self._element(Item(resource, None, profile.type, expression), profile.root, env, profile.type)
+
+    def conforms(self, value: dict[str, Any], url: str) -> bool:
+        """Whether ``value`` meets the profile at ``url`` (errors only), without recording issues."""
+        profile = self.registry.compiled(url)
+        if profile is None:
+            return False
+        probe = Walk(self.registry, self.terminology, self.relaxed_iin)
+        if profile.kind == "resource":
+            probe.resource(value, profile, profile.type, value)
+        else:
+            env = Env(value, value, self.relaxed_iin)
+            probe._element(Item(value, None, profile.type, profile.type), profile.root, env, profile.type)
+        return not any(issue.is_error for issue in probe.issues)
+
+    def _node(self, item: Item, rule: ElementRule, env: Env, container: tuple[str, str]) -> None:
+        if item.type_code == "Resource" or self.registry.is_resource_type(item.type_code):
+            self._contained(item, rule, env)
+        elif item.type_code == "Extension" and isinstance(item.value, dict):
+            self._extension(item, rule, env, container)
+        else:
+            self._element(item, rule, env, self._type_path(item, rule))
+
+    def _type_path(self, item: Item, rule: ElementRule) -> str:
+        return rule.path if rule.type_codes[:1] and rule.type_codes[0] in _STRUCTURAL else item.type_code
+
+    def _element(
+        self, item: Item, rule: ElementRule, env: Env, type_path: str, skip: frozenset[str] = frozenset()
+    ) -> None:
+        if not self.invariants_only:
+            self._checks(item, rule, env)
+        self._invariants(item, rule, env, type_path, skip)
+        if len(rule.types) > 1 and item.type_code:
+            # A choice element's snapshot cannot list its per-type invariants; add the chosen type's.
+            known = skip | {c.key for c in rule.constraints}
+            extra = [c for c in self.registry.type_constraints(TypeRule(item.type_code)) if c.key not in known]
+            self._check_constraints(item, extra, env, type_path)
+        if isinstance(item.value, dict):
+            source = rule if rule.children else self._type_root(item.type_code)
+            if source is not None:
+                self._children(item.value, source, item.expression, env, (item.type_code, rule.path))
+        if isinstance(item.extension, dict):
+            core_extension = self._type_root("Element")
+            if core_extension is not None:
+                container = (item.type_code, rule.path)
+                self._children(item.extension, core_extension, item.expression, env, container)
+
+    def _type_root(self, type_code: str) -> ElementRule | None:
+        if (type_code in _STRUCTURAL and type_code != "Element") or self.registry.is_primitive(type_code):
+            return None
+        profile = self.registry.core(type_code)
+        return profile.root if profile is not None else None
+
+    def _checks(self, item: Item, rule: ElementRule, env: Env) -> None:
+        self.issues.extend(checks.check_fixed_and_pattern(item, rule))
+        if rule.binding is not None:
+            self.issues.extend(checks.check_binding(item, rule.binding, self.terminology))
+        if item.type_code == "Reference":
+            self.issues.extend(checks.check_reference(item, rule, self.registry, env.root, self.conforms))
+
+    def _invariants(self, item: Item, rule: ElementRule, env: Env, type_path: str, skip: frozenset[str]) -> None:
+        constraints = rule.constraints if not skip else [c for c in rule.constraints if c.key not in skip]
+        self._check_constraints(item, constraints, env, type_path)
+
+    def _check_constraints(self, item: Item, constraints: Iterable[Constraint], env: Env, type_path: str) -> None:
+        focus = item.value if item.value is not None else item.extension
+        for constraint in constraints:
+            try:
+                holds = evaluate_invariant(constraint.key, constraint.expression, focus, type_path, env)
+            except EvaluationError as exc:
+                self.issues.append(Issue("warning", "processing", f"{constraint.key}: could not be evaluated "
+                                         f"({exc})", item.expression))
+                continue
+            if not holds:
+                severity: Severity = "error" if constraint.severity == "error" else "warning"
+                self.issues.append(Issue(severity, "invariant", f"{constraint.key}: {constraint.human}",
+                                         item.expression))
+
+    def _children(self, obj: dict[str, Any], source: ElementRule, expression: str, env: Env,
+                  container: tuple[str, str]) -> None:
+        index = child_index(source)
+        for rule, choice_keys in index.entries:
+            foreign = 0
+            if choice_keys is None:
+                items = _items(obj, rule.json_name, rule.type_codes[0] if rule.types else "", expression)
+            else:
+                items = [i for key, code in choice_keys for i in _items(obj, key, code, expression)]
+                foreign = self._foreign_choices(obj, rule, index, expression)
+            if not items and not foreign and rule.id not in index.required:
+                continue
+            if not self.invariants_only:
+                self._cardinality(rule, len(items) + foreign, f"{expression}.{rule.json_name}")
+            rules = [rule] * len(items)
+            if rule.slicing is not None:
+                outcome = assign_slices(rule, items, expression, self.conforms)
+                rules = outcome.rules
+                if not self.invariants_only:
+                    self.issues.extend(outcome.issues)
+            for item, item_rule in zip(items, rules, strict=True):
+                self._node(item, item_rule, env, container)
+
+    def _cardinality(self, rule: ElementRule, count: int, expression: str) -> None:
+        if count < rule.min:
+            self.issues.append(Issue("error", "required", f"{rule.path}: minimum required = {rule.min}, "
+                                     f"found {count}", expression))
+        if rule.max is not None and count > rule.max:
+            self.issues.append(Issue("error", "structure", f"{rule.path}: maximum allowed = {rule.max}, "
+                                     f"found {count}", expression))
+
+    def _foreign_choices(self, obj: dict[str, Any], rule: ElementRule, index: _ChildIndex, expression: str) -> int:
+        """Count (and report) values of a choice element in a type the profile does not allow."""
+        found = 0
+        prefix = rule.json_name
+        for key in obj:
+            name = key[1:] if key.startswith("_") else key
+            if name in index.known or not name.startswith(prefix) or not name[len(prefix):][:1].isupper():
+                continue
+            if key.startswith("_") and name in obj:
+                continue  # the value and its ``_name`` twin are one occurrence
+            found += 1
+            if not self.invariants_only:
+                self.issues.append(Issue("error", "structure", f"{rule.path}: type {name[len(prefix):]} is not "
+                                         f"allowed here (allowed: {', '.join(rule.type_codes)})",
+                                         f"{expression}.{name}"))
+        return found
+
+    def _contained(self, item: Item, rule: ElementRule, env: Env) -> None:
+        resource = item.value
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            return
+        profiles = [p for t in rule.types for p in t.profiles] or [CORE_PREFIX + resource["resourceType"]]
+        # Contained resources share the container's %rootResource; Bundle entries stand alone (R4 §2.37).
+        root = env.root if rule.name == "contained" else resource
+        for url in profiles:
+            profile = self.registry.compiled(url)
+            if profile is not None:
+                self.resource(resource, profile, item.expression, root)
+
+    def _extension(self, item: Item, rule: ElementRule, env: Env, container: tuple[str, str]) -> None:
+        profiles = [p for t in rule.types for p in t.profiles]
+        if not profiles and rule.slice_name and rule.children:
+            # A sub-extension defined inline in a complex extension (url is a plain name, R4 §2.22.1.1).
+            self._element(item, rule, env, "Extension")
+            return
+        url = profiles[0] if profiles else item.value.get("url")
+        definition = self.registry.compiled(url) if isinstance(url, str) else None
+        if definition is None or definition.type != "Extension":
+            if not self.invariants_only:
+                modifier = rule.name == "modifierExtension"
+                self.issues.append(Issue("error" if modifier else "warning", "structure",
+                                         f"Unknown extension {url}" + (" (modifier extensions must be understood)"
+                                                                       if modifier else ""), item.expression))
+            core = self.registry.core("Extension")
+            if core is None:
+                return
+            definition = core
+        elif not self.invariants_only:
+            self._extension_context(definition, item, container)
+        skip = frozenset(c.key for c in definition.root.constraints)
+        self._invariants(item, rule, env, "Extension", skip)
+        self._element(item, definition.root, env, "Extension")
+
+    def _extension_context(self, definition: CompiledProfile, item: Item, container: tuple[str, str]) -> None:
+        if not definition.contexts or _ANY_CONTEXT.intersection(definition.contexts):
+            return
+        type_code, path = container
+        if type_code in definition.contexts or path in definition.contexts:
+            return
+        self.issues.append(Issue("error", "structure", f"Extension {definition.url} is not allowed on "
+                                 f"{path} (contexts: {', '.join(definition.contexts)})", item.expression))

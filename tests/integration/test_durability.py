@@ -1,0 +1,86 @@
+"""Killing the server mid-load loses nothing that was acknowledged (issue 2 §6).
+
+A real server process (``kzfhir serve``) takes concurrent creates; it is killed with SIGKILL while
+requests are in flight, restarted on the same file, and every acknowledged write must be there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+FHIR_JSON = {"content-type": "application/fhir+json", "prefer": "return=minimal"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(db: Path, port: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(port), "--database", str(db),
+           "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/metadata", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
+
+
+async def _load(port: int, acknowledged: list[str], stop: asyncio.Event) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            body = {"resourceType": "Patient", "name": [{"family": f"Durable{n}"}]}
+            try:
+                r = await c.post("/Patient", json=body, headers=FHIR_JSON)
+            except httpx.HTTPError:
+                return  # the server died under us: this write was never acknowledged
+            if r.status_code == 201:
+                acknowledged.append(r.headers["location"].split("/_history")[0].rsplit("/", 1)[1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
+async def test_sigkill_mid_load_loses_no_acknowledged_write(tmp_path):
+    db = tmp_path / "durable.sqlite"
+    port = _free_port()
+    proc = _start(db, port)
+    acknowledged: list[str] = []
+    stop = asyncio.Event()
+    try:
+        writers = [asyncio.create_task(_load(port, acknowledged, stop)) for _ in range(8)]
+        await asyncio.sleep(1.5)
+        proc.send_signal(signal.SIGKILL)  # no shutdown hook runs: only what was committed survives
+        proc.wait(timeout=10)
+        stop.set()
+        await asyncio.gather(*writers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(acknowledged) > 50
+    proc = _start(db, port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+            for rid in acknowledged:
+                r = await c.get(f"/Patient/{rid}")
+                assert r.status_code == 200, rid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -1,0 +1,63 @@
+"""Every official R4 example creates and reads back equal, ignoring id, meta and text (issue 2 proof)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from fhir_server.api.app import create_app
+from fhir_server.config import Settings
+from tests.conftest import BASE, EXAMPLES
+
+FHIR_JSON = {"content-type": "application/fhir+json"}
+IGNORED = ("id", "meta", "text")
+
+# Two official examples break R4 cardinality (min 1) themselves; the server judges them as the spec
+# says (422 with the exact element), and with validation switched off they round-trip like the rest.
+KNOWN_INVALID = {
+    "Questionnaire-qs1.json": "Questionnaire.item[0].item[0].linkId",
+    "ig-r4.json": "ImplementationGuide.name",
+}
+
+
+def _strip(resource: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if k not in IGNORED}
+
+
+async def _roundtrip(client: httpx.AsyncClient, path: Path) -> None:
+    raw = path.read_bytes()
+    original = json.loads(raw)
+    r = await client.post(f"/{original['resourceType']}", content=raw, headers=FHIR_JSON)
+    assert r.status_code == 201, f"{path.name}: {r.text[:500]}"
+    loc = r.headers["location"].split("/_history")[0].removeprefix(BASE)
+    back = await client.get(loc)
+    assert back.status_code == 200
+    assert _strip(back.json()) == _strip(original), path.name
+
+
+async def test_every_official_example_roundtrips(client, example_files):
+    for path in example_files:
+        if path.name in KNOWN_INVALID:
+            continue
+        await _roundtrip(client, path)
+
+
+async def test_known_invalid_examples_are_rejected_for_their_cardinality_error(client, example_files):
+    for name, expression in KNOWN_INVALID.items():
+        raw = (EXAMPLES / name).read_bytes()
+        rtype = json.loads(raw)["resourceType"]
+        r = await client.post(f"/{rtype}", content=raw, headers=FHIR_JSON)
+        assert r.status_code == 422
+        assert any(expression in i.get("expression", []) for i in r.json()["issue"])
+
+
+async def test_known_invalid_examples_roundtrip_with_validation_off(tmp_path, example_files):
+    app = create_app(Settings(database=tmp_path / "db.sqlite", validate_on_write=False, synchronous_full=False))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=BASE
+    ) as c:
+        for name in KNOWN_INVALID:
+            await _roundtrip(c, EXAMPLES / name)
