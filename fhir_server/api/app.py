@@ -19,6 +19,7 @@ from fhir_server.storage.protocols import Store
 from fhir_server.storage.sqlite.store import SqliteStore
 from fhir_server.validation import get_structure_validator
 from fhir_server.validation.on_write import ProfileValidation
+from terminology import default_service
 
 
 def build_services(settings: Settings, store: Store | None = None) -> Services:
@@ -29,6 +30,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
                             max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
     services = Services(settings=settings, store=store, definitions=get_definitions(),
                         validator=get_structure_validator(), indexer=get_indexer())
+    services.terminology = default_service()
     services.profiles = ProfileValidation(settings, terminology=services.terminology)
     services.extra_validators.append(services.profiles)
     return services

@@ -48,7 +48,8 @@ def _check_entry(services: Services, entry: Entry) -> None:
     if entry.resource is not None and entry.resource_type is not None:
         try:
             require_resource(entry.resource, entry.resource_type)
-            if entry.method == "PUT" and entry.resource_id is not None and entry.resource.get("id") != entry.resource_id:
+            same_id = entry.resource.get("id") == entry.resource_id
+            if entry.method == "PUT" and entry.resource_id is not None and not same_id:
                 raise FhirError("invalid", "the resource id must match the request url", expression="id")
             validate(services, entry.resource, mode="create" if entry.method == "POST" else "update")
         except FhirError as exc:

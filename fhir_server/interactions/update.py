@@ -29,6 +29,7 @@ from fhir_server.interactions.write import (
 from fhir_server.security.context import RequestContext
 from fhir_server.storage.protocols import StoredResource, TxView
 
+
 def _check_if_match(current: StoredResource | None, expected: int | None, resource_type: str,
                     resource_id: str) -> None:
     if expected is None:

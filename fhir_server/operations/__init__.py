@@ -1,0 +1,13 @@
+"""FHIR operations, one module per operation (house style §1), registered in ``registry``."""
+
+from __future__ import annotations
+
+import importlib
+
+_MODULES = ("validate", "terminology_ops")
+
+
+def load_all() -> None:
+    """Import every operation module so its handlers register themselves."""
+    for name in _MODULES:
+        importlib.import_module(f"fhir_server.operations.{name}")

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server.errors import FhirError, operation_outcome
-from fhir_server.interactions.base import FhirResponse, Services, check_id, check_type
+from fhir_server.interactions.base import FhirResponse, Services
 from fhir_server.jsonio import dumps, reload
+from fhir_server.operations.registry import OperationCall, operation
 from fhir_server.validation.issues import Issue
 from fhir_server.validation.on_write import merge
 
@@ -55,11 +56,15 @@ def _mode_issues(mode: str, resource: dict[str, Any], resource_id: str | None) -
     return []
 
 
+@operation("validate", levels=("type", "instance"))
+async def validate_operation(call: OperationCall) -> FhirResponse:
+    assert call.resource_type is not None
+    params = {k: v for k, v in call.query}
+    return await handle(call.services, call.resource_type, call.resource_id, call.body, params, pretty=call.pretty)
+
+
 async def handle(services: Services, resource_type: str, resource_id: str | None, body: Any,
                  params: dict[str, str], *, pretty: bool = False) -> FhirResponse:
-    check_type(services, resource_type)
-    if resource_id is not None:
-        check_id(resource_id)
     resource, mode, profile = _parameters(body) if body is not None else (None, None, None)
     mode = mode or params.get("mode") or ("update" if resource_id else "create")
     profile = profile or params.get("profile")

@@ -7,7 +7,6 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
-
 _PROCESS = f"{os.getpid():x}-{secrets.token_hex(4)}"
 _COUNTER = itertools.count(1)
 

@@ -49,6 +49,23 @@ class HistoryPage:
     seqs: list[int]
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One message waiting in (or delivered from) the durable outbox."""
+
+    id: int
+    topic: str
+    partition: str | None
+    key: str
+    payload: bytes
+    created: str
+    available_at: str
+    attempts: int
+    status: str  # pending | delivered | dead
+    last_error: str | None
+    delivered_at: str | None
+
+
 class StoreError(Exception):
     """A write unit could not be applied; ``category`` follows fhir_server.errors."""
 
@@ -83,6 +100,18 @@ class TxView(Protocol):
         """Store a deletion as ``version``; the resource reads as gone afterwards."""
         ...
 
+    def enqueue(self, topic: str, partition: str | None, key: str, payload: bytes) -> None:
+        """Queue an outbox message; it commits with the unit or not at all (idempotent per topic+key)."""
+        ...
+
+    def audit(self, events: list[dict[str, Any]]) -> None:
+        """Append AuditEvents to the tamper-evident audit chain, atomically with the unit (AC-14)."""
+        ...
+
+    def settle_outbox(self, ids: list[int], status: str, error: str | None, retry_at: str | None) -> None:
+        """Record delivery outcomes: ``delivered``, ``retry`` (at ``retry_at``) or ``dead``."""
+        ...
+
 
 class Store(Protocol):
     """An async store of FHIR resources, their versions and search indexes."""
@@ -103,4 +132,18 @@ class Store(Protocol):
 
     async def search(self, query: Any) -> Any:
         """Run a search query (fhir_server.search.SearchQuery); returns a SearchResult."""
+        ...
+
+    async def outbox_due(self, topic: str, now: str, limit: int) -> list[OutboxItem]:
+        """Pending messages of a topic whose time has come, oldest first."""
+        ...
+
+    async def outbox_partition(self, topic: str, partition: str, limit: int,
+                               before_id: int | None = None) -> list[OutboxItem]:
+        """Messages of one partition (e.g. a patient's notifications), newest first."""
+        ...
+
+    async def audit_events(self, patient: str | None, limit: int, before_seq: int | None = None
+                           ) -> list[tuple[int, dict[str, Any]]]:
+        """(seq, AuditEvent) from the audit chain, newest first, optionally of one ``Patient/id``."""
         ...

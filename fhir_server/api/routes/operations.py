@@ -1,5 +1,5 @@
-"""Operation routes (``$name``) at type and instance level. Registered before the instance routes so
-``[type]/$op`` is never read as an id."""
+"""Operation routes (``$name``) at system, type and instance level, dispatched through
+``operations/registry.py``. Registered before the instance routes so ``[type]/$op`` is never an id."""
 
 from __future__ import annotations
 
@@ -8,30 +8,44 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_server.api.body import read_json
-from fhir_server.api.common import render, services
+from fhir_server.api.common import base_url, context, render, services
 from fhir_server.api.negotiation import check_accept, check_content_type, is_pretty
-from fhir_server.operations import validate
+from fhir_server.interactions.base import check_id, check_type
+from fhir_server.operations import load_all
+from fhir_server.operations.registry import OperationCall, find
 
 router = APIRouter()
+load_all()
 
 
-async def _validate(request: Request, resource_type: str, resource_id: str | None) -> Response:
+async def _dispatch(request: Request, level: str, name: str, resource_type: str | None,
+                    resource_id: str | None) -> Response:
     check_accept(request)
     svc = services(request)
+    if resource_type is not None:
+        check_type(svc, resource_type)
+    if resource_id is not None:
+        check_id(resource_id)
+    handler = find(level, resource_type, name)
     body = None
     if request.method == "POST":
         check_content_type(request)
         body = await read_json(request, svc.settings.max_body_bytes)
-    resp = await validate.handle(svc, resource_type, resource_id, body, dict(request.query_params),
-                                 pretty=is_pretty(request))
-    return render(request, resp)
+    call = OperationCall(svc, context(request), name, resource_type, resource_id, request.method,
+                         list(request.query_params.multi_items()), body, base_url(request), is_pretty(request))
+    return render(request, await handler(call))
 
 
-@router.post("/{resource_type}/$validate")
-async def validate_type_route(resource_type: str, request: Request) -> Response:
-    return await _validate(request, resource_type, None)
+@router.api_route("/${name}", methods=["GET", "POST"])
+async def system_operation(name: str, request: Request) -> Response:
+    return await _dispatch(request, "system", name, None, None)
 
 
-@router.api_route("/{resource_type}/{resource_id}/$validate", methods=["GET", "POST"])
-async def validate_instance_route(resource_type: str, resource_id: str, request: Request) -> Response:
-    return await _validate(request, resource_type, resource_id)
+@router.api_route("/{resource_type}/${name}", methods=["GET", "POST"])
+async def type_operation(resource_type: str, name: str, request: Request) -> Response:
+    return await _dispatch(request, "type", name, resource_type, None)
+
+
+@router.api_route("/{resource_type}/{resource_id}/${name}", methods=["GET", "POST"])
+async def instance_operation(resource_type: str, resource_id: str, name: str, request: Request) -> Response:
+    return await _dispatch(request, "instance", name, resource_type, resource_id)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 
+from fhir_server.security.audit.chain import CHAIN_DDL
+from fhir_server.storage.sqlite.outbox import OUTBOX_DDL
+
 BASE_DDL: list[str] = [
     """CREATE TABLE IF NOT EXISTS resources (
         rid INTEGER PRIMARY KEY,
@@ -51,9 +54,11 @@ def connect(path: str, *, readonly: bool = False, synchronous_full: bool = True)
 def create_schema(conn: sqlite3.Connection, extra_ddl: list[str]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for stmt in BASE_DDL + extra_ddl:
+        for stmt in BASE_DDL + OUTBOX_DDL + extra_ddl:
             conn.execute(stmt)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    # the audit chain's DDL holds triggers (BEGIN ... END): run it as a script; IF NOT EXISTS throughout
+    conn.executescript(CHAIN_DDL)

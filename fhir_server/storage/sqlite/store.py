@@ -11,8 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fhir_server.storage.protocols import HistoryPage, HistoryQuery, StoredResource
-from fhir_server.storage.sqlite import indexing
+import orjson
+
+from fhir_server.storage.protocols import HistoryPage, HistoryQuery, OutboxItem, StoredResource
+from fhir_server.storage.sqlite import indexing, outbox
 from fhir_server.storage.sqlite.history import query_history
 from fhir_server.storage.sqlite.schema import connect, create_schema
 from fhir_server.storage.sqlite.writer import GroupCommitWriter
@@ -128,3 +130,30 @@ class SqliteStore:
     def writer_stats(self) -> tuple[int, int]:
         """(commits, units) so far: units/commits is the group-commit factor."""
         return (self._writer.commits, self._writer.units) if self._writer else (0, 0)
+
+    # -- outbox and audit reads ------------------------------------------------------------------
+    async def outbox_due(self, topic: str, now: str, limit: int) -> list[OutboxItem]:
+        return await self._in_reader(lambda conn: outbox.due(conn, topic, now, limit))
+
+    async def outbox_partition(self, topic: str, partition: str, limit: int,
+                               before_id: int | None = None) -> list[OutboxItem]:
+        return await self._in_reader(lambda conn: outbox.by_partition(conn, topic, partition, limit, before_id))
+
+    async def audit_events(self, patient: str | None, limit: int, before_seq: int | None = None
+                           ) -> list[tuple[int, dict[str, Any]]]:
+        return await self._in_reader(lambda conn: audit_rows(conn, patient, limit, before_seq))
+
+
+def audit_rows(conn: sqlite3.Connection, patient: str | None, limit: int, before_seq: int | None
+               ) -> list[tuple[int, dict[str, Any]]]:
+    where: list[str] = []
+    args: list[Any] = []
+    if patient is not None:
+        where.append("patient = ?")
+        args.append(patient)
+    if before_seq is not None:
+        where.append("seq < ?")
+        args.append(before_seq)
+    sql = "SELECT seq, data FROM audit_chain" + (" WHERE " + " AND ".join(where) if where else "")
+    rows = conn.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit]).fetchall()
+    return [(int(seq), orjson.loads(bytes(data))) for seq, data in rows]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from fhir_server.security.audit.chain import append_events
 from fhir_server.storage.protocols import StoredResource, StoreError
-from fhir_server.storage.sqlite import indexing
+from fhir_server.storage.sqlite import indexing, outbox
 
 
 class SqliteTxView:
@@ -74,3 +75,13 @@ class SqliteTxView:
         rid = self._write(resource_type, resource_id, version, None, method)
         indexing.delete(self._conn, rid)
         return StoredResource(resource_type, resource_id, version, self._timestamp, True, None, method)
+
+    def enqueue(self, topic: str, partition: str | None, key: str, payload: bytes) -> None:
+        outbox.enqueue(self._conn, topic, partition, key, payload, self._timestamp)
+
+    def audit(self, events: list[dict[str, Any]]) -> None:
+        if events:
+            append_events(self._conn, events)
+
+    def settle_outbox(self, ids: list[int], status: str, error: str | None, retry_at: str | None) -> None:
+        outbox.settle(self._conn, ids, status, self._timestamp, error, retry_at)
