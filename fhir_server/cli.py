@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from fhir_server.security import cli as security_cli
+from signing import cli as signing_cli
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -18,6 +21,10 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["database"] = Path(args.database)
     if args.base_url:
         overrides["base_url"] = args.base_url
+    if args.require_kz_profiles:
+        overrides["require_kz_profiles"] = True
+    if args.open:
+        overrides["security_enabled"] = False
     settings = Settings(host=args.host, port=args.port, **overrides)  # type: ignore[arg-type]
     app = create_app(settings)
     print(f"kzfhir serving FHIR R4 at http://{settings.host}:{settings.port} (database {settings.database})",
@@ -36,7 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--database", help="SQLite database file (default data/kzfhir.sqlite, created on start)")
     serve.add_argument("--base-url", help="public base URL used in Location headers and links")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--require-kz-profiles", action="store_true",
+                       help="national strict mode: KZ profiles mandatory (env KZFHIR_REQUIRE_KZ_PROFILES)")
+    serve.add_argument("--open", action="store_true",
+                       help="development/test mode without authentication, policy or audit (never in production)")
     serve.set_defaults(func=_serve)
+    security_cli.register(sub)
+    signing_cli.register(sub)
     return parser
 
 

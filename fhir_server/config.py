@@ -38,6 +38,36 @@ class Settings(BaseSettings):
         description="Also run the R4 core FHIRPath invariants on writes of resources that declare no profile "
         "(they always run for profiled resources and in $validate)",
     )
+    # -- security (issue 5; docs/security.md) --
+    security_enabled: bool = Field(
+        default=True,
+        description="Authentication, access policy and audit. false = open development/test mode: no token "
+        "needed, no policy, no audit (never in production)",
+    )
+    jwks_path: Path | None = Field(default=None, description="JWKS file of the identity provider")
+    jwks_url: str | None = Field(default=None, description="JWKS URL of the identity provider")
+    token_issuer: str | None = None
+    token_audience: str | None = None
+    dev_tokens: bool = Field(
+        default=True,
+        description="Trust tokens from `kzfhir token` (local development key) when no JWKS is configured",
+    )
+    dev_key_path: Path = Field(default=Path("data/dev-jwks.json"), description="the development signing key")
+    notify_webhook_url: str | None = Field(default=None, description="where patient notifications go (AC-18)")
+    notify_webhook_secret: str | None = None
+    notify_digest_seconds: int = Field(default=0, description="0: each notification at once; else per-patient digests")
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_sender: str = "kzfhir@localhost"
+    calendar_override: Path | None = Field(default=None, description="operator's working-day calendar override")
+    # -- EDS signatures (issue 6; docs/signing.md) --
+    require_signatures: bool = Field(
+        default=False, description="Document Bundles and Composition-based records must carry a valid signature"
+    )
+    trust_dir: Path | None = Field(default=None, description="trust store: CA certificates and CRLs (PEM/DER)")
+    revocation_mode: str = Field(default="soft", description="off | soft | hard")
+    ocsp_url: str | None = None
+    external_verifier_url: str | None = Field(default=None, description="GOST 34.310 verifier service")
     group_commit_max_batch: int = Field(default=256, description="Write units combined into one commit at most")
     synchronous_full: bool = Field(
         default=True,

@@ -37,7 +37,8 @@ def load_gz(path: Path) -> Any:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(database=tmp_path / "test.sqlite", synchronous_full=False)
+    # The interaction tests run in open mode; tests/security_http runs with security on.
+    return Settings(database=tmp_path / "test.sqlite", synchronous_full=False, security_enabled=False)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from fhir_server.api.routes import type as type_routes
 from fhir_server.config import Settings
 from fhir_server.definitions import get_definitions
 from fhir_server.interactions.base import Services
+from fhir_server.security.setup import build_enforcer, build_verifier
 from fhir_server.storage.protocols import Store
 from fhir_server.storage.sqlite.store import SqliteStore
 from fhir_server.validation import get_structure_validator
@@ -30,6 +31,8 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
                             max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
     services = Services(settings=settings, store=store, definitions=get_definitions(),
                         validator=get_structure_validator(), indexer=get_indexer())
+    services.enforcer = build_enforcer(settings, store)
+    services.verifier = build_verifier(settings)
     services.terminology = default_service()
     services.profiles = ProfileValidation(settings, terminology=services.terminology)
     services.extra_validators.append(services.profiles)

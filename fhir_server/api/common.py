@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_server.api.negotiation import MEDIA_TYPE, is_pretty
+from fhir_server.errors import FhirError
 from fhir_server.interactions.base import FhirResponse, Prefer, Services
 from fhir_server.jsonio import dumps, loads
+from fhir_server.security.audit.balp import failed_authentication_event
+from fhir_server.security.auth import AuthError, context_from_request
 from fhir_server.security.context import RequestContext
 
 
@@ -16,15 +21,27 @@ def services(request: Request) -> Services:
     return svc
 
 
-def context(request: Request) -> RequestContext:
-    """The caller's context. Authentication plugs in here (issue 5); until then every caller acts
-    with the server's own system context, and docs/security.md says so."""
-    return anonymous_context(request.client.host if request.client else None)
+async def context(request: Request) -> RequestContext:
+    """The caller's context from the bearer token (issue 5 §1); 401 (audited) when it is not valid."""
+    return await authenticate(services(request), request.headers, request.client.host if request.client else None)
 
 
 def anonymous_context(client_ip: str | None) -> RequestContext:
+    """Security switched off (development/test): the caller acts as the server itself."""
     return RequestContext(client_ip=client_ip, subject="anonymous", role="system", scopes=("system/*.cruds",),
                           authenticated=False)
+
+
+async def authenticate(svc: Services, headers: Mapping[str, str], client_ip: str | None) -> RequestContext:
+    if svc.verifier is None:
+        return anonymous_context(client_ip)
+    try:
+        return await context_from_request(headers, client_ip, svc.verifier)
+    except AuthError as exc:
+        event = failed_authentication_event(exc.reason, client_ip=client_ip, request_id=RequestContext().request_id)
+        await svc.store.transaction(lambda view: view.audit([event]))
+        raise FhirError("unauthorized", exc.reason, code="login",
+                        headers={"WWW-Authenticate": 'Bearer realm="kzfhir"'}) from exc
 
 
 def base_url(request: Request) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from starlette.datastructures import State
 
-from fhir_server.api.common import anonymous_context
+from fhir_server.api.common import authenticate
 from fhir_server.api.negotiation import MEDIA_TYPE, accept_ok
 from fhir_server.errors import FhirError
 from fhir_server.interactions import read
@@ -62,9 +62,9 @@ class FastReads:
             await self.app(scope, receive, send)  # let the regular route produce the 406
             return
         client = scope.get("client")
-        ctx = anonymous_context(client[0] if client else None)
         base = self.services.settings.base_url or _base_from_scope(scope, headers)
         try:
+            ctx = await authenticate(self.services, headers, client[0] if client else None)
             resp = await read.handle(self.services, ctx, target[0], target[1], base_url=base,
                                      if_none_match=headers.get("if-none-match"),
                                      if_modified_since=headers.get("if-modified-since"))

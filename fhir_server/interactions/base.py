@@ -29,6 +29,11 @@ class Services:
     extra_validators: list[Any] = field(default_factory=list)  # write-time validators after the base one
     profiles: Any = None  # validation.on_write.ProfileValidation: $validate and profile checks
     terminology: Any = None  # terminology.TerminologyService
+    enforcer: Any = None  # security.enforcement.Enforcer: policy, facts cache, audit
+    verifier: Any = None  # security.auth.TokenVerifier (None with security off)
+    # Called inside the write unit after each stored version: hook(view, services, resource, stored).
+    # They may write more (a Provenance for a signed record, issue 6) atomically with the change.
+    write_hooks: list[Any] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from fhir_server.errors import FhirError
+from fhir_server.interactions.access import Action, AuditTarget, see_stored, session
 from fhir_server.interactions.base import FhirResponse, Prefer, Services, check_type, representation
 from fhir_server.interactions.write import parse_criteria, require_resource, store_version, validate
 from fhir_server.security.context import RequestContext
@@ -15,9 +16,13 @@ from fhir_server.storage.protocols import StoredResource, TxView
 async def handle(services: Services, ctx: RequestContext, resource_type: str, body: Any, *, base_url: str,
                  prefer: Prefer, if_none_exist: str | None = None) -> FhirResponse:
     check_type(services, resource_type)
+    access = session(services, ctx)
+    target = AuditTarget("create", resource_type)
+    await access.start(Action.CREATE, resource_type, target)
     resource = require_resource(body, resource_type)
     validate(services, resource)
     criteria = parse_criteria(services, resource_type, if_none_exist) if if_none_exist else None
+    verdict, ids = await access.check(Action.CREATE, resource, target)
     new_id = str(uuid.uuid4())  # the server assigns the id; one in the body is ignored (§3.1.0.8)
 
     def unit(view: TxView) -> tuple[StoredResource, bool]:
@@ -30,8 +35,15 @@ async def handle(services: Services, ctx: RequestContext, resource_type: str, bo
                 existing = view.current(*matches[0])
                 assert existing is not None
                 return existing, False
-        return store_version(view, services, resource, resource_type, new_id, 1, "POST"), True
+        stored = store_version(view, services, resource, resource_type, new_id, 1, "POST")
+        access.record(AuditTarget("create", resource_type, new_id, "1"), verdict, ids)
+        access.write_into(view)
+        return stored, True
 
     stored, created = await services.store.transaction(unit)
-    # An existing match is answered 200 OK without a new version (§3.1.0.8.1 conditional create).
+    if not created and access.enabled:
+        # An existing match is handed back: that is a read of it (§3.1.0.8.1 conditional create).
+        seen, seen_ids = await see_stored(access, Action.READ, stored, "read")
+        access.record(AuditTarget("read", stored.type, stored.id, str(stored.version)), seen, seen_ids)
+        await access.flush()
     return representation(stored, prefer, 201 if created else 200, base_url, location=True)

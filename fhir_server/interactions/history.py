@@ -10,10 +10,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fhir_server.errors import FhirError
+from fhir_server.interactions.access import Action, AuditTarget, parsed, session
 from fhir_server.interactions.base import FhirResponse, Services, check_id, check_type, etag, http_date
 from fhir_server.interactions.dates import parse_range, stamp
 from fhir_server.jsonio import dumps, fragment
 from fhir_server.security.context import RequestContext
+from fhir_server.security.enforcement import AccessSession
+from fhir_server.security.policy import Decision, Verdict, total_allowed
 from fhir_server.storage.protocols import HistoryPage, HistoryQuery, StoredResource
 
 _KNOWN = {"_count", "_since", "_at", "_cursor", "_format", "_pretty"}
@@ -59,20 +62,56 @@ def _entry(stored: StoredResource, base_url: str) -> dict[str, Any]:
     return entry
 
 
-def _bundle(page: HistoryPage, base_url: str, path: str, params: dict[str, str]) -> dict[str, Any]:
+def _bundle(page: HistoryPage, entries: list[StoredResource], base_url: str, path: str, params: dict[str, str],
+            with_total: bool) -> dict[str, Any]:
     own = {k: v for k, v in params.items() if k != "_cursor"}
     links = [{"relation": "self", "url": f"{base_url}/{path}" + (f"?{urlencode(params)}" if params else "")}]
     if page.next_cursor is not None:
         links.append({"relation": "next",
                       "url": f"{base_url}/{path}?{urlencode({**own, '_cursor': str(page.next_cursor)})}"})
-    return {"resourceType": "Bundle", "type": "history", "total": page.total, "link": links,
-            "entry": [_entry(s, base_url) for s in page.entries]}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
+    if with_total:
+        bundle["total"] = page.total
+    bundle["link"] = links
+    bundle["entry"] = [_entry(s, base_url) for s in entries]
+    return bundle
+
+
+async def _visible(access: AccessSession, start: Verdict, page: HistoryPage, target: AuditTarget
+                   ) -> list[StoredResource]:
+    """Entries the caller may see (issue 5 §2: history pages go through the policy). A deletion has
+    no content to judge: it is shown only to callers the type-level gate already authorised."""
+    if not access.enabled or start.decision is Decision.AUTHORIZED:
+        return page.entries
+    shown: list[StoredResource] = []
+    patients: set[str] = set()
+    verdicts: list[Verdict] = []
+    for stored in page.entries:
+        if stored.data is None:
+            continue
+        allowed, verdict, ids = (await access.visible(Action.READ, [parsed(stored)]))[0]
+        if allowed:
+            shown.append(stored)
+            patients |= ids
+            verdicts.append(verdict)
+    if shown:
+        access.record(target, _strongest(verdicts), patients)
+    return shown
+
+
+def _strongest(verdicts: list[Verdict]) -> Verdict:
+    """The verdict to audit a page with: an emergency (break-glass) one if any, so BTG is recorded."""
+    return next((v for v in verdicts if v.emergency), verdicts[0])
 
 
 async def handle(services: Services, ctx: RequestContext, resource_type: str | None, resource_id: str | None,
                  params: dict[str, str], *, base_url: str, pretty: bool = False) -> FhirResponse:
     if resource_type is not None:
         check_type(services, resource_type)
+    level = "instance" if resource_id else ("type" if resource_type else "system")
+    access = session(services, ctx)
+    target = AuditTarget(f"history-{level}", resource_type, resource_id)
+    start = await access.start(Action.HISTORY, resource_type, target, instance_level=resource_id is not None)
     if resource_id is not None:
         check_id(resource_id)
         assert resource_type is not None
@@ -80,8 +119,15 @@ async def handle(services: Services, ctx: RequestContext, resource_type: str | N
             raise FhirError("not_found", f"{resource_type}/{resource_id} is not known")
     query = _query(params, services, resource_type, resource_id)
     page = await services.store.history(query)
+    entries = await _visible(access, start, page, target)
+    if access.enabled and start.decision is Decision.AUTHORIZED and entries:
+        access.record(target, start, set())
+    await access.flush()
     path = "/".join(p for p in (resource_type, resource_id, "_history") if p)
     headers = {}
-    if page.entries:
-        headers["Last-Modified"] = http_date(page.entries[0].last_updated)
-    return FhirResponse(200, dumps(_bundle(page, base_url, path, params), pretty=pretty), headers)
+    if entries:
+        headers["Last-Modified"] = http_date(entries[0].last_updated)
+    # Bundle.total only when no per-resource filtering applies: it must not reveal hidden versions
+    with_total = not access.enabled or total_allowed(start)
+    return FhirResponse(200, dumps(_bundle(page, entries, base_url, path, params, with_total), pretty=pretty),
+                        headers)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from fhir_server.errors import FhirError
+from fhir_server.interactions.access import Action, AuditTarget, see_stored, session
 from fhir_server.interactions.base import (
     FhirResponse,
     Services,
@@ -34,12 +35,20 @@ async def handle(services: Services, ctx: RequestContext, resource_type: str, re
                  if_modified_since: str | None = None) -> FhirResponse:
     check_type(services, resource_type)
     check_id(resource_id)
+    access = session(services, ctx)
+    if access.enabled:
+        await access.start(Action.READ, resource_type, AuditTarget("read", resource_type, resource_id),
+                           instance_level=True)
     stored = await services.store.read(resource_type, resource_id)
     if stored is None:
         raise FhirError("not_found", f"{resource_type}/{resource_id} is not known")
     headers = version_headers(stored, base_url, location=False)
     if stored.deleted:
         raise FhirError("gone", f"{resource_type}/{resource_id} was deleted", headers=headers)
+    if access.enabled:
+        verdict, ids = await see_stored(access, Action.READ, stored, "read")
+        access.record(AuditTarget("read", resource_type, resource_id, str(stored.version)), verdict, ids)
+        await access.flush()
     if if_none_match is not None and parse_etag(if_none_match, "If-None-Match") == stored.version:
         return FhirResponse(304, None, headers, stored)
     if if_modified_since is not None and _not_modified_since(stored, if_modified_since):

@@ -8,16 +8,23 @@ fullUrls and conditional references are resolved inside the unit.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+import orjson
 
 from fhir_server.errors import FhirError
 from fhir_server.interactions import entry_response, patch
+from fhir_server.interactions.access import Action, AuditTarget, session
 from fhir_server.interactions.base import Prefer, Services, parse_etag
 from fhir_server.interactions.bundle_entries import Entry, parse_entry
 from fhir_server.interactions.delete import delete_in
 from fhir_server.interactions.references import is_conditional, is_local_urn, rewrite_references, unresolved
 from fhir_server.interactions.write import parse_criteria, require_resource, store_version, validate
+from fhir_server.security.audit.balp import denied_event
+from fhir_server.security.enforcement import AccessSession
+from fhir_server.security.policy import Verdict, patient_ids_of
+from fhir_server.security.tx_facts import TxFacts
 from fhir_server.storage.protocols import StoredResource, TxView
 
 
@@ -28,6 +35,15 @@ class Planned:
     target: str | None = None  # resolved id
     status: str = ""
     stored: StoredResource | None = None
+    previous: StoredResource | None = None  # the version an update, patch or delete replaced
+
+    @property
+    def action(self) -> Action:
+        return _ACTIONS[self.entry.method]
+
+
+_ACTIONS = {"POST": Action.CREATE, "PUT": Action.UPDATE, "PATCH": Action.PATCH, "DELETE": Action.DELETE,
+            "GET": Action.READ, "HEAD": Action.READ}
 
 
 def _prefixed(exc: FhirError, entry: Entry) -> FhirError:
@@ -83,8 +99,11 @@ def _plan(services: Services, entries: list[Entry]) -> tuple[list[Planned], dict
 class _Unit:
     """The body of the transaction's store unit."""
 
-    def __init__(self, services: Services, planned: list[Planned], static_map: dict[str, str]) -> None:
+    def __init__(self, services: Services, planned: list[Planned], static_map: dict[str, str],
+                 access: AccessSession) -> None:
         self.services = services
+        self.access = access
+        self.denied: tuple[AuditTarget, Verdict, set[str]] | None = None
         self.planned = planned
         self.mapping = dict(static_map)
         self.conditional_refs: dict[str, str] = {}
@@ -109,10 +128,44 @@ class _Unit:
         for p in by_method["PUT"]:
             self._put(view, p)
         for p in by_method["PATCH"]:
-            p.stored = patch.patch_unit(self.services, p.entry.resource_type or "", p.target or "", p.entry.patch,
-                                        _etag(p.entry.if_match))(view)
+            rtype, target = p.entry.resource_type or "", p.target or ""
+            current = view.current(rtype, target)
+            expected = _etag(p.entry.if_match)
+            patched = patch.patched_resource(self.services, current, rtype, target, p.entry.patch, expected)
+            assert current is not None
+            p.previous = current
+            p.stored = patch.store_patched(view, self.services, None, patched, current, None, set(), expected)
             p.status = "200 OK"
+        if self.access.enabled:
+            self._authorize(view)
         return self.planned
+
+    def _authorize(self, view: TxView) -> None:
+        """Judge every write of the transaction after it is applied (so facts include the Bundle's own
+        Consents), on both the replaced and the new version; any refusal rolls the whole unit back."""
+        policy = self.access.policy
+        assert policy is not None
+        facts = TxFacts(view)
+        for p in self.planned:
+            if p.entry.method in ("GET", "HEAD") or (p.entry.method == "POST" and p.status == "200 OK"):
+                continue
+            versions = [v for v in (p.previous, p.stored) if v is not None and v.data is not None]
+            audit_ids: set[str] = set()
+            verdict: Verdict | None = None
+            for version in versions:
+                resource = orjson.loads(version.data or b"{}")
+                ids = patient_ids_of(resource)
+                verdict = policy.can_see(self.access.ctx, p.action, resource, facts.get_many(ids), patient_ids=ids)
+                target = AuditTarget(p.action.value, version.type, version.id, str(version.version))
+                if not verdict.allowed:
+                    self.denied = (target, verdict, ids)
+                    raise FhirError("forbidden", f"entry {p.entry.index}: access denied: {verdict.reason}",
+                                    code="forbidden", expression=f"{p.entry.where}")
+                audit_ids |= ids
+            if verdict is not None and p.stored is not None:
+                self.access.record(AuditTarget(p.action.value, p.stored.type, p.stored.id, str(p.stored.version)),
+                                   verdict, audit_ids)
+        self.access.write_into(view)
 
     def _matches(self, view: TxView, p: Planned, limit: int) -> list[tuple[str, str]]:
         matches = view.search_ids(p.criteria, limit + 1)
@@ -126,6 +179,7 @@ class _Unit:
         targets = [m[1] for m in self._matches(view, p, 1)] if p.criteria is not None else [p.target or ""]
         for target in targets:
             p.target = target
+            p.previous = view.current(rtype, target)
             p.stored = delete_in(view, rtype, target)
         p.status = "204 No Content"
 
@@ -181,6 +235,7 @@ class _Unit:
         if p.criteria is not None:
             resource = {**resource, "id": target}
         current = view.current(rtype, target)
+        p.previous = current
         expected = _etag(p.entry.if_match)
         if expected is not None and (current is None or current.deleted or current.version != expected):
             raise FhirError("precondition_failed", f"entry {p.entry.index}: ifMatch {p.entry.if_match} does not "
@@ -198,8 +253,23 @@ async def handle(services: Services, ctx: Any, bundle: dict[str, Any], *, base_u
                  prefer: Prefer) -> list[dict[str, Any]]:
     raw_entries = bundle.get("entry", [])
     entries = [parse_entry(services, i, raw, base_url) for i, raw in enumerate(raw_entries)]
+    access = session(services, ctx)
+    for entry in entries:  # type-level gate of every entry before anything runs
+        if entry.method not in ("GET", "HEAD") and entry.resource_type is not None:
+            target = AuditTarget(_ACTIONS[entry.method].value, entry.resource_type, entry.resource_id)
+            await access.start(_ACTIONS[entry.method], entry.resource_type, target,
+                               instance_level=entry.resource_id is not None)
     planned, static_map = _plan(services, entries)
-    await services.store.transaction(_Unit(services, planned, static_map))
+    unit = _Unit(services, planned, static_map, access)
+    try:
+        await services.store.transaction(unit)
+    except FhirError:
+        if unit.denied is not None:  # the refusal is audited although the transaction rolled back
+            target, verdict, ids = unit.denied
+            access.events += [denied_event(ctx, replace(target, patient_id=pid), verdict.reason)
+                              for pid in sorted(ids)] or [denied_event(ctx, target, verdict.reason)]
+            await access.flush()
+        raise
     out: list[dict[str, Any]] = []
     for p in planned:
         if p.entry.method in ("GET", "HEAD"):

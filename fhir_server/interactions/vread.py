@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fhir_server.errors import FhirError
+from fhir_server.interactions.access import Action, AuditTarget, see_stored, session
 from fhir_server.interactions.base import FhirResponse, Services, check_id, check_type, version_headers
 from fhir_server.security.context import RequestContext
 
@@ -11,6 +12,10 @@ async def handle(services: Services, ctx: RequestContext, resource_type: str, re
                  *, base_url: str) -> FhirResponse:
     check_type(services, resource_type)
     check_id(resource_id)
+    access = session(services, ctx)
+    if access.enabled:
+        await access.start(Action.VREAD, resource_type, AuditTarget("vread", resource_type, resource_id, version),
+                           instance_level=True)
     if not version.isdigit():
         raise FhirError("not_found", f"{resource_type}/{resource_id} has no version {version[:40]!r}")
     stored = await services.store.vread(resource_type, resource_id, int(version))
@@ -20,4 +25,8 @@ async def handle(services: Services, ctx: RequestContext, resource_type: str, re
     if stored.deleted:
         raise FhirError("gone", f"version {version} of {resource_type}/{resource_id} is a deletion",
                         headers=headers)
+    if access.enabled:
+        verdict, ids = await see_stored(access, Action.VREAD, stored, "vread")
+        access.record(AuditTarget("vread", resource_type, resource_id, version), verdict, ids)
+        await access.flush()
     return FhirResponse(200, stored.data, headers, stored)

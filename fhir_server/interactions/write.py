@@ -44,7 +44,12 @@ def store_version(view: TxView, services: Services, resource: dict[str, Any], re
     """Stamp id/meta, extract search index rows and store the version (inside a write unit)."""
     full = with_meta(resource, resource_type, resource_id, version, view.timestamp)
     index = services.indexer.extract(full) if services.indexer is not None else None
-    return view.put(resource_type, resource_id, version, dumps(full), index, method)
+    stored = view.put(resource_type, resource_id, version, dumps(full), index, method)
+    if services.enforcer is not None:
+        services.enforcer.facts_changed(resource_type, view)
+    for hook in services.write_hooks:
+        hook(view, services, full, stored)
+    return stored
 
 
 def parse_criteria(services: Services, resource_type: str, criteria: str) -> Any:

@@ -112,6 +112,10 @@ class TxView(Protocol):
         """Record delivery outcomes: ``delivered``, ``retry`` (at ``retry_at``) or ``dead``."""
         ...
 
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after the unit committed (not if it rolled back), before its caller resumes."""
+        ...
+
 
 class Store(Protocol):
     """An async store of FHIR resources, their versions and search indexes."""

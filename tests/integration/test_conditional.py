@@ -77,7 +77,7 @@ async def test_conditional_delete_single_and_multiple_setting(client, tmp_path):
     assert (await client.delete(f"/Patient?identifier={IIN}|900101412344")).status_code == 412
 
     app = create_app(Settings(database=tmp_path / "m.sqlite", allow_multiple_conditional_delete=True,
-                              synchronous_full=False))
+                              synchronous_full=False, security_enabled=False))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=BASE
     ) as c:

@@ -28,7 +28,7 @@ def _free_port() -> int:
 
 
 def _start(db: Path, port: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(port), "--database", str(db),
+    cmd = [sys.executable, "-m", "fhir_server.cli", "serve", "--open", "--port", str(port), "--database", str(db),
            "--log-level", "warning"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30

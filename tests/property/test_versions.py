@@ -26,7 +26,7 @@ ops = st.lists(
 
 async def _run(sequence: list[tuple[str, str, str]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(Settings(database=Path(tmp) / "p.sqlite", synchronous_full=False))
+        app = create_app(Settings(database=Path(tmp) / "p.sqlite", synchronous_full=False, security_enabled=False))
         async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t"
         ) as c:

@@ -21,6 +21,7 @@ load_all()
 async def _dispatch(request: Request, level: str, name: str, resource_type: str | None,
                     resource_id: str | None) -> Response:
     check_accept(request)
+    ctx = await context(request)
     svc = services(request)
     if resource_type is not None:
         check_type(svc, resource_type)
@@ -31,7 +32,7 @@ async def _dispatch(request: Request, level: str, name: str, resource_type: str 
     if request.method == "POST":
         check_content_type(request)
         body = await read_json(request, svc.settings.max_body_bytes)
-    call = OperationCall(svc, context(request), name, resource_type, resource_id, request.method,
+    call = OperationCall(svc, ctx, name, resource_type, resource_id, request.method,
                          list(request.query_params.multi_items()), body, base_url(request), is_pretty(request))
     return render(request, await handler(call))
 

@@ -26,10 +26,11 @@ async def metadata_route(request: Request) -> Response:
 @router.post("/")
 async def bundle_route(request: Request) -> Response:
     check_accept(request)
+    ctx = await context(request)
     check_content_type(request)
     svc = services(request)
     body = await read_json(request, svc.settings.max_body_bytes)
-    resp = await bundle.handle(svc, context(request), body, base_url=base_url(request), prefer=prefer(request),
+    resp = await bundle.handle(svc, ctx, body, base_url=base_url(request), prefer=prefer(request),
                                pretty=is_pretty(request))
     return render(request, resp)
 
@@ -37,6 +38,7 @@ async def bundle_route(request: Request) -> Response:
 @router.get("/_history")
 async def system_history_route(request: Request) -> Response:
     check_accept(request)
-    resp = await history.handle(services(request), context(request), None, None, dict(request.query_params),
+    ctx = await context(request)
+    resp = await history.handle(services(request), ctx, None, None, dict(request.query_params),
                                 base_url=base_url(request), pretty=is_pretty(request))
     return render(request, resp)

@@ -20,7 +20,8 @@ router = APIRouter()
 @router.get("/{resource_type}/_history")
 async def type_history_route(resource_type: str, request: Request) -> Response:
     check_accept(request)
-    resp = await history.handle(services(request), context(request), resource_type, None,
+    ctx = await context(request)
+    resp = await history.handle(services(request), ctx, resource_type, None,
                                 dict(request.query_params), base_url=base_url(request), pretty=is_pretty(request))
     return render(request, resp)
 
@@ -28,10 +29,11 @@ async def type_history_route(resource_type: str, request: Request) -> Response:
 @router.post("/{resource_type}")
 async def create_route(resource_type: str, request: Request) -> Response:
     check_accept(request)
+    ctx = await context(request)
     check_content_type(request)
     svc = services(request)
     body = await read_json(request, svc.settings.max_body_bytes)
-    resp = await create.handle(svc, context(request), resource_type, body, base_url=base_url(request),
+    resp = await create.handle(svc, ctx, resource_type, body, base_url=base_url(request),
                                prefer=prefer(request), if_none_exist=request.headers.get("if-none-exist"))
     return render(request, resp)
 
@@ -46,11 +48,12 @@ def _criteria(request: Request) -> str:
 @router.put("/{resource_type}")
 async def conditional_update_route(resource_type: str, request: Request) -> Response:
     check_accept(request)
+    ctx = await context(request)
     check_content_type(request)
     svc = services(request)
     criteria = _criteria(request)
     body = await read_json(request, svc.settings.max_body_bytes)
-    resp = await update.handle_conditional(svc, context(request), resource_type, criteria, body,
+    resp = await update.handle_conditional(svc, ctx, resource_type, criteria, body,
                                            base_url=base_url(request), prefer=prefer(request),
                                            if_match=request.headers.get("if-match"))
     return render(request, resp)
@@ -59,5 +62,6 @@ async def conditional_update_route(resource_type: str, request: Request) -> Resp
 @router.delete("/{resource_type}")
 async def conditional_delete_route(resource_type: str, request: Request) -> Response:
     check_accept(request)
-    resp = await delete.handle_conditional(services(request), context(request), resource_type, _criteria(request))
+    ctx = await context(request)
+    resp = await delete.handle_conditional(services(request), ctx, resource_type, _criteria(request))
     return render(request, resp)

@@ -15,6 +15,7 @@ class SqliteTxView:
         self._conn = conn
         self._timestamp = timestamp
         self.next_seq = next_seq
+        self.after_commit: list[Any] = []
 
     @property
     def timestamp(self) -> str:
@@ -85,3 +86,6 @@ class SqliteTxView:
 
     def settle_outbox(self, ids: list[int], status: str, error: str | None, retry_at: str | None) -> None:
         outbox.settle(self._conn, ids, status, self._timestamp, error, retry_at)
+
+    def on_commit(self, callback: Any) -> None:
+        self.after_commit.append(callback)

@@ -53,6 +53,7 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="kzfhir-sqlite-writer", daemon=True)
         self.commits = 0
         self.units = 0
+        self._callbacks: list[Any] = []
 
     def start(self) -> None:
         self._thread.start()
@@ -101,11 +102,14 @@ class GroupCommitWriter:
     def _commit(self, batch: list[_Job]) -> None:
         conn = self._conn
         outcomes: list[tuple[Any, BaseException | None]] = []
+        self._callbacks = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
                 outcomes.append(self._apply(job))
             conn.execute("COMMIT")
+            for callback in self._callbacks:  # after COMMIT, before any caller hears of it
+                callback()
         except BaseException as exc:  # a failed COMMIT (disk full, I/O error) fails every unit in it
             log.exception("group commit failed")
             if conn.in_transaction:
@@ -128,4 +132,5 @@ class GroupCommitWriter:
             return None, exc
         conn.execute("RELEASE unit")
         self._next_seq = view.next_seq
+        self._callbacks.extend(view.after_commit)
         return result, None

@@ -1,0 +1,112 @@
+"""The outbox worker: claims due messages, delivers them through their topic's channel, and records
+the outcome (delivered, retry with exponential backoff, or dead after ``max_attempts``).
+
+Notifications are delivered as per-patient digests when a digest period is configured (AC-18:
+"digest frequency configurable"): a patient's pending messages wait until the oldest is that old,
+then go out together in one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from fhir_server.jobs.channels import Channel, DeliveryError
+from fhir_server.storage.protocols import OutboxItem, Store, TxView
+
+log = logging.getLogger(__name__)
+FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp(dt: datetime) -> str:
+    return dt.strftime(FMT)
+
+
+class OutboxWorker:
+    def __init__(self, store: Store, channels: dict[str, list[Channel]], *, digest_seconds: int = 0,
+                 max_attempts: int = 10, base_backoff: float = 2.0, poll_seconds: float = 0.5,
+                 batch: int = 100) -> None:
+        self.store = store
+        self.channels = channels
+        self.digest = timedelta(seconds=digest_seconds)
+        self.max_attempts = max_attempts
+        self.base_backoff = base_backoff
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="kzfhir-outbox")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:  # a broken round must not stop delivery for good
+                log.exception("outbox round failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def run_once(self) -> int:
+        """One delivery round over every topic with channels; returns messages settled."""
+        done = 0
+        for topic, channels in self.channels.items():
+            due = await self.store.outbox_due(topic, _stamp(_now()), self.batch)
+            for group in self._groups(topic, due):
+                await self._deliver(topic, group, channels)
+                done += len(group)
+        return done
+
+    def _groups(self, topic: str, due: list[OutboxItem]) -> list[list[OutboxItem]]:
+        if not self.digest or topic != "notification":
+            return [[item] for item in due]
+        by_partition: dict[str | None, list[OutboxItem]] = {}
+        for item in due:
+            by_partition.setdefault(item.partition, []).append(item)
+        cutoff = _stamp(_now() - self.digest)
+        return [items for items in by_partition.values() if items[0].created <= cutoff]
+
+    async def _deliver(self, topic: str, group: list[OutboxItem], channels: list[Channel]) -> None:
+        payloads = [orjson.loads(i.payload) for i in group]
+        payload: dict[str, Any] = payloads[0] if len(group) == 1 else {
+            "digest": True, "partition": group[0].partition, "count": len(group), "items": payloads}
+        key = group[0].key if len(group) == 1 else f"digest:{group[0].key}:{group[-1].key}"
+        ids = [i.id for i in group]
+        try:
+            for channel in channels:
+                await channel.deliver(topic, key, payload)
+        except DeliveryError as exc:
+            attempts = max(i.attempts for i in group) + 1
+            if attempts >= self.max_attempts:
+                log.warning("outbox %s: dead after %d attempts: %s", key, attempts, exc)
+                await self.store.transaction(lambda v: _settle(v, ids, "dead", str(exc), None))
+            else:
+                retry_at = _stamp(_now() + timedelta(seconds=self.base_backoff * 2 ** (attempts - 1)))
+                await self.store.transaction(lambda v: _settle(v, ids, "retry", str(exc), retry_at))
+            return
+        await self.store.transaction(lambda v: _settle(v, ids, "delivered", None, None))
+
+
+def _settle(view: TxView, ids: list[int], status: str, error: str | None, retry_at: str | None) -> None:
+    view.settle_outbox(ids, status, error, retry_at)

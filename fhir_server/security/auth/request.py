@@ -1,0 +1,86 @@
+"""HTTP request -> RequestContext: the bearer token plus the security headers (docs/security.md).
+
+Headers read here (names are case-insensitive):
+
+``Authorization: Bearer <jwt>``
+    required unless anonymous access is switched on.
+``X-Purpose-Of-Use: <code>``
+    v3 PurposeOfUse for this request (``TREAT``, ``ETREAT``, ``HRESCH`` ...); overrides the claim.
+``X-Break-Glass-Reason: <text>``
+    starts emergency access (AC-02). Honoured only until ``min(token exp, token iat + window)``
+    (``VerifierConfig.break_glass_window_seconds``), and only for the practitioner role by the
+    policy; every use is audited with purpose ``BTG`` and notified to the patient.
+``X-Legal-Basis: <text>``
+    the legal ground (court order, investigation request number ...) for the ``legal-exception``
+    role (AC-11); the policy refuses that role without it.
+``X-Request-Id: <id>``
+    correlation id recorded in the AuditEvent; a fresh one is generated when absent or unusable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+
+from fhir_server.security.auth.claims import clean_text, purpose_code
+from fhir_server.security.auth.errors import AuthError
+from fhir_server.security.auth.verifier import TokenVerifier
+from fhir_server.security.context import RequestContext
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value
+
+
+def _bearer(value: str) -> str:
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    value = _header(headers, "X-Request-Id")
+    return value if value and _REQUEST_ID.match(value) else None
+
+
+async def context_from_request(
+    headers: Mapping[str, str],
+    client_ip: str | None,
+    verifier: TokenVerifier,
+    *,
+    allow_anonymous: bool = False,
+) -> RequestContext:
+    """Authenticate one request. Raises AuthError (-> 401 + OperationOutcome) when the token is
+    missing (and anonymous access is off), malformed, expired, not yet valid or wrongly signed.
+    """
+    authorization = _header(headers, "Authorization")
+    request_id = _request_id(headers) or RequestContext().request_id
+    if authorization is None:
+        if not allow_anonymous:
+            raise AuthError("authentication required: send an OAuth2 bearer token")
+        return RequestContext(client_ip=client_ip, request_id=request_id)
+    verified = await verifier.verify_token(_bearer(authorization))
+    context = dataclasses.replace(verified.context, client_ip=client_ip, request_id=request_id)
+    purpose = purpose_code(clean_text(_header(headers, "X-Purpose-Of-Use"), "X-Purpose-Of-Use"))
+    legal_basis = clean_text(_header(headers, "X-Legal-Basis"), "X-Legal-Basis")
+    context = dataclasses.replace(
+        context,
+        purpose_of_use=purpose or context.purpose_of_use,
+        legal_basis=legal_basis or context.legal_basis,
+    )
+    reason = clean_text(_header(headers, "X-Break-Glass-Reason"), "X-Break-Glass-Reason")
+    if reason is None:
+        return context
+    issued = verified.issued_at if verified.issued_at is not None else verified.expires_at
+    window_end = issued + verifier.config.break_glass_window_seconds
+    return dataclasses.replace(
+        context, break_glass_reason=reason, break_glass_until=min(verified.expires_at, window_end)
+    )

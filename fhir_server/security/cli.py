@@ -1,0 +1,88 @@
+"""``kzfhir token`` and ``kzfhir audit verify``: registered by ``fhir_server.cli`` via ``register``.
+
+    kzfhir token --role practitioner --fhir-user Practitioner/1 [--scope user/*.rs ...] [--bin BIN]
+    kzfhir audit verify --database data/kzfhir.sqlite [--anchor SEQ:HASH ...] [--json]
+
+Each subcommand sets ``func(args) -> int`` (the exit code), the convention of ``fhir_server.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from fhir_server.security.audit.chain import verify_database
+from fhir_server.security.auth.dev_keys import DEV_JWKS_PATH, issue_dev_token
+from fhir_server.security.roles import ROLES
+
+
+def _token(args: argparse.Namespace) -> int:
+    extra: dict[str, Any] = {}
+    for claim in ("purpose_of_use", "legal_basis", "on_behalf_of"):
+        if getattr(args, claim):
+            extra[claim] = getattr(args, claim)
+    if args.patient:
+        extra["patient"] = args.patient
+    token = issue_dev_token(
+        args.role,
+        args.fhir_user,
+        args.scope or None,
+        bin=args.bin,
+        ttl_seconds=args.ttl,
+        break_glass=args.break_glass,
+        key_path=Path(args.key),
+        extra_claims=extra,
+    )
+    print(token)
+    return 0
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    seq, sep, digest = text.partition(":")
+    if not sep or not seq.isdigit() or len(digest) != 64:
+        raise argparse.ArgumentTypeError("anchor must be SEQ:HASH (64 hex digits)")
+    return int(seq), digest.lower()
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    database = Path(args.database)
+    if not database.exists():
+        print(f"no such database: {database}", file=sys.stderr)
+        return 2
+    report = verify_database(str(database), dict(args.anchor or []))
+    if args.json:
+        print(json.dumps({name: getattr(report, name) for name in report.__slots__}))
+    elif report.ok:
+        print(f"audit chain intact: {report.rows_checked} events, head seq {report.head_seq} hash {report.head_hash}")
+    else:
+        print(f"audit chain BROKEN at seq {report.first_broken_seq}: {report.problem}")
+        print(f"last good row: seq {report.head_seq} hash {report.head_hash}")
+    return 0 if report.ok else 1
+
+
+def register(subparsers: Any) -> None:
+    """Add ``token`` and ``audit`` (with ``verify``) to the ``kzfhir`` argument parser."""
+    token = subparsers.add_parser("token", help="issue a development access token (dev key)")
+    token.add_argument("--role", required=True, choices=sorted(ROLES))
+    token.add_argument("--fhir-user", help="FHIR identity, e.g. Practitioner/1 or Patient/7")
+    token.add_argument("--scope", action="append", help="SMART scope (repeatable); default depends on role")
+    token.add_argument("--bin", help="organisation BIN (12 digits)")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.add_argument("--break-glass", help="break-glass reason: emergency access for practitioners")
+    token.add_argument("--purpose-of-use", help="v3 PurposeOfUse code, e.g. TREAT")
+    token.add_argument("--legal-basis", help="legal basis for the legal-exception role")
+    token.add_argument("--on-behalf-of", help="principal the caller acts for, e.g. Patient/7")
+    token.add_argument("--patient", help="SMART launch context patient id for patient/ scopes")
+    token.add_argument("--key", default=str(DEV_JWKS_PATH), help="dev JWKS file (created on first use)")
+    token.set_defaults(func=_token)
+
+    audit = subparsers.add_parser("audit", help="audit trail tools")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="verify the tamper-evident audit hash chain")
+    verify.add_argument("--database", required=True, help="SQLite database file holding audit_chain")
+    verify.add_argument("--anchor", action="append", type=_anchor, help="SEQ:HASH recorded earlier (repeatable)")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(func=_audit_verify)

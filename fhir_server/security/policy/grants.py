@@ -1,0 +1,132 @@
+"""Instance-level access to ONE patient's data: who may reach it, and on what ground.
+
+Order of the rules (the first that applies decides; anything not granted is denied, AC-12):
+
+1. the patient themself, or a representative with verified authority (AC-09): the whole
+   compartment for reading; writing only the types in ``PATIENT_WRITABLE``; never deleting;
+2. a medical worker or the organisation's system recording a Consent (AC-04, AC-08);
+3. the patient's Consents, evaluated with the caller's identities (fhirUser, organisation BIN,
+   care-team memberships): AC-01, AC-03, AC-10, TM-15;
+4. break-glass for practitioners (AC-02): when nothing above granted, a current break-glass
+   session authorizes emergency reads and records, flagged for audit and notification.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from fhir_server.security.context import RequestContext
+from fhir_server.security.policy.conditions import AccessRequest, describe_resource
+from fhir_server.security.policy.consent import Ruling, evaluate_consents
+from fhir_server.security.policy.decision import CONSENT_ACTIONS, Action, Decision, Verdict
+from fhir_server.security.policy.facts import PatientFacts
+from fhir_server.security.policy.relationships import caller_identities, verified_representatives
+from fhir_server.security.policy.rules import WORKER_CONSENT_STATUSES, PolicySettings
+from fhir_server.security.roles import DEFAULT_PURPOSE, PATIENT, PRACTITIONER, RELATED_PERSON, SYSTEM
+
+BREAK_GLASS_ACTIONS = frozenset(
+    {
+        Action.READ,
+        Action.VREAD,
+        Action.SEARCH,
+        Action.HISTORY,
+        Action.OPERATION,
+        Action.CREATE,
+        Action.UPDATE,
+        Action.PATCH,
+    }
+)
+
+
+class Subject:
+    """The data side of a decision, shared by all the resource's patients. The Consent-relevant
+    description (codings, labels, dates) is read only if some Consent actually has to be consulted."""
+
+    def __init__(self, resource: dict[str, Any], resource_type: str) -> None:
+        self.resource = resource
+        self.resource_type = resource_type
+
+    @cached_property
+    def description(self) -> dict[str, Any]:
+        return describe_resource(self.resource)
+
+
+def break_glass_active(ctx: RequestContext, at: float) -> bool:
+    """A practitioner's break-glass session that names a reason and has not expired (AC-02)."""
+    return (
+        ctx.role == PRACTITIONER
+        and bool(ctx.break_glass_reason)
+        and ctx.break_glass_until is not None
+        and at < ctx.break_glass_until
+    )
+
+
+def _as_owner(action: Action, subject: Subject, settings: PolicySettings, ground: str) -> Verdict:
+    if action.is_read:
+        return Verdict(Decision.AUTHORIZED, f"{ground}: own data", (ground,))
+    if action is Action.DELETE:
+        return Verdict.reject("patients' records cannot be deleted through the API; file a request (AC-22)")
+    if subject.resource_type in settings.patient_writable:
+        return Verdict(Decision.AUTHORIZED, f"{ground}: patient-entered data", (ground,))
+    return Verdict.reject(f"{subject.resource_type} is entered by medical workers (AC-25); file a request")
+
+
+def _records_consent(ctx: RequestContext, action: Action, subject: Subject) -> bool:
+    if subject.resource_type != "Consent" or action not in (Action.CREATE, Action.UPDATE, Action.PATCH):
+        return False
+    if ctx.role == SYSTEM:
+        return True
+    return ctx.role == PRACTITIONER and subject.resource.get("status") in WORKER_CONSENT_STATUSES
+
+
+def _by_consent(
+    ctx: RequestContext,
+    action: Action,
+    subject: Subject,
+    facts: PatientFacts,
+    at: float,
+    reps: frozenset[str],
+) -> tuple[Ruling | None, tuple[str, ...]]:
+    request = AccessRequest(
+        actors=caller_identities(ctx, facts, at),
+        actions=CONSENT_ACTIONS[action],
+        purpose=ctx.purpose_of_use or DEFAULT_PURPOSE.get(ctx.role or "", "TREAT"),
+        resource_type=subject.resource_type,
+        at=at,
+        **subject.description,
+    )
+    return evaluate_consents(facts.consents, request, facts.patient_id, reps)
+
+
+def patient_grant(
+    ctx: RequestContext,
+    action: Action,
+    subject: Subject,
+    facts: PatientFacts,
+    at: float,
+    settings: PolicySettings,
+) -> Verdict:
+    """May the caller do ``action`` on this resource as far as patient ``facts.patient_id`` goes?"""
+    reps = verified_representatives(facts, at)
+    if ctx.role == PATIENT and ctx.fhir_user == f"Patient/{facts.patient_id}":
+        return _as_owner(action, subject, settings, "own-compartment")
+    if ctx.role == RELATED_PERSON and ctx.fhir_user in reps:
+        return _as_owner(action, subject, settings, "representative")
+    if ctx.role not in (PATIENT, RELATED_PERSON, PRACTITIONER, SYSTEM):
+        return Verdict.reject(f"role {ctx.role!r} has no access to patients' data")
+    if _records_consent(ctx, action, subject):
+        return Verdict(Decision.AUTHORIZED, "recording the patient's consent (AC-04, AC-08)", ("recording-consent",))
+    ruling, consents = _by_consent(ctx, action, subject, facts, at, reps)
+    if ruling is Ruling.PERMIT:
+        return Verdict(Decision.AUTHORIZED, "granted by the patient's consent", ("consent",), consents)
+    if break_glass_active(ctx, at) and action in BREAK_GLASS_ACTIONS:
+        return Verdict(
+            Decision.AUTHORIZED,
+            f"break-glass: {ctx.break_glass_reason}",
+            ("break-glass",),
+            emergency=True,
+        )
+    if ruling is Ruling.DENY:
+        return Verdict(Decision.REJECT, f"denied by the patient's consent {consents[0]}", ("consent",), consents)
+    return Verdict.reject(f"no consent of Patient/{facts.patient_id} grants this access (AC-12)")
