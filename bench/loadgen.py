@@ -33,7 +33,7 @@ class LoadResult:
 
 
 async def _connection(host: str, port: int, paths: list[str], offset: int, start: float, deadline: float,
-                      out: list[float], errors: list[int], counted: list[int]) -> None:
+                      out: list[float], errors: list[int], counted: list[int], extra: str) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     i = offset
     try:
@@ -43,7 +43,8 @@ async def _connection(host: str, port: int, paths: list[str], offset: int, start
                 return
             path = paths[i % len(paths)]
             i += 1
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/fhir+json\r\n\r\n".encode())
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/fhir+json\r\n{extra}\r\n"
+                         .encode())
             head = await reader.readuntil(b"\r\n\r\n")
             length = 0
             for line in head.split(b"\r\n"):
@@ -62,12 +63,13 @@ async def _connection(host: str, port: int, paths: list[str], offset: int, start
 
 
 async def run_load(host: str, port: int, paths: list[str], *, connections: int = 32, seconds: float = 8.0,
-                   warmup: float = 1.5) -> LoadResult:
+                   warmup: float = 1.5, headers: dict[str, str] | None = None) -> LoadResult:
     t0 = time.perf_counter()
     start, deadline = t0 + warmup, t0 + warmup + seconds
     latencies: list[float] = []
     errors = [0]
     counted = [0]
-    await asyncio.gather(*(_connection(host, port, paths, n * 7919, start, deadline, latencies, errors, counted)
-                           for n in range(connections)))
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    await asyncio.gather(*(_connection(host, port, paths, n * 7919, start, deadline, latencies, errors, counted,
+                                       extra) for n in range(connections)))
     return LoadResult(counted[0], seconds, latencies, errors[0])

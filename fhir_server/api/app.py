@@ -10,12 +10,14 @@ from fastapi import FastAPI
 from fhir_server import __version__
 from fhir_server.api import errors
 from fhir_server.api.fastpath import FastReads
-from fhir_server.api.routes import instance, operations, system
+from fhir_server.api.routes import instance, operations, search, system
 from fhir_server.api.routes import type as type_routes
 from fhir_server.config import Settings
 from fhir_server.definitions import get_definitions
 from fhir_server.interactions.base import Services
+from fhir_server.search import get_indexer
 from fhir_server.security.setup import build_enforcer, build_verifier
+from fhir_server.signatures import install as install_signatures
 from fhir_server.storage.protocols import Store
 from fhir_server.storage.sqlite.store import SqliteStore
 from fhir_server.validation import get_structure_validator
@@ -36,6 +38,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     services.terminology = default_service()
     services.profiles = ProfileValidation(settings, terminology=services.terminology)
     services.extra_validators.append(services.profiles)
+    install_signatures(services)
     return services
 
 
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        get_indexer().warm()  # compile every type's search expressions once, not on first writes
         await services.store.open()
         try:
             yield
@@ -59,4 +63,5 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(operations.router)
     app.include_router(type_routes.router)
     app.include_router(instance.router)
+    app.include_router(search.router)  # last: its compartment route is the most general path
     return FastReads(app, services)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from fhir_server.errors import FhirError
+from fhir_server.interactions import audit_events
 from fhir_server.interactions.access import Action, AuditTarget, see_stored, session
 from fhir_server.interactions.base import (
     FhirResponse,
@@ -35,6 +36,10 @@ async def handle(services: Services, ctx: RequestContext, resource_type: str, re
                  if_modified_since: str | None = None) -> FhirResponse:
     check_type(services, resource_type)
     check_id(resource_id)
+    if resource_type == "AuditEvent":
+        from_chain = await audit_events.read(services, ctx, resource_id)
+        if from_chain is not None:
+            return from_chain
     access = session(services, ctx)
     if access.enabled:
         await access.start(Action.READ, resource_type, AuditTarget("read", resource_type, resource_id),

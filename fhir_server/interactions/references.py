@@ -27,10 +27,14 @@ def rewrite_references(node: Any, resolve: Resolver, path: str) -> None:
             if new is not None:
                 node["reference"] = new
         for key, value in node.items():
+            if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+                continue  # a nested Bundle (a signed document) resolves its own references; never alter it
             if isinstance(value, dict | list):
                 rewrite_references(value, resolve, f"{path}.{key}")
     elif isinstance(node, list):
         for i, item in enumerate(node):
+            if isinstance(item, dict) and item.get("resourceType") == "Bundle":
+                continue
             if isinstance(item, dict | list):
                 rewrite_references(item, resolve, f"{path}[{i}]")
 

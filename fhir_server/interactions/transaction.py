@@ -118,7 +118,8 @@ class _Unit:
             self._resolve_target(view, p)
         self._check_overlap()
         for p in by_method["POST"] + by_method["PUT"]:
-            if p.status == "" and p.entry.resource is not None:
+            # a Bundle stored as an entry (a signed document) keeps its own references untouched
+            if p.status == "" and p.entry.resource is not None and p.entry.resource_type != "Bundle":
                 rewrite_references(p.entry.resource, self._resolve_ref, f"{p.entry.where}.resource")
         for p in by_method["POST"]:
             if p.status == "":

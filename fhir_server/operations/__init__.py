@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("validate", "terminology_ops")
+_MODULES = ("validate", "terminology_ops", "verify_signature", "patient_everything", "access_log", "notifications",
+            "data_subject", "data_report")
 
 
 def load_all() -> None:

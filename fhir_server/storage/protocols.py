@@ -124,8 +124,11 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def transaction(self, unit: Callable[[TxView], T]) -> T:
-        """Run ``unit`` atomically: everything it wrote commits together, or nothing does if it raises."""
+    async def transaction(self, unit: Callable[[TxView], T], *, relaxed: bool = False) -> T:
+        """Run ``unit`` atomically: everything it wrote commits together, or nothing does if it raises.
+
+        ``relaxed``: the unit only records (read audit events); the backend may acknowledge it once it
+        survives a process crash, before it is on disk (no fsync of its own)."""
         ...
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource | None: ...
@@ -150,4 +153,8 @@ class Store(Protocol):
     async def audit_events(self, patient: str | None, limit: int, before_seq: int | None = None
                            ) -> list[tuple[int, dict[str, Any]]]:
         """(seq, AuditEvent) from the audit chain, newest first, optionally of one ``Patient/id``."""
+        ...
+
+    async def audit_event(self, event_id: str) -> tuple[int, bytes] | None:
+        """(seq, canonical bytes) of one AuditEvent of the audit chain."""
         ...

@@ -96,7 +96,8 @@ async def test_not_acceptable_returns_406_and_writes_nothing(client, patient):
 async def test_body_over_limit_returns_413(tmp_path, patient):
     from fhir_server.api.app import create_app
 
-    app = create_app(Settings(database=tmp_path / "db.sqlite", max_body_bytes=1000, synchronous_full=False, security_enabled=False))
+    app = create_app(Settings(database=tmp_path / "db.sqlite", max_body_bytes=1000,
+                              synchronous_full=False, security_enabled=False))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as c:

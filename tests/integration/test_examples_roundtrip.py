@@ -55,7 +55,8 @@ async def test_known_invalid_examples_are_rejected_for_their_cardinality_error(c
 
 
 async def test_known_invalid_examples_roundtrip_with_validation_off(tmp_path, example_files):
-    app = create_app(Settings(database=tmp_path / "db.sqlite", validate_on_write=False, synchronous_full=False, security_enabled=False))
+    app = create_app(Settings(database=tmp_path / "db.sqlite", validate_on_write=False,
+                              synchronous_full=False, security_enabled=False))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=BASE
     ) as c:

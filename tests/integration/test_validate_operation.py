@@ -82,7 +82,8 @@ async def test_declared_profile_is_enforced_on_write(client):
 
 
 async def test_national_strict_mode_requires_kz_profiles(tmp_path):
-    app = create_app(Settings(database=tmp_path / "s.sqlite", require_kz_profiles=True, synchronous_full=False, security_enabled=False))
+    app = create_app(Settings(database=tmp_path / "s.sqlite", require_kz_profiles=True,
+                              synchronous_full=False, security_enabled=False))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=BASE
     ) as c:

@@ -76,6 +76,10 @@ class VerifiedToken:
     expires_at: int
 
 
+VERIFIED_CACHE_SIZE = 10_000
+VERIFIED_CACHE_SECONDS = 300.0  # also bounds how long a key removed from the JWKS keeps working
+
+
 class TokenVerifier:
     """Verifies bearer tokens; ``verify`` is the one call the HTTP layer makes."""
 
@@ -88,6 +92,7 @@ class TokenVerifier:
     ) -> None:
         self.config = config
         self._clock = clock
+        self._verified: dict[str, tuple[float, VerifiedToken]] = {}
         self._jwks = JwksSource(
             path=config.jwks_path,
             url=config.jwks_url,
@@ -107,15 +112,30 @@ class TokenVerifier:
         return (await self.verify_token(token)).context
 
     async def verify_token(self, token: str) -> VerifiedToken:
-        """Like ``verify`` but also returns the claims and lifetime (used for header rules)."""
+        """Like ``verify`` but also returns the claims and lifetime (used for header rules).
+
+        A token whose signature was verified is remembered (bounded, for at most
+        ``VERIFIED_CACHE_SECONDS``): the signature check is the most expensive step of a request and
+        clients reuse a token for many requests. The time-dependent claims (exp, nbf) are re-checked on
+        every use, so an expired token is refused even when remembered.
+        """
         if not token or len(token) > self.config.max_token_bytes or token.count(".") != 2:
             raise AuthError("malformed token")
+        now = self._clock()
+        cached = self._verified.get(token)
+        if cached is not None and cached[0] > now:
+            self._check_claims(dict(cached[1].claims))
+            return cached[1]
         alg, kid = self._header(token)
         claims = await self._verified_claims(token, alg, kid)
         self._check_claims(claims)
         context = context_from_claims(claims)
         iat = claims.get("iat")
-        return VerifiedToken(context, claims, int(iat) if iat is not None else None, int(claims["exp"]))
+        verified = VerifiedToken(context, claims, int(iat) if iat is not None else None, int(claims["exp"]))
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (now + VERIFIED_CACHE_SECONDS, verified)
+        return verified
 
     def _header(self, token: str) -> tuple[str, str | None]:
         try:

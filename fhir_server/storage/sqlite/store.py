@@ -50,7 +50,7 @@ class SqliteStore:
         create_schema(conn, indexing.ddl())
         next_seq, last_micros = self._resume_point(conn)
         self._writer = GroupCommitWriter(conn, max_batch=self._max_batch, next_seq=next_seq,
-                                         last_micros=last_micros)
+                                         last_micros=last_micros, synchronous_full=self._sync_full)
         self._writer.start()
         self._loop_conn = connect(self.path, synchronous_full=self._sync_full)
         self._pool = ThreadPoolExecutor(self._read_threads, thread_name_prefix="kzfhir-sqlite-read")
@@ -80,10 +80,10 @@ class SqliteStore:
             self._loop_conn = None
 
     # -- writes ------------------------------------------------------------------------------------
-    async def transaction(self, unit: Callable[[Any], T]) -> T:
+    async def transaction(self, unit: Callable[[Any], T], *, relaxed: bool = False) -> T:
         if self._writer is None:
             raise RuntimeError("store is not open")
-        result: T = await self._writer.submit(unit)
+        result: T = await self._writer.submit(unit, relaxed=relaxed)
         return result
 
     # -- reads -------------------------------------------------------------------------------------
@@ -142,6 +142,14 @@ class SqliteStore:
     async def audit_events(self, patient: str | None, limit: int, before_seq: int | None = None
                            ) -> list[tuple[int, dict[str, Any]]]:
         return await self._in_reader(lambda conn: audit_rows(conn, patient, limit, before_seq))
+
+    async def audit_event(self, event_id: str) -> tuple[int, bytes] | None:
+        return await self._in_reader(lambda conn: audit_event_row(conn, event_id))
+
+
+def audit_event_row(conn: sqlite3.Connection, event_id: str) -> tuple[int, bytes] | None:
+    row = conn.execute("SELECT seq, data FROM audit_chain WHERE event_id = ?", (event_id,)).fetchone()
+    return (int(row[0]), bytes(row[1])) if row else None
 
 
 def audit_rows(conn: sqlite3.Connection, patient: str | None, limit: int, before_seq: int | None

@@ -30,6 +30,7 @@ class _Job:
     unit: Callable[[SqliteTxView], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    relaxed: bool = False
 
 
 def _resolve(job: _Job, result: Any, error: BaseException | None) -> None:
@@ -44,8 +45,11 @@ def _resolve(job: _Job, result: Any, error: BaseException | None) -> None:
 class GroupCommitWriter:
     """Owns the write connection; ``submit`` is called from the event loop."""
 
-    def __init__(self, conn: sqlite3.Connection, *, max_batch: int, next_seq: int, last_micros: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, max_batch: int, next_seq: int, last_micros: int,
+                 synchronous_full: bool = True) -> None:
         self._conn = conn
+        self._full = synchronous_full
+        self._mode = "FULL" if synchronous_full else "NORMAL"
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._next_seq = next_seq
@@ -62,11 +66,19 @@ class GroupCommitWriter:
         self._queue.put(None)
         self._thread.join()
 
-    def submit(self, unit: Callable[[SqliteTxView], Any]) -> asyncio.Future[Any]:
+    def submit(self, unit: Callable[[SqliteTxView], Any], *, relaxed: bool = False) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Job(unit, fut, loop))
+        self._queue.put(_Job(unit, fut, loop, relaxed))
         return fut
+
+    def _durability(self, batch: list[_Job]) -> None:
+        """A batch of relaxed units only (read audit records) commits without fsync: it survives a
+        killed process, and reaches the disk with the next full commit or checkpoint (docs/security.md)."""
+        mode = "NORMAL" if not self._full or all(job.relaxed for job in batch) else "FULL"
+        if mode != self._mode:
+            self._conn.execute(f"PRAGMA synchronous={mode}")
+            self._mode = mode
 
     # -- writer thread -----------------------------------------------------------------------------
     def _take_batch(self, first: _Job) -> tuple[list[_Job], bool]:
@@ -104,6 +116,7 @@ class GroupCommitWriter:
         outcomes: list[tuple[Any, BaseException | None]] = []
         self._callbacks = []
         try:
+            self._durability(batch)
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
                 outcomes.append(self._apply(job))

@@ -1,0 +1,47 @@
+"""The access policy on search results (issue 5 §2): every match and every ``_include`` /
+``_revinclude`` passes ``can_see``; what the caller may not see is dropped, and then ``Bundle.total``
+is omitted so that neither totals nor paging reveal hidden resources (docs/security.md)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import orjson
+
+from fhir_server.errors import FhirError
+from fhir_server.search.query import SearchQuery, SearchResult
+from fhir_server.security.audit.balp import AuditTarget
+from fhir_server.security.enforcement import AccessSession
+from fhir_server.security.policy import Action, Decision, Verdict
+
+
+def refuse_counting(query: SearchQuery, start: Verdict) -> None:
+    """A count over resources the caller may partly not see would disclose how many there are."""
+    if query.summary == "count" and start.decision is not Decision.AUTHORIZED:
+        raise FhirError("forbidden", "_summary=count is only available to callers authorised for the whole type; "
+                        "counts must not reveal resources the access policy hides", code="forbidden")
+
+
+async def guard_result(access: AccessSession, start: Verdict, result: SearchResult, target: AuditTarget
+                       ) -> SearchResult:
+    """Drop what the caller may not see, record the access (one AuditEvent per patient, BALP)."""
+    if not access.enabled:
+        return result
+    if start.decision is Decision.AUTHORIZED:
+        access.record(target, start, set())
+        return result
+    kept = []
+    patients: set[str] = set()
+    verdicts: list[Verdict] = []
+    for match in result.matches:
+        if match.mode == "outcome":
+            kept.append(match)
+            continue
+        verdict, ids = await access.decide(Action.SEARCH, orjson.loads(match.data))
+        if verdict.allowed:
+            kept.append(match)
+            patients |= ids
+            verdicts.append(verdict)
+    if verdicts:
+        access.record(target, next((v for v in verdicts if v.emergency), verdicts[0]), patients)
+    return replace(result, matches=tuple(kept), total=None)

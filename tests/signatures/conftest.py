@@ -1,0 +1,76 @@
+"""Fixtures for the server's signature integration: one test PKI per session, servers over real HTTP."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+
+import fhir_server.operations.verify_signature  # noqa: F401  (registers the operation for these tests)
+from fhir_server.api.app import create_app
+from fhir_server.config import Settings
+from fhir_server.signatures import install
+from signing import Signer, init_pki, load_signer, sign_bundle
+from signing.fhir import SignatureFormat
+from tests.signatures.helpers import BASE, PRACTITIONER_URN, ServerFactory, Sign
+
+
+@pytest.fixture(scope="session")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("pki")
+    init_pki(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def signer_for(pki_dir: Path) -> Callable[[str], Signer]:
+    cache: dict[str, Signer] = {}
+
+    def load(name: str) -> Signer:
+        if name not in cache:
+            cache[name] = load_signer(pki_dir / f"{name}.key.pem", pki_dir / f"{name}.cert.pem")
+        return cache[name]
+
+    return load
+
+
+@pytest.fixture
+def server(tmp_path: Path, pki_dir: Path) -> ServerFactory:
+    """``async with server(**settings) as client``: a fresh server; by default signatures are required
+    and trusted against the test PKI."""
+    numbers = itertools.count()
+
+    @asynccontextmanager
+    async def start(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        options: dict[str, Any] = {"database": tmp_path / f"db{next(numbers)}.sqlite",
+                                   "security_enabled": False, "synchronous_full": False,
+                                   "require_signatures": True, "trust_dir": pki_dir / "trust"}
+        options.update(overrides)
+        app = create_app(Settings(**options))
+        install(app.state.services)  # idempotent: harmless once api/app.py installs it too
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE, timeout=60
+        ) as client:
+            yield client
+
+    return start
+
+
+@pytest.fixture
+def sign(signer_for: Callable[[str], Signer]) -> Sign:
+    """``await sign(bundle, signer="doctor", fmt="cms", who=PRACTITIONER_URN)``: a signed copy."""
+
+    async def run(bundle: dict[str, Any], signer: str = "doctor", fmt: str = "cms",
+                  who: str | dict[str, Any] = PRACTITIONER_URN) -> dict[str, Any]:
+        fmt_ = cast(SignatureFormat, fmt)
+        return await sign_bundle(copy.deepcopy(bundle), signer_for(signer), fmt_, who)
+
+    return run
+
+
