@@ -93,7 +93,8 @@ async def _run(given_grants: list[Any], caller: tuple[str, str]) -> None:
             transport=httpx.ASGITransport(app=open_app), base_url=BASE
         ) as c:
             for res in [*_world(), *consents]:
-                assert (await c.put(f"/{res['resourceType']}/{res['id']}", json=res, headers=FHIR_JSON)).status_code < 300
+                r = await c.put(f"/{res['resourceType']}/{res['id']}", json=res, headers=FHIR_JSON)
+                assert r.status_code < 300, r.text
         app = create_app(s)
         token = issue_dev_token(caller[0], f"{'Patient' if caller[0] == 'patient' else 'Practitioner'}/{caller[1]}",
                                 key_path=s.dev_key_path)
