@@ -9,6 +9,8 @@ from typing import Any
 from fhir_server import __version__
 from fhir_server.interactions.base import Services
 from fhir_server.jsonio import dumps
+from fhir_server.operations import load_all
+from fhir_server.operations.registry import registered
 
 _TYPE_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
                       "search-type"]
@@ -18,6 +20,34 @@ def _search_params(resource_type: str) -> list[dict[str, Any]]:
     from fhir_server.search import capability_search_params
 
     return capability_search_params(resource_type)
+
+
+_CORE_OPERATIONS = {
+    ("validate", "*"): "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+    ("expand", "ValueSet"): "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
+    ("lookup", "CodeSystem"): "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup",
+    ("validate-code", "ValueSet"): "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code",
+    ("validate-code", "CodeSystem"): "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code",
+    ("translate", "ConceptMap"): "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate",
+    ("everything", "Patient"): "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+}
+
+
+def _operation(name: str, resource_type: str) -> dict[str, str]:
+    definition = (_CORE_OPERATIONS.get((name, resource_type)) or _CORE_OPERATIONS.get((name, "*"))
+                  or f"https://fhir.kzfhir.kz/OperationDefinition/{name}")
+    return {"name": name, "definition": definition}
+
+
+def _operations_for(resource_type: str | None) -> list[dict[str, str]]:
+    """The operations the registry serves for a type ("*" ones on every type), or at system level."""
+    names: set[str] = set()
+    for level, rtype, name in registered():
+        at_system = resource_type is None and level == "system"
+        on_type = resource_type is not None and level != "system" and rtype in (resource_type, "*")
+        if at_system or on_type:
+            names.add(name)
+    return [_operation(n, resource_type or "*") for n in sorted(names)]
 
 
 def _resource(services: Services, resource_type: str) -> dict[str, Any]:
@@ -39,10 +69,14 @@ def _resource(services: Services, resource_type: str) -> dict[str, Any]:
     params = _search_params(resource_type)
     if params:
         entry["searchParam"] = params
+    operations = _operations_for(resource_type)
+    if operations:
+        entry["operation"] = operations
     return entry
 
 
 def _statement(services: Services, base_url: str) -> dict[str, Any]:
+    load_all()
     types = sorted(services.definitions.resource_types)
     return {
         "resourceType": "CapabilityStatement",
@@ -61,6 +95,14 @@ def _statement(services: Services, base_url: str) -> dict[str, Any]:
             "resource": [_resource(services, t) for t in types],
             "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"},
                             {"code": "search-system"}],
+            **({"operation": ops} if (ops := _operations_for(None)) else {}),
+            "security": {
+                "cors": False,
+                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                         "code": "SMART-on-FHIR"}]}],
+                "description": "OAuth2 bearer JWTs (RS256/ES256), SMART v2 scopes; consent-based access "
+                               "policy (DSM-54); every access audited. See docs/security.md.",
+            } if services.settings.security_enabled else {"description": "open development mode: no security"},
         }],
     }
 

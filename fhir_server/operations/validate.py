@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.interactions.access import Action, AuditTarget, see_stored, session
 from fhir_server.interactions.base import FhirResponse, Services
 from fhir_server.jsonio import dumps, reload
 from fhir_server.operations.registry import OperationCall, operation
@@ -60,6 +61,14 @@ def _mode_issues(mode: str, resource: dict[str, Any], resource_id: str | None) -
 async def validate_operation(call: OperationCall) -> FhirResponse:
     assert call.resource_type is not None
     params = {k: v for k, v in call.query}
+    if call.resource_id is not None and call.body is None:
+        # validating the stored resource discloses what it holds: the caller must be allowed to read it
+        stored = await call.services.store.read(call.resource_type, call.resource_id)
+        if stored is not None and stored.data is not None:
+            access = session(call.services, call.ctx)
+            verdict, ids = await see_stored(access, Action.READ, stored, "read")
+            access.record(AuditTarget("operation", stored.type, stored.id, str(stored.version)), verdict, ids)
+            await access.flush()
     return await handle(call.services, call.resource_type, call.resource_id, call.body, params, pretty=call.pretty)
 
 

@@ -56,6 +56,8 @@ async def _load(port: int, acknowledged: list[str], stop: asyncio.Event) -> None
                 acknowledged.append(r.headers["location"].split("/_history")[0].rsplit("/", 1)[1])
 
 
+@pytest.mark.req("AC-13")
+@pytest.mark.req("TM-17")
 @pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
 async def test_sigkill_mid_load_loses_no_acknowledged_write(tmp_path):

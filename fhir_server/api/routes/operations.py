@@ -10,6 +10,7 @@ from starlette.responses import Response
 from fhir_server.api.body import read_json
 from fhir_server.api.common import base_url, context, render, services
 from fhir_server.api.negotiation import check_accept, check_content_type, is_pretty
+from fhir_server.interactions.access import Action, AuditTarget, session
 from fhir_server.interactions.base import check_id, check_type
 from fhir_server.operations import load_all
 from fhir_server.operations.registry import OperationCall, find
@@ -28,6 +29,11 @@ async def _dispatch(request: Request, level: str, name: str, resource_type: str 
     if resource_id is not None:
         check_id(resource_id)
     handler = find(level, resource_type, name)
+    # Every operation passes the type-level gate here, so none can escape the policy (issue 5 §2);
+    # operations that return stored data also check each resource (see the operation modules).
+    await session(svc, ctx).start(Action.OPERATION, resource_type,
+                                  AuditTarget("operation", resource_type, resource_id),
+                                  operation=name, instance_level=resource_id is not None)
     body = None
     if request.method == "POST":
         check_content_type(request)

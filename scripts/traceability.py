@@ -1,0 +1,128 @@
+"""Generate docs/requirements-traceability.md: requirement ID -> code -> tests.
+
+Tests declare what they prove with ``@pytest.mark.req("AC-01")`` (or a module-level ``pytestmark``);
+this script collects them, joins the requirement texts of ../shared/docs/requirements.md when present,
+and the code that implements each requirement (CODE below, kept by hand beside the code).
+``python scripts/traceability.py`` rewrites the document; ``--check`` exits 1 when it is stale.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "requirements-traceability.md"
+
+CODE: dict[str, str] = {
+    "TM-04": "fhir_server/security/auth/ (JWT, fhirUser, IIN-bound identities); signing/identity.py",
+    "TM-05": "R4 Schedule/Slot interactions (generic CRUD + search)",
+    "TM-06": "profiles/package (KZ Appointment, MD-B); generic CRUD + search",
+    "TM-08": "profiles/package (KZ ServiceRequest, consilium category)",
+    "TM-10": "fhir_server/signatures/ (verification on write, Provenance); signing/",
+    "TM-13": "fhir_server/security/audit/ (BALP events, hash chain); fhir_server/jobs/delivery_audit.py",
+    "TM-15": "fhir_server/security/policy/relationships.py (care teams, monitoring orders)",
+    "TM-17": "fhir_server/storage/sqlite/ (WAL, group commit, synchronous=FULL); security/",
+    "TM-18": "fhir_server/operations/access_log.py",
+    "TM-19": "terminology/data (funding source, service codes); profiles/package",
+    "TM-22": "profiles/package (KZ Observation vital signs)",
+    "TM-23": "profiles/package (device-automatic entry method)",
+    "TM-24": "profiles/package (manual entry method); PATIENT_WRITABLE Observation",
+    "MD-B": "profiles/package/StructureDefinition-kz-appointment.json",
+    "MD-D": "profiles/package/StructureDefinition-kz-encounter-remote.json",
+    "AC-01": "fhir_server/security/policy/ (consent engine); fhir_server/security/enforcement.py",
+    "AC-02": "fhir_server/security/policy/grants.py (break-glass); audit/notify.py; enforcement.py",
+    "AC-03": "fhir_server/security/policy/rules.py",
+    "AC-04": "fhir_server/security/policy/rules.py (draft/proposed Consents by practitioners)",
+    "AC-07": "profiles/package/StructureDefinition-kz-consent.json",
+    "AC-08": "fhir_server/security/policy/rules.py (system role records active Consents); interactions/transaction.py",
+    "AC-09": "fhir_server/security/policy/relationships.py (verified representative authority)",
+    "AC-10": "fhir_server/security/policy/consent.py (third-party grants, nested provisions)",
+    "AC-11": "fhir_server/security/policy/engine.py (legal-exception role + legal basis)",
+    "AC-12": "fhir_server/security/policy/engine.py (deny by default); interactions/search_access.py",
+    "AC-13": "fhir_server/storage/sqlite/writer.py (atomic units, durable acknowledgements); audit chain",
+    "AC-14": "fhir_server/security/audit/ (BALP, chain, verify); interactions/audit_events.py",
+    "AC-15": "fhir_server/operations/data_subject.py",
+    "AC-16": "fhir_server/operations/data_report.py; fhir_server/security/calendar/",
+    "AC-17": "fhir_server/operations/dsr_tasks.py (refusal needs a reason); security/calendar/",
+    "AC-18": "fhir_server/security/enforcement.py (notification per access); fhir_server/jobs/",
+    "AC-19": "fhir_server/security/deidentify/",
+    "AC-24": "fhir_server/operations/access_log.py; security/audit/access_log.py",
+    "AC-25": "fhir_server/signatures/; signing/",
+    "AC-27": "fhir_server/operations/data_subject.py; security/calendar/",
+}
+
+
+def _marks(node: ast.AST) -> list[str]:
+    out = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == "req":
+            out += [a.value for a in sub.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    return out
+
+
+def collect() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = defaultdict(set)
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        rel = path.relative_to(ROOT).as_posix()
+        module_marks = [m for stmt in tree.body if isinstance(stmt, ast.Assign)
+                        and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in stmt.targets)
+                        for m in _marks(stmt)]
+        for stmt in ast.walk(tree):
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef) and stmt.name.startswith("test_"):
+                marks = [m for d in stmt.decorator_list for m in _marks(d)] + module_marks
+                for m in marks:
+                    found[m].add(f"{rel}::{stmt.name}")
+    return found
+
+
+def texts() -> dict[str, str]:
+    req = ROOT.parent / "shared" / "docs" / "requirements.md"
+    if not req.is_file():
+        return {}
+    out = {}
+    for line in req.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"\| (TM-\d+|AC-\d+) \| (?:[\d-]+ \| )?(.+?) \|", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    out.setdefault("MD-B", "Minimal data set at booking")
+    out.setdefault("MD-D", "Minimal data set at delivery of a remote service")
+    return out
+
+
+def _order(req_id: str) -> tuple[str, int]:
+    prefix, _, num = req_id.partition("-")
+    return prefix, int(num) if num.isdigit() else 0
+
+
+def render() -> str:
+    found, text = collect(), texts()
+    ids = sorted(set(found) | set(CODE), key=_order)
+    lines = ["# Requirements traceability", "",
+             "Requirement ID -> what it asks -> the code that implements it -> the tests that prove it.",
+             "Generated by `python scripts/traceability.py` from the `@pytest.mark.req` markers; "
+             "`tests/test_traceability.py` fails when this page is stale.", "",
+             "| ID | requirement | code | tests |", "|---|---|---|---|"]
+    for req_id in ids:
+        tests = "<br>".join(sorted(found.get(req_id, ()))) or "— (no test yet)"
+        lines.append(f"| {req_id} | {text.get(req_id, '')} | {CODE.get(req_id, '—')} | {tests} |")
+    untested = [r for r in ids if r not in found]
+    lines += ["", f"{len(ids)} requirements listed, {len(ids) - len(untested)} with tests."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    doc = render()
+    if "--check" in sys.argv:
+        current = DOC.read_text(encoding="utf-8") if DOC.is_file() else ""
+        return 0 if current == doc else 1
+    DOC.write_text(doc, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
