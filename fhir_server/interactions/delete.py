@@ -82,7 +82,7 @@ async def handle_conditional(services: Services, ctx: RequestContext, resource_t
     criteria = parse_criteria(services, resource_type, criteria_text)
     settings = services.settings
     limit = settings.max_conditional_delete if settings.allow_multiple_conditional_delete else 1
-    matches: list[tuple[str, str]] = await services.store.transaction(lambda v: v.search_ids(criteria, limit + 1))
+    matches: list[tuple[str, str]] = await services.store.search_ids(criteria, limit + 1)
     if len(matches) > limit:
         if limit == 1:
             raise FhirError("precondition_failed", "conditional delete matched more than one resource; "

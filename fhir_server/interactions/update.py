@@ -109,7 +109,7 @@ async def handle(services: Services, ctx: RequestContext, resource_type: str, re
 async def _conditional_target(services: Services, access: AccessSession, resource_type: str, criteria: Any,
                               body_id: Any) -> tuple[str, list[tuple[str, str]]]:
     """Resolve the target before the unit (so the policy can see it); the unit re-checks the match."""
-    matches: list[tuple[str, str]] = await services.store.transaction(lambda v: v.search_ids(criteria, 2))
+    matches: list[tuple[str, str]] = await services.store.search_ids(criteria, 2)
     if len(matches) > 1:
         raise FhirError("precondition_failed", f"conditional update criteria matched {len(matches)} resources")
     if matches:

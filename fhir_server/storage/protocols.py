@@ -141,6 +141,10 @@ class Store(Protocol):
         """Run a search query (fhir_server.search.SearchQuery); returns a SearchResult."""
         ...
 
+    async def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:
+        """(type, id) of current resources matching a search query, at most ``limit`` (no paging)."""
+        ...
+
     async def outbox_due(self, topic: str, now: str, limit: int) -> list[OutboxItem]:
         """Pending messages of a topic whose time has come, oldest first."""
         ...

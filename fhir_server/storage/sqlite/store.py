@@ -122,6 +122,9 @@ class SqliteStore:
     async def search(self, query: Any) -> Any:
         return await self._in_reader(lambda conn: indexing.run_search(conn, query))
 
+    async def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:
+        return await self._in_reader(lambda conn: indexing.search_ids(conn, query, limit))
+
     async def run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a backend-specific read on a reader thread (used by backend-specific modules only)."""
         return await self._in_reader(fn)
