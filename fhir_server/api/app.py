@@ -14,7 +14,10 @@ from fhir_server.api.routes import instance, operations, search, system
 from fhir_server.api.routes import type as type_routes
 from fhir_server.config import Settings
 from fhir_server.definitions import get_definitions
+from fhir_server.definitions.publish import publish
 from fhir_server.interactions.base import Services
+from fhir_server.jobs.runtime import build_worker
+from fhir_server.operations.dsr_tasks import dsr_task_issues
 from fhir_server.search import get_indexer
 from fhir_server.security.setup import build_enforcer, build_verifier
 from fhir_server.signatures import install as install_signatures
@@ -38,6 +41,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     services.terminology = default_service()
     services.profiles = ProfileValidation(settings, terminology=services.terminology)
     services.extra_validators.append(services.profiles)
+    services.extra_validators.append(dsr_task_issues)  # data-subject request Tasks keep their rules (AC-17)
     install_signatures(services)
     return services
 
@@ -50,9 +54,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         get_indexer().warm()  # compile every type's search expressions once, not on first writes
         await services.store.open()
+        await publish(services)  # the KZ IG, its terminology and our OperationDefinitions, readable over REST
+        worker = build_worker(settings, services.store)  # AC-18 deliveries, when a channel is configured
+        app.state.outbox_worker = worker
+        if worker is not None:
+            worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
             await services.store.close()
 
     app = FastAPI(title="kzfhir", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,

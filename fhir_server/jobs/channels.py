@@ -10,11 +10,18 @@ import asyncio
 import hashlib
 import hmac
 import smtplib
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
+
+from fhir_server.jobs.messages import email_message
+
+#: Finds the e-mail address for a payload (the patient's ``telecom``), or None.
+AddressLookup = Callable[[dict[str, Any]], Awaitable[str | None]]
 
 
 class DeliveryError(Exception):
@@ -40,12 +47,15 @@ class WebhookChannel:
         self.url = url
         self.secret = secret.encode() if secret else None
         self.timeout = timeout
+        # Audited as the recipient (TM-13): the host only, a URL may carry credentials.
+        self.endpoint = urlsplit(url).hostname or "webhook"
 
     async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> None:
         body = orjson.dumps({"topic": topic, "key": key, "payload": payload})
         headers = {"content-type": "application/json", "idempotency-key": key, "x-kzfhir-topic": topic}
         if self.secret:
-            headers["x-kzfhir-signature"] = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+            digest = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+            headers["x-kzfhir-signature"] = f"sha256={digest}"
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 r = await client.post(self.url, content=body, headers=headers)
@@ -56,12 +66,20 @@ class WebhookChannel:
 
 
 class EmailChannel:
-    """Sends a plain-text e-mail through an SMTP relay to the address the payload names."""
+    """Sends a plain-text e-mail (English and Russian, jobs/messages.py) through an SMTP relay.
+
+    The address is the payload's ``email`` if it names one, else what ``address_of`` finds (the
+    patient's e-mail ``telecom``). Without an address there is nobody to write to: the message
+    counts as handled and stays listed in ``$notifications``.
+    """
 
     name = "email"
 
-    def __init__(self, host: str, port: int, sender: str, timeout: float = 10.0) -> None:
+    def __init__(self, host: str, port: int, sender: str, timeout: float = 10.0, *,
+                 address_of: AddressLookup | None = None) -> None:
         self.host, self.port, self.sender, self.timeout = host, port, sender, timeout
+        self.address_of = address_of
+        self.endpoint = host
 
     def _send(self, to: str, subject: str, text: str) -> None:
         msg = EmailMessage()
@@ -72,10 +90,12 @@ class EmailChannel:
 
     async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> None:
         to = payload.get("email")
+        if not to and self.address_of is not None:
+            to = await self.address_of(payload)
         if not to:
-            return  # nobody to write to: the notification stays listed for the patient
+            return
+        subject, text = email_message(topic, payload)
         try:
-            await asyncio.to_thread(self._send, str(to), str(payload.get("subject", topic)),
-                                    str(payload.get("text", "")))
+            await asyncio.to_thread(self._send, str(to), subject, text)
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"smtp {self.host}:{self.port}: {exc}") from exc

@@ -3,19 +3,25 @@ the outcome (delivered, retry with exponential backoff, or dead after ``max_atte
 
 Notifications are delivered as per-patient digests when a digest period is configured (AC-18:
 "digest frequency configurable"): a patient's pending messages wait until the oldest is that old,
-then go out together in one message.
+then go out together in one message. Urgent notices (break-glass, AC-02) are never held back.
+
+Each delivery, and each message given up as dead, is audited in the unit that settles the outbox
+rows (TM-13: a delivery is a transfer of health information; see jobs/delivery_audit.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from fhir_server.jobs.channels import Channel, DeliveryError
+from fhir_server.jobs.delivery_audit import delivery_event
 from fhir_server.storage.protocols import OutboxItem, Store, TxView
 
 log = logging.getLogger(__name__)
@@ -27,13 +33,14 @@ def _now() -> datetime:
 
 
 def _stamp(dt: datetime) -> str:
-    return dt.strftime(FMT)
+    return dt.astimezone(UTC).strftime(FMT)
 
 
 class OutboxWorker:
     def __init__(self, store: Store, channels: dict[str, list[Channel]], *, digest_seconds: int = 0,
                  max_attempts: int = 10, base_backoff: float = 2.0, poll_seconds: float = 0.5,
-                 batch: int = 100) -> None:
+                 batch: int = 100, digest_topics: frozenset[str] = frozenset({"notification"}),
+                 clock: Callable[[], datetime] = _now) -> None:
         self.store = store
         self.channels = channels
         self.digest = timedelta(seconds=digest_seconds)
@@ -41,6 +48,8 @@ class OutboxWorker:
         self.base_backoff = base_backoff
         self.poll_seconds = poll_seconds
         self.batch = batch
+        self.digest_topics = digest_topics
+        self.clock = clock
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -62,29 +71,27 @@ class OutboxWorker:
                 await self.run_once()
             except Exception:  # a broken round must not stop delivery for good
                 log.exception("outbox round failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def run_once(self) -> int:
         """One delivery round over every topic with channels; returns messages settled."""
         done = 0
         for topic, channels in self.channels.items():
-            due = await self.store.outbox_due(topic, _stamp(_now()), self.batch)
+            due = await self.store.outbox_due(topic, _stamp(self.clock()), self.batch)
             for group in self._groups(topic, due):
                 await self._deliver(topic, group, channels)
                 done += len(group)
         return done
 
     def _groups(self, topic: str, due: list[OutboxItem]) -> list[list[OutboxItem]]:
-        if not self.digest or topic != "notification":
+        if not self.digest or topic not in self.digest_topics:
             return [[item] for item in due]
         by_partition: dict[str | None, list[OutboxItem]] = {}
         for item in due:
             by_partition.setdefault(item.partition, []).append(item)
-        cutoff = _stamp(_now() - self.digest)
+        cutoff = _stamp(self.clock() - self.digest)
         return [items for items in by_partition.values() if items[0].created <= cutoff]
 
     async def _deliver(self, topic: str, group: list[OutboxItem], channels: list[Channel]) -> None:
@@ -97,16 +104,35 @@ class OutboxWorker:
             for channel in channels:
                 await channel.deliver(topic, key, payload)
         except DeliveryError as exc:
-            attempts = max(i.attempts for i in group) + 1
-            if attempts >= self.max_attempts:
-                log.warning("outbox %s: dead after %d attempts: %s", key, attempts, exc)
-                await self.store.transaction(lambda v: _settle(v, ids, "dead", str(exc), None))
-            else:
-                retry_at = _stamp(_now() + timedelta(seconds=self.base_backoff * 2 ** (attempts - 1)))
-                await self.store.transaction(lambda v: _settle(v, ids, "retry", str(exc), retry_at))
+            await self._failed(topic, key, group, channels, exc)
             return
-        await self.store.transaction(lambda v: _settle(v, ids, "delivered", None, None))
+        except Exception as exc:  # a channel bug must back off like a refusal, not spin every poll
+            log.exception("outbox %s: channel failed unexpectedly", key)
+            await self._failed(topic, key, group, channels, DeliveryError(f"{exc.__class__.__name__}: {exc}"))
+            return
+        event = delivery_event(topic, key, group[0].partition, _described(channels), len(group))
+        await self.store.transaction(lambda v: _settle(v, ids, "delivered", None, None, [event]))
+
+    async def _failed(self, topic: str, key: str, group: list[OutboxItem], channels: list[Channel],
+                      exc: DeliveryError) -> None:
+        ids = [i.id for i in group]
+        attempts = max(i.attempts for i in group) + 1
+        if attempts >= self.max_attempts:
+            log.warning("outbox %s: dead after %d attempts: %s", key, attempts, exc)
+            event = delivery_event(topic, key, group[0].partition, _described(channels), len(group),
+                                   delivered=False, error=f"gave up after {attempts} attempts")
+            await self.store.transaction(lambda v: _settle(v, ids, "dead", str(exc), None, [event]))
+        else:
+            retry_at = _stamp(self.clock() + timedelta(seconds=self.base_backoff * 2 ** (attempts - 1)))
+            await self.store.transaction(lambda v: _settle(v, ids, "retry", str(exc), retry_at, []))
 
 
-def _settle(view: TxView, ids: list[int], status: str, error: str | None, retry_at: str | None) -> None:
+def _described(channels: list[Channel]) -> list[tuple[str, str | None]]:
+    return [(channel.name, getattr(channel, "endpoint", None)) for channel in channels]
+
+
+def _settle(view: TxView, ids: list[int], status: str, error: str | None, retry_at: str | None,
+            events: list[dict[str, Any]]) -> None:
     view.settle_outbox(ids, status, error, retry_at)
+    if events:
+        view.audit(events)

@@ -8,7 +8,7 @@ from pathlib import Path
 from fhir_server.definitions import core_resources
 from fhir_server.search import capability_search_params, get_indexer, unsupported_params
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "conformance-search.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "conformance.md"
 
 
 def test_capability_lists_every_searchable_parameter_with_definition_and_type() -> None:

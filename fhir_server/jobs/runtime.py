@@ -1,0 +1,66 @@
+"""The outbox worker as the application runs it (AC-18), built from the settings.
+
+Channels: a webhook when ``notify_webhook_url`` is set (signed with ``notify_webhook_secret``),
+e-mail when ``smtp_host`` is set (to the patient's e-mail ``telecom``). Both patient topics go to
+every channel: ``notification`` in per-patient digests every ``notify_digest_seconds`` (0: one by
+one), ``notification-urgent`` (break-glass notices, AC-02) always at once. No channel, no worker:
+notifications then stay listed in ``Patient/{id}/$notifications`` as not yet sent.
+
+The application starts it in its lifespan::
+
+    worker = build_worker(settings, services.store)   # after store.open(); worker.start()
+    ...                                               # on shutdown: await worker.stop()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from fhir_server.config import Settings
+from fhir_server.jobs.channels import AddressLookup, Channel, EmailChannel, WebhookChannel
+from fhir_server.jobs.messages import patient_of
+from fhir_server.jobs.worker import OutboxWorker
+from fhir_server.security.enforcement import NOTIFY_TOPIC, URGENT_TOPIC
+from fhir_server.storage.protocols import Store
+
+
+def patient_email(store: Store) -> AddressLookup:
+    """The first current e-mail ``telecom`` of the patient a message is about."""
+
+    async def lookup(payload: dict[str, Any]) -> str | None:
+        patient = patient_of(payload)
+        if patient is None:
+            return None
+        stored = await store.read("Patient", patient.split("/", 1)[1])
+        if stored is None or stored.deleted or stored.data is None:
+            return None
+        for telecom in orjson.loads(stored.data).get("telecom", []) or []:
+            ended = (telecom.get("period") or {}).get("end")
+            if telecom.get("system") == "email" and telecom.get("value") and not ended:
+                return str(telecom["value"])
+        return None
+
+    return lookup
+
+
+def build_channels(settings: Settings, store: Store) -> list[Channel]:
+    channels: list[Channel] = []
+    if settings.notify_webhook_url:
+        channels.append(WebhookChannel(settings.notify_webhook_url, settings.notify_webhook_secret))
+    if settings.smtp_host:
+        channels.append(EmailChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender,
+                                     address_of=patient_email(store)))
+    return channels
+
+
+def build_worker(settings: Settings, store: Store, **options: Any) -> OutboxWorker | None:
+    """The worker for the patient topics, or None when no channel is configured. ``options`` go to
+    :class:`OutboxWorker` (``base_backoff``, ``poll_seconds``, ``max_attempts``, ``clock``)."""
+    channels = build_channels(settings, store)
+    if not channels:
+        return None
+    return OutboxWorker(store, {NOTIFY_TOPIC: channels, URGENT_TOPIC: channels},
+                        digest_seconds=settings.notify_digest_seconds,
+                        digest_topics=frozenset({NOTIFY_TOPIC}), **options)
