@@ -94,9 +94,9 @@ def texts() -> dict[str, str]:
     return out
 
 
-def _order(req_id: str) -> tuple[str, int]:
+def _order(req_id: str) -> tuple[str, int, str]:
     prefix, _, num = req_id.partition("-")
-    return prefix, int(num) if num.isdigit() else 0
+    return prefix, int(num) if num.isdigit() else 0, num
 
 
 def render() -> str:
