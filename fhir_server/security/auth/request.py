@@ -31,11 +31,17 @@ from fhir_server.security.context import RequestContext
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
+class LowerCaseHeaders(dict[str, str]):
+    """Headers whose names are all lower case (as ASGI delivers them): no case-insensitive scan needed."""
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)
     if value is None:
         lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+        value = headers.get(lowered)
+        if value is None and not isinstance(headers, LowerCaseHeaders):
+            value = next((v for k, v in headers.items() if k.lower() == lowered), None)
     return value
 
 
