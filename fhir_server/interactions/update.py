@@ -27,7 +27,7 @@ from fhir_server.interactions.write import (
     parse_criteria,
     require_resource,
     store_version,
-    validate,
+    validate_off_loop,
 )
 from fhir_server.security.context import RequestContext
 from fhir_server.security.enforcement import AccessSession
@@ -97,7 +97,7 @@ async def handle(services: Services, ctx: RequestContext, resource_type: str, re
     if resource["id"] != resource_id:
         raise FhirError("invalid", f"body id {resource['id']!r} does not match the URL id {resource_id!r}",
                         code="invalid", expression="id")
-    validate(services, resource, mode="update")
+    await validate_off_loop(services, resource, mode="update")
     expected = parse_etag(if_match, "If-Match")
     checked = await guard_existing(access, services, Action.UPDATE, resource_type, resource_id)
     verdict, ids = await access.check(Action.UPDATE, resource, target)
@@ -131,7 +131,7 @@ async def handle_conditional(services: Services, ctx: RequestContext, resource_t
     target_audit = AuditTarget("update", resource_type, query=criteria_text)
     await access.start(Action.UPDATE, resource_type, target_audit)
     resource = require_resource(body, resource_type)
-    validate(services, resource, mode="update")
+    await validate_off_loop(services, resource, mode="update")
     criteria = parse_criteria(services, resource_type, criteria_text)
     expected = parse_etag(if_match, "If-Match")
     target, matches = await _conditional_target(services, access, resource_type, criteria, resource.get("id"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -37,6 +38,14 @@ def validate(services: Services, resource: dict[str, Any], *, mode: str = "creat
     if errors:
         raise FhirError("unprocessable", errors[0].diagnostics, issues=issues)
     return issues
+
+
+async def validate_off_loop(services: Services, resource: dict[str, Any], *, mode: str = "create") -> list[Issue]:
+    """``validate``, moved to a worker thread for signed Bundles: verifying an EDS signature may wait on
+    an OCSP responder or an external GOST verifier, and must not stall every other request meanwhile."""
+    if resource.get("resourceType") == "Bundle" and "signature" in resource:
+        return await asyncio.to_thread(validate, services, resource, mode=mode)
+    return validate(services, resource, mode=mode)
 
 
 def store_version(view: TxView, services: Services, resource: dict[str, Any], resource_type: str,
