@@ -112,6 +112,14 @@ class TxView(Protocol):
         """Record delivery outcomes: ``delivered``, ``retry`` (at ``retry_at``) or ``dead``."""
         ...
 
+    def put_job(self, job_id: str, kind: str, status: str, data: bytes) -> None:
+        """Create or replace a background job's record (JSON ``data``; ``status`` is indexed)."""
+        ...
+
+    def delete_job(self, job_id: str) -> None:
+        """Forget a job."""
+        ...
+
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after the unit committed (not if it rolled back), before its caller resumes."""
         ...
@@ -157,6 +165,14 @@ class Store(Protocol):
     async def audit_events(self, patient: str | None, limit: int, before_seq: int | None = None
                            ) -> list[tuple[int, dict[str, Any]]]:
         """(seq, AuditEvent) from the audit chain, newest first, optionally of one ``Patient/id``."""
+        ...
+
+    async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
+        """(kind, status, updated, data) of a background job, or None."""
+        ...
+
+    async def list_jobs(self, kind: str, status: str) -> list[tuple[str, bytes]]:
+        """(id, data) of the jobs of a kind in a status."""
         ...
 
     async def audit_event(self, event_id: str) -> tuple[int, bytes] | None:

@@ -34,6 +34,14 @@ BASE_DDL: list[str] = [
     """CREATE TABLE IF NOT EXISTS kv (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL)""",
+    # background jobs (bulk export ...): one JSON document per job, written through write units
+    """CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        data BLOB NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS jobs_kind_status ON jobs (kind, status)",
 ]
 
 

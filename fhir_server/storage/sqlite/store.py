@@ -146,6 +146,20 @@ class SqliteStore:
                            ) -> list[tuple[int, dict[str, Any]]]:
         return await self._in_reader(lambda conn: audit_rows(conn, patient, limit, before_seq))
 
+    async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
+        def fetch(conn: sqlite3.Connection) -> tuple[str, str, str, bytes] | None:
+            row = conn.execute("SELECT kind, status, updated, data FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return (row[0], row[1], row[2], bytes(row[3])) if row else None
+
+        return await self._in_reader(fetch)
+
+    async def list_jobs(self, kind: str, status: str) -> list[tuple[str, bytes]]:
+        def fetch(conn: sqlite3.Connection) -> list[tuple[str, bytes]]:
+            rows = conn.execute("SELECT id, data FROM jobs WHERE kind = ? AND status = ?", (kind, status))
+            return [(r[0], bytes(r[1])) for r in rows]
+
+        return await self._in_reader(fetch)
+
     async def audit_event(self, event_id: str) -> tuple[int, bytes] | None:
         return await self._in_reader(lambda conn: audit_event_row(conn, event_id))
 

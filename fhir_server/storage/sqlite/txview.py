@@ -89,3 +89,13 @@ class SqliteTxView:
 
     def on_commit(self, callback: Any) -> None:
         self.after_commit.append(callback)
+
+    def put_job(self, job_id: str, kind: str, status: str, data: bytes) -> None:
+        self._conn.execute(
+            "INSERT INTO jobs (id, kind, status, updated, data) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET status = excluded.status, updated = excluded.updated, data = excluded.data",
+            (job_id, kind, status, self._timestamp, data),
+        )
+
+    def delete_job(self, job_id: str) -> None:
+        self._conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
