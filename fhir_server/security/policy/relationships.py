@@ -16,9 +16,10 @@ writes ``actor.reference = CareTeam/x``, and every active member of that team ma
   identifier; the caller's ``fhirUser`` matches itself.
 
 Representative authority (AC-09) is recorded on the RelatedPerson with the complex extension
-``REPRESENTATIVE_AUTHORITY_URL``: ``verified`` (valueBoolean, must be true — the authority was
-checked), ``basis`` (valueCoding: legal representative, guardian, power of attorney ...),
-``period`` (valuePeriod, must be current if present) and optionally ``document``. The RelatedPerson
+``REPRESENTATIVE_AUTHORITY_URL``: ``verifiedBy`` (who checked it, as the KZ IG defines) or
+``verified`` (valueBoolean true) — the authority was checked —, ``basis`` (valueCoding: legal
+representative, guardian, power of attorney ...), ``period`` (valuePeriod, must be current if
+present) and optionally ``document``. The RelatedPerson
 itself must be active, current and name the patient.
 """
 
@@ -87,7 +88,8 @@ def caller_identities(ctx: RequestContext, facts: PatientFacts, at: float) -> fr
 
 def _authority_holds(extension: dict[str, Any], at: float) -> bool:
     parts = {part.get("url"): part for part in extension.get("extension", []) or [] if isinstance(part, dict)}
-    verified = parts.get("verified", {}).get("valueBoolean") is True
+    # verified: a verifier is recorded (the IG's ``verifiedBy``) or ``verified`` is true (AC-09)
+    verified = parts.get("verified", {}).get("valueBoolean") is True or "verifiedBy" in parts
     period = parts.get("period", {}).get("valuePeriod")
     return verified and period_covers(period, at)
 
