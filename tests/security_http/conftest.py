@@ -34,6 +34,11 @@ SEED: list[dict[str, Any]] = [
      "extension": [{"url": "https://fhir.kzfhir.kz/StructureDefinition/kz-representative-authority",
                     "extension": [{"url": "verified", "valueBoolean": True}]}]},
     {"resourceType": "RelatedPerson", "id": "rp2", "active": True, "patient": {"reference": "Patient/p1"}},
+    # authority recorded the KZ IG way: the document and the employee who verified it (AC-09)
+    {"resourceType": "RelatedPerson", "id": "rp3", "active": True, "patient": {"reference": "Patient/p1"},
+     "extension": [{"url": "https://fhir.kzfhir.kz/StructureDefinition/kz-representative-authority",
+                    "extension": [{"url": "document", "valueString": "power of attorney 77-1/2025"},
+                                  {"url": "verifiedBy", "valueReference": {"reference": "Practitioner/dr1"}}]}]},
 ]
 
 

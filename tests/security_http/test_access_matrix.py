@@ -29,6 +29,7 @@ async def _status(server, path: str, headers: dict[str, str]) -> int:
         ("system", None, {"bin": "990140004654"}, "/Observation/o1", 403),  # another organisation
         ("related-person", "RelatedPerson/rp1", {}, "/Observation/o1", 200),  # verified representative
         ("related-person", "RelatedPerson/rp2", {}, "/Observation/o1", 403),  # authority not recorded
+        ("related-person", "RelatedPerson/rp3", {}, "/Observation/o1", 200),  # verified as the KZ IG records it
         ("auditor", "Practitioner/dr2", {}, "/Observation/o1", 403),  # no clinical data
         ("admin", "Practitioner/dr2", {}, "/Observation/o1", 403),
         ("legal-exception", "Practitioner/dr2", {}, "/Observation/o1", 403),  # no legal basis
