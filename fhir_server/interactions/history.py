@@ -41,11 +41,13 @@ def _query(params: dict[str, str], services: Services, resource_type: str | None
     if "_at" in params:
         low, high = parse_range(params["_at"], "_at")
         at_start, at_end = stamp(low), stamp(high)
-    cursor = params.get("_cursor")
-    if cursor is not None and not cursor.isdigit():
+    cursor = params.get("_cursor") or ""
+    backwards = cursor.startswith("p")
+    if cursor and not cursor.removeprefix("p").isdigit():
         raise FhirError("invalid", "_cursor is not a cursor this server issued", code="value", expression="_cursor")
+    seq = int(cursor.removeprefix("p")) if cursor else None
     return HistoryQuery(resource_type, resource_id, since, at_start, at_end, _count(params.get("_count"), services),
-                        int(cursor) if cursor else None)
+                        None if backwards else seq, seq if backwards else None)
 
 
 def _entry(stored: StoredResource, base_url: str) -> dict[str, Any]:
@@ -69,6 +71,9 @@ def _bundle(page: HistoryPage, entries: list[StoredResource], base_url: str, pat
     if page.next_cursor is not None:
         links.append({"relation": "next",
                       "url": f"{base_url}/{path}?{urlencode({**own, '_cursor': str(page.next_cursor)})}"})
+    if page.previous_cursor is not None:
+        links.append({"relation": "previous",
+                      "url": f"{base_url}/{path}?{urlencode({**own, '_cursor': f'p{page.previous_cursor}'})}"})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
     if with_total:
         bundle["total"] = page.total

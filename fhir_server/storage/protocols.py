@@ -39,6 +39,7 @@ class HistoryQuery:
     at_end: str | None = None
     count: int = 50
     before_seq: int | None = None  # paging cursor: only entries older than this sequence number
+    after_seq: int | None = None  # backwards paging cursor: the page of entries just newer than this
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class HistoryPage:
     total: int
     next_cursor: int | None
     seqs: list[int]
+    previous_cursor: int | None = None  # set when newer entries exist before this page
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,3 +72,16 @@ async def test_history_at_gives_versions_current_at_that_time(client):
 
 async def test_instance_history_of_unknown_resource_returns_404(client):
     assert (await client.get("/Patient/none/_history")).status_code == 404
+
+
+async def test_history_previous_links_walk_back_to_the_first_page(client):
+    await _make(client, 7)
+    first = (await client.get("/Patient/_history?_count=3")).json()
+    assert not [lk for lk in first["link"] if lk["relation"] == "previous"]
+    second_url = next(lk["url"] for lk in first["link"] if lk["relation"] == "next")
+    second = (await client.get(second_url.removeprefix("http://kzfhir.test"))).json()
+    prev_url = next(lk["url"] for lk in second["link"] if lk["relation"] == "previous")
+    back = (await client.get(prev_url.removeprefix("http://kzfhir.test"))).json()
+    ids = [e["resource"]["id"] for e in back["entry"]]
+    assert ids == [e["resource"]["id"] for e in first["entry"]]
+    assert not [lk for lk in back["link"] if lk["relation"] == "previous"]

@@ -37,20 +37,29 @@ def _where(query: HistoryQuery) -> tuple[str, list[Any]]:
     return (" AND ".join(clauses) or "1"), args
 
 
+_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.deleted, h.data, h.method, h.seq"
+
+
 def query_history(conn: sqlite3.Connection, query: HistoryQuery) -> HistoryPage:
     where, args = _where(query)
     total = conn.execute(f"SELECT COUNT(*) FROM history h WHERE {where}", args).fetchone()[0]
-    page_where, page_args = where, list(args)
-    if query.before_seq is not None:
-        page_where += " AND h.seq < ?"
-        page_args.append(query.before_seq)
-    rows = conn.execute(
-        "SELECT h.type, h.id, h.version, h.last_updated, h.deleted, h.data, h.method, h.seq FROM history h "
-        f"WHERE {page_where} ORDER BY h.seq DESC LIMIT ?",
-        [*page_args, query.count + 1],
-    ).fetchall()
-    more = len(rows) > query.count
-    rows = rows[: query.count]
+    limit = [query.count + 1]
+    if query.after_seq is not None:  # backwards: the entries just newer than the cursor, then newest first
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM history h WHERE {where} AND h.seq > ? "
+                            "ORDER BY h.seq ASC LIMIT ?", [*args, query.after_seq, *limit]).fetchall()
+        newer = len(rows) > query.count
+        rows = list(reversed(rows[: query.count]))
+        older = bool(rows)
+    else:
+        bound = " AND h.seq < ?" if query.before_seq is not None else ""
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM history h WHERE {where}{bound} ORDER BY h.seq DESC LIMIT ?",
+                            [*args, *([query.before_seq] if bound else []), *limit]).fetchall()
+        older = len(rows) > query.count
+        rows = rows[: query.count]
+        newer = query.before_seq is not None and bool(rows) and conn.execute(
+            f"SELECT EXISTS (SELECT 1 FROM history h WHERE {where} AND h.seq > ?)", [*args, rows[0][7]]
+        ).fetchone()[0] == 1
     entries = [StoredResource(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
     seqs = [r[7] for r in rows]
-    return HistoryPage(entries, int(total), seqs[-1] if more and seqs else None, seqs)
+    return HistoryPage(entries, int(total), seqs[-1] if older and seqs else None, seqs,
+                       seqs[0] if newer and seqs else None)
