@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_sender: str = "kzfhir@localhost"
+    export_deidentify_secret: SecretStr | None = Field(
+        default=None, description="secret for $export?_deidentify=true pseudonyms (AC-19); per-job keys derive from it"
+    )
     calendar_override: Path | None = Field(default=None, description="operator's working-day calendar override")
     # -- EDS signatures (issue 6; docs/signing.md) --
     require_signatures: bool = Field(

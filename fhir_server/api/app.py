@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fhir_server import __version__
 from fhir_server.api import errors
 from fhir_server.api.fastpath import FastReads
-from fhir_server.api.routes import instance, operations, search, system
+from fhir_server.api.routes import bulk, instance, operations, search, system
 from fhir_server.api.routes import type as type_routes
 from fhir_server.config import Settings
 from fhir_server.definitions import get_definitions
@@ -18,6 +18,7 @@ from fhir_server.definitions.publish import publish
 from fhir_server.interactions.base import Services
 from fhir_server.jobs.runtime import build_worker
 from fhir_server.operations.dsr_tasks import dsr_task_issues
+from fhir_server.operations.export import recover_jobs, stop_exports
 from fhir_server.search import get_indexer
 from fhir_server.security.setup import build_enforcer, build_verifier
 from fhir_server.signatures import install as install_signatures
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         get_indexer().warm()  # compile every type's search expressions once, not on first writes
         await services.store.open()
         await publish(services)  # the KZ IG, its terminology and our OperationDefinitions, readable over REST
+        await recover_jobs(services)  # exports cut off by a restart are marked failed, never left hanging
         worker = build_worker(settings, services.store)  # AC-18 deliveries, when a channel is configured
         app.state.outbox_worker = worker
         if worker is not None:
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         finally:
             if worker is not None:
                 await worker.stop()
+            await stop_exports(services)
             await services.store.close()
 
     app = FastAPI(title="kzfhir", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.services = services
     errors.install(app)
     app.include_router(system.router)
+    app.include_router(bulk.router)  # before operations: $export needs Prefer, and owns $export-status/-file
     app.include_router(operations.router)
     app.include_router(type_routes.router)
     app.include_router(instance.router)

@@ -30,6 +30,9 @@ _CORE_OPERATIONS = {
     ("validate-code", "CodeSystem"): "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code",
     ("translate", "ConceptMap"): "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate",
     ("everything", "Patient"): "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    ("export", "*"): "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+    ("export", "Patient"): "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+    ("export", "Group"): "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
 }
 
 
