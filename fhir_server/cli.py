@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from conformance import cli as conformance_cli
 from fhir_server.security import cli as security_cli
 from signing import cli as signing_cli
 
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     security_cli.register(sub)
     signing_cli.register(sub)
+    conformance_cli.register(sub)
     return parser
 
 

@@ -11,6 +11,7 @@ from fhir_server.interactions.base import Services
 from fhir_server.jsonio import dumps
 from fhir_server.operations import load_all
 from fhir_server.operations.registry import registered
+from fhir_server.validation.profile import KZ_PROFILES
 
 _TYPE_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
                       "search-type"]
@@ -69,6 +70,11 @@ def _resource(services: Services, resource_type: str) -> dict[str, Any]:
         "conditionalDelete": "multiple" if multiple else "single",
         "referencePolicy": ["literal", "local"],
     }
+    kz = KZ_PROFILES.get(resource_type)
+    if kz is not None and services.settings.validate_on_write:
+        # declared profiles are enforced on every write (national strict mode also requires this one);
+        # with validation switched off the server enforces nothing and claims nothing
+        entry["supportedProfile"] = [kz]
     params = _search_params(resource_type)
     if params:
         entry["searchParam"] = params
@@ -90,6 +96,8 @@ def _statement(services: Services, base_url: str) -> dict[str, Any]:
         "software": {"name": "kzfhir", "version": __version__},
         "implementation": {"description": "kzfhir FHIR R4 server", "url": base_url},
         "fhirVersion": "4.0.1",
+        **({"implementationGuide": ["https://fhir.kzfhir.kz/ImplementationGuide/kz-core"]}
+           if services.settings.validate_on_write else {}),
         "format": ["application/fhir+json", "json"],
         "patchFormat": ["application/json-patch+json"],
         "rest": [{

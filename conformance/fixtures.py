@@ -1,0 +1,164 @@
+"""Resources the checks build on, created on the server on first need and deleted at the end of the run.
+
+``ensure("Patient/kz-patient-1")`` posts the KZ example of that id (after ensuring what it references),
+or a minimal stub for referenced types the IG ships no example of, and returns the server's id. So any
+subset of checks can run alone: a search check creates the patient it searches for.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import httpx
+
+from conformance.consent import access_consent, grantees
+from conformance.examples import (
+    BIN_SYSTEM,
+    IIN_SYSTEM,
+    Ref,
+    fresh_iin,
+    identifier_value,
+    references,
+    rewrite,
+    valid_example,
+    valid_refs,
+)
+from conformance.expect import diagnostics, expect_status
+from conformance.http import FhirClient, json_body
+from conformance.model import CheckFailed, CheckSkipped
+
+__all__ = ["Fixtures", "created_id"]
+
+_PATIENT = "Patient/kz-patient-1"
+_ICD10 = "http://hl7.org/fhir/sid/icd-10"
+
+
+def _stub(resource_type: str, patient: str) -> dict[str, Any] | None:
+    """Minimal valid R4 resources for targets the KZ examples reference but the IG has no example of."""
+    stubs: dict[str, dict[str, Any]] = {
+        "Condition": {"subject": {"reference": patient},
+                      "code": {"coding": [{"system": _ICD10, "code": "J06.9"}], "text": "J06.9"}},
+        "Device": {"deviceName": [{"name": "conformance wearable", "type": "user-friendly-name"}]},
+        "Medication": {"code": {"coding": [{"system": "http://www.whocc.no/atc", "code": "C08CA01"}]}},
+        "DocumentReference": {"status": "current", "subject": {"reference": patient},
+                              "content": [{"attachment": {"contentType": "application/pkcs7-signature",
+                                                          "title": "signed consent form"}}]},
+        "RelatedPerson": {"patient": {"reference": patient}, "active": True,
+                          "name": [{"family": "Серікбаева", "given": ["Айгүл"]}]},
+    }
+    body = stubs.get(resource_type)
+    return {"resourceType": resource_type, **body} if body is not None else None
+
+
+def created_id(response: httpx.Response) -> str | None:
+    """The id the server assigned: from the body, else from Location ``[base]/Type/id/_history/v``."""
+    body = json_body(response)
+    if body and isinstance(body.get("id"), str):
+        return str(body["id"])
+    parts = response.headers.get("location", "").split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    return parts[-1] if len(parts) >= 2 and parts[-1] else None
+
+
+class Fixtures:
+    def __init__(self, client: FhirClient, claims: dict[str, Any], rng: random.Random | None = None) -> None:
+        self.client = client
+        self.claims = claims
+        self.rng = rng or random.Random()
+        self.ids: dict[str, str] = {}  # example reference -> id on the server
+        self.created: list[str] = []  # "Type/id" the kit created, in order (cleanup deletes them)
+        self.access_consents: list[str] = []  # deleted last: they are what lets the kit delete the rest
+        self.iins = {old: fresh_iin(old, self.rng) for old in self._example_iins()}
+        self._pending: set[str] = set()
+
+    @staticmethod
+    def _example_iins() -> list[str]:
+        found = (identifier_value(valid_example(ref) or {}, IIN_SYSTEM)
+                 for kind in ("Patient", "Practitioner") for ref in valid_refs(kind))
+        return [iin for iin in found if iin]
+
+    def iin_of(self, ref: str) -> str:
+        """The IIN this run gave the example ``ref`` (a Patient or Practitioner)."""
+        original = identifier_value(valid_example(ref) or {}, IIN_SYSTEM)
+        if original is None:
+            raise KeyError(ref)
+        return self.iins[original]
+
+    def track(self, resource_type: str, resource_id: str) -> None:
+        self.created.append(f"{resource_type}/{resource_id}")
+
+    async def adapt(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """Create what ``resource`` references (examples and stubs), then re-target its references."""
+        for ref in references(resource):
+            if ref.key not in self.ids and self._producible(ref):
+                await self.ensure(ref.key)
+        return rewrite(resource, self._target, self.iins)
+
+    def _target(self, ref: Ref) -> str | None:
+        server_id = self.ids.get(ref.key)
+        return f"{ref.type}/{server_id}" if server_id else None
+
+    @staticmethod
+    def _producible(ref: Ref) -> bool:
+        return valid_example(ref.key) is not None or _stub(ref.type, _PATIENT) is not None
+
+    async def ensure(self, ref: str) -> str:
+        """The server id of the example (or stub) ``ref``, creating it on first use."""
+        if ref in self.ids:
+            return self.ids[ref]
+        if ref in self._pending:
+            raise CheckFailed(f"the KZ examples reference each other in a cycle through {ref}")
+        self._pending.add(ref)
+        try:
+            resource = await self._source(ref)
+            server_id = await self.create(await self.adapt(resource), doing=f"creating {ref} (KZ example)")
+            self.ids[ref] = server_id
+            if ref.startswith("Patient/"):
+                await self._ensure_access(server_id)
+        finally:
+            self._pending.discard(ref)
+        return server_id
+
+    async def _source(self, ref: str) -> dict[str, Any]:
+        example = valid_example(ref)
+        if example is not None:
+            return example
+        stub = _stub(ref.split("/")[0], _PATIENT)
+        if stub is None:
+            raise CheckFailed(f"the kit has no example or stub for {ref}")
+        return stub
+
+    async def create(self, resource: dict[str, Any], *, doing: str) -> str:
+        """POST ``resource``; 201 (or 200) expected. The new resource is tracked for cleanup."""
+        resource_type = str(resource["resourceType"])
+        response = await self.client.post(resource_type, json=resource)
+        expect_status(self.client, response, 201, 200, doing=doing)
+        server_id = created_id(response)
+        if server_id is None:
+            raise CheckFailed(f"{doing}: the response names no id (no body id, no Location header)")
+        self.track(resource_type, server_id)
+        return server_id
+
+    async def _ensure_access(self, patient_id: str) -> None:
+        """Read the new patient back; if the policy refuses (403), record an access Consent and retry."""
+        response = await self.client.get(f"Patient/{patient_id}")
+        if response.status_code != 403:
+            return
+        org_bin = identifier_value(valid_example("Organization/kz-organization-1") or {}, BIN_SYSTEM)
+        example = valid_example("Consent/kz-consent-1") or {}
+        # Its sourceReference is a DocumentReference: patient data, which cannot be written before consent.
+        example.pop("sourceReference", None)
+        template = await self.adapt(example)
+        consent = access_consent(template, f"Patient/{patient_id}", grantees(self.claims, org_bin))
+        recorded = await self.client.post("Consent", json=consent)
+        consent_id = created_id(recorded) if recorded.status_code in (200, 201) else None
+        if consent_id is None:
+            raise CheckSkipped(f"no consent: reading Patient/{patient_id} needs a Consent and the server "
+                               f"refused the kit's ({recorded.status_code}: {diagnostics(recorded)})")
+        self.access_consents.append(f"Consent/{consent_id}")
+        retry = await self.client.get(f"Patient/{patient_id}")
+        if retry.status_code == 403:
+            raise CheckSkipped(f"no consent: Patient/{patient_id} stays unreadable after recording "
+                               f"Consent/{consent_id} ({diagnostics(retry)})")

@@ -1,0 +1,154 @@
+"""Runs the selected checks against one FHIR base URL and returns the Report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+import httpx
+
+from conformance.consent import unverified_claims
+from conformance.context import RunContext
+from conformance.fixtures import Fixtures
+from conformance.http import FhirClient, json_body
+from conformance.model import Check, CheckFailed, CheckResult, CheckSkipped, KitError, Outcome, Status
+from conformance.registry import select
+from conformance.report import Report
+
+__all__ = ["run"]
+
+_UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol)
+
+
+def _kit_version() -> str:
+    try:
+        return metadata.version("kzfhir")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+async def run(
+    base_url: str,
+    *,
+    token: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    checks: Iterable[str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    keep: bool = False,
+    timeout: float = 30.0,
+) -> Report:
+    """Run the checks named in ``checks`` (groups or check IDs; all when None) against ``base_url``.
+
+    ``token`` is sent as ``Authorization: Bearer``; ``headers`` are added to every request;
+    ``transport`` replaces the network (tests pass ``httpx.ASGITransport(app=...)``). Resources the kit
+    created are deleted at the end unless ``keep``. Raises ValueError for an unknown group or check ID.
+    """
+    selected = select(checks)
+    sent = dict(headers or {})
+    if token:
+        sent["Authorization"] = f"Bearer {token}"
+    authenticated = any(name.lower() == "authorization" for name in sent)
+    started = datetime.now(UTC)
+    http = httpx.AsyncClient(base_url=base_url, headers=sent, timeout=timeout, transport=transport)
+    async with http:
+        client = FhirClient(http, authenticated=authenticated)
+        ctx = RunContext(client, Fixtures(client, unverified_claims(token)))
+        try:
+            ctx.capability = await _preflight(client)
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            return Report(base_url, started, datetime.now(UTC), kit_error=f"endpoint unreachable: {exc!r}",
+                          authenticated=authenticated, kit_version=_kit_version())
+        results, kit_error = await _run_checks(ctx, selected)
+        results.append(await _cleanup(ctx, keep))
+    if ctx.fixtures.access_consents:
+        ctx.notes.append(f"the server's access policy required consent: the kit recorded "
+                         f"{len(ctx.fixtures.access_consents)} access Consent(s) for the patients it created "
+                         "(AC-01, AC-08)")
+    return Report(base_url, started, datetime.now(UTC), tuple(results), kit_error, authenticated,
+                  _server_facts(ctx.capability), tuple(ctx.notes), _kit_version())
+
+
+async def _preflight(client: FhirClient) -> dict[str, Any] | None:
+    """Fetch the CapabilityStatement once (CAP-01 fetches it again, as evidence)."""
+    response = await client.get("metadata")
+    client.take_evidence()
+    body = json_body(response)
+    return body if body and body.get("resourceType") == "CapabilityStatement" else None
+
+
+async def _run_checks(ctx: RunContext, selected: list[Check]) -> tuple[list[CheckResult], str | None]:
+    results: list[CheckResult] = []
+    for check in selected:
+        result = await _run_one(ctx, check)
+        results.append(result)
+        if result.status is Status.ERROR and result.message.startswith("endpoint unreachable"):
+            return results, f"{result.message} (during {check.id}; later checks not run)"
+    return results, None
+
+
+async def _run_one(ctx: RunContext, check: Check) -> CheckResult:
+    began = time.perf_counter()
+    try:
+        outcome = await check.func(ctx)
+    except CheckFailed as exc:
+        outcome = Outcome(Status.FAIL, str(exc))
+    except CheckSkipped as exc:
+        outcome = Outcome(Status.SKIPPED, str(exc))
+    except KitError as exc:
+        outcome = Outcome(Status.ERROR, str(exc))
+    except _UNREACHABLE as exc:
+        outcome = Outcome(Status.ERROR, f"endpoint unreachable: {exc!r}")
+    except httpx.TransportError as exc:
+        outcome = Outcome(Status.ERROR, f"transport failure: {exc!r}")
+    except Exception as exc:  # a kit defect must not hide the other checks' results
+        outcome = Outcome(Status.ERROR, f"kit error: {type(exc).__name__}: {exc}")
+    evidence, omitted = ctx.client.take_evidence()
+    return CheckResult(check.id, check.group, check.title, check.covers, outcome.status, outcome.message,
+                       evidence, int((time.perf_counter() - began) * 1000), omitted)
+
+
+async def _cleanup(ctx: RunContext, keep: bool) -> CheckResult:
+    """Delete what the kit created: newest first, the access Consents last (they let the kit delete the
+    rest), and a second pass for deletes a referential-integrity rule refused the first time."""
+    began = time.perf_counter()
+    targets = list(dict.fromkeys([*reversed(ctx.fixtures.created), *reversed(ctx.fixtures.access_consents)]))
+    if keep:
+        outcome = Outcome(Status.SKIPPED, f"--keep: {len(targets)} resources left on the server: "
+                                          + ", ".join(targets))
+    else:
+        outcome = await _delete_all(ctx.client, targets)
+    evidence, omitted = ctx.client.take_evidence()
+    return CheckResult("CLN-01", "cleanup", "Resources created by the kit are deleted",
+                       ("R4 http.html#delete",), outcome.status, outcome.message, evidence,
+                       int((time.perf_counter() - began) * 1000), omitted)
+
+
+async def _delete_all(client: FhirClient, targets: list[str]) -> Outcome:
+    failures: dict[str, str] = {}
+    for attempt in range(2):
+        pending = targets if attempt == 0 else list(failures)
+        failures = {}
+        for ref in pending:
+            try:
+                response = await client.delete(ref)
+            except httpx.TransportError as exc:
+                failures[ref] = repr(exc)
+                continue
+            if response.status_code not in (200, 202, 204, 404, 410):
+                failures[ref] = str(response.status_code)
+    if failures:
+        left = ", ".join(f"{ref} ({why})" for ref, why in failures.items())
+        return Outcome(Status.WARNING, f"could not delete {len(failures)} of {len(targets)}: {left}")
+    return Outcome(Status.PASS, f"deleted {len(targets)} resources")
+
+
+def _server_facts(capability: dict[str, Any] | None) -> dict[str, str]:
+    cs = capability or {}
+    software = cs.get("software")
+    software = software if isinstance(software, dict) else {}
+    facts = {"software": software.get("name"), "version": software.get("version"),
+             "fhirVersion": cs.get("fhirVersion")}
+    return {k: str(v) for k, v in facts.items() if v}

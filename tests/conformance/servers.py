@@ -1,0 +1,81 @@
+"""Deliberately broken FHIR endpoints: each one breaks one rule, so the kit must name that failure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from fhir_server.validation.profile import KZ_PROFILES
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def empty_object_server(seen_headers: list[dict[str, str]] | None = None) -> Starlette:
+    """Answers ``200 {}`` to every request, whatever it is."""
+
+    async def anything(request: Request) -> JSONResponse:
+        if seen_headers is not None:
+            seen_headers.append(dict(request.headers))
+        return JSONResponse({})
+
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+    return Starlette(routes=[Route("/{path:path}", anything, methods=methods)])
+
+
+def without_etag(app: ASGIApp) -> ASGIApp:
+    """The wrapped server, minus every ETag header (version-aware clients are left blind)."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        async def strip(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [(k, v) for k, v in message["headers"] if k.lower() != b"etag"]
+            await send(message)
+
+        await app(scope, receive, strip)
+
+    return wrapped
+
+
+def claiming_kz_profiles(app: ASGIApp) -> ASGIApp:
+    """The wrapped server, its CapabilityStatement declaring every KZ profile as supported."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/metadata":
+            await app(scope, receive, send)
+            return
+        start: Message = {}
+        body = bytearray()
+
+        async def collect(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            body.extend(message.get("body", b""))
+            if not message.get("more_body"):
+                new = _with_kz_profiles(bytes(body))
+                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+                await send({**start, "headers": [*headers, (b"content-length", str(len(new)).encode())]})
+                await send({"type": "http.response.body", "body": new})
+
+        await app(scope, receive, collect)
+
+    return wrapped
+
+
+def _with_kz_profiles(raw: bytes) -> bytes:
+    statement = json.loads(raw)
+    for entry in statement["rest"][0]["resource"]:
+        if entry["type"] in KZ_PROFILES:
+            entry["supportedProfile"] = [KZ_PROFILES[entry["type"]]]
+    return json.dumps(statement).encode()
