@@ -22,8 +22,8 @@ class Settings(BaseSettings):
         default=False, description="Conditional delete of several matches (FHIR R4 http.html#3.1.0.7.1)"
     )
     max_conditional_delete: int = 100
-    default_page_size: int = 50
-    max_page_size: int = 1000
+    default_page_size: int = Field(default=50, description="_count when a search or history asks none")
+    max_page_size: int = Field(default=1000, description="the largest page a search or history returns")
     validate_on_write: bool = True
     require_kz_profiles: bool = Field(
         default=False,

@@ -20,6 +20,7 @@ from fhir_server.jobs.runtime import build_worker
 from fhir_server.operations.dsr_tasks import dsr_task_issues
 from fhir_server.operations.export import recover_jobs, stop_exports
 from fhir_server.search import get_indexer
+from fhir_server.search.parse_controls import configure_paging
 from fhir_server.security.setup import build_enforcer, build_verifier
 from fhir_server.signatures import install as install_signatures
 from fhir_server.storage.protocols import Store
@@ -30,11 +31,10 @@ from terminology import default_service
 
 
 def build_services(settings: Settings, store: Store | None = None) -> Services:
-    from fhir_server.search import get_indexer
-
     if store is None:
         store = SqliteStore(settings.database, synchronous_full=settings.synchronous_full,
                             max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
+    configure_paging(settings.default_page_size, settings.max_page_size)
     services = Services(settings=settings, store=store, definitions=get_definitions(),
                         validator=get_structure_validator(), indexer=get_indexer())
     services.enforcer = build_enforcer(settings, store)

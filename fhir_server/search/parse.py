@@ -64,7 +64,7 @@ class _State:
     clauses: list[Clause] = field(default_factory=list)
     used: list[tuple[str, str]] = field(default_factory=list)
     sort: tuple[SortKey, ...] = ()
-    count: int = pc.DEFAULT_COUNT
+    count: int = field(default_factory=lambda: pc.DEFAULT_COUNT)
     cursor: Cursor | None = None
     total: Total | None = None
     summary: Summary | None = None

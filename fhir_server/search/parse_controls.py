@@ -15,6 +15,12 @@ DEFAULT_COUNT = 50  # the default of settings.default_page_size (docs/configurat
 _SORTABLE = frozenset({"string", "token", "date", "number", "quantity", "reference", "uri"})
 
 
+def configure_paging(default_count: int, max_count: int) -> None:
+    """Page sizes from the settings (``default_page_size``, ``max_page_size``), set once at start-up."""
+    global DEFAULT_COUNT, MAX_COUNT
+    DEFAULT_COUNT, MAX_COUNT = default_count, max_count
+
+
 def parse_count(raw: str) -> int:
     try:
         count = int(raw)
