@@ -23,15 +23,15 @@ run: $(VENV)/.installed
 	$(BIN)/kzfhir serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check fhir_server profiles terminology signing conformance tests bench scripts
-	$(BIN)/mypy fhir_server signing terminology profiles conformance
+	$(BIN)/ruff check fhir_server profiles terminology signing conformance mappings tests bench scripts
+	$(BIN)/mypy fhir_server signing terminology profiles conformance mappings
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check fhir_server profiles terminology signing conformance tests bench scripts
+	$(BIN)/ruff check fhir_server profiles terminology signing conformance mappings tests bench scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
