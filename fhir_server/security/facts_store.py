@@ -17,6 +17,7 @@ from fhir_server.storage.protocols import Store
 
 FACT_TYPES = frozenset({"Consent", "CareTeam", "EpisodeOfCare", "ServiceRequest", "RelatedPerson"})
 _MAX_MATCHES = 1000
+MAX_CACHED_PATIENTS = 50_000
 
 
 class StoreFactsLoader:
@@ -67,6 +68,8 @@ class SharedFacts:
         facts = await load_facts(self.loader, patient_id)
         with self._lock:
             if generation == self._generation:  # nothing committed meanwhile: safe to keep
+                if len(self._facts) >= MAX_CACHED_PATIENTS:
+                    self._facts.clear()  # bounded memory; the next reads simply reload
                 self._facts[patient_id] = (generation, facts)
         return facts
 
