@@ -26,10 +26,19 @@ async def context(request: Request) -> RequestContext:
     return await authenticate(services(request), request.headers, request.client.host if request.client else None)
 
 
+_OPEN_CONTEXTS: dict[str | None, RequestContext] = {}
+
+
 def anonymous_context(client_ip: str | None) -> RequestContext:
-    """Security switched off (development/test): the caller acts as the server itself."""
-    return RequestContext(client_ip=client_ip, subject="anonymous", role="system", scopes=("system/*.cruds",),
-                          authenticated=False)
+    """Security switched off (development/test): the caller acts as the server itself. Nothing is
+    audited in this mode, so one frozen context per client address serves every request."""
+    ctx = _OPEN_CONTEXTS.get(client_ip)
+    if ctx is None:
+        if len(_OPEN_CONTEXTS) > 10_000:
+            _OPEN_CONTEXTS.clear()
+        ctx = _OPEN_CONTEXTS[client_ip] = RequestContext(
+            client_ip=client_ip, subject="anonymous", role="system", scopes=("system/*.cruds",), authenticated=False)
+    return ctx
 
 
 async def authenticate(svc: Services, headers: Mapping[str, str], client_ip: str | None) -> RequestContext:

@@ -63,7 +63,7 @@ class FastReads:
             await self.app(scope, receive, send)  # let the regular route produce the 406
             return
         client = scope.get("client")
-        base = self.services.settings.base_url or _base_from_scope(scope, headers)
+        base = ""  # a read answers with no Location or links: the base URL is never needed here
         try:
             ctx = await authenticate(self.services, headers, client[0] if client else None)
             resp = await read.handle(self.services, ctx, target[0], target[1], base_url=base,
@@ -80,8 +80,3 @@ class FastReads:
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": body})
 
-
-def _base_from_scope(scope: Scope, headers: dict[str, str]) -> str:
-    host = headers.get("host") or "localhost"
-    root = scope.get("root_path", "")
-    return f"{scope.get('scheme', 'http')}://{host}{root}".rstrip("/")

@@ -75,14 +75,22 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+_WEEKDAYS: dict[str, str] = {}
+
+
 def http_date(instant: str) -> str:
     """RFC 7231 HTTP-date of a stored instant (``YYYY-MM-DDThh:mm:ss.ffffffZ``), for Last-Modified.
 
-    Built from the fixed positions rather than strptime/strftime: it runs on every read.
+    Built from the fixed positions rather than strptime/strftime, with the weekday remembered per
+    day: it runs on every read.
     """
-    day = datetime(int(instant[0:4]), int(instant[5:7]), int(instant[8:10]), tzinfo=UTC)
-    return (f"{_DAYS[day.weekday()]}, {instant[8:10]} {_MONTHS[day.month - 1]} {instant[0:4]} "
-            f"{instant[11:19]} GMT")
+    ymd = instant[0:10]
+    weekday = _WEEKDAYS.get(ymd)
+    if weekday is None:
+        if len(_WEEKDAYS) > 50_000:
+            _WEEKDAYS.clear()
+        weekday = _WEEKDAYS[ymd] = _DAYS[datetime(int(ymd[0:4]), int(ymd[5:7]), int(ymd[8:10]), tzinfo=UTC).weekday()]
+    return f"{weekday}, {instant[8:10]} {_MONTHS[int(instant[5:7]) - 1]} {instant[0:4]} {instant[11:19]} GMT"
 
 
 def version_headers(stored: StoredResource, base_url: str, *, location: bool) -> dict[str, str]:
