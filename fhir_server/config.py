@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     export_deidentify_secret: SecretStr | None = Field(
         default=None, description="secret for $export?_deidentify=true pseudonyms (AC-19); per-job keys derive from it"
     )
+    nehp_url: str | None = Field(
+        default=None, description="where NEHP messages are delivered (TM-11); unset: they stay queued"
+    )
+    nehp_format: str = Field(default="json", description="NEHP adapter: json | fhir-document (docs/mappings.md)")
+    nehp_secret: str | None = Field(default=None, description="HMAC secret of NEHP deliveries")
+    payment_url: str | None = Field(default=None, description="where payment claim lines are delivered (TM-19)")
+    payment_secret: str | None = None
     calendar_override: Path | None = Field(default=None, description="operator's working-day calendar override")
     # -- EDS signatures (issue 6; docs/signing.md) --
     require_signatures: bool = Field(

@@ -25,6 +25,9 @@ from fhir_server.jobs.worker import OutboxWorker
 from fhir_server.security.enforcement import NOTIFY_TOPIC, URGENT_TOPIC
 from fhir_server.storage.protocols import Store
 
+NEHP_TOPIC = "nehp"  # TM-11: records for the National Electronic Health Passport
+PAYMENT_TOPIC = "payment"  # TM-19: claim lines for the payment system (GOBMP / OSMS)
+
 
 def patient_email(store: Store) -> AddressLookup:
     """The first current e-mail ``telecom`` of the patient a message is about."""
@@ -56,11 +59,19 @@ def build_channels(settings: Settings, store: Store) -> list[Channel]:
 
 
 def build_worker(settings: Settings, store: Store, **options: Any) -> OutboxWorker | None:
-    """The worker for the patient topics, or None when no channel is configured. ``options`` go to
-    :class:`OutboxWorker` (``base_backoff``, ``poll_seconds``, ``max_attempts``, ``clock``)."""
+    """The worker for the patient topics and the national systems (NEHP, payment), or None when no
+    channel is configured. ``options`` go to :class:`OutboxWorker` (``base_backoff``, ``poll_seconds``,
+    ``max_attempts``, ``clock``). A topic without a channel keeps its messages queued."""
+    topics: dict[str, list[Channel]] = {}
     channels = build_channels(settings, store)
-    if not channels:
+    if channels:
+        topics[NOTIFY_TOPIC] = channels
+        topics[URGENT_TOPIC] = channels
+    if settings.nehp_url:
+        topics[NEHP_TOPIC] = [WebhookChannel(settings.nehp_url, settings.nehp_secret)]
+    if settings.payment_url:
+        topics[PAYMENT_TOPIC] = [WebhookChannel(settings.payment_url, settings.payment_secret)]
+    if not topics:
         return None
-    return OutboxWorker(store, {NOTIFY_TOPIC: channels, URGENT_TOPIC: channels},
-                        digest_seconds=settings.notify_digest_seconds,
+    return OutboxWorker(store, topics, digest_seconds=settings.notify_digest_seconds,
                         digest_topics=frozenset({NOTIFY_TOPIC}), **options)

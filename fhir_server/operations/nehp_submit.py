@@ -1,0 +1,120 @@
+"""``Encounter/[id]/$nehp-submit``: queue a remote service's record for the National Electronic Health
+Passport (TM-11) and its claim line for the payment system (TM-19).
+
+The Encounter and what belongs to it (what it references, what references it, the patient's
+Coverage) are gathered from the store, mapped by ``mappings`` (the MD-D record, docs/mappings.md),
+and put into the durable outbox — topics ``nehp`` and ``payment`` — in one unit with the AuditEvent
+that documents the transfer (TM-13). The outbox worker delivers them with retries to
+``KZFHIR_NEHP_URL`` / ``KZFHIR_PAYMENT_URL`` and audits each delivery. Keys derive from the Encounter
+version, so submitting the same version twice queues nothing new. A record missing MD-D items is
+refused with 422 naming each item.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.interactions.access import Action, AuditTarget, see_stored, session
+from fhir_server.interactions.base import FhirResponse
+from fhir_server.jobs.runtime import NEHP_TOPIC, PAYMENT_TOPIC
+from fhir_server.jsonio import dumps, reload
+from fhir_server.operations.registry import OperationCall, operation
+from fhir_server.storage.protocols import Store, TxView
+from mappings import build_record
+from mappings.nehp import get_adapter
+from mappings.payment import claim_line_from_record
+from mappings.payment.claim_line import to_json as line_json
+
+# resources that point at the service (encounter search parameter), read with it
+_LINKED = (("Condition", "encounter"), ("Observation", "encounter"), ("ServiceRequest", "encounter"),
+           ("MedicationRequest", "encounter"), ("Composition", "encounter"), ("DocumentReference", "encounter"),
+           ("CarePlan", "encounter"), ("ClinicalImpression", "encounter"), ("ChargeItem", "context"),
+           ("Procedure", "encounter"))
+
+
+def _references(node: Any, out: set[str]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref.count("/") == 1 and not ref.startswith(("#", "urn:")):
+            out.add(ref)
+        for value in node.values():
+            _references(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            _references(item, out)
+
+
+async def _read(store: Store, ref: str) -> dict[str, Any] | None:
+    rtype, _, rid = ref.partition("/")
+    stored = await store.read(rtype, rid)
+    if stored is None or stored.deleted or stored.data is None:
+        return None
+    resource: dict[str, Any] = reload(stored.data)
+    return resource
+
+
+async def _search(store: Store, rtype: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    from fhir_server.search import parse_search
+
+    result = await store.search(parse_search(rtype, [*params, ("_count", "200")], strict=True))
+    return [reload(m.data) for m in result.matches if m.mode == "match"]
+
+
+async def gather(store: Store, encounter: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The Encounter, what references it, what they reference (two levels), and the patient's Coverage."""
+    found: dict[str, dict[str, Any]] = {f"Encounter/{encounter['id']}": encounter}
+    for rtype, param in _LINKED:
+        for res in await _search(store, rtype, [(param, f"Encounter/{encounter['id']}")]):
+            found[f"{rtype}/{res['id']}"] = res
+    patient = (encounter.get("subject") or {}).get("reference")
+    if isinstance(patient, str) and patient.startswith("Patient/"):
+        for res in await _search(store, "Coverage", [("beneficiary", patient)]):
+            found[f"Coverage/{res['id']}"] = res
+    for _ in range(2):
+        wanted: set[str] = set()
+        for res in list(found.values()):
+            _references(res, wanted)
+        for ref in sorted(wanted - set(found)):
+            referenced = await _read(store, ref)
+            if referenced is not None:
+                found[ref] = referenced
+    return found
+
+
+@operation("nehp-submit", levels=("instance",), types=("Encounter",))
+async def nehp_submit(call: OperationCall) -> FhirResponse:
+    assert call.resource_id is not None
+    services = call.services
+    stored = await services.store.read("Encounter", call.resource_id)
+    if stored is None or stored.deleted or stored.data is None:
+        raise FhirError("not_found", f"Encounter/{call.resource_id} is not known")
+    access = session(services, call.ctx)
+    verdict, patients = await see_stored(access, Action.READ, stored, "operation")  # 403 when not readable
+    record = build_record(await gather(services.store, reload(stored.data)), f"Encounter/{call.resource_id}",
+                          relaxed_iin=services.settings.relaxed_iin)
+    if not record.ok:
+        raise FhirError("unprocessable", "the remote-service record misses MD-D items "
+                        f"{', '.join(map(str, record.missing_items)) or '(see issues)'}", issues=record.issues)
+    message = get_adapter(services.settings.nehp_format).to_message(record)
+    claim = claim_line_from_record(record)
+    partition = record.patient.reference if record.patient is not None else None
+    target = AuditTarget("operation", "Encounter", call.resource_id, str(stored.version))
+
+    def unit(view: TxView) -> None:
+        view.enqueue(NEHP_TOPIC, partition, record.record_id, message)
+        if claim.line is not None:
+            view.enqueue(PAYMENT_TOPIC, partition, claim.line.line_id, orjson.dumps(line_json(claim.line)))
+        access.record(target, verdict, patients)  # the transfer, documented (TM-13)
+        access.write_into(view)
+
+    await services.store.transaction(unit)
+    queued = [{"name": "nehp", "valueString": record.record_id}]
+    if claim.line is not None:
+        queued.append({"name": "payment", "valueString": claim.line.line_id})
+    issues = [*record.issues, *claim.issues]
+    params = {"resourceType": "Parameters", "parameter": [
+        *queued, {"name": "outcome", "resource": operation_outcome(issues)}]}
+    return FhirResponse(200, dumps(params, pretty=call.pretty))
