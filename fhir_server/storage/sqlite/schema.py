@@ -55,7 +55,7 @@ def connect(path: str, *, readonly: bool = False, synchronous_full: bool = True)
     conn.execute("PRAGMA foreign_keys=OFF")
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA cache_size=-65536")
-    conn.execute("PRAGMA mmap_size=268435456")
+    conn.execute("PRAGMA mmap_size=4294967296")  # map up to 4 GiB: index probes of large stores skip read() copies
     return conn
 
 
