@@ -16,28 +16,12 @@ import fhir_server.operations.verify_signature  # noqa: F401  (registers the ope
 from fhir_server.api.app import create_app
 from fhir_server.config import Settings
 from fhir_server.signatures import install
-from signing import Signer, init_pki, load_signer, sign_bundle
+from signing import Signer, sign_bundle
 from signing.fhir import SignatureFormat
 from tests.signatures.helpers import BASE, PRACTITIONER_URN, ServerFactory, Sign
+from tests.signing.conftest import pki_dir, signer_for  # one test PKI per session, shared with tests/signing
 
-
-@pytest.fixture(scope="session")
-def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("pki")
-    init_pki(directory)
-    return directory
-
-
-@pytest.fixture(scope="session")
-def signer_for(pki_dir: Path) -> Callable[[str], Signer]:
-    cache: dict[str, Signer] = {}
-
-    def load(name: str) -> Signer:
-        if name not in cache:
-            cache[name] = load_signer(pki_dir / f"{name}.key.pem", pki_dir / f"{name}.cert.pem")
-        return cache[name]
-
-    return load
+__all__ = ["pki_dir", "signer_for"]
 
 
 @pytest.fixture
