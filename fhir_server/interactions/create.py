@@ -8,6 +8,7 @@ from typing import Any
 from fhir_server.errors import FhirError
 from fhir_server.interactions.access import Action, AuditTarget, see_stored, session
 from fhir_server.interactions.base import FhirResponse, Prefer, Services, check_type, representation
+from fhir_server.interactions.search_access import refuse_indirect
 from fhir_server.interactions.write import parse_criteria, require_resource, store_version, validate_off_loop
 from fhir_server.security.context import RequestContext
 from fhir_server.storage.protocols import StoredResource, TxView
@@ -18,10 +19,12 @@ async def handle(services: Services, ctx: RequestContext, resource_type: str, bo
     check_type(services, resource_type)
     access = session(services, ctx)
     target = AuditTarget("create", resource_type)
-    await access.start(Action.CREATE, resource_type, target)
+    start = await access.start(Action.CREATE, resource_type, target)
     resource = require_resource(body, resource_type)
     await validate_off_loop(services, resource)
     criteria = parse_criteria(services, resource_type, if_none_exist) if if_none_exist else None
+    if access.enabled:
+        refuse_indirect(criteria, start)
     verdict, ids = await access.check(Action.CREATE, resource, target)
     new_id = str(uuid.uuid4())  # the server assigns the id; one in the body is ignored (§3.1.0.8)
 

@@ -11,6 +11,7 @@ from typing import Any
 from fhir_server.errors import FhirError
 from fhir_server.interactions.access import Action, AuditTarget, see_stored, session
 from fhir_server.interactions.base import FhirResponse, Services, check_id, check_type, etag
+from fhir_server.interactions.search_access import refuse_indirect
 from fhir_server.interactions.write import parse_criteria
 from fhir_server.security.context import RequestContext
 from fhir_server.security.enforcement import AccessSession
@@ -78,8 +79,10 @@ async def handle_conditional(services: Services, ctx: RequestContext, resource_t
                              criteria_text: str) -> FhirResponse:
     check_type(services, resource_type)
     access = session(services, ctx)
-    await access.start(Action.DELETE, resource_type, AuditTarget("delete", resource_type, query=criteria_text))
+    start = await access.start(Action.DELETE, resource_type, AuditTarget("delete", resource_type, query=criteria_text))
     criteria = parse_criteria(services, resource_type, criteria_text)
+    if access.enabled:
+        refuse_indirect(criteria, start)
     settings = services.settings
     limit = settings.max_conditional_delete if settings.allow_multiple_conditional_delete else 1
     matches: list[tuple[str, str]] = await services.store.search_ids(criteria, limit + 1)

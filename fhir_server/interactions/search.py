@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from fhir_server.interactions.search_access import guard_result, refuse_counting
+from fhir_server.interactions.search_access import guard_result, refuse_counting, refuse_indirect
 from fhir_server.interactions.search_bundle import search_path, searchset
 from fhir_server.jsonio import dumps
 from fhir_server.search import parse_search
@@ -36,6 +36,7 @@ async def handle(
     query = parse_search(resource_type, params, strict=strict, compartment=compartment, base_url=base_url)
     if access is not None and start is not None:
         refuse_counting(query, start)
+        refuse_indirect(query, start)
     result = await store.search(query)
     if access is not None and start is not None:
         result = await guard_result(access, start, result, target)

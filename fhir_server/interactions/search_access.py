@@ -5,14 +5,30 @@ is omitted so that neither totals nor paging reveal hidden resources (docs/secur
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import orjson
 
 from fhir_server.errors import FhirError
-from fhir_server.search.query import SearchQuery, SearchResult
+from fhir_server.search.query import ChainClause, HasClause, SearchQuery, SearchResult
 from fhir_server.security.audit.balp import AuditTarget
 from fhir_server.security.enforcement import AccessSession
 from fhir_server.security.policy import Action, Decision, Verdict
+
+
+def indirect(query: Any) -> bool:
+    """Does the query judge resources by *other* resources (chained parameters, ``_has``)?"""
+    return any(isinstance(clause, ChainClause | HasClause) for clause in getattr(query, "clauses", ()))
+
+
+def refuse_indirect(query: Any, start: Verdict | None) -> None:
+    """Chains and ``_has`` test resources the policy never judged: matching on them would disclose facts
+    about data the caller may not see (that some hidden Observation has a code, that a hidden Patient has
+    a name). They are open only to callers authorised for the whole type (docs/security.md)."""
+    if start is not None and start.decision is not Decision.AUTHORIZED and indirect(query):
+        raise FhirError("forbidden", "chained parameters and _has are only available to callers authorised for "
+                        "the whole type: they would test resources the access policy has not judged",
+                        code="forbidden")
 
 
 def refuse_counting(query: SearchQuery, start: Verdict) -> None:

@@ -20,6 +20,7 @@ from fhir_server.interactions.base import Prefer, Services, parse_etag
 from fhir_server.interactions.bundle_entries import Entry, parse_entry
 from fhir_server.interactions.delete import delete_in
 from fhir_server.interactions.references import is_conditional, is_local_urn, rewrite_references, unresolved
+from fhir_server.interactions.search_access import indirect
 from fhir_server.interactions.write import parse_criteria, require_resource, store_version, validate
 from fhir_server.security.audit.balp import denied_event
 from fhir_server.security.enforcement import AccessSession
@@ -223,6 +224,9 @@ class _Unit:
         if ref not in self.conditional_refs:
             rtype, _, criteria_text = ref.partition("?")
             criteria = parse_criteria(self.services, rtype, criteria_text)
+            if self.access.enabled and indirect(criteria):
+                raise FhirError("forbidden", f"conditional reference {ref!r} uses chaining or _has, which the "
+                                "access policy does not allow here", code="forbidden")
             assert self.view is not None
             matches = self.view.search_ids(criteria, 2)
             if len(matches) != 1:
@@ -261,6 +265,9 @@ async def handle(services: Services, ctx: Any, bundle: dict[str, Any], *, base_u
             await access.start(_ACTIONS[entry.method], entry.resource_type, target,
                                instance_level=entry.resource_id is not None)
     planned, static_map = _plan(services, entries)
+    if access.enabled and any(indirect(p.criteria) for p in planned):
+        raise FhirError("forbidden", "conditional entries with chained parameters or _has are not available under "
+                        "the access policy: they would test resources it has not judged", code="forbidden")
     unit = _Unit(services, planned, static_map, access)
     try:
         await services.store.transaction(unit)

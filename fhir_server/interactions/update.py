@@ -22,6 +22,7 @@ from fhir_server.interactions.base import (
     parse_etag,
     representation,
 )
+from fhir_server.interactions.search_access import refuse_indirect
 from fhir_server.interactions.write import (
     next_version,
     parse_criteria,
@@ -129,10 +130,12 @@ async def handle_conditional(services: Services, ctx: RequestContext, resource_t
     check_type(services, resource_type)
     access = session(services, ctx)
     target_audit = AuditTarget("update", resource_type, query=criteria_text)
-    await access.start(Action.UPDATE, resource_type, target_audit)
+    start = await access.start(Action.UPDATE, resource_type, target_audit)
     resource = require_resource(body, resource_type)
     await validate_off_loop(services, resource, mode="update")
     criteria = parse_criteria(services, resource_type, criteria_text)
+    if access.enabled:
+        refuse_indirect(criteria, start)
     expected = parse_etag(if_match, "If-Match")
     target, matches = await _conditional_target(services, access, resource_type, criteria, resource.get("id"))
     checked = await guard_existing(access, services, Action.UPDATE, resource_type, target)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
 from tests.security_http.conftest import BIN, FHIR_JSON, consent
@@ -159,4 +161,22 @@ async def test_transaction_registering_patient_with_consent_and_data(server, tok
     bundle["entry"] = bundle["entry"][2:]
     bundle["entry"][0]["resource"]["subject"] = {"reference": "Patient/p2"}
     r = await server.post("/", json=bundle, headers={**other, **FHIR_JSON})
+    assert r.status_code == 403
+
+
+@pytest.mark.req("AC-12")
+async def test_chains_and_has_are_refused_to_callers_judged_per_resource(server, token):
+    """A chain or _has would test resources the policy never judged (a hidden Patient's name, a hidden
+    Observation's code): only callers authorised for the whole type may use them."""
+    dr1 = token("practitioner", "Practitioner/dr1")
+    for url in ("/Observation?subject:Patient.name=Ахметов", "/Patient?_has:Observation:patient:code=x",
+                "/Observation?subject.gender=male"):
+        r = await server.get(url, headers=dr1)
+        assert r.status_code == 403, url
+        assert r.json()["issue"][0]["code"] == "forbidden"
+    assert (await server.get("/Observation?subject=Patient/p1", headers=dr1)).status_code == 200
+    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+           "subject": {"reference": "Patient/p1"}}
+    r = await server.post("/Observation", json=obs,
+                          headers={**dr1, **FHIR_JSON, "If-None-Exist": f"subject:Patient.name={quote('Ахметов')}"})
     assert r.status_code == 403
