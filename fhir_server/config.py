@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_sender: str = "kzfhir@localhost"
+    cursor_secret: SecretStr | None = Field(
+        default=None, description="key for sealed paging cursors; set it when several processes serve one database"
+    )
     export_deidentify_secret: SecretStr | None = Field(
         default=None, description="secret for $export?_deidentify=true pseudonyms (AC-19); per-job keys derive from it"
     )

@@ -20,6 +20,7 @@ from fhir_server.jobs.runtime import build_worker
 from fhir_server.operations.dsr_tasks import dsr_task_issues
 from fhir_server.operations.export import recover_jobs, stop_exports
 from fhir_server.search import get_indexer
+from fhir_server.search.cursor import use_key as use_cursor_key
 from fhir_server.search.parse_controls import configure_paging
 from fhir_server.security.setup import build_enforcer, build_verifier
 from fhir_server.signatures import install as install_signatures
@@ -35,6 +36,8 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
         store = SqliteStore(settings.database, synchronous_full=settings.synchronous_full,
                             max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
     configure_paging(settings.default_page_size, settings.max_page_size)
+    if settings.cursor_secret is not None:
+        use_cursor_key(settings.cursor_secret.get_secret_value())
     services = Services(settings=settings, store=store, definitions=get_definitions(),
                         validator=get_structure_validator(), indexer=get_indexer())
     services.enforcer = build_enforcer(settings, store)

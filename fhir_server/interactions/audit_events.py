@@ -14,6 +14,7 @@ from fhir_server.errors import FhirError
 from fhir_server.interactions.access import Action, AuditTarget, session
 from fhir_server.interactions.base import FhirResponse, Services
 from fhir_server.jsonio import dumps
+from fhir_server.search.cursor import seal, unseal
 from fhir_server.security.context import RequestContext
 
 
@@ -47,13 +48,19 @@ async def search(services: Services, ctx: RequestContext, params: list[tuple[str
     if patient is not None and not patient.startswith("Patient/"):
         patient = f"Patient/{patient}"
     count = int(values["_count"]) if values.get("_count", "").isdigit() else 50
-    cursor = int(values["_cursor"]) if values.get("_cursor", "").isdigit() else None
+    cursor = None
+    if values.get("_cursor"):
+        try:
+            cursor = int(unseal(values["_cursor"]).decode("ascii"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise FhirError("invalid", "_cursor is not a cursor this server issued (or it expired)", code="value",
+                            expression="_cursor") from exc
     rows = await services.store.audit_events(patient, min(count, 1000) + 1, cursor)
     more = len(rows) > count
     rows = rows[:count]
     links: list[dict[str, Any]] = [{"relation": "self", "url": f"{base_url}/AuditEvent?{query}"}]
     if more and rows:
-        nxt = [(k, v) for k, v in params if k != "_cursor"] + [("_cursor", str(rows[-1][0]))]
+        nxt = [(k, v) for k, v in params if k != "_cursor"] + [("_cursor", seal(str(rows[-1][0]).encode()))]
         links.append({"relation": "next", "url": f"{base_url}/AuditEvent?{urlencode(nxt)}"})
     bundle = {"resourceType": "Bundle", "type": "searchset", "link": links,
               "entry": [{"fullUrl": f"{base_url}/AuditEvent/{e['id']}", "resource": e, "search": {"mode": "match"}}

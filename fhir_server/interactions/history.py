@@ -14,6 +14,7 @@ from fhir_server.interactions.access import Action, AuditTarget, parsed, session
 from fhir_server.interactions.base import FhirResponse, Services, check_id, check_type, etag, http_date
 from fhir_server.interactions.dates import parse_range, stamp
 from fhir_server.jsonio import dumps, fragment
+from fhir_server.search.cursor import seal, unseal
 from fhir_server.security.context import RequestContext
 from fhir_server.security.enforcement import AccessSession
 from fhir_server.security.policy import Decision, Verdict, total_allowed
@@ -31,6 +32,21 @@ def _count(value: str | None, services: Services) -> int:
     return min(int(value), services.settings.max_page_size)
 
 
+def _open_cursor(token: str | None) -> str:
+    """The position in a sealed ``_cursor`` (``<seq>``, or ``p<seq>`` backwards): write sequence numbers
+    are not shown to clients, as their gaps would count versions the policy hid."""
+    if not token:
+        return ""
+    try:
+        position = unseal(token).decode("ascii")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FhirError("invalid", "_cursor is not a cursor this server issued (or it expired)", code="value",
+                        expression="_cursor") from exc
+    if not position.removeprefix("p").isdigit():
+        raise FhirError("invalid", "_cursor is not a cursor this server issued", code="value", expression="_cursor")
+    return position
+
+
 def _query(params: dict[str, str], services: Services, resource_type: str | None,
            resource_id: str | None) -> HistoryQuery:
     unknown = [k for k in params if k not in _KNOWN]
@@ -41,10 +57,8 @@ def _query(params: dict[str, str], services: Services, resource_type: str | None
     if "_at" in params:
         low, high = parse_range(params["_at"], "_at")
         at_start, at_end = stamp(low), stamp(high)
-    cursor = params.get("_cursor") or ""
+    cursor = _open_cursor(params.get("_cursor"))
     backwards = cursor.startswith("p")
-    if cursor and not cursor.removeprefix("p").isdigit():
-        raise FhirError("invalid", "_cursor is not a cursor this server issued", code="value", expression="_cursor")
     seq = int(cursor.removeprefix("p")) if cursor else None
     return HistoryQuery(resource_type, resource_id, since, at_start, at_end, _count(params.get("_count"), services),
                         None if backwards else seq, seq if backwards else None)
@@ -68,12 +82,10 @@ def _bundle(page: HistoryPage, entries: list[StoredResource], base_url: str, pat
             with_total: bool) -> dict[str, Any]:
     own = {k: v for k, v in params.items() if k != "_cursor"}
     links = [{"relation": "self", "url": f"{base_url}/{path}" + (f"?{urlencode(params)}" if params else "")}]
-    if page.next_cursor is not None:
-        links.append({"relation": "next",
-                      "url": f"{base_url}/{path}?{urlencode({**own, '_cursor': str(page.next_cursor)})}"})
-    if page.previous_cursor is not None:
-        links.append({"relation": "previous",
-                      "url": f"{base_url}/{path}?{urlencode({**own, '_cursor': f'p{page.previous_cursor}'})}"})
+    for relation, position in (("next", page.next_cursor), ("previous", page.previous_cursor)):
+        if position is not None:
+            token = seal(f"{'p' if relation == 'previous' else ''}{position}".encode())
+            links.append({"relation": relation, "url": f"{base_url}/{path}?{urlencode({**own, '_cursor': token})}"})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
     if with_total:
         bundle["total"] = page.total

@@ -92,3 +92,20 @@ async def test_capability_statement_lists_search_parameters(client):
     names = {p["name"] for p in patient["searchParam"]}
     assert {"birthdate", "name", "identifier", "iin"} <= names
     assert all(p["definition"].startswith("http") for p in patient["searchParam"])
+
+
+async def test_paging_cursors_are_sealed_and_tampering_is_refused(client):
+    await _world(client)
+    page = (await client.get("/Observation?_count=2&_sort=date")).json()
+    nxt = next(lk["url"] for lk in page["link"] if lk["relation"] == "next")
+    token = nxt.split("_cursor=")[1].split("&")[0]
+    import base64
+
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    assert b"o1" not in raw and b"Observation" not in raw  # the last row's id and type are not readable
+    tampered = nxt.replace(token, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+    r = await client.get(tampered.removeprefix("http://kzfhir.test"))
+    assert r.status_code == 400
+    hist = (await client.get("/Observation/_history?_count=2")).json()
+    hist_next = next(lk["url"] for lk in hist["link"] if lk["relation"] == "next")
+    assert not hist_next.split("_cursor=")[1].isdigit()  # write sequence numbers are not shown
