@@ -22,6 +22,7 @@ CODE: dict[str, str] = {
     "TM-05": "R4 Schedule/Slot interactions (generic CRUD + search)",
     "TM-06": "profiles/package (KZ Appointment, MD-B); generic CRUD + search",
     "TM-08": "profiles/package (KZ ServiceRequest, consilium category)",
+    "TM-09": "fhir_server/jobs/appointment_notices.py (booked / moved / cancelled notices through the outbox)",
     "TM-10": "fhir_server/signatures/ (verification on write, Provenance); signing/",
     "TM-11": "mappings/ (MD-D record, NEHP adapters); fhir_server/operations/nehp_submit.py (outbox topic nehp)",
     "TM-13": "fhir_server/security/audit/ (BALP events, hash chain); fhir_server/jobs/delivery_audit.py",

@@ -34,6 +34,8 @@ class Services:
     # Called inside the write unit after each stored version: hook(view, services, resource, stored).
     # They may write more (a Provenance for a signed record, issue 6) atomically with the change.
     write_hooks: list[Any] = field(default_factory=list)
+    # Like write_hooks, with the version replaced: hook(view, services, previous_json_or_None, resource, stored).
+    change_hooks: list[Any] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -53,11 +53,15 @@ def store_version(view: TxView, services: Services, resource: dict[str, Any], re
     """Stamp id/meta, extract search index rows and store the version (inside a write unit)."""
     full = with_meta(resource, resource_type, resource_id, version, view.timestamp)
     index = services.indexer.extract(full) if services.indexer is not None else None
+    previous = view.current(resource_type, resource_id) if services.change_hooks and version > 1 else None
     stored = view.put(resource_type, resource_id, version, dumps(full), index, method)
     if services.enforcer is not None:
         services.enforcer.facts_changed(resource_type, view)
     for hook in services.write_hooks:
         hook(view, services, full, stored)
+    for change in services.change_hooks:
+        change(view, services, previous.data if previous is not None and not previous.deleted else None, full,
+               stored)
     return stored
 
 

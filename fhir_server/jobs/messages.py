@@ -66,7 +66,10 @@ def email_message(topic: str, payload: dict[str, Any]) -> tuple[str, str]:
     if isinstance(payload.get("text"), str) and isinstance(payload.get("subject"), str):
         return payload["subject"], payload["text"]
     english, russian = message_text(payload)
-    if payload.get("resourceType") == "Communication":
+    about = [a.get("reference", "") for a in payload.get("about", []) or [] if isinstance(a, dict)]
+    if payload.get("resourceType") == "Communication" and any(r.startswith("Appointment/") for r in about):
+        subject = "Your appointment / Ваша запись на приём"
+    elif payload.get("resourceType") == "Communication":
         subject = "Emergency access to your medical data / Экстренный доступ к вашим данным"
     elif payload.get("digest"):
         subject = f"{payload.get('count', 0)} uses of your medical data / Использование ваших данных"
