@@ -68,10 +68,9 @@ def _read_pkcs12(data: bytes, password: bytes | None) -> tuple[object, x509.Cert
 def _read_pem_key(data: bytes, password: bytes | None) -> object:
     try:
         return serialization.load_pem_private_key(data, password)
-    except UnsupportedAlgorithm:
-        pass
-    except (ValueError, TypeError) as exc:
-        if b"PRIVATE KEY" not in data:
+    except (UnsupportedAlgorithm, ValueError, TypeError) as exc:
+        # not an RSA/EC key cryptography can read: it may still be a GOST key, tried below
+        if not isinstance(exc, UnsupportedAlgorithm) and b"PRIVATE KEY" not in data:
             raise SigningError("the key file holds no PEM private key") from exc
     gost_key = gost.load_private_key(_pem_body(data))
     if gost_key is None:
