@@ -33,6 +33,8 @@ CODE: dict[str, str] = {
     "TM-22": "profiles/package (KZ Observation vital signs)",
     "TM-23": "profiles/package (device-automatic entry method)",
     "TM-24": "profiles/package (manual entry method); PATIENT_WRITABLE Observation",
+    "TM-25": "fhir_server/jobs/monitoring.py (readings compared with the limits of the patient's Goals)",
+    "TM-26": "fhir_server/jobs/monitoring.py (DetectedIssue, follow-up Task, urgent notices to all participants)",
     "MD-B": "profiles/package/StructureDefinition-kz-appointment.json",
     "MD-D": "profiles/package/StructureDefinition-kz-encounter-remote.json",
     "AC-01": "fhir_server/security/policy/ (consent engine); fhir_server/security/enforcement.py",

@@ -17,6 +17,7 @@ from fhir_server.definitions import get_definitions
 from fhir_server.definitions.publish import publish
 from fhir_server.interactions.base import Services
 from fhir_server.jobs.appointment_notices import appointment_changed
+from fhir_server.jobs.monitoring import MonitoringAlerts
 from fhir_server.jobs.runtime import build_worker
 from fhir_server.operations.dsr_tasks import dsr_task_issues
 from fhir_server.operations.export import recover_jobs, stop_exports
@@ -47,6 +48,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     services.profiles = ProfileValidation(settings, terminology=services.terminology)
     services.extra_validators.append(services.profiles)
     services.change_hooks.append(appointment_changed)  # TM-09: booked / moved / cancelled notices
+    services.change_hooks.append(MonitoringAlerts())  # TM-25/TM-26: critical values raise alerts
     services.extra_validators.append(dsr_task_issues)  # data-subject request Tasks keep their rules (AC-17)
     install_signatures(services)
     return services

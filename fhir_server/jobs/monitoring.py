@@ -1,0 +1,179 @@
+"""Remote monitoring (TM-25) and emergency alerting on critical values (TM-26).
+
+Limits live where FHIR keeps them for a patient: the ``target`` of an active ``Goal`` (``measure`` = the
+indicator's code, ``detailRange`` = the limits), typically attached to a remote-monitoring CarePlan.
+Every stored Observation with a quantity is compared with the limits of its patient's Goals, inside the
+same write unit. A value outside them records, in that unit:
+
+- a ``DetectedIssue`` (severity high) implicating the Observation;
+- a follow-up ``Task`` (priority stat) for the practitioner who set the goal, naming the measures the
+  order lists: consultation, referral, hospitalisation, ambulance call, urgent care;
+- an urgent ``Communication`` in the outbox for every participant: the patient, the Goal's author and
+  the members of the patient's active CareTeams (topic ``notification-urgent``, never held for a digest).
+
+The limits of each patient are cached and dropped whenever a Goal of theirs is written.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from fhir_server.interactions.base import Services
+from fhir_server.interactions.write import store_version
+from fhir_server.security.enforcement import URGENT_TOPIC
+from fhir_server.storage.protocols import StoredResource, TxView
+
+_LIVE = ("final", "amended", "corrected", "preliminary")
+MEASURES = "consultation, referral, hospitalisation, ambulance call or urgent care"
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    system: str | None
+    code: str
+    low: Decimal | None
+    high: Decimal | None
+    goal: str
+    author: str | None
+
+
+def _decimal(quantity: Any) -> Decimal | None:
+    value = quantity.get("value") if isinstance(quantity, dict) else None
+    return None if value is None or isinstance(value, bool) else Decimal(str(value))
+
+
+def _limits(goal: dict[str, Any]) -> list[Limit]:
+    out = []
+    author = (goal.get("expressedBy") or {}).get("reference")
+    for target in goal.get("target", []) or []:
+        rng = target.get("detailRange")
+        if not isinstance(rng, dict):
+            continue
+        for coding in (target.get("measure") or {}).get("coding", []) or []:
+            if coding.get("code"):
+                out.append(Limit(coding.get("system"), coding["code"], _decimal(rng.get("low")),
+                                 _decimal(rng.get("high")), f"Goal/{goal['id']}", author))
+    return out
+
+
+def _patient(resource: dict[str, Any], field: str) -> str | None:
+    ref = (resource.get(field) or {}).get("reference")
+    return ref.split("/", 1)[1] if isinstance(ref, str) and ref.startswith("Patient/") else None
+
+
+class MonitoringAlerts:
+    """The change hook; one per server (its cache is per process)."""
+
+    def __init__(self) -> None:
+        self._limits: dict[str, tuple[Limit, ...]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, view: TxView, services: Services, previous: bytes | None, resource: dict[str, Any],
+                 stored: StoredResource) -> None:
+        rtype = resource.get("resourceType")
+        if rtype == "Goal":
+            patient = _patient(resource, "subject")
+            with self._lock:
+                self._limits.pop(patient or "", None)
+            return
+        if rtype != "Observation" or resource.get("status") not in _LIVE:
+            return
+        value, patient = _decimal(resource.get("valueQuantity")), _patient(resource, "subject")
+        if value is None or patient is None:
+            return
+        for limit in self._matching(view, patient, resource):
+            if (limit.low is not None and value < limit.low) or (limit.high is not None and value > limit.high):
+                self._alert(view, services, resource, patient, value, limit)
+                return  # one alert per reading, for the first limit it breaks
+
+    def _matching(self, view: TxView, patient: str, observation: dict[str, Any]) -> list[Limit]:
+        limits = self._limits.get(patient)
+        if limits is None:
+            limits = tuple(lim for goal in _find(view, "Goal", [("patient", f"Patient/{patient}"),
+                                                                ("lifecycle-status", "active")])
+                           for lim in _limits(goal))
+            with self._lock:
+                if len(self._limits) > 100_000:
+                    self._limits.clear()
+                self._limits[patient] = limits
+        codes = {(c.get("system"), c.get("code")) for c in (observation.get("code") or {}).get("coding", []) or []}
+        return [lim for lim in limits if (lim.system, lim.code) in codes or (None, lim.code) in codes
+                or (lim.system is None and any(code == lim.code for _, code in codes))]
+
+    def _alert(self, view: TxView, services: Services, observation: dict[str, Any], patient: str, value: Decimal,
+               limit: Limit) -> None:
+        obs_ref = f"Observation/{observation['id']}"
+        what = (observation.get("code") or {}).get("text") or limit.code
+        unit = (observation.get("valueQuantity") or {}).get("unit", "")
+        low = "-" if limit.low is None else limit.low
+        high = "-" if limit.high is None else limit.high
+        text = f"Critical value: {what} {value} {unit} outside {low}..{high} ({limit.goal})"
+        issue_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
+        store_version(view, services, _issue(patient, obs_ref, text, view.timestamp), "DetectedIssue", issue_id, 1,
+                      "POST")
+        store_version(view, services, _task(patient, obs_ref, issue_id, text, limit, view.timestamp), "Task",
+                      task_id, 1, "POST")
+        about = [obs_ref, f"DetectedIssue/{issue_id}", f"Task/{task_id}"]
+        russian = f"Критическое значение показателя: {what} {value} {unit}."
+        for recipient in _participants(view, patient, limit):
+            notice = _notice(patient, recipient, about, text, russian)
+            view.enqueue(URGENT_TOPIC, recipient, f"alert:{observation['id']}:{recipient}", orjson.dumps(notice))
+
+
+def _issue(patient: str, obs_ref: str, text: str, when: str) -> dict[str, Any]:
+    return {"resourceType": "DetectedIssue", "status": "final", "severity": "high",
+            "code": {"text": "critical value of a monitored indicator"},
+            "patient": {"reference": f"Patient/{patient}"}, "identifiedDateTime": when,
+            "implicated": [{"reference": obs_ref}], "detail": text}
+
+
+def _task(patient: str, obs_ref: str, issue_id: str, text: str, limit: Limit, when: str) -> dict[str, Any]:
+    task: dict[str, Any] = {
+        "resourceType": "Task", "status": "requested", "intent": "order", "priority": "stat",
+        "code": {"text": "follow-up of a critical value (TM-26)"},
+        "description": f"{text}. Decide the follow-up: {MEASURES}.",
+        "for": {"reference": f"Patient/{patient}"}, "focus": {"reference": obs_ref},
+        "reasonReference": {"reference": f"DetectedIssue/{issue_id}"}, "authoredOn": when}
+    if limit.author:
+        task["owner"] = {"reference": limit.author}
+    return task
+
+
+def _notice(patient: str, recipient: str, about: list[str], english: str, russian: str) -> dict[str, Any]:
+    return {"resourceType": "Communication", "id": str(uuid.uuid4()), "status": "preparation",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/communication-category",
+                                      "code": "alert"}]}],
+            "priority": "stat", "subject": {"reference": f"Patient/{patient}"},
+            "recipient": [{"reference": recipient}], "about": [{"reference": ref} for ref in about],
+            "payload": [{"contentString": english}, {"contentString": russian}]}
+
+
+def _find(view: TxView, resource_type: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    from fhir_server.search import parse_search
+
+    out = []
+    for rtype, rid in view.search_ids(parse_search(resource_type, params, strict=True), 200):
+        current = view.current(rtype, rid)
+        if current is not None and current.data is not None:
+            out.append(orjson.loads(current.data))
+    return out
+
+
+def _participants(view: TxView, patient: str, limit: Limit) -> list[str]:
+    """Everyone in the patient's personal medical support: the patient, the goal's author, the members
+    of the patient's active care teams (TM-26 "all participants")."""
+    people = {f"Patient/{patient}"}
+    if limit.author:
+        people.add(limit.author)
+    for team in _find(view, "CareTeam", [("patient", f"Patient/{patient}"), ("status", "active")]):
+        for member in team.get("participant", []) or []:
+            ref = (member.get("member") or {}).get("reference")
+            if isinstance(ref, str) and ref.startswith(("Practitioner/", "PractitionerRole/", "RelatedPerson/")):
+                people.add(ref)
+    return sorted(people)
