@@ -4,6 +4,7 @@ parameters the search registry supports, and the operations registered."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fhir_server import __version__
@@ -90,7 +91,7 @@ def _statement(services: Services, base_url: str) -> dict[str, Any]:
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": "2026-11-21",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),  # when this statement was generated
         "publisher": "kzfhir",
         "kind": "instance",
         "software": {"name": "kzfhir", "version": __version__},
