@@ -15,15 +15,11 @@ from fhir_server.storage.protocols import StoredResource
 
 __all__ = ["Action", "AuditTarget", "parsed", "see_stored", "session"]
 
-_OPEN: dict[int, Enforcer] = {}
-
-
 def session(services: Services, ctx: RequestContext) -> AccessSession:
-    enforcer = services.enforcer
-    if enforcer is None:  # services built without security (unit tests of interactions)
-        enforcer = _OPEN.setdefault(id(services), Enforcer(services.store, None, None))
-    session_: AccessSession = enforcer.session(ctx)
-    return session_
+    """The request's access session (``build_services`` always sets an enforcer; a disabled one when
+    security is off, whose checks all pass and which records nothing)."""
+    enforcer: Enforcer = services.enforcer
+    return enforcer.session(ctx)
 
 
 def parsed(stored: StoredResource) -> dict[str, Any]:

@@ -100,25 +100,9 @@ async def _visible(access: AccessSession, start: Verdict, page: HistoryPage, tar
     no content to judge: it is shown only to callers the type-level gate already authorised."""
     if not access.enabled or start.decision is Decision.AUTHORIZED:
         return page.entries
-    shown: list[StoredResource] = []
-    patients: set[str] = set()
-    verdicts: list[Verdict] = []
-    for stored in page.entries:
-        if stored.data is None:
-            continue
-        allowed, verdict, ids = (await access.visible(Action.READ, [parsed(stored)]))[0]
-        if allowed:
-            shown.append(stored)
-            patients |= ids
-            verdicts.append(verdict)
-    if shown:
-        access.record(target, _strongest(verdicts), patients)
-    return shown
-
-
-def _strongest(verdicts: list[Verdict]) -> Verdict:
-    """The verdict to audit a page with: an emergency (break-glass) one if any, so BTG is recorded."""
-    return next((v for v in verdicts if v.emergency), verdicts[0])
+    # a deletion has no content to judge (see above); every other version is judged on its own content
+    judged = [(stored, parsed(stored)) for stored in page.entries if stored.data is not None]
+    return await access.keep_visible(Action.READ, judged, target)
 
 
 async def handle(services: Services, ctx: RequestContext, resource_type: str | None, resource_id: str | None,

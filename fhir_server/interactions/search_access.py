@@ -46,18 +46,7 @@ async def guard_result(access: AccessSession, start: Verdict, result: SearchResu
     if start.decision is Decision.AUTHORIZED:
         access.record(target, start, set())
         return result
-    kept = []
-    patients: set[str] = set()
-    verdicts: list[Verdict] = []
-    for match in result.matches:
-        if match.mode == "outcome":
-            kept.append(match)
-            continue
-        verdict, ids = await access.decide(Action.SEARCH, orjson.loads(match.data))
-        if verdict.allowed:
-            kept.append(match)
-            patients |= ids
-            verdicts.append(verdict)
-    if verdicts:
-        access.record(target, next((v for v in verdicts if v.emergency), verdicts[0]), patients)
+    judged = [(m, orjson.loads(m.data)) for m in result.matches if m.mode != "outcome"]
+    visible = {id(m) for m in await access.keep_visible(Action.SEARCH, judged, target)}
+    kept = [m for m in result.matches if m.mode == "outcome" or id(m) in visible]  # original order
     return replace(result, matches=tuple(kept), total=None)

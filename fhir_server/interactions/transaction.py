@@ -48,10 +48,11 @@ _ACTIONS = {"POST": Action.CREATE, "PUT": Action.UPDATE, "PATCH": Action.PATCH, 
 
 
 def _prefixed(exc: FhirError, entry: Entry) -> FhirError:
-    for issue in exc.issues:
-        if issue.expression and entry.resource_type and issue.expression.startswith(entry.resource_type):
-            object.__setattr__(issue, "expression",
-                               f"{entry.where}.resource" + issue.expression[len(entry.resource_type):])
+    """The entry's error with expressions pointing into the Bundle (``Bundle.entry[3].resource.status``)."""
+    rtype = entry.resource_type
+    if rtype:
+        exc.issues = [replace(i, expression=f"{entry.where}.resource{i.expression[len(rtype):]}")
+                      if i.expression and i.expression.startswith(rtype) else i for i in exc.issues]
     return exc
 
 

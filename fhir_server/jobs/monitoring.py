@@ -26,6 +26,7 @@ import orjson
 
 from fhir_server.interactions.base import Services
 from fhir_server.interactions.write import store_version
+from fhir_server.search.in_unit import find_in_unit
 from fhir_server.security.enforcement import URGENT_TOPIC
 from fhir_server.storage.protocols import StoredResource, TxView
 
@@ -95,7 +96,7 @@ class MonitoringAlerts:
     def _matching(self, view: TxView, patient: str, observation: dict[str, Any]) -> list[Limit]:
         limits = self._limits.get(patient)
         if limits is None:
-            limits = tuple(lim for goal in _find(view, "Goal", [("patient", f"Patient/{patient}"),
+            limits = tuple(lim for goal in find_in_unit(view, "Goal", [("patient", f"Patient/{patient}"),
                                                                 ("lifecycle-status", "active")])
                            for lim in _limits(goal))
             with self._lock:
@@ -154,24 +155,13 @@ def _notice(patient: str, recipient: str, about: list[str], english: str, russia
             "payload": [{"contentString": english}, {"contentString": russian}]}
 
 
-def _find(view: TxView, resource_type: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    from fhir_server.search import parse_search
-
-    out = []
-    for rtype, rid in view.search_ids(parse_search(resource_type, params, strict=True), 200):
-        current = view.current(rtype, rid)
-        if current is not None and current.data is not None:
-            out.append(orjson.loads(current.data))
-    return out
-
-
 def _participants(view: TxView, patient: str, limit: Limit) -> list[str]:
     """Everyone in the patient's personal medical support: the patient, the goal's author, the members
     of the patient's active care teams (TM-26 "all participants")."""
     people = {f"Patient/{patient}"}
     if limit.author:
         people.add(limit.author)
-    for team in _find(view, "CareTeam", [("patient", f"Patient/{patient}"), ("status", "active")]):
+    for team in find_in_unit(view, "CareTeam", [("patient", f"Patient/{patient}"), ("status", "active")]):
         for member in team.get("participant", []) or []:
             ref = (member.get("member") or {}).get("reference")
             if isinstance(ref, str) and ref.startswith(("Practitioner/", "PractitionerRole/", "RelatedPerson/")):

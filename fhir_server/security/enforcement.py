@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -28,6 +28,7 @@ from fhir_server.security.facts_store import FACT_TYPES, RequestFacts, SharedFac
 from fhir_server.security.policy import AccessPolicy, Action, Decision, PatientFacts, Verdict, patient_ids_of
 from fhir_server.storage.protocols import Store, TxView
 
+T = TypeVar("T")
 AUTHORIZED = Verdict(Decision.AUTHORIZED, "security is switched off")
 NOTIFY_TOPIC = "notification"
 URGENT_TOPIC = "notification-urgent"  # break-glass notices: never held back for a digest (AC-02)
@@ -131,14 +132,23 @@ class AccessSession:
             await self.deny(target, verdict, ids)
         return verdict, ids
 
-    async def visible(self, action: Action, resources: Iterable[dict[str, Any]]
-                      ) -> list[tuple[bool, Verdict, set[str]]]:
-        """Per-resource decisions for a result set (search pages, includes, history, $everything)."""
-        out = []
-        for resource in resources:
+    async def keep_visible(self, action: Action, items: Iterable[tuple[T, dict[str, Any]]],
+                           target: AuditTarget) -> list[T]:
+        """The items (each with its resource) the caller may see, in order; the access is recorded once
+        for the patients they belong to, with a break-glass verdict when one was used (so BTG is audited).
+        For result sets: search pages and includes, history, $everything."""
+        kept: list[T] = []
+        patients: set[str] = set()
+        verdicts: list[Verdict] = []
+        for item, resource in items:
             verdict, ids = await self.decide(action, resource)
-            out.append((verdict.allowed, verdict, ids))
-        return out
+            if verdict.allowed:
+                kept.append(item)
+                patients |= ids
+                verdicts.append(verdict)
+        if verdicts:
+            self.record(target, next((v for v in verdicts if v.emergency), verdicts[0]), patients)
+        return kept
 
     async def deny(self, target: AuditTarget, verdict: Verdict, patient_ids: Iterable[str] = ()) -> None:
         """Audit the refusal durably, then raise 403 with the verdict's (safe) reason."""

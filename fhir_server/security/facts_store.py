@@ -15,7 +15,13 @@ from fhir_server.jsonio import reload
 from fhir_server.security.policy import FactsLoader, PatientFacts, load_facts
 from fhir_server.storage.protocols import Store
 
-FACT_TYPES = frozenset({"Consent", "CareTeam", "EpisodeOfCare", "ServiceRequest", "RelatedPerson"})
+# What the policy needs of a patient, and the search (type, reference parameter) that finds each kind.
+FACT_QUERIES: dict[str, tuple[tuple[str, str], ...]] = {
+    "consents": (("Consent", "patient"),),
+    "care_relationships": (("CareTeam", "patient"), ("EpisodeOfCare", "patient"), ("ServiceRequest", "subject")),
+    "representatives": (("RelatedPerson", "patient"),),
+}
+FACT_TYPES = frozenset(rtype for queries in FACT_QUERIES.values() for rtype, _ in queries)
 _MAX_MATCHES = 1000
 MAX_CACHED_PATIENTS = 50_000
 
@@ -34,16 +40,17 @@ class StoreFactsLoader:
         result = await self.store.search(query)
         return [reload(m.data) for m in result.matches if m.mode == "match"]
 
+    async def _kind(self, kind: str, patient_id: str) -> list[dict[str, Any]]:
+        return [r for rtype, param in FACT_QUERIES[kind] for r in await self._find(rtype, param, patient_id)]
+
     async def consents(self, patient_id: str) -> list[dict[str, Any]]:
-        return await self._find("Consent", "patient", patient_id)
+        return await self._kind("consents", patient_id)
 
     async def care_relationships(self, patient_id: str) -> list[dict[str, Any]]:
-        return (await self._find("CareTeam", "patient", patient_id)
-                + await self._find("EpisodeOfCare", "patient", patient_id)
-                + await self._find("ServiceRequest", "subject", patient_id))
+        return await self._kind("care_relationships", patient_id)
 
     async def representatives(self, patient_id: str) -> list[dict[str, Any]]:
-        return await self._find("RelatedPerson", "patient", patient_id)
+        return await self._kind("representatives", patient_id)
 
 
 class SharedFacts:

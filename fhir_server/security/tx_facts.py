@@ -8,18 +8,10 @@ and the commit.
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
+from fhir_server.search.in_unit import find_in_unit
+from fhir_server.security.facts_store import FACT_QUERIES
 from fhir_server.security.policy import PatientFacts
 from fhir_server.storage.protocols import TxView
-
-_QUERIES = {
-    "consents": (("Consent", "patient"),),
-    "care_relationships": (("CareTeam", "patient"), ("EpisodeOfCare", "patient"), ("ServiceRequest", "subject")),
-    "representatives": (("RelatedPerson", "patient"),),
-}
 
 
 class TxFacts:
@@ -27,21 +19,11 @@ class TxFacts:
         self.view = view
         self._cache: dict[str, PatientFacts] = {}
 
-    def _find(self, resource_type: str, param: str, patient_id: str) -> list[dict[str, Any]]:
-        from fhir_server.search import parse_search
-
-        query = parse_search(resource_type, [(param, f"Patient/{patient_id}")], strict=True)
-        out = []
-        for rtype, rid in self.view.search_ids(query, 1000):
-            stored = self.view.current(rtype, rid)
-            if stored is not None and stored.data is not None:
-                out.append(orjson.loads(stored.data))
-        return out
-
     def get(self, patient_id: str) -> PatientFacts:
         if patient_id not in self._cache:
-            parts = {name: tuple(r for t, p in queries for r in self._find(t, p, patient_id))
-                     for name, queries in _QUERIES.items()}
+            parts = {kind: tuple(r for rtype, param in queries
+                                 for r in find_in_unit(self.view, rtype, [(param, f"Patient/{patient_id}")]))
+                     for kind, queries in FACT_QUERIES.items()}
             self._cache[patient_id] = PatientFacts(patient_id, parts["consents"], parts["care_relationships"],
                                                    parts["representatives"])
         return self._cache[patient_id]
