@@ -24,7 +24,7 @@ from fhir_server.operations.export import recover_jobs, stop_exports
 from fhir_server.search import get_indexer
 from fhir_server.search.cursor import use_key as use_cursor_key
 from fhir_server.search.parse_controls import configure_paging
-from fhir_server.security.setup import build_enforcer, build_verifier
+from fhir_server.security.setup import build_enforcer, build_read_gate, build_verifier
 from fhir_server.signatures import install as install_signatures
 from fhir_server.storage.protocols import Store
 from fhir_server.storage.sqlite.store import SqliteStore
@@ -44,6 +44,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
                         validator=get_structure_validator(), indexer=get_indexer())
     services.enforcer = build_enforcer(settings, store)
     services.verifier = build_verifier(settings)
+    services.read_gate = build_read_gate(services.enforcer, services.verifier, store)
     services.terminology = default_service()
     services.profiles = ProfileValidation(settings, terminology=services.terminology)
     services.extra_validators.append(services.profiles)

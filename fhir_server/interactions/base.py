@@ -31,6 +31,7 @@ class Services:
     terminology: Any = None  # terminology.TerminologyService
     enforcer: Any = None  # security.enforcement.Enforcer: policy, facts cache, audit
     verifier: Any = None  # security.auth.TokenVerifier (None with security off)
+    read_gate: Any = None  # security.read_gate.ReadGate: the compiled secured read by id
     # Called inside the write unit after each stored version: hook(view, services, resource, stored).
     # They may write more (a Provenance for a signed record, issue 6) atomically with the change.
     write_hooks: list[Any] = field(default_factory=list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -17,6 +18,7 @@ from fhir_server.interactions.base import (
     version_headers,
 )
 from fhir_server.security.context import RequestContext
+from fhir_server.security.read_gate import ReadGate, request_id_of
 from fhir_server.storage.protocols import StoredResource
 
 
@@ -59,3 +61,30 @@ async def handle(services: Services, ctx: RequestContext, resource_type: str, re
     if if_modified_since is not None and _not_modified_since(stored, if_modified_since):
         return FhirResponse(304, None, headers, stored)
     return FhirResponse(200, stored.data, headers, stored)
+
+
+async def compiled(services: Services, headers: Mapping[str, str], client_ip: str | None, resource_type: str,
+                   resource_id: str) -> FhirResponse | None:
+    """The secured plain read through security/read_gate.py: the same verdict and audit as
+    ``handle``, from cached work. None when the read needs the general path (``handle``): unknown
+    caller or a refusal (audited there), 404/410, conditional reads, AuditEvents, break-glass."""
+    gate: ReadGate = services.read_gate
+    if resource_type == "AuditEvent" or "if-none-match" in headers or "if-modified-since" in headers:
+        return None
+    check_type(services, resource_type)
+    check_id(resource_id)
+    caller = gate.known_caller(headers, client_ip) or await gate.caller(headers, client_ip)
+    if caller is None:
+        return None
+    stored = await services.store.read(resource_type, resource_id)
+    if stored is None or stored.deleted:
+        return None
+    decision = gate.known_decision(caller, stored)
+    patient = stored.patients or ""
+    if decision is None:
+        decided = await gate.decide(caller, stored)
+        if decided is None:
+            return None
+        decision, patient = decided
+    await gate.record(decision, patient, request_id_of(headers), stored)
+    return FhirResponse(200, stored.data, version_headers(stored, "", location=False), stored)

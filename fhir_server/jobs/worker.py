@@ -78,6 +78,7 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """One delivery round over every topic with channels; returns messages settled."""
         done = 0
+        await self.store.sync_audit()  # notices of reads are queued when the reads are chained
         for topic, channels in self.channels.items():
             due = await self.store.outbox_due(topic, _stamp(self.clock()), self.batch)
             for group in self._groups(topic, due):
@@ -96,8 +97,10 @@ class OutboxWorker:
 
     async def _deliver(self, topic: str, group: list[OutboxItem], channels: list[Channel]) -> None:
         payloads = [orjson.loads(i.payload) for i in group]
+        # a message may itself list several uses (the reads chained together, read_notices.py): one list
+        items = [line for p in payloads for line in (p.get("items", []) if p.get("digest") else [p])]
         payload: dict[str, Any] = payloads[0] if len(group) == 1 else {
-            "digest": True, "partition": group[0].partition, "count": len(group), "items": payloads}
+            "digest": True, "partition": group[0].partition, "count": len(items), "items": items}
         key = group[0].key if len(group) == 1 else f"digest:{group[0].key}:{group[-1].key}"
         ids = [i.id for i in group]
         try:

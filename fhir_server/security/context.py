@@ -11,7 +11,7 @@ _PROCESS = f"{os.getpid():x}-{secrets.token_hex(4)}"
 _COUNTER = itertools.count(1)
 
 
-def _next_request_id() -> str:
+def next_request_id() -> str:
     """Unique per request: the process tag plus a counter (cheaper than uuid4 on every read)."""
     return f"{_PROCESS}-{next(_COUNTER):x}"
 
@@ -24,7 +24,7 @@ class RequestContext:
     ``role`` is one of the roles in docs/security.md; ``scopes`` are SMART v2 scope strings.
     """
 
-    request_id: str = field(default_factory=lambda: _next_request_id())
+    request_id: str = field(default_factory=lambda: next_request_id())
     client_ip: str | None = None
     subject: str | None = None
     fhir_user: str | None = None

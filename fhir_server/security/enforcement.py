@@ -23,6 +23,7 @@ from fhir_server.errors import FhirError
 from fhir_server.security.audit.access_log import access_log_entry
 from fhir_server.security.audit.balp import AuditTarget, denied_event, rest_events
 from fhir_server.security.audit.notify import break_glass_notice
+from fhir_server.security.audit.read_notices import NOTIFY_TOPIC
 from fhir_server.security.context import RequestContext
 from fhir_server.security.facts_store import FACT_TYPES, RequestFacts, SharedFacts
 from fhir_server.security.policy import AccessPolicy, Action, Decision, PatientFacts, Verdict, patient_ids_of
@@ -30,7 +31,6 @@ from fhir_server.storage.protocols import Store, TxView
 
 T = TypeVar("T")
 AUTHORIZED = Verdict(Decision.AUTHORIZED, "security is switched off")
-NOTIFY_TOPIC = "notification"
 URGENT_TOPIC = "notification-urgent"  # break-glass notices: never held back for a digest (AC-02)
 
 

@@ -62,6 +62,11 @@ class SharedFacts:
         self._lock = threading.Lock()
         self._facts: dict[str, tuple[int, PatientFacts]] = {}
 
+    @property
+    def generation(self) -> int:
+        """Bumped by every committed write of a fact-bearing type: decisions older than it are stale."""
+        return self._generation
+
     def bump(self) -> None:
         with self._lock:
             self._generation += 1

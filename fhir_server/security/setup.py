@@ -7,6 +7,7 @@ from fhir_server.security.auth import TokenVerifier, VerifierConfig, ensure_dev_
 from fhir_server.security.enforcement import Enforcer
 from fhir_server.security.facts_store import SharedFacts, StoreFactsLoader
 from fhir_server.security.policy import AccessPolicy
+from fhir_server.security.read_gate import ReadGate
 from fhir_server.storage.protocols import Store
 
 
@@ -28,3 +29,10 @@ def build_enforcer(settings: Settings, store: Store) -> Enforcer:
     if not settings.security_enabled:
         return Enforcer(store, None, None)
     return Enforcer(store, AccessPolicy(), SharedFacts(StoreFactsLoader(store)))
+
+
+def build_read_gate(enforcer: Enforcer, verifier: TokenVerifier | None, store: Store) -> ReadGate | None:
+    """The compiled secured read by id (security/read_gate.py); None with security off."""
+    if enforcer.policy is None or enforcer.facts is None or verifier is None:
+        return None
+    return ReadGate(enforcer.policy, enforcer.facts, verifier, store)

@@ -26,6 +26,9 @@ class StoredResource:
     deleted: bool
     data: bytes | None
     method: str = "PUT"  # the HTTP method that made this version (history Bundle.entry.request)
+    # Current versions only: the ids of the patients whose compartment it is in, space-separated
+    # ("" none), as computed when it was written; None when the backend does not know (then parse).
+    patients: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,27 @@ class TxView(Protocol):
         """Append AuditEvents to the tamper-evident audit chain, atomically with the unit (AC-14)."""
         ...
 
+    def audit_reads(self, data: bytes, recorded: str, patients: list[str]) -> int:
+        """Append one read block (security/audit/read_blocks.py) to the audit chain with its
+        patients (``Patient/{id}``) indexed; returns its chain seq."""
+        ...
+
+    def audit_template(self, data: bytes, recorded: str) -> int:
+        """Append a read template (security/audit/read_blocks.py) to the chain; returns its seq."""
+        ...
+
+    def audit_blocks_after(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """(seq, data) of the read blocks after chain row ``seq``, oldest first."""
+        ...
+
+    def mark(self, name: str) -> str | None:
+        """A durable progress mark (e.g. how far notices were fed from the audit chain)."""
+        ...
+
+    def set_mark(self, name: str, value: str) -> None:
+        """Move a progress mark, atomically with the unit."""
+        ...
+
     def settle_outbox(self, ids: list[int], status: str, error: str | None, retry_at: str | None) -> None:
         """Record delivery outcomes: ``delivered``, ``retry`` (at ``retry_at``) or ``dead``."""
         ...
@@ -141,6 +165,16 @@ class Store(Protocol):
         survives a process crash, before it is on disk (no fsync of its own)."""
         ...
 
+    def journal_reads(self, lines: bytes) -> bool:
+        """Append read-audit journal lines (security/read_gate.py), durable against a process crash on
+        return; the backend chains them into the audit trail shortly after. False when the backend
+        keeps no journal: the caller then commits the records as a relaxed unit."""
+        ...
+
+    async def sync_audit(self) -> None:
+        """Chain everything journaled so far (called before audit data is read)."""
+        ...
+
     async def read(self, resource_type: str, resource_id: str) -> StoredResource | None: ...
 
     async def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None: ...
@@ -166,7 +200,9 @@ class Store(Protocol):
 
     async def audit_events(self, patient: str | None, limit: int, before_seq: int | None = None
                            ) -> list[tuple[int, dict[str, Any]]]:
-        """(seq, AuditEvent) from the audit chain, newest first, optionally of one ``Patient/id``."""
+        """(position, AuditEvent) from the audit chain, newest first, optionally of one ``Patient/id``.
+        Positions are opaque increasing integers (read blocks hold several events per chain row);
+        ``before_seq`` takes one to continue below it."""
         ...
 
     async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
@@ -178,5 +214,5 @@ class Store(Protocol):
         ...
 
     async def audit_event(self, event_id: str) -> tuple[int, bytes] | None:
-        """(seq, canonical bytes) of one AuditEvent of the audit chain."""
+        """(position, JSON bytes) of one AuditEvent of the audit chain."""
         ...

@@ -22,10 +22,19 @@ def _communications(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle.get("entry", [])]
 
 
-async def _doctor_reads(world: World, times: int = 1) -> None:
+async def _doctor_reads(world: World, times: int = 1, *, each_chained: bool = True) -> None:
+    """The doctor reads Observation/o1 ``times`` times. Reads are chained (and their notices queued)
+    in batches; ``each_chained`` chains each read before the next, so each gets its own message."""
     doctor = world.auth("practitioner", "Practitioner/dr1")
     for _ in range(times):
         assert (await world.client.get("/Observation/o1", headers=doctor)).status_code == 200
+        if each_chained:
+            await world.store.sync_audit()
+
+
+def _lines(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The access-log lines of a notification message (a message of chained reads lists several)."""
+    return list(payload["items"]) if payload.get("digest") else [payload]
 
 
 def _signature_ok(body: bytes, header: str) -> bool:
@@ -52,8 +61,9 @@ async def test_use_is_delivered_to_a_real_webhook_after_a_failed_attempt(open_wo
         message = json.loads(second.body)
         assert message["topic"] == "notification"
         assert message["payload"]["patient"] == "Patient/p1"
-        assert message["payload"]["who"] == "Practitioner/dr1"
-        assert message["payload"]["what"] == ["Observation/o1/_history/1"]
+        [line] = _lines(message["payload"])
+        assert line["who"] == "Practitioner/dr1" and line["patient"] == "Patient/p1"
+        assert line["what"] == ["Observation/o1/_history/1"]
 
         listed = _communications((await world.get(NOTIFICATIONS, world.auth("patient", "Patient/p1"))).json())
         assert listed[0]["status"] == "completed" and listed[0]["sent"]
@@ -88,7 +98,7 @@ async def test_digest_groups_several_notifications_into_one_delivery(open_world:
         assert len(receiver.requests) == 1
         digest = json.loads(receiver.requests[0].body)["payload"]
         assert digest["digest"] is True and digest["count"] == 3
-        assert {item["who"] for item in digest["items"]} == {"Practitioner/dr1"}
+        assert {item["who"] for item in digest["items"]} == {"Practitioner/dr1"} and len(digest["items"]) == 3
         listed = _communications((await world.get(NOTIFICATIONS, world.auth("patient", "Patient/p1"))).json())
         assert [c["status"] for c in listed] == ["completed"] * 3
 

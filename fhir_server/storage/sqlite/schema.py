@@ -16,6 +16,7 @@ BASE_DDL: list[str] = [
         last_updated TEXT NOT NULL,
         deleted INTEGER NOT NULL,
         data BLOB,
+        patients TEXT,
         UNIQUE (type, id))""",
     """CREATE TABLE IF NOT EXISTS history (
         rid INTEGER NOT NULL,
@@ -68,5 +69,8 @@ def create_schema(conn: sqlite3.Connection, extra_ddl: list[str]) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(resources)")}
+    if "patients" not in columns:  # a database from before the column: NULL means "parse to know"
+        conn.execute("ALTER TABLE resources ADD COLUMN patients TEXT")
     # the audit chain's DDL holds triggers (BEGIN ... END): run it as a script; IF NOT EXISTS throughout
     conn.executescript(CHAIN_DDL)

@@ -13,15 +13,18 @@ from typing import Any, TypeVar
 
 import orjson
 
+from fhir_server.security.audit.chain import index_mark
+from fhir_server.security.audit.read_blocks import EVENT_ID, BlockView, block_patients, parse_block, position, seq_of
 from fhir_server.storage.protocols import HistoryPage, HistoryQuery, OutboxItem, StoredResource
 from fhir_server.storage.sqlite import indexing, outbox
+from fhir_server.storage.sqlite.audit_journal import AuditJournal
 from fhir_server.storage.sqlite.history import query_history
 from fhir_server.storage.sqlite.schema import connect, create_schema
 from fhir_server.storage.sqlite.writer import GroupCommitWriter
 
 T = TypeVar("T")
 
-_READ = "SELECT version, last_updated, deleted, data FROM resources WHERE type = ? AND id = ?"
+_READ = "SELECT version, last_updated, deleted, data, patients FROM resources WHERE type = ? AND id = ?"
 _VREAD = ("SELECT h.version, h.last_updated, h.deleted, h.data, h.method FROM history h "
           "JOIN resources r ON r.rid = h.rid WHERE r.type = ? AND r.id = ? AND h.version = ?")
 
@@ -37,6 +40,7 @@ class SqliteStore:
         self._read_threads = read_threads
         self._writer: GroupCommitWriter | None = None
         self._loop_conn: sqlite3.Connection | None = None
+        self._journal: AuditJournal | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
@@ -49,8 +53,12 @@ class SqliteStore:
         conn = connect(self.path, synchronous_full=self._sync_full)
         create_schema(conn, indexing.ddl())
         next_seq, last_micros = self._resume_point(conn)
+        if self.path != ":memory:":
+            self._journal = AuditJournal(self.path)
+            self._journal.open()
         self._writer = GroupCommitWriter(conn, max_batch=self._max_batch, next_seq=next_seq,
-                                         last_micros=last_micros, synchronous_full=self._sync_full)
+                                         last_micros=last_micros, synchronous_full=self._sync_full,
+                                         journal=self._journal)
         self._writer.start()
         self._loop_conn = connect(self.path, synchronous_full=self._sync_full)
         self._pool = ThreadPoolExecutor(self._read_threads, thread_name_prefix="kzfhir-sqlite-read")
@@ -68,6 +76,9 @@ class SqliteStore:
         if self._writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._writer.stop)
             self._writer = None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -85,6 +96,19 @@ class SqliteStore:
             raise RuntimeError("store is not open")
         result: T = await self._writer.submit(unit, relaxed=relaxed)
         return result
+
+    def journal_reads(self, lines: bytes) -> bool:
+        """Append read-audit lines to the journal (storage/sqlite/audit_journal.py); False when this
+        store keeps none (in memory): then commit them as a unit instead."""
+        if self._journal is None:
+            return False
+        self._journal.append(lines)
+        return True
+
+    async def sync_audit(self) -> None:
+        """Chain every read journaled so far, before audit data is read."""
+        if self._journal is not None and self._journal.pending:
+            await self.transaction(lambda view: None, relaxed=True)
 
     # -- reads -------------------------------------------------------------------------------------
     def _thread_conn(self) -> sqlite3.Connection:
@@ -107,7 +131,7 @@ class SqliteStore:
         row = self._loop_conn.execute(_READ, (resource_type, resource_id)).fetchone()
         if row is None:
             return None
-        return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3])
+        return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], "PUT", row[4])
 
     async def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
         assert self._loop_conn is not None
@@ -144,6 +168,7 @@ class SqliteStore:
 
     async def audit_events(self, patient: str | None, limit: int, before_seq: int | None = None
                            ) -> list[tuple[int, dict[str, Any]]]:
+        await self.sync_audit()
         return await self._in_reader(lambda conn: audit_rows(conn, patient, limit, before_seq))
 
     async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
@@ -161,24 +186,98 @@ class SqliteStore:
         return await self._in_reader(fetch)
 
     async def audit_event(self, event_id: str) -> tuple[int, bytes] | None:
+        await self.sync_audit()
         return await self._in_reader(lambda conn: audit_event_row(conn, event_id))
 
 
 def audit_event_row(conn: sqlite3.Connection, event_id: str) -> tuple[int, bytes] | None:
+    found = EVENT_ID.match(event_id)
+    if found is not None:  # an event of a read block: r{seq}-{index}
+        seq, index = int(found.group(1)), int(found.group(2))
+        block = conn.execute("SELECT data FROM audit_chain WHERE seq = ? AND event_id = ?",
+                             (seq, f"r{seq}")).fetchone()
+        if block is None:
+            return None
+        view = BlockView(seq, bytes(block[0]), _templates(conn))
+        if index >= len(view):
+            return None
+        return position(seq, index), orjson.dumps(view.event(index))
     row = conn.execute("SELECT seq, data FROM audit_chain WHERE event_id = ?", (event_id,)).fetchone()
-    return (int(row[0]), bytes(row[1])) if row else None
+    return (position(int(row[0])), bytes(row[1])) if row else None
 
 
-def audit_rows(conn: sqlite3.Connection, patient: str | None, limit: int, before_seq: int | None
+def _templates(conn: sqlite3.Connection) -> Callable[[int], bytes]:
+    """Read templates by chain seq, each fetched once per query."""
+    cache: dict[int, bytes] = {}
+
+    def template(seq: int) -> bytes:
+        if seq not in cache:
+            row = conn.execute("SELECT data FROM audit_chain WHERE seq = ? AND event_id = ?",
+                               (seq, f"t{seq}")).fetchone()
+            cache[seq] = bytes(row[0]) if row else b"{}"
+        return cache[seq]
+
+    return template
+
+
+def audit_rows(conn: sqlite3.Connection, patient: str | None, limit: int, before: int | None
                ) -> list[tuple[int, dict[str, Any]]]:
-    where: list[str] = []
-    args: list[Any] = []
-    if patient is not None:
-        where.append("patient = ?")
-        args.append(patient)
-    if before_seq is not None:
-        where.append("seq < ?")
-        args.append(before_seq)
-    sql = "SELECT seq, data FROM audit_chain" + (" WHERE " + " AND ".join(where) if where else "")
-    rows = conn.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit]).fetchall()
-    return [(int(seq), orjson.loads(bytes(data))) for seq, data in rows]
+    """Newest first, ``limit`` events below position ``before``: single-event rows and the records
+    of read blocks (for a patient: rows with that patient, and blocks indexed for them)."""
+    found: list[tuple[int, dict[str, Any]]] = []
+    templates = _templates(conn)
+    below = seq_of(before) + 1 if before is not None else None  # rows up to the cursor's own row
+    while len(found) < limit:
+        rows = _chain_rows(conn, patient, limit, below)
+        for seq, event_id, data in rows:
+            if event_id == f"r{seq}":
+                events = BlockView(seq, bytes(data), templates).events(patient)
+            else:
+                events = iter([(position(seq), orjson.loads(bytes(data)))])
+            for pos, event in events:
+                if before is None or pos < before:
+                    found.append((pos, event))
+        if len(rows) < limit:
+            break
+        below = rows[-1][0]
+    return found[:limit]
+
+
+def _chain_rows(conn: sqlite3.Connection, patient: str | None, limit: int, below: int | None
+                ) -> list[tuple[int, str, bytes]]:
+    """Up to ``limit`` chain rows below seq ``below``, newest first; for a patient, the rows that
+    hold an event about them."""
+    cap = "seq < ?" if below is not None else "1"
+    cap_args: list[Any] = [below] if below is not None else []
+    if patient is None:
+        sql = f"SELECT seq, event_id, data FROM audit_chain WHERE {cap} ORDER BY seq DESC LIMIT ?"
+        return conn.execute(sql, [*cap_args, limit]).fetchall()
+    seqs = _patient_seqs(conn, patient, limit, below)
+    if not seqs:
+        return []
+    marks = ",".join("?" * len(seqs))
+    return conn.execute(f"SELECT seq, event_id, data FROM audit_chain WHERE seq IN ({marks}) ORDER BY seq DESC",
+                        seqs).fetchall()
+
+
+def _patient_seqs(conn: sqlite3.Connection, patient: str, limit: int, below: int | None) -> list[int]:
+    """Newest ``limit`` seqs below ``below`` of rows about ``patient``: single events by the indexed
+    column, read blocks through ``audit_patient_blocks`` up to its mark, and above it by scanning."""
+    top = below if below is not None else 2**62
+    seqs = [int(r[0]) for r in conn.execute(
+        "SELECT seq FROM audit_chain WHERE patient = ? AND seq < ? ORDER BY seq DESC LIMIT ?", (patient, top, limit))]
+    mark = index_mark(conn)
+    needle = orjson.dumps(patient.removeprefix("Patient/")) + b"]"
+    for seq, data in conn.execute("SELECT seq, data FROM audit_chain WHERE seq > ? AND seq < ? "
+                                  "AND event_id = 'r' || seq", (mark, top)):
+        if needle in data and f"Patient/{patient.removeprefix('Patient/')}" in block_patients(parse_block(data)):
+            seqs.append(int(seq))
+    found = 0
+    for (listed,) in conn.execute("SELECT seqs FROM audit_patient_blocks WHERE patient = ? AND first_seq < ? "
+                                  "ORDER BY last_seq DESC", (patient, top)):
+        fits = [int(x) for x in str(listed).split() if int(x) < top]
+        seqs += fits
+        found += len(fits)
+        if found >= limit:
+            break
+    return sorted(set(seqs), reverse=True)[:limit]

@@ -5,17 +5,28 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from fhir_server.security.audit.chain import append_events
+import orjson
+
+from fhir_server.security.audit.chain import append_events, append_special
+from fhir_server.security.policy.compartment import patient_ids_of
 from fhir_server.storage.protocols import StoredResource, StoreError
 from fhir_server.storage.sqlite import indexing, outbox
 
 
+def patients_column(data: bytes | None) -> str:
+    """The ``resources.patients`` value: the compartment's patient ids, so a secured read by id
+    decides without parsing the resource (security/read_gate.py)."""
+    return " ".join(sorted(patient_ids_of(orjson.loads(data)))) if data is not None else ""
+
+
 class SqliteTxView:
-    def __init__(self, conn: sqlite3.Connection, timestamp: str, next_seq: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, timestamp: str, next_seq: int, *, audit_only: bool = False) -> None:
         self._conn = conn
+        self._audit_only = audit_only  # a relaxed unit committed inline: it may only record
         self._timestamp = timestamp
         self.next_seq = next_seq
         self.after_commit: list[Any] = []
+        self.read_blocks: dict[int, list[str]] = {}  # seq -> patients, for the writer's block index
 
     @property
     def timestamp(self) -> str:
@@ -39,6 +50,8 @@ class SqliteTxView:
 
     def _write(self, resource_type: str, resource_id: str, version: int, data: bytes | None,
                method: str) -> int:
+        if self._audit_only:
+            raise RuntimeError("a relaxed unit may record audit events and notices, not change resources")
         row = self._row(resource_type, resource_id)
         expected = 1 if row is None else row[1] + 1
         if version != expected:
@@ -47,16 +60,17 @@ class SqliteTxView:
         deleted = 1 if data is None else 0
         if row is None:
             cur = self._conn.execute(
-                "INSERT INTO resources (type, id, version, last_updated, deleted, data) VALUES (?, ?, ?, ?, ?, ?)",
-                (resource_type, resource_id, version, self._timestamp, deleted, data),
+                "INSERT INTO resources (type, id, version, last_updated, deleted, data, patients) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (resource_type, resource_id, version, self._timestamp, deleted, data, patients_column(data)),
             )
             rid = cur.lastrowid
             assert rid is not None
         else:
             rid = row[0]
             self._conn.execute(
-                "UPDATE resources SET version = ?, last_updated = ?, deleted = ?, data = ? WHERE rid = ?",
-                (version, self._timestamp, deleted, data, rid),
+                "UPDATE resources SET version = ?, last_updated = ?, deleted = ?, data = ?, patients = ? WHERE rid = ?",
+                (version, self._timestamp, deleted, data, patients_column(data), rid),
             )
         self._conn.execute(
             "INSERT INTO history (rid, version, type, id, last_updated, deleted, method, data, seq) "
@@ -83,6 +97,28 @@ class SqliteTxView:
     def audit(self, events: list[dict[str, Any]]) -> None:
         if events:
             append_events(self._conn, events)
+
+    def audit_reads(self, data: bytes, recorded: str, patients: list[str]) -> int:
+        seq = append_special(self._conn, "r", data, recorded)
+        self.read_blocks[seq] = patients
+        return seq
+
+    def audit_template(self, data: bytes, recorded: str) -> int:
+        return append_special(self._conn, "t", data, recorded)
+
+    def audit_blocks_after(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        rows = self._conn.execute(
+            "SELECT seq, data FROM audit_chain WHERE seq > ? AND event_id = 'r' || seq ORDER BY seq LIMIT ?",
+            (seq, limit)).fetchall()
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    def mark(self, name: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (name,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_mark(self, name: str, value: str) -> None:
+        self._conn.execute("INSERT INTO kv (key, value) VALUES (?, ?) "
+                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (name, value))
 
     def settle_outbox(self, ids: list[int], status: str, error: str | None, retry_at: str | None) -> None:
         outbox.settle(self._conn, ids, status, self._timestamp, error, retry_at)

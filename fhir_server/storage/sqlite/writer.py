@@ -20,9 +20,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from fhir_server.security.audit.chain import index_blocks, index_mark, unindexed_blocks
+from fhir_server.storage.sqlite.audit_journal import INGEST_SECONDS, AuditJournal, TemplateCache
 from fhir_server.storage.sqlite.txview import SqliteTxView
 
 log = logging.getLogger(__name__)
+#: Read blocks are indexed by patient in rounds (security/audit/chain.py ``index_blocks``).
+INDEX_SECONDS = 1.0
+INDEX_MAX_BLOCKS = 4096
+MAINTENANCE_SECONDS = INGEST_SECONDS  # idle ticks: chain the read-audit journal this often
+#: Inline commits between WAL checkpoints: a long WAL makes every read's page lookups slower.
+CHECKPOINT_COMMITS = 64
+_MAINTAIN = object()  # queued to the writer thread: index read blocks if due, checkpoint the WAL
+BUSY_TIMEOUT_MS = 30_000  # as schema.connect's timeout
+
+
+def _stamp(micros: int) -> str:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(slots=True)
@@ -46,7 +60,7 @@ class GroupCommitWriter:
     """Owns the write connection; ``submit`` is called from the event loop."""
 
     def __init__(self, conn: sqlite3.Connection, *, max_batch: int, next_seq: int, last_micros: int,
-                 synchronous_full: bool = True) -> None:
+                 synchronous_full: bool = True, journal: AuditJournal | None = None) -> None:
         self._conn = conn
         self._full = synchronous_full
         self._mode = "FULL" if synchronous_full else "NORMAL"
@@ -58,6 +72,12 @@ class GroupCommitWriter:
         self.commits = 0
         self.units = 0
         self._callbacks: list[Any] = []
+        self._new_blocks: dict[int, list[str]] = {}
+        # read blocks committed but not yet in audit_patient_blocks (from before a restart too)
+        self._unindexed: dict[int, list[str]] = unindexed_blocks(conn, index_mark(conn))
+        self._indexed_at = 0.0 if self._unindexed else time.monotonic()
+        self._journal = journal
+        self._template_keys = TemplateCache()  # journal template key -> chain seq
 
     def start(self) -> None:
         self._thread.start()
@@ -97,30 +117,75 @@ class GroupCommitWriter:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=MAINTENANCE_SECONDS)
+            except queue.Empty:
+                self._maintain()
+                continue
             if first is None:
+                self._maintain(force=True)  # chain what the journal still holds before closing
                 return
             batch, stop = self._take_batch(first)
             self._commit(batch)
             if stop:
+                self._maintain(force=True)
                 return
+
+    def _maintain(self, *, force: bool = False) -> None:
+        """When idle (or closing): chain the read-audit journal and index read blocks when due."""
+        if not (force or (self._journal is not None and self._journal.pending) or self._index_due()):
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._new_blocks = self._ingest(force)
+            indexing = self._index_due()
+            if indexing:
+                index_blocks(self._conn, self._unindexed, max(self._unindexed))
+            self._conn.execute("COMMIT")
+        except (sqlite3.Error, ValueError):
+            log.exception("chaining the read-audit journal failed; retried at the next commit")
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            return
+        self._after_ingest(indexing)
+
+    def _ingest(self, force: bool = False) -> dict[int, list[str]]:
+        if self._journal is None or not (force or self._journal.pending):
+            return {}
+        return self._journal.ingest(self._conn, self._template_keys)
+
+    def _after_ingest(self, indexed: bool) -> None:
+        if indexed:
+            self._unindexed, self._indexed_at = {}, time.monotonic()
+        self._unindexed.update(self._new_blocks)
+        if self._journal is not None:
+            self._journal.forget_ingested(self._conn)
 
     def _timestamp(self) -> str:
         micros = max(time.time_ns() // 1000, self._last_micros + 1)
         self._last_micros = micros
-        dt = datetime.fromtimestamp(micros / 1_000_000, UTC)
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return _stamp(micros)
+
+    def _index_due(self) -> bool:
+        return bool(self._unindexed) and (len(self._unindexed) >= INDEX_MAX_BLOCKS
+                                          or time.monotonic() - self._indexed_at >= INDEX_SECONDS)
 
     def _commit(self, batch: list[_Job]) -> None:
         conn = self._conn
         outcomes: list[tuple[Any, BaseException | None]] = []
         self._callbacks = []
+        self._new_blocks = {}
+        indexing = self._index_due()
         try:
             self._durability(batch)
             conn.execute("BEGIN IMMEDIATE")
+            self._new_blocks = self._ingest()  # reads journaled so far: chained before anything after them
+            if indexing:
+                index_blocks(conn, self._unindexed, max(self._unindexed))
             for job in batch:
                 outcomes.append(self._apply(job))
             conn.execute("COMMIT")
+            self._after_ingest(indexing)
             for callback in self._callbacks:  # after COMMIT, before any caller hears of it
                 callback()
         except BaseException as exc:  # a failed COMMIT (disk full, I/O error) fails every unit in it
@@ -146,4 +211,5 @@ class GroupCommitWriter:
         conn.execute("RELEASE unit")
         self._next_seq = view.next_seq
         self._callbacks.extend(view.after_commit)
+        self._new_blocks.update(view.read_blocks)
         return result, None

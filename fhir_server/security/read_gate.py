@@ -1,0 +1,264 @@
+"""The secured read by id, compiled (issue 5: "policy + audit overhead <= 20 % on read-by-id").
+
+``GET [type]/[id]`` is the request a FHIR server answers most. The general path (``read.handle``
+with an :class:`AccessSession`) parses the resource, asks the consent engine, builds a BALP
+AuditEvent and a notification, and chains them, about 300 µs per read. This module answers the same
+read with the same decision and the same audit trail from three caches of work already done:
+
+* **callers** — a verified bearer token with the same security headers from the same address maps
+  to the same RequestContext; kept until the token expires or at most ``VERIFIED_CACHE_SECONDS``
+  (as the verifier's own cache, so a key removed from the JWKS stops working just as soon);
+* **decisions** — a verdict of the engine for (caller, type, patient) is reused while it cannot
+  differ for another resource of that type and patient: none of the patient's Consents has a
+  provision that looks at the resource's own data (``code``, ``securityLabel``, ``data``,
+  ``dataPeriod``, a ``class`` that is a profile), no fact-bearing write has committed since
+  (the facts generation), and no period in the patient's facts starts or ends before the next use
+  (``horizon``; capped at ``DECISION_SECONDS``). Anything else is decided by the engine each time;
+* **audit** — each read becomes a record of a read block (security/audit/read_blocks.py): reads of
+  the same loop turn share one chain row, committed before any of their responses is sent.
+
+Whatever this path does not decide by itself goes to the general path, which audits refusals
+(403), answers 404/410 and conditional reads, break-glass (urgent notices, AC-02), the caller's own
+record, administrators, resources of several patients and AuditEvents.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from fhir_server.security.audit.read_blocks import (
+    ReadTemplate,
+    block_bytes,
+    build_template,
+    micros_text,
+    template_bytes,
+)
+from fhir_server.security.auth.errors import AuthError
+from fhir_server.security.auth.request import context_from_request
+from fhir_server.security.auth.verifier import VERIFIED_CACHE_SECONDS, TokenVerifier
+from fhir_server.security.context import RequestContext, next_request_id
+from fhir_server.security.facts_store import SharedFacts
+from fhir_server.security.fhirtime import instant_range
+from fhir_server.security.policy import AccessPolicy, Action, PatientFacts, Verdict
+from fhir_server.security.policy.compartment import patient_ids_of
+from fhir_server.security.roles import ADMIN
+from fhir_server.storage.protocols import Store, StoredResource, TxView
+
+MAX_CALLERS = 10_000
+MAX_DECISIONS = 100_000
+DECISION_SECONDS = 60.0
+_PROCESS = f"{os.getpid():x}-{secrets.token_hex(4)}"  # journal template keys are unique per process
+#: Consent provision elements that test the resource itself: a decision under them is per resource.
+RESOURCE_CONDITIONS = ("code", "securityLabel", "data", "dataPeriod")
+_REQUEST_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    ctx: RequestContext
+    serial: int
+    valid_until: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    template: ReadTemplate
+    generation: int
+    valid_until: float
+
+
+def _walk_periods(node: Any, out: list[float]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("start", "end") and isinstance(value, str):
+                bounds = instant_range(value)
+                if bounds is not None:
+                    out.extend(bounds)
+            else:
+                _walk_periods(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            _walk_periods(item, out)
+
+
+def horizon(facts: PatientFacts, now: float) -> float:
+    """The first instant after ``now`` at which a period in the facts begins or ends."""
+    bounds: list[float] = []
+    for resource in (*facts.consents, *facts.care_relationships, *facts.representatives):
+        _walk_periods(resource, bounds)
+    return min((b for b in bounds if b > now), default=float("inf"))
+
+
+def _type_like(code: Any) -> bool:
+    return isinstance(code, str) and code[:1].isupper() and code.isalnum()
+
+
+def _provision_reads_resource(provision: Any) -> bool:
+    if not isinstance(provision, dict):
+        return False
+    if any(provision.get(name) not in (None, [], {}) for name in RESOURCE_CONDITIONS):
+        return True
+    for item in provision.get("class", []) or []:
+        if not isinstance(item, dict) or not _type_like(item.get("code")):
+            return True  # a profile URL (or something unreadable): judged per resource
+    return any(_provision_reads_resource(child) for child in provision.get("provision", []) or [])
+
+
+def per_resource(facts: PatientFacts) -> bool:
+    """Does any Consent of the patient look at a resource's own data?"""
+    return any(_provision_reads_resource(consent.get("provision")) for consent in facts.consents)
+
+
+class ReadAudit:
+    """Writes each read's audit record to the store's read-audit journal before the read is
+    answered (storage/sqlite/audit_journal.py); a template goes first, once, when first used."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._keys = itertools.count(1)
+
+    def journal(self, template: ReadTemplate, record: tuple[int, str, str, str, str, str | None]) -> bool:
+        """Journal ``record`` (micros, request id, type, id, version, patient id or None); False when
+        the store keeps no journal (then ``commit`` it)."""
+        head = b""
+        if template.key is None:
+            key = f"{_PROCESS}-{next(self._keys):x}"
+            head = orjson.dumps(["T", key, template.caller, template.event], option=orjson.OPT_APPEND_NEWLINE)
+        else:
+            key = template.key
+        if not self.store.journal_reads(head + orjson.dumps(["R", key, *record], option=orjson.OPT_APPEND_NEWLINE)):
+            return False
+        template.key = key  # only once its line is written: later records may then rely on it
+        return True
+
+    async def commit(self, template: ReadTemplate, record: tuple[int, str, str, str, str, str | None]) -> None:
+        """No journal (an in-memory store): the template and the record in a relaxed unit of their own."""
+        data = template_bytes(template.caller, template.event)
+
+        key = f"{_PROCESS}-{next(self._keys):x}"
+        line = orjson.dumps(["R", key, *record])
+
+        def unit(view: TxView) -> None:
+            seq = view.audit_template(data, micros_text(record[0]))
+            view.audit_reads(block_bytes(line, {key: seq}, micros_text(record[0])), micros_text(record[0]),
+                             [f"Patient/{record[-1]}"] if record[-1] else [])
+
+        await self.store.transaction(unit, relaxed=True)
+
+
+class ReadGate:
+    """The compiled secured read by id (see the module docstring)."""
+
+    def __init__(self, policy: AccessPolicy, facts: SharedFacts, verifier: TokenVerifier, store: Store) -> None:
+        self.policy = policy
+        self.facts = facts
+        self.verifier = verifier
+        self.audit = ReadAudit(store)
+        self._callers: dict[tuple[str | None, ...], Caller] = {}
+        self._decisions: dict[tuple[int, str, str], Decision] = {}
+        self._profiles: dict[str, tuple[int, bool, float]] = {}
+        self._serial = 0
+
+    # -- callers ------------------------------------------------------------------------------------
+    @staticmethod
+    def _caller_key(headers: Mapping[str, str], client_ip: str | None) -> tuple[str | None, ...] | None:
+        authorization = headers.get("authorization")
+        if authorization is None or "x-break-glass-reason" in headers:
+            return None
+        return (authorization, headers.get("x-purpose-of-use"), headers.get("x-legal-basis"), client_ip)
+
+    def known_caller(self, headers: Mapping[str, str], client_ip: str | None) -> Caller | None:
+        """The cached caller, without awaiting anything (the common case)."""
+        key = self._caller_key(headers, client_ip)
+        known = self._callers.get(key) if key is not None else None
+        return known if known is not None and time.time() < known.valid_until else None
+
+    async def caller(self, headers: Mapping[str, str], client_ip: str | None) -> Caller | None:
+        """The caller of a request that this path may serve, or None (the general path authenticates,
+        and audits a failure)."""
+        key = self._caller_key(headers, client_ip)
+        if key is None or key[0] is None:
+            return None
+        authorization = key[0]
+        now = time.time()
+        known = self._callers.get(key)
+        if known is not None:
+            if now < known.valid_until:
+                return known
+            del self._callers[key]
+            return None
+        try:
+            ctx = await context_from_request(headers, client_ip, self.verifier)
+            token = await self.verifier.verify_token(authorization.strip().partition(" ")[2].strip())
+        except AuthError:
+            return None
+        if ctx.role == ADMIN or ctx.break_glass_reason:
+            return None  # administrators' reads are rare and may touch the request queue's Tasks
+        if len(self._callers) >= MAX_CALLERS:
+            self._callers.clear()
+        self._serial += 1
+        caller = Caller(ctx, self._serial, min(float(token.expires_at), now + VERIFIED_CACHE_SECONDS))
+        self._callers[key] = caller
+        return caller
+
+    # -- decisions ----------------------------------------------------------------------------------
+    def known_decision(self, caller: Caller, stored: StoredResource) -> Decision | None:
+        """The cached decision for this read, without awaiting anything (the common case)."""
+        patients = stored.patients
+        if patients is None or " " in patients or caller.ctx.fhir_user == f"{stored.type}/{stored.id}":
+            return None
+        known = self._decisions.get((caller.serial, stored.type, patients))
+        if known is not None and known.generation == self.facts.generation and time.time() < known.valid_until:
+            return known
+        return None
+
+    async def decide(self, caller: Caller, stored: StoredResource) -> tuple[Decision, str] | None:
+        """The verdict and audit template for this read, with the resource's patient ("" none), when
+        it is allowed and needs nothing the general path adds; None otherwise."""
+        patients = stored.patients
+        if patients is None:  # a row written before the column existed
+            patients = " ".join(sorted(patient_ids_of(orjson.loads(stored.data or b"{}"))))
+        if " " in patients or caller.ctx.fhir_user == f"{stored.type}/{stored.id}":
+            return None
+        key = (caller.serial, stored.type, patients)
+        generation = self.facts.generation
+        now = time.time()
+        known = self._decisions.get(key)
+        if known is not None and known.generation == generation and now < known.valid_until:
+            return known, patients
+        facts = [await self.facts.get(patients)] if patients else []
+        resource = orjson.loads(stored.data or b"{}")
+        verdict = self.policy.can_see(caller.ctx, Action.READ, resource, facts,
+                                      patient_ids={patients} if patients else set())
+        if not verdict.allowed or verdict.emergency:
+            return None
+        decision = Decision(verdict, build_template(caller.ctx, verdict, bool(patients)), generation,
+                            min([now + DECISION_SECONDS, *(horizon(f, now) for f in facts)]))
+        if not any(per_resource(f) for f in facts) and self.facts.generation == generation:
+            if len(self._decisions) >= MAX_DECISIONS:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision, patients
+
+    async def record(self, decision: Decision, patient: str, request_id: str, stored: StoredResource) -> None:
+        """Record the read durably (AC-14) before it is answered."""
+        record = (time.time_ns() // 1000, request_id, stored.type, stored.id, str(stored.version), patient or None)
+        if not self.audit.journal(decision.template, record):
+            await self.audit.commit(decision.template, record)
+
+
+def request_id_of(headers: Mapping[str, str]) -> str:
+    """X-Request-Id when usable (as auth/request.py accepts it), else a fresh one."""
+    value = headers.get("x-request-id")
+    if value and len(value) <= 64 and _REQUEST_ID_CHARS.issuperset(value):
+        return value
+    return next_request_id()

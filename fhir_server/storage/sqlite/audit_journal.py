@@ -1,0 +1,254 @@
+"""The read-audit journal of the SQLite store: each read's audit record, durable before the response.
+
+A committed SQLite transaction per read (or per loop turn of reads) costs tens of microseconds and
+makes every read wait for it. Instead the event loop appends one line per read to a journal file
+beside the database, mapped shared into memory (a copy of about 100 bytes, no system call): the
+bytes are then in the operating system's page cache and survive a killed server process — the same
+guarantee as a SQLite commit in WAL mode with ``synchronous=NORMAL``, which the relaxed audit units
+had before (and as a ``write()``, at a third of its cost). The writer
+thread *ingests* the journal into the hash-chained ``audit_chain`` (read templates and read blocks,
+security/audit/read_blocks.py) within ``INGEST_SECONDS`` or on its next commit, fsyncs as every
+commit does, and moves the ingested offset in the same transaction, so a record is chained exactly
+once. Whatever reads audit data first brings the chain up to date (``SqliteStore.sync_audit``);
+opening the store ingests what a previous process left behind.
+
+Lines (JSON arrays, one per line; a torn last line, possible only on power loss, is left unread):
+
+* ``["T", key, caller, event]`` — a read template (written before the first record using it);
+* ``["R", key, micros, request_id, type, id, version, patient]`` — one read.
+
+Template keys are unique per process (``context.next_request_id`` style); the chain seq each key
+became is kept in ``kv`` (``tk:{key}``) so records ingested after a restart still find it. The
+patient notifications of the reads (AC-18, security/audit/read_notices.py) are queued in the outbox
+in the transaction that chains them.
+Files are ``{database}.audit-journal.{n}``, ``FILE_BYTES`` long and zero-filled (the data ends at the
+first zero byte; JSON never holds one); each process starts a new file, the loop starts file n+1
+when one is full, and the writer deletes a file once it is ingested to its end and a later one
+exists.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fhir_server.security.audit.chain import append_special
+from fhir_server.security.audit.read_blocks import (
+    MAX_RECORDS,
+    MICROS,
+    block_bytes,
+    micros_text,
+    parse_template,
+    template_bytes,
+)
+from fhir_server.security.audit.read_notices import TemplateNote, notices
+from fhir_server.storage.sqlite.outbox import enqueue
+
+FILE_BYTES = 32 * 1024 * 1024
+INGEST_SECONDS = 0.2
+OFFSET_KEY = "audit-journal"
+_NAME = re.compile(r"\.audit-journal\.(\d{1,9})$")
+# Inside a run of record lines: each record's template key, and each record's patient (last field).
+# Keys, ids and request ids never hold quotes or brackets (read_gate.py writes them).
+_KEY = re.compile(rb'\["R","([^"]+)",')
+_PATIENT = re.compile(rb',"([^"]*)"\]')
+
+
+class AuditJournal:
+    """Append side (event loop) and ingest side (writer thread) of one database's journal."""
+
+    def __init__(self, database: str) -> None:
+        self.base = database + ".audit-journal"
+        self._lock = threading.Lock()  # the loop's rotation against the writer's reading
+        self._map: mmap.mmap | None = None
+        self._number = 0
+        self._pos = 0
+        self._ends: dict[int, int] = {}  # files this process filled: where their data ends
+        # appends so far (written by the loop only) and how many of them the writer has chained (written
+        # by the writer only): one writer per counter, so no lock is needed to tell whether work waits
+        self.appended = 0
+        self.ingested = -1  # -1: what a previous process left has not been looked at yet
+
+    def _files(self) -> list[int]:
+        folder = Path(self.base).parent
+        prefix = Path(self.base).name + "."
+        numbers = []
+        for entry in folder.iterdir() if folder.exists() else []:
+            found = _NAME.search(entry.name)
+            if found and entry.name.startswith(prefix):
+                numbers.append(int(found.group(1)))
+        return sorted(numbers)
+
+    # -- the loop's side ------------------------------------------------------------------------
+    def _start_file(self, number: int) -> None:
+        fd = os.open(f"{self.base}.{number}", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, FILE_BYTES)  # zero-filled: the data ends at the first zero byte
+            self._map = mmap.mmap(fd, FILE_BYTES)
+        finally:
+            os.close(fd)
+        self._number, self._pos = number, 0
+
+    def open(self) -> None:
+        with self._lock:
+            files = self._files()
+            self._start_file((files[-1] + 1) if files else 1)  # a fresh file per process
+
+    def close(self) -> None:
+        with self._lock:
+            if self._map is not None:
+                self._map.flush()  # a clean shutdown also puts the tail on disk
+                self._map.close()
+                self._map = None
+
+    def append(self, data: bytes) -> None:
+        """Append whole lines; durable against a process crash once this returns. The file is mapped
+        shared: the bytes are in the operating system's page cache as soon as they are copied, as
+        after a ``write()``, without a system call."""
+        if self._map is None:
+            raise RuntimeError("the audit journal is not open")
+        end = self._pos + len(data)
+        if end > FILE_BYTES:
+            if len(data) > FILE_BYTES:
+                raise ValueError("audit journal line longer than a journal file")
+            with self._lock:
+                self._ends[self._number] = self._pos
+                self._map.close()
+                self._start_file(self._number + 1)
+            end = len(data)
+        self._map[self._pos:end] = data
+        self._pos = end
+        self.appended += 1
+
+    # -- the writer's side ----------------------------------------------------------------------
+    def _data_end(self, number: int, path: str) -> int:
+        if number == self._number and self._map is not None:
+            return self._pos
+        if number in self._ends:
+            return self._ends[number]
+        with open(path, "rb") as handle:  # a file a previous process left: its data ends at a zero byte
+            found, offset = -1, 0
+            while found < 0:
+                chunk = handle.read(1 << 20)
+                if not chunk:
+                    return offset
+                found = chunk.find(b"\x00")
+                offset += len(chunk) if found < 0 else found
+            return offset
+
+    def ingest(self, conn: sqlite3.Connection, keys: TemplateCache) -> dict[int, list[str]]:
+        """Chain every complete line not yet ingested, inside the caller's open transaction, and move
+        the offset; returns the new read blocks (seq -> patients) for the patients index."""
+        seen = self.appended  # before the data ends are read: everything up to it is in the file
+        with self._lock:
+            files = self._files()
+            ends = {n: self._data_end(n, f"{self.base}.{n}") for n in files}
+        row = conn.execute("SELECT value FROM kv WHERE key = ?", (OFFSET_KEY,)).fetchone()
+        number, offset = (int(x) for x in str(row[0]).split(":")) if row else (files[0] if files else 0, 0)
+        blocks: dict[int, list[str]] = {}
+        for current in [n for n in files if n >= number]:
+            start = offset if current == number else 0
+            with open(f"{self.base}.{current}", "rb") as handle:
+                handle.seek(start)
+                data = handle.read(max(0, ends[current] - start))
+            end = data.rfind(b"\n") + 1  # complete lines only
+            if end:
+                blocks.update(self._chain(conn, data[:end], keys))
+            number, offset = current, start + end
+        if files:
+            conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (OFFSET_KEY, f"{number}:{offset}"))
+        self.ingested = seen
+        return blocks
+
+    @property
+    def pending(self) -> bool:
+        """Lines may be waiting to be chained."""
+        return self.appended != self.ingested
+
+    def forget_ingested(self, conn: sqlite3.Connection) -> None:
+        """After COMMIT: delete files wholly ingested that a later file follows."""
+        row = conn.execute("SELECT value FROM kv WHERE key = ?", (OFFSET_KEY,)).fetchone()
+        if row is None:
+            return
+        number = int(str(row[0]).split(":")[0])
+        with self._lock:
+            for older in [n for n in self._files() if n < number]:
+                Path(f"{self.base}.{older}").unlink(missing_ok=True)
+
+    def _chain(self, conn: sqlite3.Connection, data: bytes, keys: TemplateCache) -> dict[int, list[str]]:
+        """Chain complete lines: a template row per ``T`` line, a block row per run of up to
+        ``MAX_RECORDS`` records. Records are stored as written (keys and patients are picked out of the
+        bytes; the line formats come from security/read_gate.py only)."""
+        blocks: dict[int, list[str]] = {}
+        lines = data.split(b"\n")
+        lines.pop()  # after the last newline
+        if not data.startswith(b'["T",') and b'\n["T",' not in data:  # records only: the usual chunk
+            for start in range(0, len(lines), MAX_RECORDS):
+                _block(conn, lines[start:start + MAX_RECORDS], keys, blocks)
+            return blocks
+        run: list[bytes] = []
+        for line in lines:
+            if line.startswith(b'["R",'):
+                run.append(line)
+                if len(run) >= MAX_RECORDS:
+                    _block(conn, run, keys, blocks)
+                    run = []
+            elif line:
+                _block(conn, run, keys, blocks)  # records before a template stay before it
+                run = []
+                _, key, caller, event = orjson.loads(line)
+                seq = append_special(conn, "t", template_bytes(caller, event), str(event.get("recorded", "")))
+                keys.add(conn, key, seq, caller, event)
+        _block(conn, run, keys, blocks)
+        return blocks
+
+
+class TemplateCache:
+    """Journal template keys -> (chain seq, notification note); kept by the writer, and found again
+    in ``kv`` (``tk:{key}``) and the template row after a restart."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[int, TemplateNote]] = {}
+
+    def add(self, conn: sqlite3.Connection, key: str, seq: int, caller: str | None, event: dict[str, Any]) -> None:
+        self._known[key] = (seq, TemplateNote(caller, event))
+        conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (f"tk:{key}", str(seq)))
+
+    def get(self, conn: sqlite3.Connection, key: str) -> tuple[int, TemplateNote]:
+        known = self._known.get(key)
+        if known is None:
+            found = conn.execute("SELECT value FROM kv WHERE key = ?", (f"tk:{key}",)).fetchone()
+            row = conn.execute("SELECT data FROM audit_chain WHERE seq = ? AND event_id = 't' || seq",
+                               (int(found[0]),)).fetchone() if found else None
+            if row is None:
+                raise ValueError(f"audit journal record names unknown template {key!r}")
+            template = parse_template(bytes(row[0]))
+            known = self._known[key] = (int(found[0]), TemplateNote(template.get("caller"), template["event"]))
+        return known
+
+
+def _block(conn: sqlite3.Connection, run: list[bytes], keys: TemplateCache, blocks: dict[int, list[str]]) -> None:
+    """One block row for ``run`` (record lines), and its patients' notifications in the outbox."""
+    if not run:
+        return
+    records = b",".join(run)
+    found = {raw.decode(): keys.get(conn, raw.decode()) for raw in set(_KEY.findall(records))}
+    first = orjson.loads(run[0])
+    recorded = micros_text(int(first[MICROS]))
+    seq = append_special(conn, "r", block_bytes(records, {k: v[0] for k, v in found.items()}, recorded), recorded)
+    patients = {p.decode() for p in set(_PATIENT.findall(records))}
+    blocks[seq] = sorted(f"Patient/{p}" for p in patients)
+    own = {note.caller for _, note in found.values()}
+    if all(f"Patient/{p}" in own for p in patients) and all((c or "").startswith("Patient/") for c in own) \
+            and len(own) == 1:
+        return  # a patient reading their own data only: nothing to notify (the usual patient-app case)
+    notes = {key: note for key, (_, note) in found.items()}
+    for topic, partition, key, payload in notices(seq, orjson.loads(b"[" + records + b"]"), notes):
+        enqueue(conn, topic, partition, key, payload, recorded)
