@@ -206,7 +206,9 @@ class ReadGate:
         if len(self._callers) >= MAX_CALLERS:
             self._callers.clear()
         self._serial += 1
-        caller = Caller(ctx, self._serial, min(float(token.expires_at), now + VERIFIED_CACHE_SECONDS))
+        # as long as the verifier itself would accept the token (exp plus its clock-skew leeway)
+        expires = float(token.expires_at + self.verifier.config.leeway_seconds)
+        caller = Caller(ctx, self._serial, min(expires, now + VERIFIED_CACHE_SECONDS))
         self._callers[key] = caller
         return caller
 

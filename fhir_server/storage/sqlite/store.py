@@ -203,7 +203,9 @@ def audit_event_row(conn: sqlite3.Connection, event_id: str) -> tuple[int, bytes
             return None
         return position(seq, index), orjson.dumps(view.event(index))
     row = conn.execute("SELECT seq, data FROM audit_chain WHERE event_id = ?", (event_id,)).fetchone()
-    return (position(int(row[0])), bytes(row[1])) if row else None
+    if row is None or event_id in (f"t{row[0]}", f"r{row[0]}"):  # templates and whole blocks are not events
+        return None
+    return position(int(row[0])), bytes(row[1])
 
 
 def _templates(conn: sqlite3.Connection) -> Callable[[int], bytes]:
@@ -232,6 +234,8 @@ def audit_rows(conn: sqlite3.Connection, patient: str | None, limit: int, before
         for seq, event_id, data in rows:
             if event_id == f"r{seq}":
                 events = BlockView(seq, bytes(data), templates).events(patient)
+            elif event_id == f"t{seq}":
+                continue  # a read template: part of the events of the blocks that name it, not one itself
             else:
                 events = iter([(position(seq), orjson.loads(bytes(data)))])
             for pos, event in events:
