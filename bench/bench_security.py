@@ -1,8 +1,10 @@
 """Cost of the access policy + audit on read-by-id (issue 5): the same reads of the same database
 with security switched off (``--open``) and on (a patient reading their own data; a practitioner
 reading under a Consent). Target: overhead <= 20 %. Every secured read is authenticated (ES256 JWT),
-judged by the consent engine, audited in the hash chain and, for the practitioner, notified to the
-patient through the outbox.
+judged by the consent engine (its verdict reused per caller, type and patient while the patient's
+facts are unchanged), journaled before the response and chained as a BALP AuditEvent by the
+server's writer during the run, and, for the practitioner, notified to the patient through the
+outbox in the transaction that chains it (security/read_gate.py, docs/security.md §7).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import orjson
 
 from fhir_server.jobs.channels import Channel, DeliveryError
 from fhir_server.jobs.delivery_audit import delivery_event
+from fhir_server.security.audit.read_notices import expand
 from fhir_server.storage.protocols import OutboxItem, Store, TxView
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class OutboxWorker:
         return [items for items in by_partition.values() if items[0].created <= cutoff]
 
     async def _deliver(self, topic: str, group: list[OutboxItem], channels: list[Channel]) -> None:
-        payloads = [orjson.loads(i.payload) for i in group]
+        payloads = [await expand(self.store, orjson.loads(i.payload)) for i in group]
         # a message may itself list several uses (the reads chained together, read_notices.py): one list
         items = [line for p in payloads for line in (p.get("items", []) if p.get("digest") else [p])]
         payload: dict[str, Any] = payloads[0] if len(group) == 1 else {

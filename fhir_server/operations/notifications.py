@@ -31,6 +31,7 @@ from fhir_server.jsonio import dumps
 from fhir_server.operations.patient_ops import int_param, open_patient_operation, page_bundle, reject_unknown
 from fhir_server.operations.registry import OperationCall, operation
 from fhir_server.security.audit.notify import CATEGORY_SYSTEM
+from fhir_server.security.audit.read_notices import expand
 from fhir_server.security.enforcement import NOTIFY_TOPIC, URGENT_TOPIC
 from fhir_server.storage.protocols import OutboxItem, Store
 
@@ -62,13 +63,15 @@ def _status(item: OutboxItem) -> tuple[str, str | None]:
 
 
 def _about(payload: dict[str, Any]) -> list[dict[str, str]]:
-    refs = [str(w) for w in payload.get("what", []) if isinstance(w, str) and "/" in w and " " not in w]
+    lines = payload.get("items", []) if payload.get("digest") else [payload]
+    found = [w for line in lines if isinstance(line, dict) for w in line.get("what", [])]
+    refs = list(dict.fromkeys(str(w) for w in found if isinstance(w, str) and "/" in w and " " not in w))
     return [{"reference": ref} for ref in refs]
 
 
-def communication(item: OutboxItem) -> dict[str, Any]:
-    """The notification as an R4 Communication with its delivery status."""
-    payload = orjson.loads(item.payload)
+def communication(item: OutboxItem, payload: dict[str, Any]) -> dict[str, Any]:
+    """The notification (``payload`` expanded, read_notices.expand) as an R4 Communication with its
+    delivery status."""
     english, russian = message_text(payload)
     status, reason = _status(item)
     comm: dict[str, Any] = {
@@ -101,6 +104,7 @@ async def notifications_operation(call: OperationCall) -> FhirResponse:
     items, next_id = await newest(call.services.store, f"Patient/{gate.patient_id}", count, cursor)
     await gate.done()
     entries = [{"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'urn:kzfhir:outbox:{i.id}')}",
-                "resource": communication(i), "search": {"mode": "match"}} for i in items]
+                "resource": communication(i, await expand(call.services.store, orjson.loads(i.payload))),
+                "search": {"mode": "match"}} for i in items]
     bundle = page_bundle(call, entries, str(next_id) if next_id is not None else None)
     return FhirResponse(200, dumps(bundle, pretty=call.pretty))

@@ -213,6 +213,10 @@ class Store(Protocol):
         """(id, data) of the jobs of a kind in a status."""
         ...
 
+    async def audit_block_events(self, block_seq: int, patient: str) -> list[dict[str, Any]]:
+        """The AuditEvents of one read block about ``patient`` (``Patient/{id}``), oldest first."""
+        ...
+
     async def audit_event(self, event_id: str) -> tuple[int, bytes] | None:
         """(position, JSON bytes) of one AuditEvent of the audit chain."""
         ...

@@ -17,13 +17,14 @@ from hypothesis import strategies as st
 from fhir_server.security.audit.balp import AuditTarget, rest_event
 from fhir_server.security.audit.chain import index_blocks, verify_database
 from fhir_server.security.audit.read_blocks import build_template, micros_text
+from fhir_server.security.audit.read_notices import expand
 from fhir_server.security.context import RequestContext
 from fhir_server.security.policy import Verdict
 from fhir_server.security.policy.decision import Decision
 from fhir_server.storage.sqlite import indexing
 from fhir_server.storage.sqlite.audit_journal import AuditJournal, TemplateCache
 from fhir_server.storage.sqlite.schema import connect, create_schema
-from fhir_server.storage.sqlite.store import audit_event_row, audit_rows
+from fhir_server.storage.sqlite.store import SqliteStore, audit_event_row, audit_rows
 
 CALLERS = [
     (RequestContext(subject="u1", fhir_user="Practitioner/dr1", role="practitioner", authenticated=True,
@@ -119,7 +120,7 @@ def test_any_chunking_of_the_journal_chains_exactly_the_events_rest_event_builds
 
 
 @pytest.mark.req("AC-18")
-def test_a_block_notifies_each_patient_once_listing_every_read_by_someone_else(tmp_path):
+async def test_a_block_notifies_each_patient_once_listing_every_read_by_someone_else(tmp_path):
     world = Journaled(tmp_path)
     for n in range(3):
         world.read(0, (1_800_000_000_000_000 + n, f"d{n}", "Observation", "o1", "1", "p1"))  # doctor -> p1
@@ -127,13 +128,21 @@ def test_a_block_notifies_each_patient_once_listing_every_read_by_someone_else(t
     world.read(0, (1_800_000_000_200_000, "d9", "Condition", "c9", "2", "p2"))  # doctor -> p2
     world.ingest()
     rows = world.conn.execute("SELECT partition, payload FROM outbox WHERE topic = 'notification' ORDER BY partition")
-    by_patient = {partition: orjson.loads(payload) for partition, payload in rows}
-    assert set(by_patient) == {"Patient/p1", "Patient/p2"}
-    p1 = by_patient["Patient/p1"]
-    assert p1["digest"] is True and p1["count"] == 3
-    assert {item["who"] for item in p1["items"]} == {"Practitioner/dr1"}
+    queued = {partition: orjson.loads(payload) for partition, payload in rows}
+    assert set(queued) == {"Patient/p1", "Patient/p2"}  # one message per patient, none for p1's own read
+    assert queued["Patient/p1"]["kind"] == "reads" and set(queued["Patient/p1"]["blocks"]) <= set(world.blocks)
+    store = SqliteStore(world.path)
+    world.conn.close()
+    await store.open()
+    try:
+        p1 = await expand(store, queued["Patient/p1"])
+        p2 = await expand(store, queued["Patient/p2"])
+    finally:
+        await store.close()
+    assert p1["digest"] is True and p1["count"] == 3 and p1["patient"] == "Patient/p1"
+    assert [item["who"] for item in p1["items"]] == ["Practitioner/dr1"] * 3
     assert all(item["what"] == ["Observation/o1/_history/1"] and item["outcome"] == "success" for item in p1["items"])
-    assert by_patient["Patient/p2"]["items"][0]["what"] == ["Condition/c9/_history/2"]
+    assert p2["items"][0]["what"] == ["Condition/c9/_history/2"] and p2["count"] == 1
 
 
 @pytest.mark.req("AC-14")

@@ -34,8 +34,8 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -48,11 +48,11 @@ from fhir_server.security.audit.read_blocks import (
     parse_template,
     template_bytes,
 )
-from fhir_server.security.audit.read_notices import TemplateNote, notices
+from fhir_server.security.audit.read_notices import notices, others_read
 from fhir_server.storage.sqlite.outbox import enqueue
 
 FILE_BYTES = 32 * 1024 * 1024
-INGEST_SECONDS = 0.2
+INGEST_SECONDS = 1.0
 OFFSET_KEY = "audit-journal"
 _NAME = re.compile(r"\.audit-journal\.(\d{1,9})$")
 # Inside a run of record lines: each record's template key, and each record's patient (last field).
@@ -144,25 +144,29 @@ class AuditJournal:
             return offset
 
     def ingest(self, conn: sqlite3.Connection, keys: TemplateCache) -> dict[int, list[str]]:
-        """Chain every complete line not yet ingested, inside the caller's open transaction, and move
-        the offset; returns the new read blocks (seq -> patients) for the patients index."""
+        """Chain every complete line not yet ingested, inside the caller's open transaction, queue the
+        notifications of the reads (AC-18) and move the offset; returns the new read blocks
+        (seq -> patients) for the patients index."""
         seen = self.appended  # before the data ends are read: everything up to it is in the file
+        row = conn.execute("SELECT value FROM kv WHERE key = ?", (OFFSET_KEY,)).fetchone()
         with self._lock:
             files = self._files()
-            ends = {n: self._data_end(n, f"{self.base}.{n}") for n in files}
-        row = conn.execute("SELECT value FROM kv WHERE key = ?", (OFFSET_KEY,)).fetchone()
-        number, offset = (int(x) for x in str(row[0]).split(":")) if row else (files[0] if files else 0, 0)
+            number, offset = (int(x) for x in str(row[0]).split(":")) if row else (files[0] if files else 0, 0)
+            ends = {n: self._data_end(n, f"{self.base}.{n}") for n in files if n >= number}
         blocks: dict[int, list[str]] = {}
-        for current in [n for n in files if n >= number]:
+        notify: dict[str, list[int]] = {}
+        for current in sorted(ends):
             start = offset if current == number else 0
             with open(f"{self.base}.{current}", "rb") as handle:
                 handle.seek(start)
                 data = handle.read(max(0, ends[current] - start))
             end = data.rfind(b"\n") + 1  # complete lines only
             if end:
-                blocks.update(self._chain(conn, data[:end], keys))
+                blocks.update(self._chain(conn, data[:end], keys, notify))
             number, offset = current, start + end
-        if files:
+        for topic, partition, key, payload in notices(notify):
+            enqueue(conn, topic, partition, key, payload, micros_text(time.time_ns() // 1000))
+        if ends:
             conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (OFFSET_KEY, f"{number}:{offset}"))
         self.ingested = seen
         return blocks
@@ -182,7 +186,8 @@ class AuditJournal:
             for older in [n for n in self._files() if n < number]:
                 Path(f"{self.base}.{older}").unlink(missing_ok=True)
 
-    def _chain(self, conn: sqlite3.Connection, data: bytes, keys: TemplateCache) -> dict[int, list[str]]:
+    def _chain(self, conn: sqlite3.Connection, data: bytes, keys: TemplateCache, notify: dict[str, list[int]]
+               ) -> dict[int, list[str]]:
         """Chain complete lines: a template row per ``T`` line, a block row per run of up to
         ``MAX_RECORDS`` records. Records are stored as written (keys and patients are picked out of the
         bytes; the line formats come from security/read_gate.py only)."""
@@ -191,37 +196,37 @@ class AuditJournal:
         lines.pop()  # after the last newline
         if not data.startswith(b'["T",') and b'\n["T",' not in data:  # records only: the usual chunk
             for start in range(0, len(lines), MAX_RECORDS):
-                _block(conn, lines[start:start + MAX_RECORDS], keys, blocks)
+                _block(conn, lines[start:start + MAX_RECORDS], keys, blocks, notify)
             return blocks
         run: list[bytes] = []
         for line in lines:
             if line.startswith(b'["R",'):
                 run.append(line)
                 if len(run) >= MAX_RECORDS:
-                    _block(conn, run, keys, blocks)
+                    _block(conn, run, keys, blocks, notify)
                     run = []
             elif line:
-                _block(conn, run, keys, blocks)  # records before a template stay before it
+                _block(conn, run, keys, blocks, notify)  # records before a template stay before it
                 run = []
                 _, key, caller, event = orjson.loads(line)
                 seq = append_special(conn, "t", template_bytes(caller, event), str(event.get("recorded", "")))
-                keys.add(conn, key, seq, caller, event)
-        _block(conn, run, keys, blocks)
+                keys.add(conn, key, seq, caller)
+        _block(conn, run, keys, blocks, notify)
         return blocks
 
 
 class TemplateCache:
-    """Journal template keys -> (chain seq, notification note); kept by the writer, and found again
+    """Journal template keys -> (chain seq, the caller's fhirUser); kept by the writer, and found again
     in ``kv`` (``tk:{key}``) and the template row after a restart."""
 
     def __init__(self) -> None:
-        self._known: dict[str, tuple[int, TemplateNote]] = {}
+        self._known: dict[str, tuple[int, str | None]] = {}
 
-    def add(self, conn: sqlite3.Connection, key: str, seq: int, caller: str | None, event: dict[str, Any]) -> None:
-        self._known[key] = (seq, TemplateNote(caller, event))
+    def add(self, conn: sqlite3.Connection, key: str, seq: int, caller: str | None) -> None:
+        self._known[key] = (seq, caller)
         conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (f"tk:{key}", str(seq)))
 
-    def get(self, conn: sqlite3.Connection, key: str) -> tuple[int, TemplateNote]:
+    def get(self, conn: sqlite3.Connection, key: str) -> tuple[int, str | None]:
         known = self._known.get(key)
         if known is None:
             found = conn.execute("SELECT value FROM kv WHERE key = ?", (f"tk:{key}",)).fetchone()
@@ -230,12 +235,15 @@ class TemplateCache:
             if row is None:
                 raise ValueError(f"audit journal record names unknown template {key!r}")
             template = parse_template(bytes(row[0]))
-            known = self._known[key] = (int(found[0]), TemplateNote(template.get("caller"), template["event"]))
+            caller = template.get("caller")
+            known = self._known[key] = (int(found[0]), caller if isinstance(caller, str) else None)
         return known
 
 
-def _block(conn: sqlite3.Connection, run: list[bytes], keys: TemplateCache, blocks: dict[int, list[str]]) -> None:
-    """One block row for ``run`` (record lines), and its patients' notifications in the outbox."""
+def _block(conn: sqlite3.Connection, run: list[bytes], keys: TemplateCache, blocks: dict[int, list[str]],
+           notify: dict[str, list[int]]) -> None:
+    """One block row for ``run`` (record lines); ``notify`` gathers, per patient whose data someone
+    else read, the blocks to name in their notification."""
     if not run:
         return
     records = b",".join(run)
@@ -245,10 +253,6 @@ def _block(conn: sqlite3.Connection, run: list[bytes], keys: TemplateCache, bloc
     seq = append_special(conn, "r", block_bytes(records, {k: v[0] for k, v in found.items()}, recorded), recorded)
     patients = {p.decode() for p in set(_PATIENT.findall(records))}
     blocks[seq] = sorted(f"Patient/{p}" for p in patients)
-    own = {note.caller for _, note in found.values()}
-    if all(f"Patient/{p}" in own for p in patients) and all((c or "").startswith("Patient/") for c in own) \
-            and len(own) == 1:
-        return  # a patient reading their own data only: nothing to notify (the usual patient-app case)
-    notes = {key: note for key, (_, note) in found.items()}
-    for topic, partition, key, payload in notices(seq, orjson.loads(b"[" + records + b"]"), notes):
-        enqueue(conn, topic, partition, key, payload, recorded)
+    callers = {key: caller for key, (_, caller) in found.items()}
+    for patient in others_read(records, callers, patients):
+        notify.setdefault(patient, []).append(seq)

@@ -185,6 +185,17 @@ class SqliteStore:
 
         return await self._in_reader(fetch)
 
+    async def audit_block_events(self, block_seq: int, patient: str) -> list[dict[str, Any]]:
+        def fetch(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            row = conn.execute("SELECT data FROM audit_chain WHERE seq = ? AND event_id = ?",
+                               (block_seq, f"r{block_seq}")).fetchone()
+            if row is None:
+                return []
+            return [event for _, event in reversed(list(BlockView(block_seq, bytes(row[0]),
+                                                                  _templates(conn)).events(patient)))]
+
+        return await self._in_reader(fetch)
+
     async def audit_event(self, event_id: str) -> tuple[int, bytes] | None:
         await self.sync_audit()
         return await self._in_reader(lambda conn: audit_event_row(conn, event_id))
