@@ -86,5 +86,7 @@ async def compiled(services: Services, headers: Mapping[str, str], client_ip: st
         if decided is None:
             return None
         decision, patient = decided
-    await gate.record(decision, patient, request_id_of(headers), stored)
+    unjournaled = gate.record(decision, patient, request_id_of(headers), stored)
+    if unjournaled is not None:
+        await gate.commit(decision, unjournaled)
     return FhirResponse(200, stored.data, version_headers(stored, "", location=False), stored)

@@ -251,11 +251,15 @@ class ReadGate:
             self._decisions[key] = decision
         return decision, patients
 
-    async def record(self, decision: Decision, patient: str, request_id: str, stored: StoredResource) -> None:
-        """Record the read durably (AC-14) before it is answered."""
+    def record(self, decision: Decision, patient: str, request_id: str, stored: StoredResource
+               ) -> tuple[int, str, str, str, str, str | None] | None:
+        """Record the read durably (AC-14) before it is answered: journaled at once (None), or, when
+        the store keeps no journal, the record to ``commit``."""
         record = (time.time_ns() // 1000, request_id, stored.type, stored.id, str(stored.version), patient or None)
-        if not self.audit.journal(decision.template, record):
-            await self.audit.commit(decision.template, record)
+        return None if self.audit.journal(decision.template, record) else record
+
+    async def commit(self, decision: Decision, record: tuple[int, str, str, str, str, str | None]) -> None:
+        await self.audit.commit(decision.template, record)
 
 
 def request_id_of(headers: Mapping[str, str]) -> str:

@@ -69,6 +69,19 @@ async def test_every_read_gets_its_own_event_with_its_request_id(server, token):
     assert ids == {f"req-{n}" for n in range(5)} and len({e["id"] for e in reads}) == 5
 
 
+@pytest.mark.req("AC-14")
+async def test_a_store_without_a_journal_commits_each_read_before_answering(server, token, monkeypatch):
+    store = server.app.state.services.store
+    monkeypatch.setattr(store, "journal_reads", lambda lines: False)  # as a backend that keeps no journal
+    doctor = token("practitioner", "Practitioner/dr1")
+    for _ in range(2):
+        assert (await server.get("/Observation/o1", headers=doctor)).status_code == 200
+    reads = _reads_of(await _events(server, token), "Observation/o1/_history/1")
+    assert len(reads) == 2 and all(e["id"].startswith("r") for e in reads)
+    assert {x["what"]["reference"] for e in reads for x in e["entity"] if x.get("role", {}).get("code") == "1"} == {
+        "Patient/p1"}
+
+
 @pytest.mark.req("AC-01")
 @pytest.mark.req("AC-03")
 async def test_a_revoked_consent_stops_the_very_next_read(server, token):
