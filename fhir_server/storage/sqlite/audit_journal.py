@@ -90,7 +90,9 @@ class AuditJournal:
     def _start_file(self, number: int) -> None:
         fd = os.open(f"{self.base}.{number}", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.ftruncate(fd, FILE_BYTES)  # zero-filled: the data ends at the first zero byte
+            # Zero-filled (the data ends at the first zero byte) and allocated now: a full disk is an
+            # error here, where the read fails closed, rather than a SIGBUS on a later write fault.
+            os.posix_fallocate(fd, 0, FILE_BYTES)
             self._map = mmap.mmap(fd, FILE_BYTES)
         finally:
             os.close(fd)
