@@ -217,6 +217,28 @@ class AuditJournal:
         return blocks
 
 
+def unchained_lines(database: str) -> int:
+    """Complete journal lines beside ``database`` that are not chained yet (read-only; for
+    ``kzfhir audit verify``: a killed server's last reads are chained when a server next opens)."""
+    journal = AuditJournal(database)
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT value FROM kv WHERE key = ?", (OFFSET_KEY,)).fetchone() \
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'kv'").fetchone() else None
+    finally:
+        conn.close()
+    files = journal._files()
+    number, offset = (int(x) for x in str(row[0]).split(":")) if row else (files[0] if files else 0, 0)
+    count = 0
+    for current in [n for n in files if n >= number]:
+        path = f"{journal.base}.{current}"
+        with open(path, "rb") as handle:
+            handle.seek(offset if current == number else 0)
+            data = handle.read(max(0, journal._data_end(current, path) - handle.tell()))
+        count += data.count(b"\n")
+    return count
+
+
 class TemplateCache:
     """Journal template keys -> (chain seq, the caller's fhirUser); kept by the writer, and found again
     in ``kv`` (``tk:{key}``) and the template row after a restart."""
