@@ -6,16 +6,19 @@ AuditEvent and a notification, and chains them, about 300 µs per read. This mod
 read with the same decision and the same audit trail from three caches of work already done:
 
 * **callers** — a verified bearer token with the same security headers from the same address maps
-  to the same RequestContext; kept until the token expires or at most ``VERIFIED_CACHE_SECONDS``
-  (as the verifier's own cache, so a key removed from the JWKS stops working just as soon);
+  to the same RequestContext; kept while the verifier would accept the token (exp plus its leeway)
+  and at most ``VERIFIED_CACHE_SECONDS`` (as the verifier's own cache, so a key removed from the
+  JWKS stops working just as soon);
 * **decisions** — a verdict of the engine for (caller, type, patient) is reused while it cannot
   differ for another resource of that type and patient: none of the patient's Consents has a
   provision that looks at the resource's own data (``code``, ``securityLabel``, ``data``,
   ``dataPeriod``, a ``class`` that is a profile), no fact-bearing write has committed since
   (the facts generation), and no period in the patient's facts starts or ends before the next use
   (``horizon``; capped at ``DECISION_SECONDS``). Anything else is decided by the engine each time;
-* **audit** — each read becomes a record of a read block (security/audit/read_blocks.py): reads of
-  the same loop turn share one chain row, committed before any of their responses is sent.
+* **audit** — each read appends one line to the store's read-audit journal before it is answered
+  (storage/sqlite/audit_journal.py: durable against a killed process); the writer chains the lines
+  as read blocks under a template per caller and verdict (security/audit/read_blocks.py), about a
+  second at a time, and queues the patients' notifications with them (read_notices.py).
 
 Whatever this path does not decide by itself goes to the general path, which audits refusals
 (403), answers 404/410 and conditional reads, break-glass (urgent notices, AC-02), the caller's own
@@ -41,6 +44,7 @@ from fhir_server.security.audit.read_blocks import (
     micros_text,
     template_bytes,
 )
+from fhir_server.security.audit.read_notices import notices
 from fhir_server.security.auth.errors import AuthError
 from fhir_server.security.auth.request import context_from_request
 from fhir_server.security.auth.verifier import VERIFIED_CACHE_SECONDS, TokenVerifier
@@ -141,16 +145,19 @@ class ReadAudit:
         return True
 
     async def commit(self, template: ReadTemplate, record: tuple[int, str, str, str, str, str | None]) -> None:
-        """No journal (an in-memory store): the template and the record in a relaxed unit of their own."""
+        """A store that keeps no journal: the template, the record and the patient's notification
+        (AC-18) in a relaxed unit of their own, committed before the read is answered."""
         data = template_bytes(template.caller, template.event)
-
         key = f"{_PROCESS}-{next(self._keys):x}"
         line = orjson.dumps(["R", key, *record])
+        recorded, patient = micros_text(record[0]), record[-1]
 
         def unit(view: TxView) -> None:
-            seq = view.audit_template(data, micros_text(record[0]))
-            view.audit_reads(block_bytes(line, {key: seq}, micros_text(record[0])), micros_text(record[0]),
-                             [f"Patient/{record[-1]}"] if record[-1] else [])
+            seq = view.audit_reads(block_bytes(line, {key: view.audit_template(data, recorded)}, recorded), recorded,
+                                   [f"Patient/{patient}"] if patient else [])
+            if patient and template.caller != f"Patient/{patient}":
+                for topic, partition, notice_key, payload in notices({patient: [seq]}):
+                    view.enqueue(topic, partition, notice_key, payload)
 
         await self.store.transaction(unit, relaxed=True)
 

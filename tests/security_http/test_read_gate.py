@@ -83,6 +83,9 @@ async def test_a_store_without_a_journal_commits_each_read_before_answering(serv
     assert len(reads) == 2 and all(e["id"].startswith("r") for e in reads)
     assert {x["what"]["reference"] for e in reads for x in e["entity"] if x.get("role", {}).get("code") == "1"} == {
         "Patient/p1"}
+    notes = (await server.get("/Patient/p1/$notifications", headers=token("patient", "Patient/p1"))).json()
+    texts = [e["resource"]["payload"][0]["contentString"] for e in notes["entry"]]
+    assert len(texts) == 2 and all("Practitioner/dr1" in t and "Observation/o1/_history/1" in t for t in texts)
 
 
 @pytest.mark.req("AC-01")
