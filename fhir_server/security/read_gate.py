@@ -46,7 +46,7 @@ from fhir_server.security.audit.read_blocks import (
 )
 from fhir_server.security.audit.read_notices import notices
 from fhir_server.security.auth.errors import AuthError
-from fhir_server.security.auth.request import context_from_request
+from fhir_server.security.auth.request import context_from_request, request_id_header
 from fhir_server.security.auth.verifier import VERIFIED_CACHE_SECONDS, TokenVerifier
 from fhir_server.security.context import RequestContext, next_request_id
 from fhir_server.security.facts_store import SharedFacts
@@ -62,7 +62,6 @@ DECISION_SECONDS = 60.0
 _PROCESS = f"{os.getpid():x}-{secrets.token_hex(4)}"  # journal template keys are unique per process
 #: Consent provision elements that test the resource itself: a decision under them is per resource.
 RESOURCE_CONDITIONS = ("code", "securityLabel", "data", "dataPeriod")
-_REQUEST_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,8 +269,5 @@ class ReadGate:
 
 
 def request_id_of(headers: Mapping[str, str]) -> str:
-    """X-Request-Id when usable (as auth/request.py accepts it), else a fresh one."""
-    value = headers.get("x-request-id")
-    if value and len(value) <= 64 and _REQUEST_ID_CHARS.issuperset(value):
-        return value
-    return next_request_id()
+    """X-Request-Id when usable (as for every other request), else a fresh one."""
+    return request_id_header(headers) or next_request_id()

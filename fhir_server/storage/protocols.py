@@ -122,18 +122,6 @@ class TxView(Protocol):
         """Append a read template (security/audit/read_blocks.py) to the chain; returns its seq."""
         ...
 
-    def audit_blocks_after(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
-        """(seq, data) of the read blocks after chain row ``seq``, oldest first."""
-        ...
-
-    def mark(self, name: str) -> str | None:
-        """A durable progress mark (e.g. how far notices were fed from the audit chain)."""
-        ...
-
-    def set_mark(self, name: str, value: str) -> None:
-        """Move a progress mark, atomically with the unit."""
-        ...
-
     def settle_outbox(self, ids: list[int], status: str, error: str | None, retry_at: str | None) -> None:
         """Record delivery outcomes: ``delivered``, ``retry`` (at ``retry_at``) or ``dead``."""
         ...

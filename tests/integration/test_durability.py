@@ -9,37 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.live_server import free_port, start_server
+
 FHIR_JSON = {"content-type": "application/fhir+json", "prefer": "return=minimal"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(db: Path, port: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "fhir_server.cli", "serve", "--open", "--port", str(port), "--database", str(db),
-           "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/metadata", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
 
 
 async def _load(port: int, acknowledged: list[str], stop: asyncio.Event) -> None:
@@ -62,8 +38,8 @@ async def _load(port: int, acknowledged: list[str], stop: asyncio.Event) -> None
 @pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
 async def test_sigkill_mid_load_loses_no_acknowledged_write(tmp_path):
     db = tmp_path / "durable.sqlite"
-    port = _free_port()
-    proc = _start(db, port)
+    port = free_port()
+    proc = start_server(db, port)
     acknowledged: list[str] = []
     stop = asyncio.Event()
     try:
@@ -77,7 +53,7 @@ async def test_sigkill_mid_load_loses_no_acknowledged_write(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert len(acknowledged) > 10  # enough writes were in flight when the process died
-    proc = _start(db, port)
+    proc = start_server(db, port)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
             for rid in acknowledged:

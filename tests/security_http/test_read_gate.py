@@ -6,13 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +17,7 @@ import pytest
 from fhir_server.security.audit.read_blocks import parse_block
 from fhir_server.security.auth import issue_dev_token
 from fhir_server.storage.sqlite.audit_journal import unchained_lines
+from tests.live_server import free_port, start_server
 from tests.security_http.conftest import FHIR_JSON, SEED, consent
 
 AUDITOR = ("auditor", "Practitioner/dr9")
@@ -143,35 +140,13 @@ async def test_break_glass_reads_take_the_general_path_and_notify_at_once(server
 
 # -- a real server process, killed ---------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(db: Path, port: int, keys: Path, *, open_mode: bool) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(port), "--database", str(db),
-           "--log-level", "warning", *(["--open"] if open_mode else [])]
-    env = {**os.environ, "KZFHIR_DEV_KEY_PATH": str(keys)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/metadata", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
-
-
 @pytest.mark.req("AC-14")
 @pytest.mark.req("TM-13")
 @pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
 def test_every_answered_read_is_in_the_audit_trail_after_a_kill(tmp_path):
-    db, keys, port = tmp_path / "reads.sqlite", tmp_path / "jwks.json", _free_port()
-    proc = _start(db, port, keys, open_mode=True)
+    db, keys, port = tmp_path / "reads.sqlite", tmp_path / "jwks.json", free_port()
+    proc = start_server(db, port, dev_keys=keys)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
             for res in [*SEED, consent("cons1", {"reference": "Practitioner/dr1"}, classes=("Observation",))]:
@@ -180,7 +155,7 @@ def test_every_answered_read_is_in_the_audit_trail_after_a_kill(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-    proc = _start(db, port, keys, open_mode=False)
+    proc = start_server(db, port, open_mode=False, dev_keys=keys)
     doctor = {"Authorization": "Bearer " + issue_dev_token("practitioner", "Practitioner/dr1", key_path=keys)}
     answered = 0
     try:
@@ -199,7 +174,7 @@ def test_every_answered_read_is_in_the_audit_trail_after_a_kill(tmp_path):
                   for seq, data in conn.execute("SELECT seq, data FROM audit_chain WHERE event_id = 'r' || seq"))
     conn.close()
     assert chained + unchained_lines(str(db)) in (answered, answered + 1)  # + the template line if unchained
-    proc = _start(db, port, keys, open_mode=False)  # opening chains what the killed process journaled
+    proc = start_server(db, port, open_mode=False, dev_keys=keys)  # opening chains what the killed process journaled
     try:
         auditor = {"Authorization": "Bearer " + issue_dev_token(*AUDITOR, key_path=keys)}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:

@@ -154,10 +154,6 @@ class BlockView:
         value = self.records[index][PATIENT]
         return f"Patient/{value}" if value else None
 
-    def caller(self, index: int) -> str | None:
-        caller = parse_template(self._template(self.templates[self.records[index][KEY]])).get("caller")
-        return caller if isinstance(caller, str) else None
-
     def event(self, index: int) -> dict[str, Any]:
         record = self.records[index]
         return _fill(orjson.loads(self._template_event(self.templates[record[KEY]])), self.seq, index, record)

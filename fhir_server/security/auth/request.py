@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from fhir_server.security.auth.claims import clean_text, purpose_code
 from fhir_server.security.auth.errors import AuthError
 from fhir_server.security.auth.verifier import TokenVerifier
-from fhir_server.security.context import RequestContext
+from fhir_server.security.context import RequestContext, next_request_id
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
@@ -52,7 +52,8 @@ def _bearer(value: str) -> str:
     return token.strip()
 
 
-def _request_id(headers: Mapping[str, str]) -> str | None:
+def request_id_header(headers: Mapping[str, str]) -> str | None:
+    """The client's ``X-Request-Id`` when usable as an audit identifier, else None."""
     value = _header(headers, "X-Request-Id")
     return value if value and _REQUEST_ID.match(value) else None
 
@@ -68,7 +69,7 @@ async def context_from_request(
     missing (and anonymous access is off), malformed, expired, not yet valid or wrongly signed.
     """
     authorization = _header(headers, "Authorization")
-    request_id = _request_id(headers) or RequestContext().request_id
+    request_id = request_id_header(headers) or next_request_id()
     if authorization is None:
         if not allow_anonymous:
             raise AuthError("authentication required: send an OAuth2 bearer token")

@@ -20,9 +20,8 @@ def patients_column(data: bytes | None) -> str:
 
 
 class SqliteTxView:
-    def __init__(self, conn: sqlite3.Connection, timestamp: str, next_seq: int, *, audit_only: bool = False) -> None:
+    def __init__(self, conn: sqlite3.Connection, timestamp: str, next_seq: int) -> None:
         self._conn = conn
-        self._audit_only = audit_only  # a relaxed unit committed inline: it may only record
         self._timestamp = timestamp
         self.next_seq = next_seq
         self.after_commit: list[Any] = []
@@ -50,8 +49,6 @@ class SqliteTxView:
 
     def _write(self, resource_type: str, resource_id: str, version: int, data: bytes | None,
                method: str) -> int:
-        if self._audit_only:
-            raise RuntimeError("a relaxed unit may record audit events and notices, not change resources")
         row = self._row(resource_type, resource_id)
         expected = 1 if row is None else row[1] + 1
         if version != expected:
@@ -105,20 +102,6 @@ class SqliteTxView:
 
     def audit_template(self, data: bytes, recorded: str) -> int:
         return append_special(self._conn, "t", data, recorded)
-
-    def audit_blocks_after(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
-        rows = self._conn.execute(
-            "SELECT seq, data FROM audit_chain WHERE seq > ? AND event_id = 'r' || seq ORDER BY seq LIMIT ?",
-            (seq, limit)).fetchall()
-        return [(int(r[0]), bytes(r[1])) for r in rows]
-
-    def mark(self, name: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (name,)).fetchone()
-        return str(row[0]) if row else None
-
-    def set_mark(self, name: str, value: str) -> None:
-        self._conn.execute("INSERT INTO kv (key, value) VALUES (?, ?) "
-                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (name, value))
 
     def settle_outbox(self, ids: list[int], status: str, error: str | None, retry_at: str | None) -> None:
         outbox.settle(self._conn, ids, status, self._timestamp, error, retry_at)

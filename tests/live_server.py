@@ -1,0 +1,37 @@
+"""A real ``kzfhir serve`` process on a free loopback port, for tests that kill or restart it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(db: Path, port: int, *, open_mode: bool = True, dev_keys: Path | None = None
+                 ) -> subprocess.Popen[bytes]:
+    """Start the server on ``db`` and wait until ``/metadata`` answers; ``dev_keys`` is the development
+    signing key a secured server trusts."""
+    cmd = [sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(port), "--database", str(db),
+           "--log-level", "warning", *(["--open"] if open_mode else [])]
+    env = {**os.environ, **({"KZFHIR_DEV_KEY_PATH": str(dev_keys)} if dev_keys else {})}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/metadata", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
