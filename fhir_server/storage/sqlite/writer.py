@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 INDEX_SECONDS = 1.0
 INDEX_MAX_BLOCKS = 4096
 MAINTENANCE_SECONDS = INGEST_SECONDS  # idle ticks: chain the read-audit journal this often
-#: Inline commits between WAL checkpoints: a long WAL makes every read's page lookups slower.
-CHECKPOINT_COMMITS = 64
-_MAINTAIN = object()  # queued to the writer thread: index read blocks if due, checkpoint the WAL
-BUSY_TIMEOUT_MS = 30_000  # as schema.connect's timeout
 
 
 def _stamp(micros: int) -> str:
@@ -92,10 +88,12 @@ class GroupCommitWriter:
         self._queue.put(_Job(unit, fut, loop, relaxed))
         return fut
 
-    def _durability(self, batch: list[_Job]) -> None:
+    def _durability(self, batch: list[_Job], *, chaining: bool = False) -> None:
         """A batch of relaxed units only (read audit records) commits without fsync: it survives a
-        killed process, and reaches the disk with the next full commit or checkpoint (docs/security.md)."""
-        mode = "NORMAL" if not self._full or all(job.relaxed for job in batch) else "FULL"
+        killed process, and reaches the disk with the next full commit or checkpoint (docs/security.md).
+        A commit that chains the read-audit journal is full: ingested journal files are deleted after it."""
+        relaxed = all(job.relaxed for job in batch) and not chaining
+        mode = "NORMAL" if not self._full or relaxed else "FULL"
         if mode != self._mode:
             self._conn.execute(f"PRAGMA synchronous={mode}")
             self._mode = mode
@@ -136,8 +134,9 @@ class GroupCommitWriter:
         if not (force or (self._journal is not None and self._journal.pending) or self._index_due()):
             return
         try:
+            self._durability([], chaining=True)
             self._conn.execute("BEGIN IMMEDIATE")
-            self._new_blocks = self._ingest(force)
+            self._new_blocks = self._ingest(force or (self._journal is not None and self._journal.pending))
             indexing = self._index_due()
             if indexing:
                 index_blocks(self._conn, self._unindexed, max(self._unindexed))
@@ -149,8 +148,9 @@ class GroupCommitWriter:
             return
         self._after_ingest(indexing)
 
-    def _ingest(self, force: bool = False) -> dict[int, list[str]]:
-        if self._journal is None or not (force or self._journal.pending):
+    def _ingest(self, now: bool) -> dict[int, list[str]]:
+        """Chain the journal when ``now`` (decided with the commit's durability, before BEGIN)."""
+        if self._journal is None or not now:
             return {}
         return self._journal.ingest(self._conn, self._template_keys)
 
@@ -177,9 +177,10 @@ class GroupCommitWriter:
         self._new_blocks = {}
         indexing = self._index_due()
         try:
-            self._durability(batch)
+            chaining = self._journal is not None and self._journal.pending
+            self._durability(batch, chaining=chaining)
             conn.execute("BEGIN IMMEDIATE")
-            self._new_blocks = self._ingest()  # reads journaled so far: chained before anything after them
+            self._new_blocks = self._ingest(chaining)  # reads journaled so far: chained before what follows
             if indexing:
                 index_blocks(conn, self._unindexed, max(self._unindexed))
             for job in batch:
