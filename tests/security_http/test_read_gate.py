@@ -178,14 +178,18 @@ def test_every_answered_read_is_in_the_audit_trail_after_a_kill(tmp_path):
     try:
         auditor = {"Authorization": "Bearer " + issue_dev_token(*AUDITOR, key_path=keys)}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            assert c.get("/Observation/o1", headers=doctor).status_code == 200  # one read by the new process
             bundle = c.get("/AuditEvent", params={"patient": "Patient/p1", "_count": "1000"}, headers=auditor).json()
             reads = _reads_of([e["resource"] for e in bundle["entry"]], "Observation/o1/_history/1")
-            assert len(reads) == answered == 300
+            assert len(reads) == answered + 1 == 301
+            # the dead process's reads were chained before anything of the new one: newest first is latest first
+            recorded = [e["recorded"] for e in reads]
+            assert recorded == sorted(recorded, reverse=True)
             # the patient is told of each of them (AC-18)
             patient = {"Authorization": "Bearer " + issue_dev_token("patient", "Patient/p1", key_path=keys)}
             notes = c.get("/Patient/p1/$notifications", params={"_count": "500"}, headers=patient).json()
             texts = "\n".join(p["contentString"] for e in notes["entry"] for p in e["resource"]["payload"][:1])
-            assert texts.count("Observation/o1/_history/1") == 300
+            assert texts.count("Observation/o1/_history/1") == 301
     finally:
         proc.terminate()
         proc.wait(timeout=20)
