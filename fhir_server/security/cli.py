@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,8 @@ def register(subparsers: Any) -> None:
     token.add_argument("--legal-basis", help="legal basis for the legal-exception role")
     token.add_argument("--on-behalf-of", help="principal the caller acts for, e.g. Patient/7")
     token.add_argument("--patient", help="SMART launch context patient id for patient/ scopes")
-    token.add_argument("--key", default=str(DEV_JWKS_PATH), help="dev JWKS file (created on first use)")
+    token.add_argument("--key", default=os.environ.get("KZFHIR_DEV_KEY_PATH", str(DEV_JWKS_PATH)),
+                       help="dev JWKS file (created on first use); default $KZFHIR_DEV_KEY_PATH, as the server")
     token.set_defaults(func=_token)
 
     audit = subparsers.add_parser("audit", help="audit trail tools")
