@@ -219,15 +219,23 @@ class ReadGate:
         return caller
 
     # -- decisions ----------------------------------------------------------------------------------
-    def known_decision(self, caller: Caller, stored: StoredResource) -> Decision | None:
-        """The cached decision for this read, without awaiting anything (the common case)."""
-        patients = stored.patients
-        if patients is None or " " in patients or caller.ctx.fhir_user == f"{stored.type}/{stored.id}":
-            return None
-        known = self._decisions.get((caller.serial, stored.type, patients))
+    def _cached(self, caller: Caller, resource_type: str, patients: str) -> Decision | None:
+        known = self._decisions.get((caller.serial, resource_type, patients))
         if known is not None and known.generation == self.facts.generation and time.time() < known.valid_until:
             return known
         return None
+
+    @staticmethod
+    def _servable(caller: Caller, stored: StoredResource, patients: str) -> bool:
+        """One patient (or none), and not the caller's own record (the policy's special case)."""
+        return " " not in patients and caller.ctx.fhir_user != f"{stored.type}/{stored.id}"
+
+    def known_decision(self, caller: Caller, stored: StoredResource) -> Decision | None:
+        """The cached decision for this read, without awaiting anything (the common case)."""
+        patients = stored.patients
+        if patients is None or not self._servable(caller, stored, patients):
+            return None
+        return self._cached(caller, stored.type, patients)
 
     async def decide(self, caller: Caller, stored: StoredResource) -> tuple[Decision, str] | None:
         """The verdict and audit template for this read, with the resource's patient ("" none), when
@@ -235,14 +243,13 @@ class ReadGate:
         patients = stored.patients
         if patients is None:  # a row written before the column existed
             patients = " ".join(sorted(patient_ids_of(orjson.loads(stored.data or b"{}"))))
-        if " " in patients or caller.ctx.fhir_user == f"{stored.type}/{stored.id}":
+        if not self._servable(caller, stored, patients):
             return None
-        key = (caller.serial, stored.type, patients)
+        known = self._cached(caller, stored.type, patients)
+        if known is not None:
+            return known, patients
         generation = self.facts.generation
         now = time.time()
-        known = self._decisions.get(key)
-        if known is not None and known.generation == generation and now < known.valid_until:
-            return known, patients
         facts = [await self.facts.get(patients)] if patients else []
         resource = orjson.loads(stored.data or b"{}")
         verdict = self.policy.can_see(caller.ctx, Action.READ, resource, facts,
@@ -254,7 +261,7 @@ class ReadGate:
         if not any(per_resource(f) for f in facts) and self.facts.generation == generation:
             if len(self._decisions) >= MAX_DECISIONS:
                 self._decisions.clear()
-            self._decisions[key] = decision
+            self._decisions[(caller.serial, stored.type, patients)] = decision
         return decision, patients
 
     def record(self, decision: Decision, patient: str, request_id: str, stored: StoredResource

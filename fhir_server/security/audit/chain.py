@@ -152,6 +152,13 @@ def append_special(conn: sqlite3.Connection, prefix: str, data: bytes, recorded:
     return seq
 
 
+def special_row(conn: sqlite3.Connection, prefix: str, seq: int) -> bytes | None:
+    """The data of read block ``r{seq}`` (``prefix`` "r") or read template ``t{seq}`` ("t"), if any."""
+    row = conn.execute("SELECT data FROM audit_chain WHERE seq = ? AND event_id = ?",
+                       (seq, f"{prefix}{seq}")).fetchone()
+    return bytes(row[0]) if row else None
+
+
 def index_mark(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT value FROM kv WHERE key = ?", (INDEX_MARK,)).fetchone()
     return int(row[0]) if row else 0

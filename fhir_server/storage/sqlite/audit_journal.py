@@ -35,11 +35,12 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 
-from fhir_server.security.audit.chain import append_special
+from fhir_server.security.audit.chain import append_special, special_row
 from fhir_server.security.audit.read_blocks import (
     MAX_RECORDS,
     MICROS,
@@ -145,31 +146,37 @@ class AuditJournal:
                 offset += len(chunk) if found < 0 else found
             return offset
 
-    def ingest(self, conn: sqlite3.Connection, keys: TemplateCache) -> dict[int, list[str]]:
-        """Chain every complete line not yet ingested, inside the caller's open transaction, queue the
-        notifications of the reads (AC-18) and move the offset; returns the new read blocks
-        (seq -> patients) for the patients index."""
-        seen = self.appended  # before the data ends are read: everything up to it is in the file
-        row = conn.execute("SELECT value FROM kv WHERE key = ?", (OFFSET_KEY,)).fetchone()
+    def unchained(self, conn: sqlite3.Connection) -> Iterator[tuple[int, int, bytes]]:
+        """(file number, start offset, complete lines) of every file past the chained offset."""
+        row = conn.execute("SELECT value FROM kv WHERE key = ?", (OFFSET_KEY,)).fetchone() \
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'kv'").fetchone() else None
         with self._lock:
             files = self._files()
             number, offset = (int(x) for x in str(row[0]).split(":")) if row else (files[0] if files else 0, 0)
             ends = {n: self._data_end(n, f"{self.base}.{n}") for n in files if n >= number}
-        blocks: dict[int, list[str]] = {}
-        notify: dict[str, list[int]] = {}
         for current in sorted(ends):
             start = offset if current == number else 0
             with open(f"{self.base}.{current}", "rb") as handle:
                 handle.seek(start)
                 data = handle.read(max(0, ends[current] - start))
-            end = data.rfind(b"\n") + 1  # complete lines only
-            if end:
-                blocks.update(self._chain(conn, data[:end], keys, notify))
-            number, offset = current, start + end
+            yield current, start, data[:data.rfind(b"\n") + 1]  # complete lines only
+
+    def ingest(self, conn: sqlite3.Connection, keys: TemplateCache) -> dict[int, list[str]]:
+        """Chain every complete line not yet ingested, inside the caller's open transaction, queue the
+        notifications of the reads (AC-18) and move the offset; returns the new read blocks
+        (seq -> patients) for the patients index."""
+        seen = self.appended  # before the data ends are read: everything up to it is in the file
+        blocks: dict[int, list[str]] = {}
+        notify: dict[str, list[int]] = {}
+        mark: str | None = None
+        for number, start, lines in self.unchained(conn):
+            if lines:
+                blocks.update(self._chain(conn, lines, keys, notify))
+            mark = f"{number}:{start + len(lines)}"
         for topic, partition, key, payload in notices(notify):
             enqueue(conn, topic, partition, key, payload, micros_text(time.time_ns() // 1000))
-        if ends:
-            conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (OFFSET_KEY, f"{number}:{offset}"))
+        if mark is not None:
+            conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (OFFSET_KEY, mark))
         self.ingested = seen
         return blocks
 
@@ -220,23 +227,11 @@ class AuditJournal:
 def unchained_lines(database: str) -> int:
     """Complete journal lines beside ``database`` that are not chained yet (read-only; for
     ``kzfhir audit verify``: a killed server's last reads are chained when a server next opens)."""
-    journal = AuditJournal(database)
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
-        row = conn.execute("SELECT value FROM kv WHERE key = ?", (OFFSET_KEY,)).fetchone() \
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'kv'").fetchone() else None
+        return sum(lines.count(b"\n") for _, _, lines in AuditJournal(database).unchained(conn))
     finally:
         conn.close()
-    files = journal._files()
-    number, offset = (int(x) for x in str(row[0]).split(":")) if row else (files[0] if files else 0, 0)
-    count = 0
-    for current in [n for n in files if n >= number]:
-        path = f"{journal.base}.{current}"
-        with open(path, "rb") as handle:
-            handle.seek(offset if current == number else 0)
-            data = handle.read(max(0, journal._data_end(current, path) - handle.tell()))
-        count += data.count(b"\n")
-    return count
 
 
 class TemplateCache:
@@ -254,11 +249,10 @@ class TemplateCache:
         known = self._known.get(key)
         if known is None:
             found = conn.execute("SELECT value FROM kv WHERE key = ?", (f"tk:{key}",)).fetchone()
-            row = conn.execute("SELECT data FROM audit_chain WHERE seq = ? AND event_id = 't' || seq",
-                               (int(found[0]),)).fetchone() if found else None
-            if row is None:
+            data = special_row(conn, "t", int(found[0])) if found else None
+            if data is None:
                 raise ValueError(f"audit journal record names unknown template {key!r}")
-            template = parse_template(bytes(row[0]))
+            template = parse_template(data)
             caller = template.get("caller")
             known = self._known[key] = (int(found[0]), caller if isinstance(caller, str) else None)
         return known

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from fhir_server.security.audit.chain import index_mark
+from fhir_server.security.audit.chain import index_mark, special_row
 from fhir_server.security.audit.read_blocks import EVENT_ID, BlockView, block_patients, parse_block, position, seq_of
 from fhir_server.storage.protocols import HistoryPage, HistoryQuery, OutboxItem, StoredResource
 from fhir_server.storage.sqlite import indexing, outbox
@@ -187,12 +187,10 @@ class SqliteStore:
 
     async def audit_block_events(self, block_seq: int, patient: str) -> list[dict[str, Any]]:
         def fetch(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            row = conn.execute("SELECT data FROM audit_chain WHERE seq = ? AND event_id = ?",
-                               (block_seq, f"r{block_seq}")).fetchone()
-            if row is None:
+            data = special_row(conn, "r", block_seq)
+            if data is None:
                 return []
-            return [event for _, event in reversed(list(BlockView(block_seq, bytes(row[0]),
-                                                                  _templates(conn)).events(patient)))]
+            return [event for _, event in reversed(list(BlockView(block_seq, data, _templates(conn)).events(patient)))]
 
         return await self._in_reader(fetch)
 
@@ -205,11 +203,10 @@ def audit_event_row(conn: sqlite3.Connection, event_id: str) -> tuple[int, bytes
     found = EVENT_ID.match(event_id)
     if found is not None:  # an event of a read block: r{seq}-{index}
         seq, index = int(found.group(1)), int(found.group(2))
-        block = conn.execute("SELECT data FROM audit_chain WHERE seq = ? AND event_id = ?",
-                             (seq, f"r{seq}")).fetchone()
+        block = special_row(conn, "r", seq)
         if block is None:
             return None
-        view = BlockView(seq, bytes(block[0]), _templates(conn))
+        view = BlockView(seq, block, _templates(conn))
         if index >= len(view):
             return None
         return position(seq, index), orjson.dumps(view.event(index))
@@ -225,9 +222,7 @@ def _templates(conn: sqlite3.Connection) -> Callable[[int], bytes]:
 
     def template(seq: int) -> bytes:
         if seq not in cache:
-            row = conn.execute("SELECT data FROM audit_chain WHERE seq = ? AND event_id = ?",
-                               (seq, f"t{seq}")).fetchone()
-            cache[seq] = bytes(row[0]) if row else b"{}"
+            cache[seq] = special_row(conn, "t", seq) or b"{}"
         return cache[seq]
 
     return template
