@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,30 @@ def load_gz(path: Path) -> Any:
         return json.load(fh)
 
 
+def open_mode(request: pytest.FixtureRequest) -> bool:
+    """Security is on for every test unless the test (or its module) asks for open mode with
+    ``@pytest.mark.open_mode``: the FHIR-semantics suites that are about storage, search or
+    validation rather than access (architecture.md decision 6: the default test client is secure)."""
+    return request.node.get_closest_marker("open_mode") is not None
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    # The interaction tests run in open mode; tests/security_http runs with security on.
-    return Settings(database=tmp_path / "test.sqlite", synchronous_full=False, security_enabled=False)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    return Settings(database=tmp_path / "test.sqlite", synchronous_full=False, security_enabled=not open_mode(request),
+                    dev_key_path=tmp_path / "dev-jwks.json")
+
+
+@pytest.fixture
+def auth(settings: Settings) -> Callable[..., dict[str, str]]:
+    """Authorization headers for a development token of the test server: ``auth("practitioner",
+    "Practitioner/dr1")``, ``auth("system", bin="940140000385")``."""
+    from fhir_server.security.auth import issue_dev_token
+
+    def make(role: str, fhir_user: str | None = None, **kwargs: Any) -> dict[str, str]:
+        token = issue_dev_token(role, fhir_user, key_path=settings.dev_key_path, **kwargs)
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from fhir_server.operations.export_manifest import DEIDENTIFIED_EXTENSION
 from tests.bulk.conftest import ASYNC, download, export, put_all
 from tests.bulk.seed import IINS, clinic
 
-pytestmark = pytest.mark.req("AC-19")
+pytestmark = [pytest.mark.req("AC-19"), pytest.mark.open_mode]  # export semantics; security: test_export_security.py
 SECRET = "operator-secret-for-research-exports"
 
 

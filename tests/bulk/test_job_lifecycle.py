@@ -12,6 +12,9 @@ from fhir_server.operations.export_jobs import jobs_root
 from tests.bulk.conftest import ASYNC, download, export, kick_off, put_all, serve, wait_done
 from tests.bulk.seed import clinic
 
+# FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
+pytestmark = pytest.mark.open_mode
+
 
 @pytest.fixture
 def stalled(monkeypatch):

@@ -7,6 +7,9 @@ import pytest
 from tests.bulk.conftest import download, export, put_all
 from tests.bulk.seed import clinic, group, observation
 
+# FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
+pytestmark = pytest.mark.open_mode
+
 
 def _ids(files, resource_type):
     return sorted(r["id"] for r in files.get(resource_type, []))

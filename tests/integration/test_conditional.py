@@ -11,6 +11,9 @@ from fhir_server.api.app import create_app
 from fhir_server.config import Settings
 from tests.conftest import BASE
 
+# FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
+pytestmark = pytest.mark.open_mode
+
 FHIR_JSON = {"content-type": "application/fhir+json"}
 IIN = "https://fhir.kzfhir.kz/sid/iin"
 

@@ -6,6 +6,10 @@ import json
 from typing import Any
 
 import httpx
+import pytest
+
+# FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
+pytestmark = pytest.mark.open_mode
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
 

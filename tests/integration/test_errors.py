@@ -7,6 +7,9 @@ import pytest
 
 from fhir_server.config import Settings
 
+# FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
+pytestmark = pytest.mark.open_mode
+
 FHIR_JSON = {"content-type": "application/fhir+json"}
 
 

@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from fhir_server.api.app import create_app
 from fhir_server.config import Settings
 from tests.conftest import BASE, EXAMPLES
+
+# FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
+pytestmark = pytest.mark.open_mode
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
 IGNORED = ("id", "meta", "text")

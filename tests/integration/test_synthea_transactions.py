@@ -10,6 +10,9 @@ import pytest
 
 from tests.conftest import SYNTHEA, load_gz, require_shared, synthea_bundles
 
+# FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
+pytestmark = pytest.mark.open_mode
+
 FHIR_JSON = {"content-type": "application/fhir+json"}
 
 

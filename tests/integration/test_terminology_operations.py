@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+# FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
+pytestmark = pytest.mark.open_mode
+
 KZ = "https://fhir.kzfhir.kz"
 FHIR_JSON = {"content-type": "application/fhir+json"}
 

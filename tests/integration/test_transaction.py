@@ -6,6 +6,11 @@ import base64
 import json
 from typing import Any
 
+import pytest
+
+# FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
+pytestmark = pytest.mark.open_mode
+
 FHIR_JSON = {"content-type": "application/fhir+json"}
 
 

@@ -13,6 +13,9 @@ from fhir_server.config import Settings
 from profiles import examples_dir
 from tests.conftest import BASE
 
+# FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
+pytestmark = pytest.mark.open_mode
+
 FHIR_JSON = {"content-type": "application/fhir+json"}
 KZ_PATIENT = "https://fhir.kzfhir.kz/StructureDefinition/kz-patient"
 INVALID = json.loads((examples_dir() / "invalid" / "index.json").read_text())

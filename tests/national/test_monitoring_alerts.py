@@ -6,6 +6,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+# FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
+pytestmark = pytest.mark.open_mode
+
 FHIR_JSON = {"content-type": "application/fhir+json"}
 LOINC = "http://loinc.org"
 

@@ -18,6 +18,9 @@ from tests.conftest import BASE
 from tests.mappings.conftest import enrich, load_set
 from tests.patient_ops.receivers import WebhookReceiver
 
+# FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
+pytestmark = pytest.mark.open_mode
+
 FHIR_JSON = {"content-type": "application/fhir+json"}
 
 

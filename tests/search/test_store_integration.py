@@ -7,10 +7,14 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from fhir_server.interactions import search
 from fhir_server.operations import patient_everything
 from tests.conftest import BASE
+
+# FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
+pytestmark = pytest.mark.open_mode
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
 IIN = "https://fhir.kzfhir.kz/sid/iin"
