@@ -1,10 +1,9 @@
-"""Shared fixtures: a fresh server (real HTTP through the ASGI transport) per test, and the shared data."""
+"""Shared fixtures: a fresh server (real HTTP through the ASGI transport) per test. The data the tests
+use lives in the project and is read through ``tests.data``."""
 
 from __future__ import annotations
 
-import gzip
-import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +13,7 @@ import pytest
 from fhir_server.api.app import create_app
 from fhir_server.config import Settings
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-EXAMPLES = SHARED_DATA / "examples-r4"
-SYNTHEA = SHARED_DATA / "synthea-r4"
 BASE = "http://kzfhir.test"
-
-
-def require_shared(folder: Path) -> Path:
-    if not folder.is_dir():
-        pytest.skip(f"shared data folder {folder} is absent (it sits beside the project in CI)")
-    return folder
-
-
-def synthea_bundles() -> list[Path]:
-    return sorted(SYNTHEA.glob("*.json.gz")) if SYNTHEA.is_dir() else []
-
-
-def load_gz(path: Path) -> Any:
-    with gzip.open(path, "rb") as fh:
-        return json.load(fh)
 
 
 def open_mode(request: pytest.FixtureRequest) -> bool:
@@ -80,8 +61,3 @@ def patient() -> dict[str, Any]:
         "gender": "male",
         "birthDate": "1985-03-15",
     }
-
-
-@pytest.fixture(scope="session")
-def example_files() -> Iterator[list[Path]]:
-    yield sorted(require_shared(EXAMPLES).glob("*.json"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +10,8 @@ import pytest
 
 from fhir_server.api.app import create_app
 from fhir_server.config import Settings
-from tests.conftest import BASE, EXAMPLES
+from tests.conftest import BASE
+from tests.data import r4_examples
 
 # FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
 pytestmark = pytest.mark.open_mode
@@ -31,38 +31,38 @@ def _strip(resource: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if k not in IGNORED}
 
 
-async def _roundtrip(client: httpx.AsyncClient, path: Path) -> None:
-    raw = path.read_bytes()
+async def _roundtrip(client: httpx.AsyncClient, name: str) -> None:
+    raw = r4_examples()[name]
     original = json.loads(raw)
     r = await client.post(f"/{original['resourceType']}", content=raw, headers=FHIR_JSON)
-    assert r.status_code == 201, f"{path.name}: {r.text[:500]}"
+    assert r.status_code == 201, f"{name}: {r.text[:500]}"
     loc = r.headers["location"].split("/_history")[0].removeprefix(BASE)
     back = await client.get(loc)
     assert back.status_code == 200
-    assert _strip(back.json()) == _strip(original), path.name
+    assert _strip(back.json()) == _strip(original), name
 
 
-async def test_every_official_example_roundtrips(client, example_files):
-    for path in example_files:
-        if path.name in KNOWN_INVALID:
-            continue
-        await _roundtrip(client, path)
+async def test_every_official_example_roundtrips(client):
+    names = [name for name in r4_examples() if name not in KNOWN_INVALID]
+    assert len(names) == 359
+    for name in names:
+        await _roundtrip(client, name)
 
 
-async def test_known_invalid_examples_are_rejected_for_their_cardinality_error(client, example_files):
+async def test_known_invalid_examples_are_rejected_for_their_cardinality_error(client):
     for name, expression in KNOWN_INVALID.items():
-        raw = (EXAMPLES / name).read_bytes()
+        raw = r4_examples()[name]
         rtype = json.loads(raw)["resourceType"]
         r = await client.post(f"/{rtype}", content=raw, headers=FHIR_JSON)
         assert r.status_code == 422
         assert any(expression in i.get("expression", []) for i in r.json()["issue"])
 
 
-async def test_known_invalid_examples_roundtrip_with_validation_off(tmp_path, example_files):
+async def test_known_invalid_examples_roundtrip_with_validation_off(tmp_path):
     app = create_app(Settings(database=tmp_path / "db.sqlite", validate_on_write=False,
                               synchronous_full=False, security_enabled=False))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=BASE
     ) as c:
         for name in KNOWN_INVALID:
-            await _roundtrip(c, EXAMPLES / name)
+            await _roundtrip(c, name)

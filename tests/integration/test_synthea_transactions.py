@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SYNTHEA, load_gz, require_shared, synthea_bundles
+from tests.data import load_gz, synthea_bundles
 
 # FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
 pytestmark = pytest.mark.open_mode
@@ -30,7 +30,6 @@ def _references(node: Any, out: list[str]) -> None:
 
 @pytest.mark.slow
 async def test_all_synthea_bundles_load_and_references_resolve(client):
-    require_shared(SYNTHEA)
     bundles = synthea_bundles()
     assert len(bundles) == 75
     stored: dict[str, dict[str, Any]] = {}

@@ -12,8 +12,6 @@ from fhir_server.validation.profile import ProfileRegistry
 from profiles import examples_dir
 from tests.profiles.kz_terminology import KzTerminology
 
-EXAMPLES_R4 = Path(__file__).resolve().parents[3] / "shared" / "data" / "examples-r4"
-
 
 @pytest.fixture(scope="session")
 def registry() -> ProfileRegistry:

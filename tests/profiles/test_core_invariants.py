@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import copy
-import json
-
-import pytest
 
 from fhir_server.validation.profile import INVARIANT_ERRATA, ProfileRegistry, validate_core_invariants
-from tests.profiles.conftest import EXAMPLES_R4
-
-pytestmark = pytest.mark.skipif(not EXAMPLES_R4.is_dir(), reason="shared/data/examples-r4 is not present")
+from tests.data import r4_example, r4_examples
 
 
 def test_official_examples_break_no_core_invariant_once_errata_are_applied(registry: ProfileRegistry) -> None:
     failures = []
-    for path in sorted(EXAMPLES_R4.glob("*.json")):
-        resource = json.loads(path.read_text(encoding="utf-8"))
+    for name in r4_examples():
+        resource = r4_example(name)
         untouched = copy.deepcopy(resource)
         errors = [i for i in validate_core_invariants(resource, registry) if i.is_error]
-        failures.extend(f"{path.name}: {i.diagnostics} at {i.expression}" for i in errors)
-        assert resource == untouched, f"validation modified {path.name}"
+        failures.extend(f"{name}: {i.diagnostics} at {i.expression}" for i in errors)
+        assert resource == untouched, f"validation modified {name}"
     assert failures == []
 
 
 def test_questionnaire_exists_condition_passes_only_with_the_que7_erratum(registry: ProfileRegistry) -> None:
-    resource = json.loads((EXAMPLES_R4 / "Questionnaire-bb.json").read_text(encoding="utf-8"))
+    resource = r4_example("Questionnaire-bb.json")
     assert any(e.key == "que-7" for e in INVARIANT_ERRATA)
     assert not [i for i in validate_core_invariants(resource, registry) if i.is_error]
 

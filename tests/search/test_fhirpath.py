@@ -3,18 +3,13 @@ handled on purpose, and the full engine takes over where the subset stops (issue
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from fhir_server.definitions import core_resources
 from fhir_server.search import Indexer, build_registry
 from fhir_server.search.fhirpath import compile_expression, compile_relative, parse, walk
 from fhir_server.search.fhirpath.compiler import GET, REFTYPE, CompiledPath
-
-ERRATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "fhir-r4" / "known-errata-medplum-patches.json"
+from tests.data import errata
 
 
 def _shape(paths: list[CompiledPath]) -> set[tuple[Any, ...]]:
@@ -48,9 +43,7 @@ def test_core_parameters_need_no_fallback_engine() -> None:
 
 def test_as_in_r4_expressions_means_of_type() -> None:
     """The errata file lists expressions where R4 wrote `X as T` for `X.ofType(T)`; both compile alike."""
-    if not ERRATA.is_file():
-        pytest.skip(f"{ERRATA} is absent (shared data beside the project)")
-    entries = json.loads(ERRATA.read_text())["by_file"]["search-parameters.json"]
+    entries = errata()["by_file"]["search-parameters.json"]
     by_id = {sp["id"]: sp for sp in core_resources("search-parameters", "SearchParameter")}
     checked = 0
     for entry in entries:

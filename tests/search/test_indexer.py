@@ -3,7 +3,6 @@ over the R4 examples, and the time budget (issue 3: about 100 µs per typical Sy
 
 from __future__ import annotations
 
-import gzip
 import json
 import statistics
 import time
@@ -14,9 +13,9 @@ import pytest
 
 from fhir_server.search import Indexer, build_registry, get_indexer
 from fhir_server.search.registry import default_extra_dirs
+from tests.data import load_gz, r4_example, r4_examples, synthea_bundles
 from tests.search.sqlite_db import IndexedDb
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 IIN = "https://fhir.kzfhir.kz/sid/iin"
 
 OBSERVATION: dict[str, Any] = {
@@ -89,22 +88,15 @@ def test_default_extra_dirs_point_at_the_ig_package() -> None:
 
 
 def test_every_r4_example_is_indexed_without_error() -> None:
-    folder = SHARED / "examples-r4"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is absent (shared data beside the project)")
     indexer = get_indexer()
     total = 0
-    for path in sorted(folder.glob("*.json")):
-        total += indexer.extract(json.loads(path.read_text())).count()
+    for name in r4_examples():
+        total += indexer.extract(r4_example(name)).count()
     assert total > 1000
 
 
 def _synthea_sample() -> list[dict[str, Any]]:
-    bundles = sorted((SHARED / "synthea-r4").glob("*.json.gz"))
-    if not bundles:
-        pytest.skip("shared Synthea data is absent")
-    with gzip.open(bundles[0], "rb") as fh:
-        return [e["resource"] for e in json.load(fh)["entry"]]
+    return [e["resource"] for e in load_gz(synthea_bundles()[0])["entry"]]
 
 
 def test_extraction_fits_the_time_budget() -> None:

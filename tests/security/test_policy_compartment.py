@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from fhir_server.security.fhirtime import instant_range, period_covers, to_instant_text
 from fhir_server.security.policy import clinical_instant, patient_ids_of
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "examples-r4"
+from tests.data import r4_example
 
 
 def test_observation_belongs_to_subject_and_performing_patient() -> None:
@@ -69,14 +65,10 @@ def test_contained_resources_count_for_membership() -> None:
     assert patient_ids_of(report) == {"7", "8"}
 
 
-@pytest.mark.skipif(not EXAMPLES.exists(), reason="R4 examples not present")
 def test_membership_of_r4_examples_is_computed_without_errors() -> None:
-    found = {}
-    for name in ("Encounter-f001.json", "AllergyIntolerance-example.json", "Task-example1.json"):
-        path = EXAMPLES / name
-        if path.exists():
-            found[name] = patient_ids_of(json.loads(path.read_text()))
-    assert found and all(ids for ids in found.values())
+    names = ("Encounter-f001.json", "AllergyIntolerance-example.json", "Task-example1.json")
+    found = {name: patient_ids_of(r4_example(name)) for name in names}
+    assert all(ids for ids in found.values()), found
 
 
 def test_clinical_instant_uses_type_specific_dates_then_last_updated() -> None:
