@@ -12,7 +12,6 @@ Figures are resources per second of the whole job (read, filter, write, record).
 from __future__ import annotations
 
 import asyncio
-import gzip
 import os
 import tempfile
 import time
@@ -24,8 +23,8 @@ import httpx
 from fhir_server.api.app import create_app
 from fhir_server.api.routes import bulk
 from fhir_server.config import Settings
+from tests.data import synthea_bundle_bytes
 
-SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea-r4"
 BASE = "http://kzfhir.bench"
 ASYNC = {"Prefer": "respond-async"}
 
@@ -79,7 +78,7 @@ async def _run(tmp: str) -> None:
     settings = Settings(database=Path(tmp) / "bench.sqlite", synchronous_full=False, security_enabled=False)
     app = create_app(settings)
     bulk.ensure_routes(app.app)
-    bundles = [gzip.decompress(p.read_bytes()) for p in sorted(SYNTHEA.glob("*.json.gz"))]
+    bundles = synthea_bundle_bytes()
     async with app.router.lifespan_context(app.app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=BASE, timeout=120
     ) as client:
@@ -98,9 +97,6 @@ async def _run(tmp: str) -> None:
 
 
 def main() -> None:
-    if not SYNTHEA.is_dir():
-        print(f"skipped: {SYNTHEA} is absent")
-        return
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(_run(tmp))
 

@@ -8,7 +8,6 @@ p99 < 20 ms.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import statistics
 import tempfile
@@ -19,8 +18,7 @@ import httpx
 
 from bench import server
 from bench.loadgen import run_load
-
-SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea-r4"
+from tests.data import synthea_bundle_bytes
 
 
 async def _ingest(port: int, bundles: list[bytes], clients: int = 4) -> tuple[int, float, list[str]]:
@@ -59,10 +57,7 @@ def _load(port: int, paths: list[str]) -> object:
 
 
 def main() -> None:
-    if not SYNTHEA.is_dir():
-        print(f"skipped: {SYNTHEA} is absent")
-        return
-    bundles = [gzip.decompress(p.read_bytes()) for p in sorted(SYNTHEA.glob("*.json.gz"))]
+    bundles = synthea_bundle_bytes()
     with tempfile.TemporaryDirectory() as tmp:
         port = server.free_port()
         proc = server.start(["-m", "fhir_server.cli", "serve", "--open", "--port", str(port), "--database",

@@ -8,7 +8,6 @@ Each query is timed end to end below HTTP: parse_search + run_search + building 
 
 from __future__ import annotations
 
-import gzip
 import random
 import re
 import sqlite3
@@ -26,8 +25,8 @@ from fhir_server.jsonio import dumps
 from fhir_server.search import IndexRows, get_indexer, parse_search
 from fhir_server.storage.sqlite.schema import BASE_DDL, connect
 from fhir_server.storage.sqlite.search import INDEX_DDL, run_search, write_index
+from tests.data import synthea_bundle_bytes
 
-SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea-r4"
 UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ROUNDS = 60
 STAMP = "2024-06-01T00:00:00.000000Z"
@@ -51,8 +50,8 @@ def load_synthea() -> list[bytes]:
     """Every resource of the 75 bundles as JSON bytes, references resolved; the Organizations and
     Practitioners that several bundles repeat are kept once (a transaction would update them)."""
     out: dict[tuple[str, str], bytes] = {}
-    for path in sorted(SYNTHEA.glob("*.json.gz")):
-        bundle = orjson.loads(gzip.decompress(path.read_bytes()))
+    for data in synthea_bundle_bytes():
+        bundle = orjson.loads(data)
         entries = bundle.get("entry", [])
         refs = {e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in entries}
         for e in entries:
@@ -163,9 +162,6 @@ def measure(conn: sqlite3.Connection, inp: dict[str, Any]) -> dict[str, tuple[fl
 
 
 def main() -> None:
-    if not SYNTHEA.is_dir():
-        print(f"skipped: {SYNTHEA} is absent")
-        return
     docs = load_synthea()
     inp = pick_inputs(docs)
     started = time.perf_counter()

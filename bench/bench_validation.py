@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 from fhir_server.validation.profile import (
@@ -16,8 +15,8 @@ from fhir_server.validation.profile import (
     validate_profiles,
 )
 from profiles import examples_dir
+from tests.data import r4_examples
 
-_EXAMPLES_R4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "examples-r4"
 _ROUNDS = 20
 
 
@@ -52,12 +51,8 @@ def _kz(registry: ProfileRegistry) -> None:
 
 
 def _core(registry: ProfileRegistry) -> None:
-    if not _EXAMPLES_R4.is_dir():
-        print("R4 core invariants: shared/data/examples-r4 absent, skipped")
-        return
     # Typical resources only: the few multi-megabyte Bundles (Bundle-types) would dominate the run time.
-    paths = [p for p in sorted(_EXAMPLES_R4.glob("*.json")) if p.stat().st_size < 50_000]
-    resources = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    resources = [json.loads(raw) for raw in r4_examples().values() if len(raw) < 50_000]
     for resource in resources:
         validate_core_invariants(resource, registry)
     timings = [_median_ms(lambda r: validate_core_invariants(r, registry), r, 5) for r in resources]

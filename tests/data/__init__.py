@@ -36,6 +36,11 @@ def synthea_bundles() -> list[Path]:
     return paths
 
 
+def synthea_bundle_bytes() -> list[bytes]:
+    """The Synthea transaction Bundles as JSON bytes, ready to POST (the benchmarks' ingest workload)."""
+    return [gzip.decompress(path.read_bytes()) for path in synthea_bundles()]
+
+
 @cache
 def r4_examples() -> Mapping[str, bytes]:
     """The official R4 examples by file name (``Patient-example.json``), each file's bytes as published.
