@@ -22,6 +22,13 @@ class Settings(BaseSettings):
         default=False, description="Conditional delete of several matches (FHIR R4 http.html#3.1.0.7.1)"
     )
     max_conditional_delete: int = 100
+    update_as_create: str = Field(
+        default="directory", pattern="^(directory|all)$",
+        description="PUT to an unused id creates the resource (R4 update as create). Under the access policy, "
+        "directory: only for resources that are not patient data (patient data with a client-chosen id would "
+        "reveal whether the id is taken by data the caller may not see: 405); all: any resource "
+        "(docs/security.md). Open mode always allows it",
+    )
     default_page_size: int = Field(default=50, description="_count when a search or history asks none")
     max_page_size: int = Field(default=1000, description="the largest page a search or history returns")
     validate_on_write: bool = True

@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         get_indexer().warm()  # compile every type's search expressions once, not on first writes
         await services.store.open()
         await publish(services)  # the KZ IG, its terminology and our OperationDefinitions, readable over REST
-        await recover_jobs(services)  # exports cut off by a restart are marked failed, never left hanging
+        await recover_jobs(services.store, settings)  # exports cut off by a restart: marked failed, not hanging
         worker = build_worker(settings, services.store)  # AC-18 deliveries, when a channel is configured
         app.state.outbox_worker = worker
         if worker is not None:
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         finally:
             if worker is not None:
                 await worker.stop()
-            await stop_exports(services)
+            await stop_exports(services.store, settings)
             await services.store.close()
 
     app = FastAPI(title="kzfhir", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,

@@ -1,8 +1,9 @@
-"""Helpers every route uses: services, request context, base URL, rendering a FhirResponse."""
+"""Helpers every route uses: the request every interaction runs in (authenticated caller + access
+session), the base URL, and rendering a FhirResponse."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -10,20 +11,17 @@ from starlette.responses import Response
 from fhir_server.api.negotiation import MEDIA_TYPE, is_pretty
 from fhir_server.errors import FhirError
 from fhir_server.interactions.base import FhirResponse, Prefer, Services
+from fhir_server.interactions.request import FhirRequest, open_request
 from fhir_server.jsonio import dumps, loads
 from fhir_server.security.audit.balp import failed_authentication_event
 from fhir_server.security.auth import AuthError, context_from_request
-from fhir_server.security.context import RequestContext
+from fhir_server.security.auth.request import request_id_header
+from fhir_server.security.context import RequestContext, next_request_id
 
 
 def services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
-
-
-async def context(request: Request) -> RequestContext:
-    """The caller's context from the bearer token (issue 5 §1); 401 (audited) when it is not valid."""
-    return await authenticate(services(request), request.headers, request.client.host if request.client else None)
 
 
 _OPEN_CONTEXTS: dict[str | None, RequestContext] = {}
@@ -42,13 +40,16 @@ def anonymous_context(client_ip: str | None) -> RequestContext:
 
 
 async def authenticate(svc: Services, headers: Mapping[str, str], client_ip: str | None) -> RequestContext:
+    """The caller's context from the bearer token (issue 5 §1); 401 (audited, with the client's
+    X-Request-Id) when it is not valid."""
     if svc.verifier is None:
         return anonymous_context(client_ip)
     try:
         return await context_from_request(headers, client_ip, svc.verifier)
     except AuthError as exc:
-        event = failed_authentication_event(exc.reason, client_ip=client_ip, request_id=RequestContext().request_id)
-        await svc.store.transaction(lambda view: view.audit([event]))
+        request_id = request_id_header(headers) or next_request_id()
+        event = failed_authentication_event(exc.reason, client_ip=client_ip, request_id=request_id)
+        await svc.enforcer.record_durably([event], [])
         raise FhirError("unauthorized", exc.reason, code="login",
                         headers={"WWW-Authenticate": 'Bearer realm="kzfhir"'}) from exc
 
@@ -62,6 +63,24 @@ def base_url(request: Request) -> str:
 
 def prefer(request: Request) -> Prefer:
     return Prefer.parse(request.headers.get("prefer"))
+
+
+async def fhir_request(request: Request) -> FhirRequest:
+    """Authenticate and open the caller's access session: the only way a route reaches an interaction."""
+    svc = services(request)
+    ctx = await authenticate(svc, request.headers, request.client.host if request.client else None)
+    return open_request(svc, ctx, base_url=base_url(request), prefer=prefer(request), pretty=is_pretty(request))
+
+
+async def serve(request: Request, handler: Callable[[FhirRequest], Awaitable[FhirResponse]]) -> Response:
+    """Run one interaction in the caller's request: whatever happens, what the session recorded (the
+    access, a refusal, a probe) is committed before the answer leaves (AC-14)."""
+    req = await fhir_request(request)
+    try:
+        resp = await handler(req)
+    finally:
+        await req.access.flush()
+    return render(request, resp)
 
 
 def render(request: Request, resp: FhirResponse) -> Response:

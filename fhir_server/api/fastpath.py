@@ -19,6 +19,7 @@ from fhir_server.api.negotiation import MEDIA_TYPE, accept_ok
 from fhir_server.errors import FhirError
 from fhir_server.interactions import read
 from fhir_server.interactions.base import Services
+from fhir_server.interactions.request import open_request
 from fhir_server.jsonio import dumps
 from fhir_server.security.auth.request import LowerCaseHeaders
 
@@ -71,9 +72,12 @@ class FastReads:
                 resp = await read.compiled(self.services, headers, client_ip, target[0], target[1])
             if resp is None:
                 ctx = await authenticate(self.services, headers, client_ip)
-                resp = await read.handle(self.services, ctx, target[0], target[1], base_url=base,
-                                         if_none_match=headers.get("if-none-match"),
-                                         if_modified_since=headers.get("if-modified-since"))
+                req = open_request(self.services, ctx, base_url=base)
+                try:
+                    resp = await read.handle(req, target[0], target[1], if_none_match=headers.get("if-none-match"),
+                                             if_modified_since=headers.get("if-modified-since"))
+                finally:
+                    await req.access.flush()
             status, body, extra = resp.status, resp.body, resp.headers
         except FhirError as exc:
             status, body, extra = exc.status, dumps(exc.outcome()), exc.headers

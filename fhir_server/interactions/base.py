@@ -29,7 +29,7 @@ class Services:
     extra_validators: list[Any] = field(default_factory=list)  # write-time validators after the base one
     profiles: Any = None  # validation.on_write.ProfileValidation: $validate and profile checks
     terminology: Any = None  # terminology.TerminologyService
-    enforcer: Any = None  # security.enforcement.Enforcer: policy, facts cache, audit
+    enforcer: Any = None  # security.session.Enforcer: policy, facts cache, audit
     verifier: Any = None  # security.auth.TokenVerifier (None with security off)
     read_gate: Any = None  # security.read_gate.ReadGate: the compiled secured read by id
     # Called inside the write unit after each stored version: hook(view, services, resource, stored).

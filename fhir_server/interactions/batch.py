@@ -2,7 +2,8 @@
 
 Each entry is its own interaction and fails on its own, with an OperationOutcome in its response.
 Entries run concurrently (a batch has no interdependencies, §3.1.0.11.1), so their writes share the
-store's group commits.
+store's group commits; each has a session of its own on the same caller, so what one entry records
+commits with that entry's write (or is lost with its rolled-back unit) and nothing else.
 """
 
 from __future__ import annotations
@@ -11,50 +12,46 @@ import asyncio
 from typing import Any
 
 from fhir_server.errors import FhirError
-from fhir_server.interactions import create, delete, entry_response, patch, update
-from fhir_server.interactions.base import FhirResponse, Prefer, Services
+from fhir_server.interactions import entry_response
 from fhir_server.interactions.bundle_entries import Entry, parse_entry
-from fhir_server.storage.protocols import StoreError
+from fhir_server.interactions.executor import execute
+from fhir_server.interactions.plan import WriteOp, create_op, delete_op, patch_op, update_op
+from fhir_server.interactions.request import FhirRequest
 
 
-async def _write(services: Services, ctx: Any, e: Entry, base_url: str, prefer: Prefer) -> FhirResponse:
+async def write_op(req: FhirRequest, e: Entry) -> WriteOp:
+    """The WriteOp of a POST, PUT, PATCH or DELETE entry (shared with transactions)."""
     rtype = e.resource_type
     if rtype is None or e.operation is not None:
-        raise FhirError("not_implemented", f"{e.method} {e.url} is not supported in a batch", code="not-supported")
+        raise FhirError("not_implemented", f"entry {e.index}: {e.method} {e.url[:200]} is not supported in a "
+                        "batch or transaction", code="not-supported", expression=f"{e.where}.request.url")
     if e.method == "POST":
-        return await create.handle(services, ctx, rtype, e.resource, base_url=base_url, prefer=prefer,
-                                   if_none_exist=e.if_none_exist)
+        return await create_op(req, rtype, e.resource, if_none_exist=e.if_none_exist, full_url=e.full_url,
+                               index=e.index)
     if e.method == "PUT":
-        if e.resource_id is None:
-            return await update.handle_conditional(services, ctx, rtype, e.criteria or "", e.resource,
-                                                   base_url=base_url, prefer=prefer, if_match=e.if_match)
-        return await update.handle(services, ctx, rtype, e.resource_id, e.resource, base_url=base_url,
-                                   prefer=prefer, if_match=e.if_match)
-    if e.method == "PATCH" and e.resource_id is not None:
-        return await patch.handle(services, ctx, rtype, e.resource_id, e.patch, base_url=base_url, prefer=prefer,
-                                  if_match=e.if_match)
-    if e.method == "DELETE":
-        if e.resource_id is None:
-            return await delete.handle_conditional(services, ctx, rtype, e.criteria or "")
-        return await delete.handle(services, ctx, rtype, e.resource_id)
-    raise FhirError("invalid", f"{e.method} {e.url} needs an id", code="required")
+        return await update_op(req, rtype, e.resource_id, e.resource, criteria=e.criteria, if_match=e.if_match,
+                               full_url=e.full_url, index=e.index)
+    if e.method == "PATCH":
+        return await patch_op(req, rtype, e.resource_id, e.patch, criteria=e.criteria, if_match=e.if_match,
+                              full_url=e.full_url, index=e.index)
+    return await delete_op(req, rtype, e.resource_id, criteria=e.criteria, index=e.index)
 
 
-async def _one(services: Services, ctx: Any, index: int, raw: Any, base_url: str, prefer: Prefer) -> dict[str, Any]:
+async def _one(req: FhirRequest, index: int, raw: Any) -> dict[str, Any]:
+    own = req.fork()
     try:
-        e = parse_entry(services, index, raw, base_url)
+        e = parse_entry(own.services, index, raw, own.base_url)
         if e.method in ("GET", "HEAD"):
-            return await entry_response.run_get(services, ctx, e, base_url)
-        resp = await _write(services, ctx, e, base_url, prefer)
-        return entry_response.for_response(resp, prefer, base_url)
+            return await entry_response.run_get(own, e)
+        op = await write_op(own, e)
+        await execute(own, [op], transaction=False)
+        return entry_response.for_write(op, own.prefer, own.base_url)
     except FhirError as exc:
         return entry_response.for_error(exc)
-    except StoreError as exc:
-        return entry_response.for_error(FhirError(exc.category, exc.message))
+    finally:
+        await own.access.flush()
 
 
-async def handle(services: Services, ctx: Any, bundle: dict[str, Any], *, base_url: str,
-                 prefer: Prefer) -> list[dict[str, Any]]:
+async def handle(req: FhirRequest, bundle: dict[str, Any]) -> list[dict[str, Any]]:
     raw_entries = bundle.get("entry", [])
-    return list(await asyncio.gather(*(_one(services, ctx, i, raw, base_url, prefer)
-                                       for i, raw in enumerate(raw_entries))))
+    return list(await asyncio.gather(*(_one(req, i, raw) for i, raw in enumerate(raw_entries))))

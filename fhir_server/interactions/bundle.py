@@ -7,12 +7,12 @@ from typing import Any
 
 from fhir_server.errors import FhirError
 from fhir_server.interactions import batch, transaction
-from fhir_server.interactions.base import FhirResponse, Prefer, Services
+from fhir_server.interactions.base import FhirResponse
+from fhir_server.interactions.request import FhirRequest
 from fhir_server.jsonio import dumps
 
 
-async def handle(services: Services, ctx: Any, body: Any, *, base_url: str, prefer: Prefer,
-                 pretty: bool = False) -> FhirResponse:
+async def handle(req: FhirRequest, body: Any) -> FhirResponse:
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise FhirError("invalid", "POST to the base URL takes a Bundle of type batch or transaction",
                         code="invalid", expression="resourceType")
@@ -24,7 +24,7 @@ async def handle(services: Services, ctx: Any, body: Any, *, base_url: str, pref
     if not isinstance(entries, list):
         raise FhirError("invalid", "Bundle.entry must be an array", code="structure", expression="Bundle.entry")
     run = transaction.handle if kind == "transaction" else batch.handle
-    out_entries = await run(services, ctx, body, base_url=base_url, prefer=prefer)
+    out_entries = await run(req, body)
     response = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": f"{kind}-response",
                 "entry": out_entries}
-    return FhirResponse(200, dumps(response, pretty=pretty))
+    return FhirResponse(200, dumps(response, pretty=req.pretty))

@@ -45,13 +45,15 @@ def _fail(entry_index: int, message: str, code: str = "invalid", category: str =
 
 
 def _split_url(url: str, base_url: str) -> tuple[str, str | None]:
-    if url.startswith(base_url + "/"):
-        url = url[len(base_url) + 1:]
-    elif "://" in url:
-        parts = urlsplit(url)
-        raise FhirError("invalid", f"request.url {url!r} is not on this server ({parts.netloc})", code="invalid")
-    path, _, query = url.lstrip("/").partition("?")
-    return path, (query if _ or query else None)
+    """The path relative to the base and the query. Only the path can name another server: a query may
+    well hold URLs (``identifier=http://...|x``, ``code=http://loinc.org|...``)."""
+    path, sep, query = url.partition("?")
+    if base_url and path.startswith(base_url + "/"):
+        path = path[len(base_url) + 1:]
+    elif "://" in path:
+        raise FhirError("invalid", f"request.url {url[:200]!r} is not on this server ({urlsplit(path).netloc})",
+                        code="invalid")
+    return path.lstrip("/"), (query if sep else None)
 
 
 def _binary_patch(resource: dict[str, Any], index: int) -> Any:
@@ -73,7 +75,10 @@ def parse_entry(services: Services, index: int, raw: Any, base_url: str) -> Entr
     method, url = request.get("method"), request.get("url")
     if method not in METHODS or not isinstance(url, str) or not url:
         raise _fail(index, "entry.request needs a method (GET, HEAD, POST, PUT, PATCH, DELETE) and a url", "required")
-    path, query = _split_url(url, base_url)
+    try:
+        path, query = _split_url(url, base_url)
+    except FhirError as exc:
+        raise _fail(index, exc.message, "invalid") from exc
     segments = [s for s in path.split("/") if s]
     entry = Entry(index, method, url, segments[0] if segments else None, criteria=query,
                   full_url=raw.get("fullUrl"), if_match=request.get("ifMatch"),

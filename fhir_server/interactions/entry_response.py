@@ -1,4 +1,5 @@
-"""Bundle.entry.response values for batch and transaction responses (FHIR R4 bundle.html)."""
+"""Bundle.entry.response values for batch and transaction responses (FHIR R4 bundle.html), and the
+GET/HEAD entries, which run as the same interactions a direct request would (with the same session)."""
 
 from __future__ import annotations
 
@@ -6,25 +7,30 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fhir_server.errors import FhirError, operation_outcome
-from fhir_server.interactions import history, read, vread
-from fhir_server.interactions.base import FhirResponse, Prefer, Services, etag
+from fhir_server.interactions import history, read, search, vread
+from fhir_server.interactions.base import FhirResponse, Prefer, etag
 from fhir_server.interactions.bundle_entries import Entry
+from fhir_server.interactions.plan import WriteOp
+from fhir_server.interactions.request import FhirRequest
 from fhir_server.jsonio import fragment
-from fhir_server.storage.protocols import StoredResource
 
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified", 400: "Bad Request",
            401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
            409: "Conflict", 410: "Gone", 412: "Precondition Failed", 413: "Payload Too Large",
-           415: "Unsupported Media Type", 422: "Unprocessable Entity", 500: "Internal Server Error"}
+           415: "Unsupported Media Type", 422: "Unprocessable Entity", 500: "Internal Server Error",
+           501: "Not Implemented"}
+_STATUS = {"created": 201, "updated": 200, "found": 200, "deleted": 204, "nothing": 204}
 
 
 def status_line(status: int) -> str:
     return f"{status} {REASONS.get(status, '')}".strip()
 
 
-def for_write(status: str, stored: StoredResource | None, prefer: Prefer, base_url: str) -> dict[str, Any]:
-    response: dict[str, Any] = {"status": status}
+def for_write(op: WriteOp, prefer: Prefer, base_url: str) -> dict[str, Any]:
+    """The entry for one executed write."""
+    response: dict[str, Any] = {"status": status_line(_STATUS.get(op.outcome, 200))}
     entry: dict[str, Any] = {}
+    stored = op.deleted[0] if len(op.deleted) == 1 else op.stored
     if stored is not None:
         response["etag"] = etag(stored.version)
         response["lastModified"] = stored.last_updated
@@ -63,35 +69,43 @@ def for_error(exc: FhirError) -> dict[str, Any]:
     return {"response": {"status": status_line(exc.status), "outcome": exc.outcome()}}
 
 
-async def run_get(services: Services, ctx: Any, entry: Entry, base_url: str) -> dict[str, Any]:
-    """GET/HEAD entries: read, vread, history and search."""
+async def run_get(req: FhirRequest, entry: Entry) -> dict[str, Any]:
+    """GET/HEAD entries: read, vread, history, search, compartment search and operations."""
     try:
-        resp = await dispatch_get(services, ctx, entry, base_url)
+        resp = await dispatch_get(req, entry)
     except FhirError as exc:
         return for_error(exc)
-    out = for_response(resp, Prefer(), base_url)
+    out = for_response(resp, Prefer(), req.base_url)
     if entry.method == "HEAD":
         out.pop("resource", None)
     return out
 
 
-async def dispatch_get(services: Services, ctx: Any, entry: Entry, base_url: str) -> FhirResponse:
-    params = dict(parse_qsl(entry.criteria or "", keep_blank_values=True))
+async def dispatch_get(req: FhirRequest, entry: Entry) -> FhirResponse:
+    params = parse_qsl(entry.criteria or "", keep_blank_values=True)
     rtype, rid, op = entry.resource_type, entry.resource_id, entry.operation
     if op == "_history" or (op is None and rid is None and rtype is None and entry.url.startswith("_history")):
-        return await history.handle(services, ctx, rtype, rid, params, base_url=base_url)
+        return await history.handle(req, rtype, rid, dict(params))
     if rtype and rid and entry.version:
-        return await vread.handle(services, ctx, rtype, rid, entry.version, base_url=base_url)
+        return await vread.handle(req, rtype, rid, entry.version)
     if rtype and rid and op is None:
-        return await read.handle(services, ctx, rtype, rid, base_url=base_url, if_none_match=entry.if_none_match,
+        return await read.handle(req, rtype, rid, if_none_match=entry.if_none_match,
                                  if_modified_since=entry.if_modified_since)
-    if op is None or op == "_search":
-        from fhir_server.interactions import search
+    if op is not None and op.startswith("$"):
+        from fhir_server.operations.dispatch import run_operation
 
-        body = await search.handle(services.store, resource_type=rtype,
-                                   params=parse_qsl(entry.criteria or "", keep_blank_values=True),
-                                   base_url=base_url, compartment=None, strict=False)
-        return FhirResponse(200, body)
-    raise FhirError("not_implemented", f"GET {entry.url} is not supported inside a bundle", code="not-supported")
+        level = "instance" if rid else ("type" if rtype else "system")
+        return await run_operation(req, level, op[1:], rtype, rid, "GET", params, None)
+    compartment = None
+    if rtype and rid and op is not None and "/" not in op and req.services.definitions.is_resource_type(op):
+        compartment, rtype = (rtype, rid), op  # [base]/Patient/1/Observation: compartment search
+    elif op not in (None, "_search"):
+        raise FhirError("not_implemented", f"GET {entry.url[:200]} is not supported inside a bundle",
+                        code="not-supported")
+    params = [(k, v) for k, v in params if k not in ("_format", "_pretty")]
+    if rtype == "AuditEvent" and compartment is None and req.access.enabled:
+        from fhir_server.interactions import audit_events
 
-
+        return await audit_events.search(req, params)
+    body = await search.handle(req, resource_type=rtype, params=params, compartment=compartment, strict=False)
+    return FhirResponse(200, body)

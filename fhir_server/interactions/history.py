@@ -10,14 +10,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fhir_server.errors import FhirError
-from fhir_server.interactions.access import Action, AuditTarget, parsed, session
 from fhir_server.interactions.base import FhirResponse, Services, check_id, check_type, etag, http_date
 from fhir_server.interactions.dates import parse_range, stamp
+from fhir_server.interactions.request import FhirRequest
 from fhir_server.jsonio import dumps, fragment
 from fhir_server.search.cursor import seal, unseal
-from fhir_server.security.context import RequestContext
-from fhir_server.security.enforcement import AccessSession
-from fhir_server.security.policy import Decision, Verdict, total_allowed
+from fhir_server.security.audit.balp import AuditTarget
+from fhir_server.security.policy import Action, Decision, Verdict, total_allowed
+from fhir_server.security.session import patients_of
 from fhir_server.storage.protocols import HistoryPage, HistoryQuery, StoredResource
 
 _KNOWN = {"_count", "_since", "_at", "_cursor", "_format", "_pretty"}
@@ -94,41 +94,49 @@ def _bundle(page: HistoryPage, entries: list[StoredResource], base_url: str, pat
     return bundle
 
 
-async def _visible(access: AccessSession, start: Verdict, page: HistoryPage, target: AuditTarget
-                   ) -> list[StoredResource]:
-    """Entries the caller may see (issue 5 §2: history pages go through the policy). A deletion has
-    no content to judge: it is shown only to callers the type-level gate already authorised."""
-    if not access.enabled or start.decision is Decision.AUTHORIZED:
-        return page.entries
-    # a deletion has no content to judge (see above); every other version is judged on its own content
-    judged = [(stored, parsed(stored)) for stored in page.entries if stored.data is not None]
-    return await access.keep_visible(Action.READ, judged, target)
-
-
-async def handle(services: Services, ctx: RequestContext, resource_type: str | None, resource_id: str | None,
-                 params: dict[str, str], *, base_url: str, pretty: bool = False) -> FhirResponse:
+async def handle(req: FhirRequest, resource_type: str | None, resource_id: str | None,
+                 params: dict[str, str]) -> FhirResponse:
+    services = req.services
     if resource_type is not None:
         check_type(services, resource_type)
     level = "instance" if resource_id else ("type" if resource_type else "system")
-    access = session(services, ctx)
     target = AuditTarget(f"history-{level}", resource_type, resource_id)
-    start = await access.start(Action.HISTORY, resource_type, target, instance_level=resource_id is not None)
+    start = await req.access.gate(Action.HISTORY, resource_type, target, instance=resource_id is not None)
     if resource_id is not None:
         check_id(resource_id)
         assert resource_type is not None
-        if await services.store.read(resource_type, resource_id) is None:
-            raise FhirError("not_found", f"{resource_type}/{resource_id} is not known")
+        await _require_visible(req, resource_type, resource_id)
     query = _query(params, services, resource_type, resource_id)
-    page = await services.store.history(query)
-    entries = await _visible(access, start, page, target)
-    if access.enabled and start.decision is Decision.AUTHORIZED and entries:
-        access.record(target, start, set())
-    await access.flush()
+    page, entries = await req.access.history(query, start)
+    _record(req, target, start, entries)
     path = "/".join(p for p in (resource_type, resource_id, "_history") if p)
     headers = {}
     if entries:
         headers["Last-Modified"] = http_date(entries[0].last_updated)
     # Bundle.total only when no per-resource filtering applies: it must not reveal hidden versions
-    with_total = not access.enabled or total_allowed(start)
-    return FhirResponse(200, dumps(_bundle(page, entries, base_url, path, params, with_total), pretty=pretty),
+    with_total = not req.access.enabled or total_allowed(start)
+    return FhirResponse(200, dumps(_bundle(page, entries, req.base_url, path, params, with_total), pretty=req.pretty),
                         headers)
+
+
+async def _require_visible(req: FhirRequest, resource_type: str, resource_id: str) -> None:
+    """Instance history of a resource the caller may not see answers like an unknown id (404); of a
+    deleted one, as long as the caller could see what was deleted."""
+    try:
+        await req.access.read(resource_type, resource_id, action=Action.HISTORY, interaction="history-instance",
+                              record=False)
+    except FhirError as exc:
+        if exc.status != 410:
+            raise
+
+
+def _record(req: FhirRequest, target: AuditTarget, start: Verdict, entries: list[StoredResource]) -> None:
+    if not entries:
+        return
+    if start.decision is Decision.AUTHORIZED or not req.access.enabled:
+        req.access.record(target, start, set())
+        return
+    patients: set[str] = set()
+    for stored in entries:
+        patients |= patients_of(stored) if stored.data is not None else set()
+    req.access.record(target, Verdict(Decision.AUTHORIZED, "history entries the caller may see"), patients)

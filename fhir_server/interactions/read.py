@@ -6,18 +6,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from fhir_server.errors import FhirError
 from fhir_server.interactions import audit_events
-from fhir_server.interactions.access import Action, AuditTarget, see_stored, session
-from fhir_server.interactions.base import (
-    FhirResponse,
-    Services,
-    check_id,
-    check_type,
-    parse_etag,
-    version_headers,
-)
-from fhir_server.security.context import RequestContext
+from fhir_server.interactions.base import FhirResponse, Services, check_id, check_type, parse_etag, version_headers
+from fhir_server.interactions.request import FhirRequest
+from fhir_server.security.audit.balp import AuditTarget
+from fhir_server.security.policy import Action
 from fhir_server.security.read_gate import ReadGate, request_id_of
 from fhir_server.storage.protocols import StoredResource
 
@@ -33,29 +26,17 @@ def _not_modified_since(stored: StoredResource, if_modified_since: str) -> bool:
     return updated.replace(microsecond=0) <= since
 
 
-async def handle(services: Services, ctx: RequestContext, resource_type: str, resource_id: str, *,
-                 base_url: str, if_none_match: str | None = None,
+async def handle(req: FhirRequest, resource_type: str, resource_id: str, *, if_none_match: str | None = None,
                  if_modified_since: str | None = None) -> FhirResponse:
-    check_type(services, resource_type)
+    check_type(req.services, resource_type)
     check_id(resource_id)
     if resource_type == "AuditEvent":
-        from_chain = await audit_events.read(services, ctx, resource_id)
+        from_chain = await audit_events.read(req, resource_id)
         if from_chain is not None:
             return from_chain
-    access = session(services, ctx)
-    if access.enabled:
-        await access.start(Action.READ, resource_type, AuditTarget("read", resource_type, resource_id),
-                           instance_level=True)
-    stored = await services.store.read(resource_type, resource_id)
-    if stored is None:
-        raise FhirError("not_found", f"{resource_type}/{resource_id} is not known")
-    headers = version_headers(stored, base_url, location=False)
-    if stored.deleted:
-        raise FhirError("gone", f"{resource_type}/{resource_id} was deleted", headers=headers)
-    if access.enabled:
-        verdict, ids = await see_stored(access, Action.READ, stored, "read")
-        access.record(AuditTarget("read", resource_type, resource_id, str(stored.version)), verdict, ids)
-        await access.flush()
+    await req.access.gate(Action.READ, resource_type, AuditTarget("read", resource_type, resource_id), instance=True)
+    stored = await req.access.read(resource_type, resource_id)
+    headers = version_headers(stored, req.base_url, location=False)
     if if_none_match is not None and parse_etag(if_none_match, "If-None-Match") == stored.version:
         return FhirResponse(304, None, headers, stored)
     if if_modified_since is not None and _not_modified_since(stored, if_modified_since):

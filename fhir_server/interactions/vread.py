@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 from fhir_server.errors import FhirError
-from fhir_server.interactions.access import Action, AuditTarget, see_stored, session
-from fhir_server.interactions.base import FhirResponse, Services, check_id, check_type, version_headers
-from fhir_server.security.context import RequestContext
+from fhir_server.interactions.base import FhirResponse, check_id, check_type, version_headers
+from fhir_server.interactions.request import FhirRequest
+from fhir_server.security.audit.balp import AuditTarget
+from fhir_server.security.policy import Action
+
+#: Versions are positive integers the server assigned (ASCII digits; no larger than SQLite's integers).
+MAX_VERSION = 2**63 - 1
 
 
-async def handle(services: Services, ctx: RequestContext, resource_type: str, resource_id: str, version: str,
-                 *, base_url: str) -> FhirResponse:
-    check_type(services, resource_type)
-    check_id(resource_id)
-    access = session(services, ctx)
-    if access.enabled:
-        await access.start(Action.VREAD, resource_type, AuditTarget("vread", resource_type, resource_id, version),
-                           instance_level=True)
-    if not version.isdigit():
+def parse_version(version: str, resource_type: str, resource_id: str) -> int:
+    """The version number of a vread URL; an id that cannot be a version is simply not one (404)."""
+    if not (version.isascii() and version.isdigit()) or int(version) > MAX_VERSION or int(version) < 1:
         raise FhirError("not_found", f"{resource_type}/{resource_id} has no version {version[:40]!r}")
-    stored = await services.store.vread(resource_type, resource_id, int(version))
-    if stored is None:
-        raise FhirError("not_found", f"{resource_type}/{resource_id} has no version {version}")
-    headers = version_headers(stored, base_url, location=False)
-    if stored.deleted:
-        raise FhirError("gone", f"version {version} of {resource_type}/{resource_id} is a deletion",
-                        headers=headers)
-    if access.enabled:
-        verdict, ids = await see_stored(access, Action.VREAD, stored, "vread")
-        access.record(AuditTarget("vread", resource_type, resource_id, version), verdict, ids)
-        await access.flush()
-    return FhirResponse(200, stored.data, headers, stored)
+    return int(version)
+
+
+async def handle(req: FhirRequest, resource_type: str, resource_id: str, version: str) -> FhirResponse:
+    check_type(req.services, resource_type)
+    check_id(resource_id)
+    await req.access.gate(Action.VREAD, resource_type, AuditTarget("vread", resource_type, resource_id, version),
+                          instance=True)
+    stored = await req.access.vread(resource_type, resource_id, parse_version(version, resource_type, resource_id))
+    return FhirResponse(200, stored.data, version_headers(stored, req.base_url, location=False), stored)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fhir_server.errors import FhirError
 from fhir_server.interactions.base import Services, with_meta
 from fhir_server.jsonio import dumps
+from fhir_server.search.compartments import patient_compartment, patients_text, with_patients
 from fhir_server.storage.protocols import StoredResource, TxView
 from fhir_server.validation.issues import Issue
 from fhir_server.validation.on_write import merge
@@ -40,21 +40,22 @@ def validate(services: Services, resource: dict[str, Any], *, mode: str = "creat
     return issues
 
 
-async def validate_off_loop(services: Services, resource: dict[str, Any], *, mode: str = "create") -> list[Issue]:
-    """``validate``, moved to a worker thread for signed Bundles: verifying an EDS signature may wait on
-    an OCSP responder or an external GOST verifier, and must not stall every other request meanwhile."""
-    if resource.get("resourceType") == "Bundle" and "signature" in resource:
-        return await asyncio.to_thread(validate, services, resource, mode=mode)
-    return validate(services, resource, mode=mode)
-
-
-def store_version(view: TxView, services: Services, resource: dict[str, Any], resource_type: str,
-                  resource_id: str, version: int, method: str) -> StoredResource:
-    """Stamp id/meta, extract search index rows and store the version (inside a write unit)."""
+def stamp(view: TxView, services: Services, resource: dict[str, Any], resource_type: str, resource_id: str,
+          version: int) -> tuple[dict[str, Any], Any]:
+    """The version as stored (id and meta set by the server) and its search index rows."""
     full = with_meta(resource, resource_type, resource_id, version, view.timestamp)
-    index = services.indexer.extract(full) if services.indexer is not None else None
+    return full, services.indexer.extract(full) if services.indexer is not None else None
+
+
+def put_version(view: TxView, services: Services, full: dict[str, Any], rows: Any, patients: set[str],
+                method: str) -> StoredResource:
+    """Store a stamped version with its index rows and its patients (one compartment computation:
+    search/compartments.py), then run the write and change hooks inside the same unit."""
+    resource_type, resource_id, version = full["resourceType"], full["id"], int(full["meta"]["versionId"])
+    if rows is not None:
+        rows = with_patients(rows, patients)
     previous = view.current(resource_type, resource_id) if services.change_hooks and version > 1 else None
-    stored = view.put(resource_type, resource_id, version, dumps(full), index, method)
+    stored = view.put(resource_type, resource_id, version, dumps(full), rows, method, patients_text(patients))
     if services.enforcer is not None:
         services.enforcer.facts_changed(resource_type, view)
     for hook in services.write_hooks:
@@ -63,6 +64,14 @@ def store_version(view: TxView, services: Services, resource: dict[str, Any], re
         change(view, services, previous.data if previous is not None and not previous.deleted else None, full,
                stored)
     return stored
+
+
+def store_version(view: TxView, services: Services, resource: dict[str, Any], resource_type: str,
+                  resource_id: str, version: int, method: str) -> StoredResource:
+    """Stamp and store one version whose patients follow from its own content and what it references
+    (for resources the server writes itself inside a unit: Provenance of a signed record, alerts)."""
+    full, rows = stamp(view, services, resource, resource_type, resource_id, version)
+    return put_version(view, services, full, rows, patient_compartment(full, rows, view.patients), method)
 
 
 def parse_criteria(services: Services, resource_type: str, criteria: str) -> Any:

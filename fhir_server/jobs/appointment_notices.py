@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from fhir_server.interactions.base import Services
-from fhir_server.security.enforcement import NOTIFY_TOPIC
+from fhir_server.security.session import NOTIFY_TOPIC
 from fhir_server.storage.protocols import StoredResource, TxView
 
 CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"

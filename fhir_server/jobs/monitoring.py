@@ -27,7 +27,7 @@ import orjson
 from fhir_server.interactions.base import Services
 from fhir_server.interactions.write import store_version
 from fhir_server.search.in_unit import find_in_unit
-from fhir_server.security.enforcement import URGENT_TOPIC
+from fhir_server.security.session import URGENT_TOPIC
 from fhir_server.storage.protocols import StoredResource, TxView
 
 _LIVE = ("final", "amended", "corrected", "preliminary")

@@ -108,7 +108,7 @@ async def access_log_operation(call: OperationCall) -> FhirResponse:
     cursor = int_param(call, "_cursor", None, low=1, high=2**62)
     window = window_of(call.params())
     gate = await open_patient_operation(call)
-    events, next_seq = await scan(call.services.store, f"Patient/{gate.patient_id}", window, count, cursor,
+    events, next_seq = await scan(call.access.records, f"Patient/{gate.patient_id}", window, count, cursor,
                                   _flag(call, "deliveries"))
     await gate.done()
     next_cursor = str(next_seq) if next_seq is not None else None

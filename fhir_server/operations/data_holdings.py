@@ -21,6 +21,9 @@ from fhir_server.jobs.delivery_audit import is_delivery
 from fhir_server.operations.access_log_view import assumed_purpose
 from fhir_server.search import parse_search
 from fhir_server.security.audit import access_log_entry
+from fhir_server.security.audit.balp import AuditTarget
+from fhir_server.security.policy import Verdict
+from fhir_server.security.session import AccessSession
 from fhir_server.storage.protocols import Store
 
 PAGE = "1000"
@@ -56,13 +59,17 @@ class Trail:
     purposes: Counter[str] = field(default_factory=Counter)
 
 
-async def _matches(store: Store, resource_type: str | None, params: list[tuple[str, str]],
+async def _matches(access: AccessSession, start: Verdict, resource_type: str | None, params: list[tuple[str, str]],
                    compartment: tuple[str, str] | None) -> list[dict[str, Any]]:
+    """Every resource of a search the caller may see (all of them for the oversight role the gate
+    authorised by name), page by page through the session."""
     found: list[dict[str, Any]] = []
     cursor: str | None = None
+    target = AuditTarget("operation", resource_type, query="$data-report")
     while True:
         page = params + [("_count", PAGE)] + ([("_cursor", cursor)] if cursor else [])
-        result = await store.search(parse_search(resource_type, page, strict=True, compartment=compartment))
+        result = await access.search(parse_search(resource_type, page, strict=True, compartment=compartment),
+                                     target, start)
         found += [orjson.loads(m.data) for m in result.matches if m.mode == "match"]
         cursor = result.next_cursor
         if not cursor:
@@ -77,10 +84,10 @@ def _provision_purposes(provision: dict[str, Any]) -> list[tuple[str, str]]:
     return own
 
 
-async def holdings(store: Store, patient_id: str) -> Holdings:
+async def holdings(access: AccessSession, start: Verdict, patient_id: str) -> Holdings:
     held = Holdings()
-    resources = await _matches(store, None, [], ("Patient", patient_id))
-    resources += await _matches(store, "Task", [("patient", f"Patient/{patient_id}")], None)
+    resources = await _matches(access, start, None, [], ("Patient", patient_id))
+    resources += await _matches(access, start, "Task", [("patient", f"Patient/{patient_id}")], None)
     for resource in resources:
         meta = resource.get("meta") or {}
         held.types.setdefault(str(resource.get("resourceType")), TypeHeld()).add(meta.get("lastUpdated"))

@@ -133,8 +133,8 @@ async def data_report_operation(call: OperationCall) -> FhirResponse:
     reject_unknown(call, frozenset())
     # Admins run it to answer an AC-15/AC-16 information request (policy operation "data-report").
     gate = await open_patient_operation(call, require_patient=True)
-    held = await holdings(call.services.store, gate.patient_id)
-    used = await trail(call.services.store, gate.patient_id, AUDIT_LIMIT)
+    held = await holdings(call.access, call.start, gate.patient_id)
+    used = await trail(call.access.records, gate.patient_id, AUDIT_LIMIT)
     await gate.done()
     body = report(gate.patient_id, held, used, statement())
     return FhirResponse(200, dumps(body, pretty=call.pretty))

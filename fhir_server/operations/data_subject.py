@@ -11,25 +11,24 @@ every call is audited, and the patient is notified of requests filed or answered
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 from fhir_server.errors import FhirError
-from fhir_server.interactions.access import Action, AuditTarget, parsed, session
-from fhir_server.interactions.base import FhirResponse, Prefer, Services, representation
-from fhir_server.interactions.write import store_version, validate
+from fhir_server.interactions.base import FhirResponse, Prefer, representation
+from fhir_server.interactions.executor import execute
+from fhir_server.interactions.plan import create_op, update_op
 from fhir_server.jsonio import dumps, reload
 from fhir_server.operations import dsr_tasks as dsr
 from fhir_server.operations.patient_ops import open_patient_operation, page_bundle, query_text, reject_unknown
 from fhir_server.operations.registry import OperationCall, operation
 from fhir_server.search import parse_search
 from fhir_server.search.parse_values import parse_date
-from fhir_server.security.enforcement import AccessSession
+from fhir_server.security.audit.balp import AuditTarget
 from fhir_server.security.policy import Decision, Verdict
 from fhir_server.security.policy.rules import DSR_TASK_SYSTEM
 from fhir_server.security.roles import ADMIN
-from fhir_server.storage.protocols import StoredResource, TxView
+from fhir_server.security.session import AccessSession
 
 REQUEST_INPUTS = frozenset({"kind", "description", "change", "focus", "received", "requester"})
 ANSWER_INPUTS = frozenset({"outcome", "reason", "note", "output"})
@@ -110,20 +109,11 @@ async def data_subject_request(call: OperationCall) -> FhirResponse:
     _post_only(call)
     reject_unknown(call, REQUEST_INPUTS)
     gate = await open_patient_operation(call, require_patient=True)
-    access = gate.access
-    task = _new_request(call, access, gate.patient_id)
-    validate(call.services, task)
-    verdict, ids = await access.check(Action.CREATE, task, AuditTarget("create", "Task"))
-    new_id = str(uuid.uuid4())
-
-    def unit(view: TxView) -> StoredResource:
-        stored = store_version(view, call.services, task, "Task", new_id, 1, "POST")
-        access.record(AuditTarget("create", "Task", new_id, "1"), verdict, ids)
-        access.write_into(view)
-        return stored
-
-    stored = await call.services.store.transaction(unit)
-    return representation(stored, Prefer(), 201, call.base_url, location=True)
+    task = _new_request(call, gate.access, gate.patient_id)
+    op = await create_op(call.req, "Task", task)
+    await execute(call.req, [op], transaction=False)
+    assert op.stored is not None
+    return representation(op.stored, Prefer(), 201, call.base_url, location=True)
 
 
 def _answer_inputs(call: OperationCall) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
@@ -139,15 +129,12 @@ def _answer_inputs(call: OperationCall) -> tuple[str, str | None, str | None, di
     return outcome, reason, _text(call, "note"), _reference(call, "output")
 
 
-async def _open_queue(call: OperationCall, target: AuditTarget, resource_type: str | None
-                      ) -> tuple[AccessSession, Verdict]:
-    """Admins only (the request queue); anyone else gets an audited 403."""
-    access = session(call.services, call.ctx)
-    verdict = await access.start(Action.OPERATION, resource_type, target, operation=call.name,
-                                 instance_level=call.resource_id is not None)
-    if verdict.decision is Decision.PROCEED:
-        await access.deny(target, Verdict.reject(f"${call.name} is for administrators of the request queue"))
-    return access, verdict
+async def _open_queue(call: OperationCall, target: AuditTarget) -> tuple[AccessSession, Verdict]:
+    """Admins only (the request queue): the gate authorises them by operation name; anyone else gets an
+    audited 403 (a rule about the caller, not about data)."""
+    if call.start.decision is Decision.PROCEED:
+        await call.access.deny(target, Verdict.reject(f"${call.name} is for administrators of the request queue"))
+    return call.access, call.start
 
 
 @operation("dsr-answer", levels=("instance",), types=("Task",))
@@ -155,12 +142,9 @@ async def dsr_answer(call: OperationCall) -> FhirResponse:
     _post_only(call)
     reject_unknown(call, ANSWER_INPUTS)
     assert call.resource_id is not None
-    access, _ = await _open_queue(call, AuditTarget("operation", "Task", call.resource_id,
-                                                    query=query_text(call)), "Task")
+    access, _ = await _open_queue(call, AuditTarget("operation", "Task", call.resource_id, query=query_text(call)))
     outcome, reason, note, output = _answer_inputs(call)
-    stored = await call.services.store.read("Task", call.resource_id)
-    if stored is None or stored.deleted:
-        raise FhirError("not_found", f"Task/{call.resource_id} is not known", code="not-found")
+    stored = await access.read("Task", call.resource_id, interaction="operation", record=False)
     task: dict[str, Any] = reload(stored.data or b"{}")
     if not dsr.is_dsr(task):
         raise FhirError("invalid", f"Task/{call.resource_id} is not a data-subject request "
@@ -169,37 +153,22 @@ async def dsr_answer(call: OperationCall) -> FhirResponse:
         raise FhirError("conflict", f"the request is already {task.get('status')}", code="business-rule")
     new = dsr.answered(task, outcome, dsr.CLOCK.now(), reason=reason, note=note, answerer=call.ctx.fhir_user,
                        output=output)
-    validate(call.services, new, mode="update")
-    return await _store_answer(call.services, call, access, stored, new)
+    # the same write path as a PUT with If-Match: a request changed meanwhile is refused (412), not overwritten
+    op = await update_op(call.req, "Task", stored.id, new, if_match=f'W/"{stored.version}"')
+    await execute(call.req, [op], transaction=False)
+    assert op.stored is not None
+    return representation(op.stored, Prefer(), 200, call.base_url, location=False)
 
 
-async def _store_answer(services: Services, call: OperationCall, access: AccessSession,
-                        stored: StoredResource, new: dict[str, Any]) -> FhirResponse:
-    target = AuditTarget("update", "Task", stored.id, str(stored.version))
-    await access.check(Action.UPDATE, parsed(stored), target)
-    verdict, ids = await access.check(Action.UPDATE, new, target)
-
-    def unit(view: TxView) -> StoredResource:
-        current = view.current("Task", stored.id)
-        if current is None or current.version != stored.version:
-            raise FhirError("conflict", "the request changed meanwhile; read it again", code="conflict")
-        saved = store_version(view, services, new, "Task", stored.id, stored.version + 1, "PUT")
-        access.record(AuditTarget("update", "Task", stored.id, str(saved.version)), verdict, ids)
-        access.write_into(view)
-        return saved
-
-    saved = await services.store.transaction(unit)
-    return representation(saved, Prefer(), 200, call.base_url, location=False)
-
-
-async def open_requests(services: Services) -> list[dict[str, Any]]:
-    """Every data-subject request that is not answered yet (paged through the search layer)."""
+async def open_requests(access: AccessSession, start: Verdict) -> list[dict[str, Any]]:
+    """Every data-subject request that is not answered yet, through the session (paged)."""
     params = [("code", f"{DSR_TASK_SYSTEM}|"), ("status", ",".join(dsr.OPEN_STATUSES)), ("_count", "500")]
     found: list[dict[str, Any]] = []
     cursor: str | None = None
+    target = AuditTarget("operation", "Task", query="$dsr-overdue")
     while True:
         query = parse_search("Task", params + ([("_cursor", cursor)] if cursor else []), strict=True)
-        result = await services.store.search(query)
+        result = await access.search(query, target, start)
         found += [reload(m.data) for m in result.matches if m.mode == "match"]
         cursor = result.next_cursor
         if not cursor:
@@ -210,14 +179,13 @@ async def open_requests(services: Services) -> list[dict[str, Any]]:
 async def dsr_overdue(call: OperationCall) -> FhirResponse:
     reject_unknown(call, frozenset())
     target = AuditTarget("operation", query=query_text(call))
-    access, verdict = await _open_queue(call, target, None)
+    access, verdict = await _open_queue(call, target)
     now = dsr.CLOCK.now()
-    overdue = sorted((t for t in await open_requests(call.services) if dsr.is_overdue(t, now)),
+    overdue = sorted((t for t in await open_requests(access, verdict) if dsr.is_overdue(t, now)),
                      key=lambda t: dsr.due_high(t) or 0)
     patients = {str(t["for"]["reference"]).split("/", 1)[1] for t in overdue
                 if str((t.get("for") or {}).get("reference", "")).startswith("Patient/")}
     access.record(target, verdict, patients)
-    await access.flush()
     base = call.base_url.rstrip("/")
     entries = [{"fullUrl": f"{base}/Task/{t['id']}", "resource": t, "search": {"mode": "match"}}
                for t in overdue]

@@ -24,8 +24,8 @@ import orjson
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fhir_server.errors import FhirError
-from fhir_server.interactions.access import session
 from fhir_server.interactions.base import FhirResponse, Services
+from fhir_server.interactions.request import FhirRequest
 from fhir_server.jsonio import dumps
 from fhir_server.operations.export_deid import configured_secret
 from fhir_server.operations.export_files import file_path, remove_files
@@ -47,11 +47,11 @@ from fhir_server.operations.export_params import GROUP, PATIENT, SYSTEM, ExportR
 from fhir_server.operations.export_runner import Progress, audit_target, run_export
 from fhir_server.operations.registry import OperationCall, operation
 from fhir_server.security.audit.balp import AuditTarget
-from fhir_server.security.context import RequestContext
-from fhir_server.security.enforcement import AccessSession
 from fhir_server.security.fhirtime import utc_now
 from fhir_server.security.policy import Action, Decision, Verdict, break_glass_active
 from fhir_server.security.refs import ref_id, ref_type, relative_ref
+from fhir_server.security.session import AccessSession
+from fhir_server.storage.protocols import Store
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class ExportSettings(BaseSettings):
 class _Running:
     task: asyncio.Task[None]
     progress: Progress
-    store: Any
+    records: Any  # the store the job's records are in (its server's)
 
 
 # Jobs running in this process. The loop keeps only weak references to tasks: this dict keeps them alive.
@@ -84,17 +84,17 @@ async def export_operation(call: OperationCall) -> FhirResponse:
     spec = parse_request(level, call.resource_id, call.params(), Prefer.parse(call.extra.get("prefer")),
                          call.services.definitions.is_resource_type)
     request_url = _request_url(call)
-    access = session(call.services, call.ctx)
+    access = call.access
     await _gate(access, spec, AuditTarget("operation", call.resource_type, call.resource_id, query=request_url))
     secret = configured_secret(call.services.settings) if spec.deidentify else None
-    patients = await _patients(call.services.store, spec)
+    patients = await _patients(access, spec)
     settings = ExportSettings()
     if sum(1 for r in _RUNNING.values() if not r.task.done()) >= settings.max_running_jobs:
         raise FhirError("too_many_requests", "too many bulk exports are running; try again later",
                         headers={"Retry-After": "60"})
     job = ExportJob(uuid.uuid4().hex, owner_of(call.ctx), request_url, spec, patients=patients)
-    await create_job(call.services.store, job)
-    _launch(call.services, call.ctx, job, secret, settings.max_lines_per_file)
+    await create_job(access.records, job)
+    _launch(call.services, call.req.fork().access, job, secret, settings.max_lines_per_file)
     status_url = f"{call.base_url.rstrip('/')}/$export-status/{job.id}"
     return FhirResponse(202, dumps(outcome("information", "informational", f"export started; poll {status_url}")),
                         {"Content-Location": status_url})
@@ -117,18 +117,18 @@ async def _gate(access: AccessSession, spec: ExportRequest, target: AuditTarget)
     default: str | None = None if spec.level == SYSTEM else "Patient"
     gated = [*(spec.types or (default,)), *(("Group",) if spec.level == GROUP else ())]
     for resource_type in gated:
-        await access.start(Action.EXPORT, resource_type, target)
+        await access.gate(Action.EXPORT, resource_type, target)
 
 
-async def _patients(store: Any, spec: ExportRequest) -> tuple[str, ...] | None:
-    """The explicit patient list: ``patient`` parameters, or the Group's members (intersected)."""
+async def _patients(access: AccessSession, spec: ExportRequest) -> tuple[str, ...] | None:
+    """The explicit patient list: ``patient`` parameters, or the members of a Group the caller may
+    see (intersected); a hidden Group is unknown (404)."""
     if spec.level != GROUP:
         return spec.patients
     assert spec.group_id is not None
-    stored = await store.read("Group", spec.group_id)
-    if stored is None or stored.deleted or stored.data is None:
-        raise FhirError("not_found", f"Group/{spec.group_id} is not known", code="not-found")
-    members = group_members(orjson.loads(stored.data))
+    # the Group is its members' data (R4 patient compartment): a Group the caller may not see is unknown
+    stored = await access.read("Group", spec.group_id, interaction="operation", record=False)
+    members = group_members(orjson.loads(stored.data or b"{}"))
     if spec.patients is not None:
         wanted = set(spec.patients)
         members = tuple(m for m in members if m in wanted)
@@ -151,12 +151,14 @@ def job_directory(services: Services, job_id: str) -> Path:
     return jobs_root(services.settings.database) / job_id
 
 
-def _launch(services: Services, ctx: RequestContext, job: ExportJob, secret: bytes | None, max_lines: int) -> None:
+def _launch(services: Services, access: AccessSession, job: ExportJob, secret: bytes | None, max_lines: int) -> None:
+    """Start the job's task with a session of its own for the caller (the request's session is flushed
+    when the kick-off is answered; the export's records commit when it completes)."""
     progress = Progress()
-    work = run_export(services, ctx, job, progress, directory=job_directory(services, job.id), max_lines=max_lines,
+    work = run_export(access, job, progress, directory=job_directory(services, job.id), max_lines=max_lines,
                       secret=secret)
     task = asyncio.get_running_loop().create_task(work, name=f"kzfhir-export-{job.id}")
-    _RUNNING[job.id] = _Running(task, progress, services.store)
+    _RUNNING[job.id] = _Running(task, progress, access.records)
     task.add_done_callback(partial(_finished, job.id))
 
 
@@ -168,87 +170,85 @@ def _finished(job_id: str, task: asyncio.Task[None]) -> None:
         log.error("bulk export %s stopped without recording its outcome: %r", job_id, task.exception())
 
 
-async def _owned(services: Services, ctx: RequestContext, job_id: str, what: str) -> ExportJob:
-    job = await load_job(services.store, job_id)
+async def _owned(req: FhirRequest, job_id: str, what: str) -> ExportJob:
+    """The job, for the client that started it only (a rule about the caller: 403, audited)."""
+    job = await load_job(req.access.records, job_id)
     if job is None:
         raise FhirError("not_found", f"there is no bulk export job {job_id[:64]!r}", code="not-found")
-    if job.owner != owner_of(ctx):
-        access = session(services, ctx)
-        if access.enabled:
-            await access.deny(AuditTarget("operation", query=what), Verdict.reject(_OWNER_ONLY))
+    if job.owner != owner_of(req.ctx):
+        if req.access.enabled:
+            await req.access.deny(AuditTarget("operation", query=what), Verdict.reject(_OWNER_ONLY))
         raise FhirError("forbidden", _OWNER_ONLY, code="forbidden")
     return job
 
 
-async def _fail(services: Services, job: ExportJob, reason: str) -> ExportJob:
+async def _fail(store: Store, settings: Any, job: ExportJob, reason: str) -> ExportJob:
     job.status, job.failure = FAILED, reason
-    remove_files(job_directory(services, job.id))
-    await save_job(services.store, job)
+    remove_files(jobs_root(settings.database) / job.id)
+    await save_job(store, job)
     return job
 
 
-async def export_status(services: Services, ctx: RequestContext, job_id: str, base_url: str) -> FhirResponse:
+async def export_status(req: FhirRequest, job_id: str) -> FhirResponse:
     """202 + ``X-Progress`` while running, 200 + manifest when complete, 500 + OperationOutcome when failed."""
-    job = await _owned(services, ctx, job_id, f"$export-status/{job_id}")
+    job = await _owned(req, job_id, f"$export-status/{job_id}")
     if job.status == IN_PROGRESS:
         running = _RUNNING.get(job_id)
         if running is not None:
             return FhirResponse(202, None, {"X-Progress": running.progress.header(), "Retry-After": "2"})
         # Not running in this process (the one process serving this database): it was interrupted.
-        job = await _fail(services, job, "the export stopped before it completed; start a new export")
+        job = await _fail(req.access.records, req.settings, job,
+                          "the export stopped before it completed; start a new export")
     if job.status == FAILED:
         return FhirResponse(500, dumps(outcome("error", "exception", job.failure or "the export failed")))
-    secured = services.enforcer is not None and services.enforcer.enabled
-    body = manifest(job, base_url, requires_token=secured)
+    body = manifest(job, req.base_url, requires_token=req.access.enabled)
     return FhirResponse(200, dumps(body), {"Content-Type": "application/json"})
 
 
-async def cancel_export(services: Services, ctx: RequestContext, job_id: str) -> FhirResponse:
+async def cancel_export(req: FhirRequest, job_id: str) -> FhirResponse:
     """IG v2 "Delete a Bulk Data Request": stop the job, forget it and remove its files (202)."""
-    job = await _owned(services, ctx, job_id, f"DELETE $export-status/{job_id}")
+    job = await _owned(req, job_id, f"DELETE $export-status/{job_id}")
     running = _RUNNING.pop(job.id, None)
     if running is not None:
         running.task.cancel()
         await asyncio.gather(running.task, return_exceptions=True)
-    await forget_job(services.store, job.id)
-    remove_files(job_directory(services, job.id))
+    await forget_job(req.access.records, job.id)
+    remove_files(job_directory(req.services, job.id))
     return FhirResponse(202, dumps(outcome("information", "informational", f"bulk export {job.id} deleted")))
 
 
-async def export_file(services: Services, ctx: RequestContext, job_id: str, name: str) -> Path:
+async def export_file(req: FhirRequest, job_id: str, name: str) -> Path:
     """The path of one file of a completed job's manifest; each download is audited (AC-14)."""
-    job = await _owned(services, ctx, job_id, f"$export-file/{job_id}/{name}")
-    path = file_path(job_directory(services, job.id), name) if job.status == COMPLETED and job.file(name) else None
+    job = await _owned(req, job_id, f"$export-file/{job_id}/{name}")
+    path = file_path(job_directory(req.services, job.id), name) if job.status == COMPLETED and job.file(name) else None
     if path is None:
         raise FhirError("not_found", f"bulk export {job.id} has no file {name[:80]!r}", code="not-found")
-    access = session(services, ctx)
     target = AuditTarget("operation", query=f"{audit_target(job).query} -> {name}")
-    access.record(target, Verdict(Decision.AUTHORIZED, "download by the client that started the export"), set())
-    await access.flush()
+    req.access.record(target, Verdict(Decision.AUTHORIZED, "download by the client that started the export"), set())
     return path
 
 
-async def recover_jobs(services: Services) -> int:
+async def recover_jobs(store: Store, settings: Any) -> int:
     """At start-up: jobs left ``in-progress`` by a stopped server are marked failed with a reason
     (their partial files removed), so a client polling them learns it instead of waiting forever."""
     count = 0
-    for job_id, data in await services.store.list_jobs(KIND, IN_PROGRESS):
+    for job_id, data in await store.list_jobs(KIND, IN_PROGRESS):
         if job_id in _RUNNING:
             continue
-        await _fail(services, ExportJob.from_bytes(job_id, data),
+        await _fail(store, settings, ExportJob.from_bytes(job_id, data),
                     "the server restarted while this export was running; start a new export")
         count += 1
     return count
 
 
-async def stop_exports(services: Services) -> int:
+async def stop_exports(store: Store, settings: Any) -> int:
     """At shutdown (before the store closes): cancel this store's running jobs and mark them failed."""
-    stopping = [(job_id, r) for job_id, r in list(_RUNNING.items()) if r.store is services.store]
+    stopping = [(job_id, r) for job_id, r in list(_RUNNING.items()) if r.records is store]
     for job_id, running in stopping:
         _RUNNING.pop(job_id, None)
         running.task.cancel()
         await asyncio.gather(running.task, return_exceptions=True)
-        job = await load_job(services.store, job_id)
+        job = await load_job(store, job_id)
         if job is not None and job.status == IN_PROGRESS:
-            await _fail(services, job, "the server shut down while this export was running; start a new export")
+            await _fail(store, settings, job, "the server shut down while this export was running; start a new export")
     return len(stopping)

@@ -19,18 +19,14 @@ from typing import Any
 import orjson
 
 from fhir_server import jsonio
-from fhir_server.interactions.access import session
-from fhir_server.interactions.base import Services
 from fhir_server.operations.export_deid import deidentified_lines, job_secret
 from fhir_server.operations.export_files import NdjsonFiles, remove_files
 from fhir_server.operations.export_jobs import COMPLETED, FAILED, KIND, ExportJob, save_job
 from fhir_server.operations.export_select import Page, pages
 from fhir_server.security.audit.balp import AuditTarget
-from fhir_server.security.context import RequestContext
 from fhir_server.security.deidentify import Deidentifier
-from fhir_server.security.enforcement import AccessSession
-from fhir_server.security.policy import Action, Verdict
-from fhir_server.storage.protocols import TxView
+from fhir_server.security.policy import Verdict
+from fhir_server.security.session import AccessSession
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +58,16 @@ def audit_target(job: ExportJob) -> AuditTarget:
     return AuditTarget("operation", resource_type, job.spec.group_id, query=job.request_url)
 
 
-async def run_export(services: Services, ctx: RequestContext, job: ExportJob, progress: Progress, *,
+async def run_export(access: AccessSession, job: ExportJob, progress: Progress, *,
                      directory: Path, max_lines: int, secret: bytes | None) -> None:
-    """Run the job to completion (or failure, recorded in the job document). Cancellation is the
-    caller's to record: this only closes the files and lets ``CancelledError`` through."""
+    """Run the job to completion (or failure, recorded in the job document) with the access session of
+    the client that started it. Cancellation is the caller's to record: this only closes the files and
+    lets ``CancelledError`` through."""
     files = NdjsonFiles(directory, max_lines)
     deidentifier = Deidentifier(job_secret(secret, job.id)) if secret is not None else None
-    run = _Run(job, session(services, ctx), files, progress, deidentifier)
+    run = _Run(job, access, files, progress, deidentifier)
     try:
-        async for page in pages(services.store, job):
+        async for page in pages(access, job):
             await _emit(run, page)
     except asyncio.CancelledError:
         files.close()
@@ -80,22 +77,19 @@ async def run_export(services: Services, ctx: RequestContext, job: ExportJob, pr
         files.close()
         remove_files(directory)
         job.status, job.failure = FAILED, f"the export failed: {type(exc).__name__}: {exc}"[:500]
-        await save_job(services.store, job)
+        await save_job(access.records, job)
         return
-    await _complete(services, run)
+    await _complete(run)
 
 
 async def _emit(run: _Run, page: Page) -> None:
+    visible, withheld = page
+    run.progress.withheld += withheld
     kept: list[tuple[str, bytes]] = []
-    for match, parsed in page:
+    for match, judged in visible:
         if run.access.enabled:
-            resource = parsed if parsed is not None else orjson.loads(match.data)
-            verdict, patient_ids = await run.access.decide(Action.EXPORT, resource)
-            if not verdict.allowed:
-                run.progress.withheld += 1
-                continue
-            for patient_id in patient_ids:
-                run.patients.setdefault(patient_id, verdict)
+            for patient_id in judged.patients:
+                run.patients.setdefault(patient_id, judged.verdict)
         kept.append((match.resource_type, match.data))
     if kept:
         run.progress.current = kept[-1][0]
@@ -136,16 +130,12 @@ def _record(run: _Run) -> None:
         run.access.record(target, Verdict.proceed("bulk export of data that is not patients'"), set())
 
 
-async def _complete(services: Services, run: _Run) -> None:
+async def _complete(run: _Run) -> None:
     job = run.job
     job.output = run.files.close()
     job.errors = run.files.write_errors(_outcomes(run))
     job.status = COMPLETED
     _record(run)
     data = job.to_bytes()
-
-    def unit(view: TxView) -> None:
-        run.access.write_into(view)
-        view.put_job(job.id, KIND, job.status, data)
-
-    await services.store.transaction(unit)
+    # the session's records (one AuditEvent per patient, their notices) commit with the completed job
+    await run.access.transaction(lambda view: view.put_job(job.id, KIND, job.status, data))

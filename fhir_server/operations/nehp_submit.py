@@ -17,12 +17,14 @@ from typing import Any
 import orjson
 
 from fhir_server.errors import FhirError, operation_outcome
-from fhir_server.interactions.access import Action, AuditTarget, see_stored, session
 from fhir_server.interactions.base import FhirResponse
 from fhir_server.jobs.runtime import NEHP_TOPIC, PAYMENT_TOPIC
 from fhir_server.jsonio import dumps, reload
 from fhir_server.operations.registry import OperationCall, operation
-from fhir_server.storage.protocols import Store, TxView
+from fhir_server.security.audit.balp import AuditTarget
+from fhir_server.security.policy import Action, Verdict
+from fhir_server.security.session import AccessSession
+from fhir_server.storage.protocols import TxView
 from mappings import build_record
 from mappings.nehp import get_adapter
 from mappings.payment import claim_line_from_record
@@ -47,38 +49,43 @@ def _references(node: Any, out: set[str]) -> None:
             _references(item, out)
 
 
-async def _read(store: Store, ref: str) -> dict[str, Any] | None:
+async def _read(access: AccessSession, ref: str) -> dict[str, Any] | None:
+    """A referenced resource the caller may see (the record is built from nothing else)."""
     rtype, _, rid = ref.partition("/")
-    stored = await store.read(rtype, rid)
-    if stored is None or stored.deleted or stored.data is None:
+    try:
+        stored = await access.read(rtype, rid, action=Action.OPERATION, interaction="operation")
+    except FhirError:
         return None
-    resource: dict[str, Any] = reload(stored.data)
+    resource: dict[str, Any] = reload(stored.data or b"{}")
     return resource
 
 
-async def _search(store: Store, rtype: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+async def _search(access: AccessSession, start: Verdict, rtype: str, params: list[tuple[str, str]]
+                  ) -> list[dict[str, Any]]:
     from fhir_server.search import parse_search
 
-    result = await store.search(parse_search(rtype, [*params, ("_count", "200")], strict=True))
+    query = parse_search(rtype, [*params, ("_count", "200")], strict=True)
+    result = await access.search(query, AuditTarget("operation", rtype, query="$nehp-submit"), start)
     return [reload(m.data) for m in result.matches if m.mode == "match"]
 
 
-async def gather(store: Store, encounter: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The Encounter, what references it, what they reference (two levels), and the patient's Coverage."""
+async def gather(access: AccessSession, start: Verdict, encounter: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The Encounter, what references it, what they reference (two levels), and the patient's Coverage —
+    as far as the caller may see them."""
     found: dict[str, dict[str, Any]] = {f"Encounter/{encounter['id']}": encounter}
     for rtype, param in _LINKED:
-        for res in await _search(store, rtype, [(param, f"Encounter/{encounter['id']}")]):
+        for res in await _search(access, start, rtype, [(param, f"Encounter/{encounter['id']}")]):
             found[f"{rtype}/{res['id']}"] = res
     patient = (encounter.get("subject") or {}).get("reference")
     if isinstance(patient, str) and patient.startswith("Patient/"):
-        for res in await _search(store, "Coverage", [("beneficiary", patient)]):
+        for res in await _search(access, start, "Coverage", [("beneficiary", patient)]):
             found[f"Coverage/{res['id']}"] = res
     for _ in range(2):
         wanted: set[str] = set()
         for res in list(found.values()):
             _references(res, wanted)
         for ref in sorted(wanted - set(found)):
-            referenced = await _read(store, ref)
+            referenced = await _read(access, ref)
             if referenced is not None:
                 found[ref] = referenced
     return found
@@ -88,13 +95,13 @@ async def gather(store: Store, encounter: dict[str, Any]) -> dict[str, dict[str,
 async def nehp_submit(call: OperationCall) -> FhirResponse:
     assert call.resource_id is not None
     services = call.services
-    stored = await services.store.read("Encounter", call.resource_id)
-    if stored is None or stored.deleted or stored.data is None:
-        raise FhirError("not_found", f"Encounter/{call.resource_id} is not known")
-    access = session(services, call.ctx)
-    verdict, patients = await see_stored(access, Action.READ, stored, "operation")  # 403 when not readable
-    record = build_record(await gather(services.store, reload(stored.data)), f"Encounter/{call.resource_id}",
-                          relaxed_iin=services.settings.relaxed_iin)
+    access = call.access
+    stored = await access.read("Encounter", call.resource_id, action=Action.OPERATION, interaction="operation",
+                               record=False)
+    judged = await access.decide_stored(Action.OPERATION, stored)
+    verdict, patients = judged.verdict, judged.patients
+    record = build_record(await gather(access, call.start, reload(stored.data or b"{}")),
+                          f"Encounter/{call.resource_id}", relaxed_iin=services.settings.relaxed_iin)
     if not record.ok:
         raise FhirError("unprocessable", "the remote-service record misses MD-D items "
                         f"{', '.join(map(str, record.missing_items)) or '(see issues)'}", issues=record.issues)
@@ -108,9 +115,8 @@ async def nehp_submit(call: OperationCall) -> FhirResponse:
         if claim.line is not None:
             view.enqueue(PAYMENT_TOPIC, partition, claim.line.line_id, orjson.dumps(line_json(claim.line)))
         access.record(target, verdict, patients)  # the transfer, documented (TM-13)
-        access.write_into(view)
 
-    await services.store.transaction(unit)
+    await access.transaction(unit)
     queued = [{"name": "nehp", "valueString": record.record_id}]
     if claim.line is not None:
         queued.append({"name": "payment", "valueString": claim.line.line_id})

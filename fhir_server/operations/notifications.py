@@ -32,7 +32,7 @@ from fhir_server.operations.patient_ops import int_param, open_patient_operation
 from fhir_server.operations.registry import OperationCall, operation
 from fhir_server.security.audit.notify import CATEGORY_SYSTEM
 from fhir_server.security.audit.read_notices import expand
-from fhir_server.security.enforcement import NOTIFY_TOPIC, URGENT_TOPIC
+from fhir_server.security.session import NOTIFY_TOPIC, URGENT_TOPIC
 from fhir_server.storage.protocols import OutboxItem, Store
 
 KNOWN = frozenset({"_count", "_cursor"})
@@ -101,10 +101,10 @@ async def notifications_operation(call: OperationCall) -> FhirResponse:
     count = int_param(call, "_count", 50) or 50
     cursor = int_param(call, "_cursor", None, low=1, high=2**62)
     gate = await open_patient_operation(call)
-    items, next_id = await newest(call.services.store, f"Patient/{gate.patient_id}", count, cursor)
+    items, next_id = await newest(call.access.records, f"Patient/{gate.patient_id}", count, cursor)
     await gate.done()
     entries = [{"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'urn:kzfhir:outbox:{i.id}')}",
-                "resource": communication(i, await expand(call.services.store, orjson.loads(i.payload))),
+                "resource": communication(i, await expand(call.access.records, orjson.loads(i.payload))),
                 "search": {"mode": "match"}} for i in items]
     bundle = page_bundle(call, entries, str(next_id) if next_id is not None else None)
     return FhirResponse(200, dumps(bundle, pretty=call.pretty))

@@ -15,10 +15,10 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fhir_server.errors import FhirError
-from fhir_server.interactions.access import Action, AuditTarget, parsed, session
 from fhir_server.operations.registry import OperationCall
-from fhir_server.security.enforcement import AccessSession
-from fhir_server.security.policy import Decision, Verdict
+from fhir_server.security.audit.balp import AuditTarget
+from fhir_server.security.policy import Action, Decision, Verdict
+from fhir_server.security.session import AccessSession
 
 #: Policy grounds meaning "the caller is the patient, or acts for them with verified authority".
 OWN_GROUNDS = frozenset({"self", "own-compartment", "representative"})
@@ -47,30 +47,28 @@ def query_text(call: OperationCall) -> str:
 
 
 async def open_patient_operation(call: OperationCall, *, require_patient: bool = False) -> PatientGate:
-    """Gate ``Patient/{id}/$op``; raises 403 (audited) unless the caller is the patient, their
-    verified representative or an oversight role the policy authorises for this operation (by name:
-    ``PolicySettings.oversight_operations`` / ``admin_operations``).
-    The Patient must exist for the patient's own path (it is checked), and for oversight too when
-    ``require_patient`` (an access log outlives its patient; a new request does not)."""
+    """Gate ``Patient/{id}/$op``: the caller must be the patient, their verified representative or an
+    oversight role the policy authorises for this operation by name (``PolicySettings.oversight_operations``
+    / ``admin_operations``). A Patient the caller may not see answers 404 like an unknown one (hidden
+    means absent); one they may see but is not theirs, 403 (audited).
+    The Patient must exist for the patient's own path, and for oversight too when ``require_patient``
+    (an access log outlives its patient; a new request does not)."""
     assert call.resource_id is not None
     pid = call.resource_id
-    access = session(call.services, call.ctx)
+    access = call.access
     target = AuditTarget("operation", "Patient", pid, query=query_text(call))
-    verdict = await access.start(Action.OPERATION, "Patient", target, operation=call.name,
-                                 instance_level=True)
+    verdict = call.start
     oversight = verdict.decision is not Decision.PROCEED  # (or security switched off)
-    if oversight and not require_patient:
-        return PatientGate(access, verdict, pid, target)
-    stored = await call.services.store.read("Patient", pid)
-    if stored is None or stored.deleted:
-        raise FhirError("not_found", f"Patient/{pid} is not known", code="not-found")
     if oversight:
+        if require_patient and not await access.exists_for_oversight("Patient", pid, verdict):
+            raise FhirError("not_found", f"Patient/{pid} is not known", code="not-found")
         return PatientGate(access, verdict, pid, target)
-    verdict, _ = await access.check(Action.READ, parsed(stored), target)
-    if not OWN_GROUNDS & set(verdict.grounds):
+    stored = await access.read("Patient", pid, interaction="operation", record=False)
+    judged = await access.decide_stored(Action.READ, stored)
+    if not OWN_GROUNDS & set(judged.verdict.grounds):
         reason = f"${call.name} is shown to the patient, their verified representative and oversight roles"
         await access.deny(target, Verdict.reject(reason), {pid})
-    return PatientGate(access, verdict, pid, target)
+    return PatientGate(access, judged.verdict, pid, target)
 
 
 def int_param(call: OperationCall, name: str, default: int | None, *, low: int = 1,

@@ -9,24 +9,46 @@ from typing import Any
 
 from fhir_server.errors import FhirError
 from fhir_server.interactions.base import FhirResponse, Services
+from fhir_server.interactions.request import FhirRequest
 from fhir_server.security.context import RequestContext
+from fhir_server.security.policy import Verdict
+from fhir_server.security.session import AccessSession
 
 
 @dataclass(slots=True)
 class OperationCall:
-    """One invocation: where it was called, its inputs (query and/or Parameters body), how to answer."""
+    """One invocation: the request it runs in (with the caller's access session: operations reach data
+    only through it), where it was called, its inputs (query and/or Parameters body)."""
 
-    services: Services
-    ctx: RequestContext
+    req: FhirRequest
     name: str
     resource_type: str | None
     resource_id: str | None
     method: str
     query: list[tuple[str, str]]
     body: Any
-    base_url: str
-    pretty: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    start: Verdict = field(default_factory=Verdict.proceed)  # the gate's verdict (dispatch.py)
+
+    @property
+    def services(self) -> Services:
+        return self.req.services
+
+    @property
+    def access(self) -> AccessSession:
+        return self.req.access
+
+    @property
+    def ctx(self) -> RequestContext:
+        return self.req.ctx
+
+    @property
+    def base_url(self) -> str:
+        return self.req.base_url
+
+    @property
+    def pretty(self) -> bool:
+        return self.req.pretty
 
     def params(self) -> dict[str, list[Any]]:
         """Inputs by name: query parameters, then ``Parameters.parameter`` values (``value[x]``,

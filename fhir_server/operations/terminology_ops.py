@@ -9,6 +9,7 @@ from fhir_server.errors import FhirError
 from fhir_server.interactions.base import FhirResponse
 from fhir_server.jsonio import dumps, reload
 from fhir_server.operations.registry import OperationCall, operation
+from fhir_server.security.policy import Action
 from terminology import TerminologyError
 
 _CATEGORY = {"not-found": "not_found", "invalid": "invalid", "not-supported": "unprocessable",
@@ -31,10 +32,9 @@ def _int(call: OperationCall, name: str, default: int | None) -> int | None:
 async def _instance(call: OperationCall) -> dict[str, Any] | None:
     if call.resource_id is None or call.resource_type is None:
         return None
-    stored = await call.services.store.read(call.resource_type, call.resource_id)
-    if stored is None or stored.data is None:
-        raise FhirError("not_found", f"{call.resource_type}/{call.resource_id} is not known")
-    resource: dict[str, Any] = reload(stored.data)
+    stored = await call.access.read(call.resource_type, call.resource_id, action=Action.OPERATION,
+                                    interaction="operation")
+    resource: dict[str, Any] = reload(stored.data or b"{}")
     return resource
 
 

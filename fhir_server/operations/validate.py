@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server.errors import FhirError, operation_outcome
-from fhir_server.interactions.access import Action, AuditTarget, see_stored, session
 from fhir_server.interactions.base import FhirResponse, Services
 from fhir_server.jsonio import dumps, reload
 from fhir_server.operations.registry import OperationCall, operation
+from fhir_server.security.policy import Action
 from fhir_server.validation.issues import Issue
 from fhir_server.validation.on_write import merge
 
@@ -61,29 +61,27 @@ def _mode_issues(mode: str, resource: dict[str, Any], resource_id: str | None) -
 async def validate_operation(call: OperationCall) -> FhirResponse:
     assert call.resource_type is not None
     params = {k: v for k, v in call.query}
-    if call.resource_id is not None and call.body is None:
-        # validating the stored resource discloses what it holds: the caller must be allowed to read it
-        stored = await call.services.store.read(call.resource_type, call.resource_id)
-        if stored is not None and stored.data is not None:
-            access = session(call.services, call.ctx)
-            verdict, ids = await see_stored(access, Action.READ, stored, "read")
-            access.record(AuditTarget("operation", stored.type, stored.id, str(stored.version)), verdict, ids)
-            await access.flush()
-    return await handle(call.services, call.resource_type, call.resource_id, call.body, params, pretty=call.pretty)
+    stored = None
+    if call.resource_id is not None and (call.body is None or _parameters(call.body)[0] is None):
+        # validating the stored resource discloses what it holds: it is a read of it (404 when hidden)
+        stored = reload((await call.access.read(call.resource_type, call.resource_id, action=Action.OPERATION,
+                                                 interaction="operation")).data or b"{}")
+    return await handle(call.services, call.resource_type, call.resource_id, call.body, params, pretty=call.pretty,
+                        stored=stored)
 
 
 async def handle(services: Services, resource_type: str, resource_id: str | None, body: Any,
-                 params: dict[str, str], *, pretty: bool = False) -> FhirResponse:
+                 params: dict[str, str], *, pretty: bool = False, stored: dict[str, Any] | None = None
+                 ) -> FhirResponse:
     resource, mode, profile = _parameters(body) if body is not None else (None, None, None)
     mode = mode or params.get("mode") or ("update" if resource_id else "create")
     profile = profile or params.get("profile")
     if mode not in MODES:
         raise FhirError("invalid", f"mode must be one of {', '.join(MODES)}", code="value", expression="mode")
     if resource is None and resource_id is not None:
-        stored = await services.store.read(resource_type, resource_id)
-        if stored is None or stored.data is None:
+        if stored is None:
             raise FhirError("not_found", f"{resource_type}/{resource_id} is not known")
-        resource = reload(stored.data)
+        resource = stored
     if mode == "delete":
         issues = [Issue("information", "informational", "no rule of this server forbids deleting this resource")]
     elif not isinstance(resource, dict):

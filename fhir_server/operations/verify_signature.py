@@ -21,11 +21,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from fhir_server.errors import FhirError
-from fhir_server.interactions.access import Action, AuditTarget, see_stored, session
 from fhir_server.interactions.base import FhirResponse, Services
 from fhir_server.jsonio import dumps, reload
 from fhir_server.operations.registry import OperationCall, operation
-from fhir_server.security.enforcement import AccessSession
+from fhir_server.security.policy import Action
 from fhir_server.signatures.service import SignatureService, signer_certificate
 from fhir_server.signatures.signer import ExpectedSigner, expected_signer
 from fhir_server.signatures.validator import installed
@@ -115,25 +114,15 @@ def _given_bundle(call: OperationCall) -> dict[str, Any]:
     return body
 
 
-async def _stored_bundle(call: OperationCall, access: AccessSession) -> dict[str, Any]:
+async def _stored_bundle(call: OperationCall) -> dict[str, Any]:
+    """The stored record, as a read of it (404 alike for unknown and hidden, 410 for a visible deletion)."""
     assert call.resource_id is not None
-    stored = await call.services.store.read("Bundle", call.resource_id)
-    if stored is None:
-        raise FhirError("not_found", f"Bundle/{call.resource_id} is not known")
-    if stored.deleted or stored.data is None:
-        raise FhirError("gone", f"Bundle/{call.resource_id} was deleted")
-    if access.enabled:  # reading a stored record through the operation is a read of it
-        verdict, ids = await see_stored(access, Action.READ, stored, "operation")
-        access.record(AuditTarget("operation", "Bundle", stored.id, str(stored.version)), verdict, ids)
-        await access.flush()
-    bundle: dict[str, Any] = reload(stored.data)
+    stored = await call.access.read("Bundle", call.resource_id, action=Action.OPERATION, interaction="operation")
+    bundle: dict[str, Any] = reload(stored.data or b"{}")
     return bundle
 
 
 @operation("verify-signature", levels=("type", "instance"), types=("Bundle",))
 async def verify_signature(call: OperationCall) -> FhirResponse:
-    access = session(call.services, call.ctx)
-    await access.start(Action.OPERATION, "Bundle", AuditTarget("operation", "Bundle", call.resource_id),
-                       operation="verify-signature", instance_level=call.resource_id is not None)
-    bundle = await _stored_bundle(call, access) if call.resource_id is not None else _given_bundle(call)
+    bundle = await _stored_bundle(call) if call.resource_id is not None else _given_bundle(call)
     return FhirResponse(200, dumps(await verify_all(call.services, bundle), pretty=call.pretty))

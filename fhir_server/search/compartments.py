@@ -8,10 +8,14 @@ patient compartment; ``{def}`` in the definitions means the same).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import cache
+from typing import Any
 
 from fhir_server.definitions import core_resources
+from fhir_server.search.rows import IndexRows
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +48,97 @@ def get_compartments() -> Compartments:
                 by_type[entry["code"]] = codes
         params[cd["code"]] = by_type
     return Compartments(params)
+
+
+# -- the patient compartment of a resource: ONE computation for search, history, policy and export ---------
+
+_LITERAL = re.compile(r"(?:^|/)([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
+#: (type, id) -> the patients of that stored resource ("" none), or None when it is not stored.
+Resolve = Callable[[str, str], "str | None"]
+
+
+def literal_target(reference: object) -> tuple[str, str] | None:
+    """(type, id) of a relative or absolute literal reference; None for ``#contained``, URNs, canonicals."""
+    if not isinstance(reference, str) or reference.startswith(("#", "urn:")):
+        return None
+    match = _LITERAL.search(reference.strip())
+    return (match.group(1), match.group(2)) if match else None
+
+
+def _walk(node: Any, targets: set[tuple[str, str]], embedded: list[dict[str, Any]]) -> None:
+    """Every literal reference of a resource into ``targets``; resources embedded in it (contained,
+    Bundle entries, Parameters values) into ``embedded``, to be judged as resources of their own."""
+    if isinstance(node, dict):
+        target = literal_target(node.get("reference"))
+        if target is not None:
+            targets.add(target)
+        for value in node.values():
+            if isinstance(value, dict) and "resourceType" in value:
+                embedded.append(value)
+            elif isinstance(value, dict | list):
+                _walk(value, targets, embedded)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict) and "resourceType" in item:
+                embedded.append(item)
+            elif isinstance(item, dict | list):
+                _walk(item, targets, embedded)
+
+
+def patient_compartment(resource: dict[str, Any], rows: IndexRows | None = None, resolve: Resolve | None = None
+                        ) -> set[str]:
+    """The ids of the patients whose data this resource is (empty: not patient data).
+
+    R4 defines the patient compartment by the CompartmentDefinition's search parameters (the Patient
+    itself by its id; ``Observation.subject`` ...). A resource that holds or points at a patient's data
+    must never be treated as patient-free "directory" data, so three gaps of R4 are closed here
+    (docs/security.md "Whose data is it", docs/conformance.md):
+
+    * a literal reference to ``Patient/x`` anywhere in the resource places it in x's compartment (a
+      Task ``for``, an Observation ``focus``, a Device ``patient``, an extension);
+    * a reference to another resource places it in the compartments of that resource (``resolve``): a
+      Provenance of an Observation, a List of Conditions, a DocumentReference ``context.related``, a
+      Communication ``about`` — resources *about* a patient's data are that patient's;
+    * resources embedded in it (contained resources, the entries of a stored document or message Bundle,
+      a Parameters value) add their own patients.
+
+    Membership is computed once, when a version is written, and stored with it (``resources.patients``,
+    ``history.patients`` and the Patient rows of the compartment index).
+    """
+    resource_type = resource.get("resourceType")
+    ids: set[str] = set()
+    if resource_type == "Patient" and isinstance(resource.get("id"), str):
+        ids.add(resource["id"])
+    if rows is not None:
+        ids |= {comp_id for comp_type, comp_id in rows.compartments if comp_type == "Patient"}
+    elif "Patient" in get_compartments().membership_params(str(resource_type)):
+        from fhir_server.search.indexer import get_indexer
+
+        ids |= {comp_id for comp_type, comp_id in get_indexer().extract(resource).compartments
+                if comp_type == "Patient"}
+    targets: set[tuple[str, str]] = set()
+    embedded: list[dict[str, Any]] = []
+    _walk(resource, targets, embedded)
+    for target_type, target_id in targets:
+        if target_type == "Patient":
+            ids.add(target_id)
+        elif resolve is not None:
+            found = resolve(target_type, target_id)
+            if found:
+                ids.update(found.split())
+    for inner in embedded:
+        ids |= patient_compartment(inner, None, resolve)
+    ids.discard("")
+    return ids
+
+
+def with_patients(rows: IndexRows, patients: set[str]) -> IndexRows:
+    """The index rows with the Patient compartment rows replaced by ``patient_compartment``'s answer, so
+    compartment search and ``$everything`` see the same membership as the policy."""
+    kept = tuple(row for row in rows.compartments if row[0] != "Patient")
+    return replace(rows, compartments=kept + tuple(("Patient", pid) for pid in sorted(patients)))
+
+
+def patients_text(patients: set[str]) -> str:
+    """The stored form of a membership: ids separated by spaces ("" none)."""
+    return " ".join(sorted(patients))

@@ -174,6 +174,8 @@ class SearchMatch:
     resource_id: str
     data: bytes
     mode: Literal["match", "include", "outcome"]
+    #: the compartment's patients stored with the version ("" none; None unknown: computed from data)
+    patients: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fhir_server.config import Settings
 from fhir_server.security.auth import TokenVerifier, VerifierConfig, ensure_dev_key
-from fhir_server.security.enforcement import Enforcer
 from fhir_server.security.facts_store import SharedFacts, StoreFactsLoader
 from fhir_server.security.policy import AccessPolicy
 from fhir_server.security.read_gate import ReadGate
+from fhir_server.security.session import Enforcer
 from fhir_server.storage.protocols import Store
 
 

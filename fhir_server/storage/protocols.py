@@ -92,13 +92,22 @@ class TxView(Protocol):
         """The current version (a deleted one has ``deleted=True``), or None if never stored."""
         ...
 
+    def version(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
+        """One stored version (a vread inside the unit), or None."""
+        ...
+
     def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:
         """(type, id) of current resources matching a search query, at most ``limit``."""
         ...
 
     def put(self, resource_type: str, resource_id: str, version: int, data: bytes, index: Any,
-            method: str) -> StoredResource:
-        """Store ``version`` of a resource (1 for a create) with its search index rows."""
+            method: str, patients: str) -> StoredResource:
+        """Store ``version`` of a resource (1 for a create) with its search index rows and the ids of the
+        patients whose compartment it is in (space-separated, "" none: search/compartments.py)."""
+        ...
+
+    def patients(self, resource_type: str, resource_id: str) -> str | None:
+        """The stored compartment patients of a current resource ("" none); None if absent or deleted."""
         ...
 
     def delete(self, resource_type: str, resource_id: str, version: int, method: str) -> StoredResource:
@@ -171,6 +180,12 @@ class Store(Protocol):
 
     async def search(self, query: Any) -> Any:
         """Run a search query (fhir_server.search.SearchQuery); returns a SearchResult."""
+        ...
+
+    async def include(self, specs: Any, sources: Any) -> Any:
+        """One round of ``_include`` / ``_revinclude``: the current resources the IncludeSpecs reach
+        from the SearchMatches ``sources``, each once (none of the sources), as SearchMatches of mode
+        ``include``. ``search`` never follows includes itself: the access session does, round by round."""
         ...
 
     async def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:

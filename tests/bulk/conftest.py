@@ -32,7 +32,7 @@ async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app.app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=BASE, timeout=60
     ) as client:
-        await recover_jobs(app.state.services)
+        await recover_jobs(app.state.services.store, app.state.services.settings)
         client.app = app  # type: ignore[attr-defined]
         yield client
 

@@ -30,7 +30,9 @@ async def server(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     async with serve(settings.model_copy(update={"security_enabled": False})) as seeding:
         await put_all(seeding, [
             *clinic(), group("g1", [("p1", False), ("p2", False)]),
-            consent("cons-exp", ORG_ACTOR, actions=("disclose",)),  # p1 lets the organisation export
+            # p1 lets the organisation read and export; p2 only read. The Group is both patients' data
+            # (R4 patient compartment: Group.member): its members' Consents decide who may see it.
+            consent("cons-exp", ORG_ACTOR, actions=("access", "disclose")),
             _p2(consent("cons-read", ORG_ACTOR, actions=("access",))),  # p2 lets it read, not export
         ])
     async with serve(settings) as client:

@@ -129,7 +129,8 @@ async def test_restart_marks_an_export_that_was_running_failed(settings, stalled
 async def test_shutdown_marks_running_exports_failed(settings, stalled):
     async with serve(settings) as client:
         status_url = await kick_off(client, "/$export")
-        assert await export_module.stop_exports(client.app.state.services) == 1
+        services = client.app.state.services
+        assert await export_module.stop_exports(services.store, services.settings) == 1
         r = await client.get(status_url)
         assert r.status_code == 500
         assert "shut down" in r.json()["issue"][0]["diagnostics"]

@@ -90,10 +90,13 @@ async def test_patient_sees_break_glass_access_with_its_reason(world: World) -> 
 
 
 @pytest.mark.req("AC-24")
-async def test_another_patient_gets_403_and_the_attempt_is_in_the_owners_log(world: World) -> None:
+async def test_another_patient_gets_404_and_the_attempt_is_in_the_owners_log(world: World) -> None:
+    # hidden means absent: p2 may not see Patient/p1, so the log answers as for an unknown patient
     r = await world.get(LOG, world.auth("patient", "Patient/p2"))
-    assert r.status_code == 403
-    assert r.json()["issue"][0]["code"] == "forbidden"
+    assert r.status_code == 404
+    assert r.json()["issue"][0]["diagnostics"] == "Patient/p1 is not known"
+    unknown = await world.get("/Patient/nobody/$access-log", world.auth("patient", "Patient/p2"))
+    assert unknown.status_code == 404 and unknown.json()["issue"][0]["diagnostics"] == "Patient/nobody is not known"
 
     bundle = (await world.get(LOG, world.auth("patient", "Patient/p1"))).json()
     refused = [e for e in _events(bundle) if _who(e) == "Patient/p2"]
@@ -104,9 +107,12 @@ async def test_another_patient_gets_403_and_the_attempt_is_in_the_owners_log(wor
 async def test_consent_to_read_records_does_not_open_the_access_log(world: World) -> None:
     doctor = world.auth("practitioner", "Practitioner/dr1")
     assert (await world.client.get("/Observation/o1", headers=doctor)).status_code == 200
-    assert (await world.get(LOG, doctor)).status_code == 403
+    # dr1's consent covers Observations, not the Patient resource: the patient is unknown to him
+    assert (await world.get(LOG, doctor)).status_code == 404
+    # break-glass lets dr2 see the patient; the access log is still only the patient's
     emergency = world.auth("practitioner", "Practitioner/dr2", break_glass="curiosity")
-    assert (await world.get(LOG, emergency)).status_code == 403
+    r = await world.get(LOG, emergency)
+    assert r.status_code == 403 and r.json()["issue"][0]["code"] == "forbidden"
 
 
 @pytest.mark.req("AC-24")

@@ -176,8 +176,8 @@ async def test_patient_lists_their_notifications_newest_first_in_pages(world: Wo
 @pytest.mark.req("AC-18")
 async def test_notifications_are_private_to_the_patient_and_oversight(world: World) -> None:
     await _doctor_reads(world)
-    assert (await world.get(NOTIFICATIONS, world.auth("patient", "Patient/p2"))).status_code == 403
-    assert (await world.get(NOTIFICATIONS, world.auth("practitioner", "Practitioner/dr1"))).status_code == 403
+    assert (await world.get(NOTIFICATIONS, world.auth("patient", "Patient/p2"))).status_code == 404
+    assert (await world.get(NOTIFICATIONS, world.auth("practitioner", "Practitioner/dr1"))).status_code == 404
     representative = world.auth("related-person", "RelatedPerson/rp1")
     assert (await world.get(NOTIFICATIONS, representative)).status_code == 200
     assert (await world.get(NOTIFICATIONS, world.auth("auditor", "Practitioner/dr2"))).status_code == 200

@@ -10,14 +10,17 @@ import pytest
 
 from fhir_server.errors import FhirError
 from fhir_server.operations import patient_everything
+from fhir_server.operations.registry import OperationCall
 from fhir_server.search import SearchError
-from tests.search.sqlite_db import DbStore, IndexedDb
+from tests.search.sqlite_db import IndexedDb, open_request
 
 BASE = "http://kzfhir.test/fhir"
 
 
 async def _everything(db: IndexedDb, patient: str, params: list[tuple[str, str]]) -> dict[str, Any]:
-    bundle: dict[str, Any] = orjson.loads(await patient_everything.handle(DbStore(db), patient, params, BASE))
+    call = OperationCall(open_request(db, BASE), "everything", "Patient", patient, "GET", params, None)
+    response = await patient_everything.everything_operation(call)
+    bundle: dict[str, Any] = orjson.loads(response.body or b"{}")
     return bundle
 
 

@@ -11,14 +11,14 @@ import pytest
 
 from fhir_server.interactions import search
 from fhir_server.search import SearchError
-from tests.search.sqlite_db import DbStore, IndexedDb
+from tests.search.sqlite_db import IndexedDb, open_request
 
 BASE = "http://kzfhir.test/fhir"
 
 
 async def _bundle(db: IndexedDb, resource_type: str | None, params: list[tuple[str, str]], *,
                   compartment: tuple[str, str] | None = None, strict: bool = False) -> dict[str, Any]:
-    body = await search.handle(DbStore(db), resource_type=resource_type, params=params, base_url=BASE,
+    body = await search.handle(open_request(db, BASE), resource_type=resource_type, params=params,
                                compartment=compartment, strict=strict)
     bundle: dict[str, Any] = orjson.loads(body)
     return bundle

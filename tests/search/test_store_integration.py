@@ -6,12 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import orjson
 import pytest
-
-from fhir_server.interactions import search
-from fhir_server.operations import patient_everything
-from tests.conftest import BASE
 
 # FHIR semantics, not access: the server runs in open mode (security: tests/security_http/).
 pytestmark = pytest.mark.open_mode
@@ -22,10 +17,10 @@ IIN = "https://fhir.kzfhir.kz/sid/iin"
 
 async def _search(client: httpx.AsyncClient, resource_type: str | None, params: list[tuple[str, str]],
                   compartment: tuple[str, str] | None = None) -> dict[str, Any]:
-    store = client.app.state.services.store  # type: ignore[attr-defined]
-    body = await search.handle(store, resource_type=resource_type, params=params, base_url=BASE,
-                               compartment=compartment, strict=True)
-    bundle: dict[str, Any] = orjson.loads(body)
+    path = f"/{compartment[0]}/{compartment[1]}/{resource_type or '*'}" if compartment else f"/{resource_type or ''}"
+    resp = await client.get(path, params=params, headers={"Prefer": "handling=strict"})
+    assert resp.status_code == 200, resp.text
+    bundle: dict[str, Any] = resp.json()
     return bundle
 
 
@@ -74,8 +69,7 @@ async def test_compartment_and_everything_over_the_store(client: httpx.AsyncClie
     patient = ids["Patient"]
     compartment = await _search(client, None, [], compartment=("Patient", patient))
     assert _ids(compartment) == set(ids.values())
-    store = client.app.state.services.store  # type: ignore[attr-defined]
-    everything = orjson.loads(await patient_everything.handle(store, patient, [], BASE))
+    everything = (await client.get(f"/Patient/{patient}/$everything")).json()
     assert everything["total"] == 3
 
 

@@ -92,9 +92,9 @@ async def test_a_revoked_consent_stops_the_very_next_read(server, token):
     for _ in range(3):  # the decision is cached now
         assert (await server.get("/Observation/o1", headers=doctor)).status_code == 200
     revoked = consent("cons1", {"reference": "Practitioner/dr1"}, classes=("Observation",), status="inactive")
-    system = token("system", None, bin="940140000385")
-    assert (await server.put("/Consent/cons1", json=revoked, headers={**system, **FHIR_JSON})).status_code == 200
-    assert (await server.get("/Observation/o1", headers=doctor)).status_code == 403
+    patient = token("patient", "Patient/p1")  # a patient may always revoke their consent
+    assert (await server.put("/Consent/cons1", json=revoked, headers={**patient, **FHIR_JSON})).status_code == 200
+    assert (await server.get("/Observation/o1", headers=doctor)).status_code == 404  # hidden means absent
 
 
 @pytest.mark.req("AC-03")
@@ -113,7 +113,7 @@ async def test_a_consent_that_ends_stops_reads_without_any_write(secure_settings
         assert (await client.get("/Observation/o1", headers=doctor)).status_code == 200
         assert (await client.get("/Observation/o1", headers=doctor)).status_code == 200  # cached
         await asyncio.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 1.2)
-        assert (await client.get("/Observation/o1", headers=doctor)).status_code == 403
+        assert (await client.get("/Observation/o1", headers=doctor)).status_code == 404
 
 
 @pytest.mark.req("AC-12")

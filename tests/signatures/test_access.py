@@ -27,4 +27,4 @@ async def test_instance_level_is_allowed_only_to_whom_the_record_may_be_shown(
                                         headers={"Authorization": f"Bearer {token}"})
             verdicts[patient] = response.status_code
     assert anonymous.status_code == 401
-    assert verdicts == {"p1": 200, "someone-else": 403}  # the record's patient, nobody unrelated
+    assert verdicts == {"p1": 200, "someone-else": 404}  # the record's patient, nobody unrelated

@@ -9,11 +9,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from fhir_server.api.body import read_json
-from fhir_server.api.common import base_url, context, render, services
-from fhir_server.api.negotiation import check_accept, check_content_type, is_pretty
-from fhir_server.interactions.base import check_id
-from fhir_server.operations.export import cancel_export, export_file, export_operation, export_status
-from fhir_server.operations.registry import OperationCall
+from fhir_server.api.common import fhir_request, serve, services
+from fhir_server.api.negotiation import check_accept, check_content_type
+from fhir_server.interactions.base import FhirResponse
+from fhir_server.interactions.request import FhirRequest
+from fhir_server.operations.dispatch import run_operation
+from fhir_server.operations.export import cancel_export, export_file, export_status
 
 router = APIRouter()
 NDJSON = "application/fhir+ndjson"
@@ -28,18 +29,18 @@ def ensure_routes(app: FastAPI) -> None:
 
 async def _kick_off(request: Request, resource_type: str | None, resource_id: str | None) -> Response:
     check_accept(request)
-    ctx = await context(request)
-    svc = services(request)
-    if resource_id is not None:
-        check_id(resource_id)
-    body = None
-    if request.method == "POST":
-        check_content_type(request)
-        body = await read_json(request, svc.settings.max_body_bytes)
-    call = OperationCall(svc, ctx, "export", resource_type, resource_id, request.method,
-                         list(request.query_params.multi_items()), body, base_url(request), is_pretty(request),
-                         extra={"prefer": request.headers.get("prefer")})
-    return render(request, await export_operation(call))
+
+    async def handler(req: FhirRequest) -> FhirResponse:
+        body = None
+        if request.method == "POST":
+            check_content_type(request)
+            body = await read_json(request, services(request).settings.max_body_bytes)
+        return await run_operation(req, "system" if resource_type is None else "type" if resource_id is None
+                                   else "instance", "export", resource_type, resource_id, request.method,
+                                   list(request.query_params.multi_items()), body,
+                                   extra={"prefer": request.headers.get("prefer")})
+
+    return await serve(request, handler)
 
 
 @router.api_route("/$export", methods=["GET", "POST"])
@@ -59,18 +60,19 @@ async def group_export(group_id: str, request: Request) -> Response:
 
 @router.get("/$export-status/{job_id}")
 async def poll_export(job_id: str, request: Request) -> Response:
-    ctx = await context(request)
-    return render(request, await export_status(services(request), ctx, job_id, base_url(request)))
+    return await serve(request, lambda req: export_status(req, job_id))
 
 
 @router.delete("/$export-status/{job_id}")
 async def delete_export(job_id: str, request: Request) -> Response:
-    ctx = await context(request)
-    return render(request, await cancel_export(services(request), ctx, job_id))
+    return await serve(request, lambda req: cancel_export(req, job_id))
 
 
 @router.get("/$export-file/{job_id}/{name}")
 async def download_export_file(job_id: str, name: str, request: Request) -> Response:
-    ctx = await context(request)
-    path = await export_file(services(request), ctx, job_id, name)
+    req = await fhir_request(request)
+    try:
+        path = await export_file(req, job_id, name)
+    finally:
+        await req.access.flush()
     return FileResponse(path, media_type=NDJSON)

@@ -11,12 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_server.api.body import read_body
-from fhir_server.api.common import base_url, context, prefer, render, services
+from fhir_server.api.common import serve, services
 from fhir_server.api.negotiation import check_accept
 from fhir_server.errors import FhirError
 from fhir_server.interactions import audit_events, search
-from fhir_server.interactions.access import session
 from fhir_server.interactions.base import FhirResponse, check_id, check_type
+from fhir_server.interactions.request import FhirRequest
 
 router = APIRouter()
 FORM = "application/x-www-form-urlencoded"
@@ -40,17 +40,19 @@ async def _params(request: Request, *, post: bool) -> list[tuple[str, str]]:
 async def _search(request: Request, resource_type: str | None, compartment: tuple[str, str] | None, *,
                   post: bool) -> Response:
     check_accept(request)
-    ctx = await context(request)
     svc = services(request)
-    if resource_type is not None:
-        check_type(svc, resource_type)
-    params = await _params(request, post=post)
-    if resource_type == "AuditEvent" and compartment is None and svc.enforcer is not None and svc.enforcer.enabled:
-        return render(request, await audit_events.search(svc, ctx, params, base_url(request)))
-    body = await search.handle(svc.store, resource_type=resource_type, params=params, base_url=base_url(request),
-                               compartment=compartment, strict=prefer(request).handling == "strict",
-                               access=session(svc, ctx))
-    return render(request, FhirResponse(200, body))
+
+    async def handler(req: FhirRequest) -> FhirResponse:
+        if resource_type is not None:
+            check_type(svc, resource_type)
+        params = await _params(request, post=post)
+        if resource_type == "AuditEvent" and compartment is None and req.access.enabled:
+            return await audit_events.search(req, params)
+        body = await search.handle(req, resource_type=resource_type, params=params, compartment=compartment,
+                                   strict=req.prefer.handling == "strict")
+        return FhirResponse(200, body)
+
+    return await serve(request, handler)
 
 
 @router.get("/")

@@ -7,10 +7,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_server.api.body import read_json
-from fhir_server.api.common import base_url, context, prefer, render, services
+from fhir_server.api.common import base_url, render, serve, services
 from fhir_server.api.negotiation import check_accept, check_content_type, is_pretty
 from fhir_server.interactions import bundle, history
 from fhir_server.interactions.base import FhirResponse
+from fhir_server.interactions.request import FhirRequest
 from fhir_server.operations import capabilities
 
 router = APIRouter()
@@ -26,19 +27,17 @@ async def metadata_route(request: Request) -> Response:
 @router.post("/")
 async def bundle_route(request: Request) -> Response:
     check_accept(request)
-    ctx = await context(request)
-    check_content_type(request)
-    svc = services(request)
-    body = await read_json(request, svc.settings.max_body_bytes)
-    resp = await bundle.handle(svc, ctx, body, base_url=base_url(request), prefer=prefer(request),
-                               pretty=is_pretty(request))
-    return render(request, resp)
+
+    async def handler(req: FhirRequest) -> FhirResponse:
+        check_content_type(request)
+        body = await read_json(request, services(request).settings.max_body_bytes)
+        return await bundle.handle(req, body)
+
+    return await serve(request, handler)
 
 
 @router.get("/_history")
 async def system_history_route(request: Request) -> Response:
     check_accept(request)
-    ctx = await context(request)
-    resp = await history.handle(services(request), ctx, None, None, dict(request.query_params),
-                                base_url=base_url(request), pretty=is_pretty(request))
-    return render(request, resp)
+    params = dict(request.query_params)
+    return await serve(request, lambda req: history.handle(req, None, None, params))

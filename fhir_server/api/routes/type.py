@@ -1,4 +1,4 @@
-"""Type-level routes: ``[base]/[type]`` (create, conditional update/delete, history, search)."""
+"""Type-level routes: ``[base]/[type]`` (create, conditional update/patch/delete, history, search)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_server.api.body import read_json
-from fhir_server.api.common import base_url, context, prefer, render, services
-from fhir_server.api.negotiation import check_accept, check_content_type, is_pretty
+from fhir_server.api.common import serve, services
+from fhir_server.api.negotiation import check_accept, check_content_type
 from fhir_server.errors import FhirError
-from fhir_server.interactions import create, delete, history, update
+from fhir_server.interactions import create, delete, history, patch, update
+from fhir_server.interactions.base import FhirResponse
+from fhir_server.interactions.request import FhirRequest
 
 router = APIRouter()
 
@@ -20,22 +22,20 @@ router = APIRouter()
 @router.get("/{resource_type}/_history")
 async def type_history_route(resource_type: str, request: Request) -> Response:
     check_accept(request)
-    ctx = await context(request)
-    resp = await history.handle(services(request), ctx, resource_type, None,
-                                dict(request.query_params), base_url=base_url(request), pretty=is_pretty(request))
-    return render(request, resp)
+    params = dict(request.query_params)
+    return await serve(request, lambda req: history.handle(req, resource_type, None, params))
 
 
 @router.post("/{resource_type}")
 async def create_route(resource_type: str, request: Request) -> Response:
     check_accept(request)
-    ctx = await context(request)
-    check_content_type(request)
-    svc = services(request)
-    body = await read_json(request, svc.settings.max_body_bytes)
-    resp = await create.handle(svc, ctx, resource_type, body, base_url=base_url(request),
-                               prefer=prefer(request), if_none_exist=request.headers.get("if-none-exist"))
-    return render(request, resp)
+
+    async def handler(req: FhirRequest) -> FhirResponse:
+        check_content_type(request)
+        body = await read_json(request, services(request).settings.max_body_bytes)
+        return await create.handle(req, resource_type, body, if_none_exist=request.headers.get("if-none-exist"))
+
+    return await serve(request, handler)
 
 
 def _criteria(request: Request) -> str:
@@ -48,20 +48,33 @@ def _criteria(request: Request) -> str:
 @router.put("/{resource_type}")
 async def conditional_update_route(resource_type: str, request: Request) -> Response:
     check_accept(request)
-    ctx = await context(request)
-    check_content_type(request)
-    svc = services(request)
-    criteria = _criteria(request)
-    body = await read_json(request, svc.settings.max_body_bytes)
-    resp = await update.handle_conditional(svc, ctx, resource_type, criteria, body,
-                                           base_url=base_url(request), prefer=prefer(request),
-                                           if_match=request.headers.get("if-match"))
-    return render(request, resp)
+
+    async def handler(req: FhirRequest) -> FhirResponse:
+        check_content_type(request)
+        criteria = _criteria(request)
+        body = await read_json(request, services(request).settings.max_body_bytes)
+        return await update.handle_conditional(req, resource_type, criteria, body,
+                                               if_match=request.headers.get("if-match"))
+
+    return await serve(request, handler)
+
+
+@router.patch("/{resource_type}")
+async def conditional_patch_route(resource_type: str, request: Request) -> Response:
+    check_accept(request)
+
+    async def handler(req: FhirRequest) -> FhirResponse:
+        check_content_type(request, patch=True)
+        criteria = _criteria(request)
+        body = await read_json(request, services(request).settings.max_body_bytes)
+        return await patch.handle(req, resource_type, None, body, criteria=criteria,
+                                  if_match=request.headers.get("if-match"))
+
+    return await serve(request, handler)
 
 
 @router.delete("/{resource_type}")
 async def conditional_delete_route(resource_type: str, request: Request) -> Response:
     check_accept(request)
-    ctx = await context(request)
-    resp = await delete.handle_conditional(services(request), ctx, resource_type, _criteria(request))
-    return render(request, resp)
+    criteria = _criteria(request)
+    return await serve(request, lambda req: delete.handle_conditional(req, resource_type, criteria))

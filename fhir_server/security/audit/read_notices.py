@@ -23,7 +23,7 @@ from fhir_server.security.audit.access_log import access_log_entry
 from fhir_server.security.audit.read_blocks import KEY, PATIENT
 from fhir_server.storage.protocols import Store
 
-NOTIFY_TOPIC = "notification"  # the patient notification topic (security/enforcement.py uses it too)
+NOTIFY_TOPIC = "notification"  # the patient notification topic (security/session.py uses it too)
 READS = "reads"
 
 

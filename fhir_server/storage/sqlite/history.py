@@ -37,7 +37,7 @@ def _where(query: HistoryQuery) -> tuple[str, list[Any]]:
     return (" AND ".join(clauses) or "1"), args
 
 
-_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.deleted, h.data, h.method, h.seq"
+_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.deleted, h.data, h.method, h.seq, h.patients"
 
 
 def query_history(conn: sqlite3.Connection, query: HistoryQuery) -> HistoryPage:
@@ -59,7 +59,7 @@ def query_history(conn: sqlite3.Connection, query: HistoryQuery) -> HistoryPage:
         newer = query.before_seq is not None and bool(rows) and conn.execute(
             f"SELECT EXISTS (SELECT 1 FROM history h WHERE {where} AND h.seq > ?)", [*args, rows[0][7]]
         ).fetchone()[0] == 1
-    entries = [StoredResource(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
+    entries = [StoredResource(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[8]) for r in rows]
     seqs = [r[7] for r in rows]
     return HistoryPage(entries, int(total), seqs[-1] if older and seqs else None, seqs,
                        seqs[0] if newer and seqs else None)

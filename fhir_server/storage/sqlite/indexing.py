@@ -31,3 +31,7 @@ def search_ids(conn: sqlite3.Connection, query: Any, limit: int) -> list[tuple[s
 
 def run_search(conn: sqlite3.Connection, query: Any) -> Any:
     return sqlite_search.run_search(conn, query)
+
+
+def include_round(conn: sqlite3.Connection, specs: Any, sources: Any) -> Any:
+    return sqlite_search.include_round(conn, specs, sources)

@@ -28,6 +28,7 @@ BASE_DDL: list[str] = [
         method TEXT NOT NULL,
         data BLOB,
         seq INTEGER NOT NULL,
+        patients TEXT,
         PRIMARY KEY (rid, version)) WITHOUT ROWID""",
     "CREATE UNIQUE INDEX IF NOT EXISTS history_seq ON history (seq)",
     "CREATE INDEX IF NOT EXISTS history_type_seq ON history (type, seq)",
@@ -69,8 +70,9 @@ def create_schema(conn: sqlite3.Connection, extra_ddl: list[str]) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(resources)")}
-    if "patients" not in columns:  # a database from before the column: NULL means "parse to know"
-        conn.execute("ALTER TABLE resources ADD COLUMN patients TEXT")
+    for table in ("resources", "history"):
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if "patients" not in columns:  # a database from before the column: NULL means "parse to know"
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN patients TEXT")
     # the audit chain's DDL holds triggers (BEGIN ... END): run it as a script; IF NOT EXISTS throughout
     conn.executescript(CHAIN_DDL)

@@ -25,7 +25,7 @@ from fhir_server.storage.sqlite.writer import GroupCommitWriter
 T = TypeVar("T")
 
 _READ = "SELECT version, last_updated, deleted, data, patients FROM resources WHERE type = ? AND id = ?"
-_VREAD = ("SELECT h.version, h.last_updated, h.deleted, h.data, h.method FROM history h "
+_VREAD = ("SELECT h.version, h.last_updated, h.deleted, h.data, h.method, h.patients FROM history h "
           "JOIN resources r ON r.rid = h.rid WHERE r.type = ? AND r.id = ? AND h.version = ?")
 
 
@@ -138,13 +138,16 @@ class SqliteStore:
         row = self._loop_conn.execute(_VREAD, (resource_type, resource_id, version)).fetchone()
         if row is None:
             return None
-        return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], row[4])
+        return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], row[4], row[5])
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         return await self._in_reader(lambda conn: query_history(conn, query))
 
     async def search(self, query: Any) -> Any:
         return await self._in_reader(lambda conn: indexing.run_search(conn, query))
+
+    async def include(self, specs: Any, sources: Any) -> Any:
+        return await self._in_reader(lambda conn: indexing.include_round(conn, specs, sources))
 
     async def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:
         return await self._in_reader(lambda conn: indexing.search_ids(conn, query, limit))

@@ -5,18 +5,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-import orjson
-
 from fhir_server.security.audit.chain import append_events, append_special
-from fhir_server.security.policy.compartment import patient_ids_of
 from fhir_server.storage.protocols import StoredResource, StoreError
 from fhir_server.storage.sqlite import indexing, outbox
-
-
-def patients_column(data: bytes | None) -> str:
-    """The ``resources.patients`` value: the compartment's patient ids, so a secured read by id
-    decides without parsing the resource (security/read_gate.py)."""
-    return " ".join(sorted(patient_ids_of(orjson.loads(data)))) if data is not None else ""
 
 
 class SqliteTxView:
@@ -33,7 +24,7 @@ class SqliteTxView:
 
     def _row(self, resource_type: str, resource_id: str) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self._conn.execute(
-            "SELECT rid, version, last_updated, deleted, data FROM resources WHERE type = ? AND id = ?",
+            "SELECT rid, version, last_updated, deleted, data, patients FROM resources WHERE type = ? AND id = ?",
             (resource_type, resource_id),
         ).fetchone()
         return row
@@ -42,13 +33,22 @@ class SqliteTxView:
         row = self._row(resource_type, resource_id)
         if row is None:
             return None
-        return StoredResource(resource_type, resource_id, row[1], row[2], bool(row[3]), row[4])
+        return StoredResource(resource_type, resource_id, row[1], row[2], bool(row[3]), row[4], "PUT", row[5])
+
+    def version(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
+        row = self._conn.execute(
+            "SELECT h.version, h.last_updated, h.deleted, h.data, h.method, h.patients FROM history h "
+            "JOIN resources r ON r.rid = h.rid WHERE r.type = ? AND r.id = ? AND h.version = ?",
+            (resource_type, resource_id, version)).fetchone()
+        if row is None:
+            return None
+        return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], row[4], row[5])
 
     def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:
         return indexing.search_ids(self._conn, query, limit)
 
     def _write(self, resource_type: str, resource_id: str, version: int, data: bytes | None,
-               method: str) -> int:
+               method: str, patients: str) -> int:
         row = self._row(resource_type, resource_id)
         expected = 1 if row is None else row[1] + 1
         if version != expected:
@@ -59,7 +59,7 @@ class SqliteTxView:
             cur = self._conn.execute(
                 "INSERT INTO resources (type, id, version, last_updated, deleted, data, patients) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (resource_type, resource_id, version, self._timestamp, deleted, data, patients_column(data)),
+                (resource_type, resource_id, version, self._timestamp, deleted, data, patients),
             )
             rid = cur.lastrowid
             assert rid is not None
@@ -67,26 +67,32 @@ class SqliteTxView:
             rid = row[0]
             self._conn.execute(
                 "UPDATE resources SET version = ?, last_updated = ?, deleted = ?, data = ?, patients = ? WHERE rid = ?",
-                (version, self._timestamp, deleted, data, patients_column(data), rid),
+                (version, self._timestamp, deleted, data, patients, rid),
             )
         self._conn.execute(
-            "INSERT INTO history (rid, version, type, id, last_updated, deleted, method, data, seq) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (rid, version, resource_type, resource_id, self._timestamp, deleted, method, data, self.next_seq),
+            "INSERT INTO history (rid, version, type, id, last_updated, deleted, method, data, seq, patients) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rid, version, resource_type, resource_id, self._timestamp, deleted, method, data, self.next_seq, patients),
         )
         self.next_seq += 1
         return int(rid)
 
     def put(self, resource_type: str, resource_id: str, version: int, data: bytes, index: Any,
-            method: str) -> StoredResource:
-        rid = self._write(resource_type, resource_id, version, data, method)
+            method: str, patients: str) -> StoredResource:
+        rid = self._write(resource_type, resource_id, version, data, method, patients)
         indexing.write(self._conn, rid, resource_type, index)
-        return StoredResource(resource_type, resource_id, version, self._timestamp, False, data, method)
+        return StoredResource(resource_type, resource_id, version, self._timestamp, False, data, method, patients)
 
     def delete(self, resource_type: str, resource_id: str, version: int, method: str) -> StoredResource:
-        rid = self._write(resource_type, resource_id, version, None, method)
+        rid = self._write(resource_type, resource_id, version, None, method, "")
         indexing.delete(self._conn, rid)
-        return StoredResource(resource_type, resource_id, version, self._timestamp, True, None, method)
+        return StoredResource(resource_type, resource_id, version, self._timestamp, True, None, method, "")
+
+    def patients(self, resource_type: str, resource_id: str) -> str | None:
+        """The stored compartment patients of a current resource ("" none), None if not stored or deleted."""
+        row = self._conn.execute("SELECT patients, deleted FROM resources WHERE type = ? AND id = ?",
+                                 (resource_type, resource_id)).fetchone()
+        return None if row is None or row[1] else (row[0] or "")
 
     def enqueue(self, topic: str, partition: str | None, key: str, payload: bytes) -> None:
         outbox.enqueue(self._conn, topic, partition, key, payload, self._timestamp)

@@ -12,7 +12,6 @@ import orjson
 from fhir_server.search.cursor import encode_cursor
 from fhir_server.search.query import Cursor, SearchMatch, SearchQuery, SearchResult
 from fhir_server.storage.sqlite.search.clauses_sql import SqlContext
-from fhir_server.storage.sqlite.search.includes import fetch_includes
 from fhir_server.storage.sqlite.search.planner import plan_count, plan_page
 from fhir_server.storage.sqlite.search.values_sql import Lookup
 
@@ -55,12 +54,15 @@ def _page(conn: sqlite3.Connection, query: SearchQuery, ctx: SqlContext) -> _Pag
     return _Page(rows, more, plan.n_keys, plan.reverse, total)
 
 
-def _data(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> dict[int, bytes]:
-    """The JSON of the page's resources, read after sorting so that only the page's blobs are touched."""
+def _data(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> dict[int, tuple[bytes, str | None]]:
+    """The JSON and compartment patients of the page's resources, read after sorting so that only the
+    page's blobs are touched."""
     if not rows:
         return {}
     rids = orjson.dumps([r[0] for r in rows]).decode()
-    return dict(conn.execute("SELECT rid, data FROM resources WHERE rid IN (SELECT value FROM json_each(?))", (rids,)))
+    found = conn.execute("SELECT rid, data, patients FROM resources WHERE rid IN (SELECT value FROM json_each(?))",
+                         (rids,))
+    return {rid: (data, patients) for rid, data, patients in found}
 
 
 def _cursor(row: tuple[Any, ...], n_keys: int, direction: str, total: int | None) -> str:
@@ -69,10 +71,12 @@ def _cursor(row: tuple[Any, ...], n_keys: int, direction: str, total: int | None
 
 
 def run_search(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
-    """Matches of one page (+ included resources), the total per ``_total``, and paging cursors.
+    """Matches of one page, the total per ``_total``, and paging cursors. Includes are not followed here:
+    the access session asks for them one round at a time (``include_round``), from what the caller may
+    see (security/paging.py).
 
-    The statements run in one read transaction, so page, data, total and includes see one snapshot
-    (WAL readers never block the writer)."""
+    The statements run in one read transaction, so page, data and total see one snapshot (WAL readers
+    never block the writer)."""
     if conn.in_transaction:
         return _run(conn, query)
     conn.execute("BEGIN")
@@ -88,7 +92,7 @@ def _run(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
     if query.summary != "count" and query.count > 0:
         page = _page(conn, query, ctx)
     data = _data(conn, page.rows)
-    matches = [SearchMatch(r[0], r[1], r[2], data[r[0]], "match") for r in page.rows]
+    matches = [SearchMatch(r[0], r[1], r[2], data[r[0]][0], "match", data[r[0]][1]) for r in page.rows]
     total = page.total if page.total is not None else _total(conn, query, ctx, len(matches), page.more)
     next_cursor = prev_cursor = None
     if page.rows:
@@ -97,8 +101,7 @@ def _run(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
             next_cursor = _cursor(page.rows[-1], page.n_keys, "next", carried)
         if (page.more and page.reverse) or (query.cursor is not None and not page.reverse):
             prev_cursor = _cursor(page.rows[0], page.n_keys, "prev", carried)
-    includes = fetch_includes(conn, query, matches) if query.includes else []
-    return SearchResult(tuple(matches + includes), total, next_cursor, prev_cursor)
+    return SearchResult(tuple(matches), total, next_cursor, prev_cursor)
 
 
 def _total(conn: sqlite3.Connection, query: SearchQuery, ctx: SqlContext, n_matches: int, more: bool) -> int | None:

@@ -8,11 +8,9 @@ from collections.abc import Iterable
 
 import orjson
 
-from fhir_server.search.query import IncludeSpec, SearchMatch, SearchQuery
+from fhir_server.search.query import IncludeSpec, SearchMatch
 
-MAX_ITERATIONS = 4  # :iterate rounds; each round only follows resources the previous round added
-
-_SELECT = "SELECT r.rid, r.type, r.id, r.data FROM resources r WHERE r.deleted = 0 AND "
+_SELECT = "SELECT r.rid, r.type, r.id, r.data, r.patients FROM resources r WHERE r.deleted = 0 AND "
 
 
 def _forward(conn: sqlite3.Connection, spec: IncludeSpec, sources: list[SearchMatch]) -> list[tuple]:
@@ -51,23 +49,17 @@ def _reverse(conn: sqlite3.Connection, spec: IncludeSpec, targets: list[SearchMa
     return rows
 
 
-def fetch_includes(conn: sqlite3.Connection, query: SearchQuery, page: list[SearchMatch]) -> list[SearchMatch]:
-    """Resources the page's matches reference (or that reference them), each once, mode ``include``."""
-    seen = {(m.resource_type, m.resource_id) for m in page}
+def include_round(conn: sqlite3.Connection, specs: Iterable[IncludeSpec], sources: list[SearchMatch]
+                  ) -> list[SearchMatch]:
+    """One round: the resources the specs reach from ``sources`` (forward or reverse), each once, mode
+    ``include``. Iteration is driven by the caller, which judges every round before following it
+    (security/paging.py): an include must never be reached through a resource the caller may not see."""
+    seen = {(m.resource_type, m.resource_id) for m in sources}
     out: list[SearchMatch] = []
-    current = page
-    for round_no in range(MAX_ITERATIONS + 1):
-        specs: Iterable[IncludeSpec] = query.includes if round_no == 0 else [s for s in query.includes if s.iterate]
-        specs = list(specs)
-        if not specs or not current:
-            break
-        found: list[SearchMatch] = []
-        for spec in specs:
-            rows = _reverse(conn, spec, current) if spec.reverse else _forward(conn, spec, current)
-            for rid, rtype, rid_str, data in rows:
-                if (rtype, rid_str) not in seen:
-                    seen.add((rtype, rid_str))
-                    found.append(SearchMatch(rid, rtype, rid_str, data, "include"))
-        out.extend(found)
-        current = found
+    for spec in specs:
+        rows = _reverse(conn, spec, sources) if spec.reverse else _forward(conn, spec, sources)
+        for rid, rtype, rid_str, data, patients in rows:
+            if (rtype, rid_str) not in seen:
+                seen.add((rtype, rid_str))
+                out.append(SearchMatch(rid, rtype, rid_str, data, "include", patients))
     return out

@@ -1,0 +1,366 @@
+"""The write executor: one store unit for a plan of prepared WriteOps (plan.py), shared by single
+interactions, batch entries (a plan of one each) and transactions (one plan).
+
+Inside the unit, in the order FHIR R4 http.html §3.1.0.11.2 gives for transactions (DELETE, POST, PUT,
+PATCH):
+
+1. conditional criteria are matched over what the caller may see — a hidden match is no match
+   (docs/security.md "Hidden means absent"); a PUT or PATCH target the caller may not see is absent;
+2. targets are resolved (new ids, conditional create found, update-as-create) and, in a transaction,
+   ``urn:uuid:`` fullUrls and conditional references rewritten;
+3. every version is stamped and indexed, and its patients computed once for the whole plan (a resource
+   about another resource of the plan belongs to its patients: ``search/compartments.py``);
+4. everything is written, then every write is judged — the replaced and the new version — over the
+   facts as they are after the writes, so a Bundle's own Consents count, and nothing can change
+   between the check and the commit. One refusal rolls the whole unit back; it is audited all the same.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+from fhir_server.errors import FhirError
+from fhir_server.interactions.plan import INTERACTIONS, WriteOp, prefixed
+from fhir_server.interactions.references import is_conditional, is_local_urn, rewrite_references, unresolved
+from fhir_server.interactions.request import FhirRequest
+from fhir_server.interactions.search_access import refuse_indirect
+from fhir_server.interactions.write import parse_criteria, put_version, stamp
+from fhir_server.search.compartments import patient_compartment
+from fhir_server.security.audit.balp import AuditTarget
+from fhir_server.security.policy import Action, Verdict
+from fhir_server.security.session import CONDITIONAL_CANDIDATES, AccessSession, FactsSource, patients_of, too_broad
+from fhir_server.security.tx_facts import TxFacts
+from fhir_server.storage.protocols import StoredResource, StoreError, TxView
+
+ORDER = ("DELETE", "POST", "PUT", "PATCH")
+
+
+async def execute(req: FhirRequest, ops: list[WriteOp], *, transaction: bool) -> list[WriteOp]:
+    """Run the plan in one unit; the ops carry their results. FhirError for anything refused."""
+    access = req.access
+    start = Verdict.proceed()
+    for op in ops:  # type-level gates first: they depend on the caller only
+        start = await access.gate(op.action, op.resource_type,
+                                  AuditTarget(INTERACTIONS[op.method], op.resource_type, op.resource_id,
+                                              query=op.criteria_text),
+                                  instance=op.resource_id is not None)
+        if op.criteria is not None:
+            try:
+                refuse_indirect(op.criteria, start, access.enabled)
+            except FhirError as exc:
+                raise prefixed(exc, op) from exc
+    unit = _Unit(req, ops, transaction=transaction)
+    try:
+        await access.transaction(unit)
+    except StoreError as exc:
+        raise FhirError(exc.category, exc.message) from exc
+    return ops
+
+
+class _Unit:
+    def __init__(self, req: FhirRequest, ops: list[WriteOp], *, transaction: bool) -> None:
+        self.req = req
+        self.services = req.services
+        self.access: AccessSession = req.access
+        self.ops = ops
+        self.transaction = transaction
+        self.mapping: dict[str, str] = {}  # fullUrl -> Type/id (transaction)
+        self.conditional_refs: dict[str, str] = {}
+        self.view: TxView | None = None
+
+    def __call__(self, view: TxView) -> None:
+        self.view = view
+        facts = TxFacts(view)  # as before the writes: what the caller may see of existing data
+        by_method = {m: [op for op in self.ops if op.method == m] for m in ORDER}
+        for op in by_method["DELETE"]:
+            self._guard(op, self._delete, view, facts)
+        for op in by_method["POST"] + by_method["PUT"]:
+            self._guard(op, self._resolve, view, facts)
+        for op in by_method["PATCH"]:
+            self._guard(op, self._patch_target, view, facts)
+        if self.transaction:
+            self._check_overlap()
+            for op in by_method["POST"] + by_method["PUT"]:
+                if op.outcome == "" and op.resource is not None and op.resource_type != "Bundle":
+                    # a Bundle stored as an entry (a signed document) keeps its own references untouched
+                    self._guard(op, lambda o, v, f: rewrite_references(
+                        o.resource, lambda ref: self._resolve_ref(ref, f), f"{o.where}.resource"), view, facts)
+        self._write(view, [op for m in ("POST", "PUT", "PATCH") for op in by_method[m] if op.outcome == ""])
+        self._authorize(TxFacts(view))
+
+    @staticmethod
+    def _guard(op: WriteOp, step: Any, view: TxView, facts: FactsSource) -> None:
+        try:
+            step(op, view, facts)
+        except FhirError as exc:
+            raise prefixed(exc, op) from exc
+
+    # -- targets -------------------------------------------------------------------------------------
+    def _visible_matches(self, op: WriteOp, view: TxView, facts: FactsSource) -> list[tuple[str, str]]:
+        candidates = view.search_ids(op.criteria, CONDITIONAL_CANDIDATES + 1)
+        if len(candidates) > CONDITIONAL_CANDIDATES:
+            raise too_broad()
+        target = AuditTarget(INTERACTIONS[op.method], op.resource_type, query=op.criteria_text)
+        return self.access.visible_in_unit(view, facts, candidates, target)
+
+    def _visible(self, view: TxView, facts: FactsSource, stored: StoredResource | None) -> bool:
+        if stored is None or stored.deleted or stored.data is None:
+            return False
+        resource = orjson.loads(stored.data)
+        return self.access.decide_with(facts, Action.READ, resource, patients_of(stored, resource)).allowed
+
+    def _probe(self, op: WriteOp, stored: StoredResource) -> None:
+        """An attempt on a resource the caller may not see: audited with its patients (AC-14)."""
+        self.access.refused(AuditTarget(INTERACTIONS[op.method], stored.type, stored.id),
+                            "the resource is not visible to the caller", patients_of(stored))
+
+    def _delete(self, op: WriteOp, view: TxView, facts: FactsSource) -> None:
+        if op.criteria is not None:
+            settings = self.services.settings
+            limit = settings.max_conditional_delete if settings.allow_multiple_conditional_delete else 1
+            ids = [rid for _, rid in self._visible_matches(op, view, facts)]
+            if len(ids) > limit:
+                raise FhirError("precondition_failed", "conditional delete matched more than one resource; this "
+                                "server deletes one match only (setting allow_multiple_conditional_delete)"
+                                if limit == 1 else f"conditional delete matched more than {limit} resources")
+        else:
+            ids = [op.resource_id or ""]
+            op.target = op.resource_id  # its identity counts for overlaps whether or not it exists (§3.1.0.11.2)
+        for rid in ids:
+            current = view.current(op.resource_type, rid)
+            if current is None or current.deleted:
+                continue
+            if not self._visible(view, facts, current):
+                self._probe(op, current)  # hidden means absent: nothing to delete, 204 as for an unknown id
+                continue
+            op.previous = current  # the last judged and deleted one (several only with multiple deletes)
+            op.deleted.append(view.delete(op.resource_type, rid, current.version + 1, "DELETE"))
+            if self.services.enforcer is not None:
+                self.services.enforcer.facts_changed(op.resource_type, view)
+        if op.criteria is not None:
+            op.target = ids[0] if len(ids) == 1 else None
+        op.outcome = "deleted" if op.deleted else "nothing"
+
+    def _resolve(self, op: WriteOp, view: TxView, facts: FactsSource) -> None:
+        if op.method == "POST":
+            if op.criteria is not None:
+                matches = self._visible_matches(op, view, facts)
+                if len(matches) > 1:
+                    raise FhirError("precondition_failed",
+                                    f"If-None-Exist matched {len(matches)} resources; it must match at most one")
+                if matches:
+                    op.target = matches[0][1]
+                    op.stored = view.current(op.resource_type, op.target)
+                    op.outcome = "found"  # conditional create found its match: nothing is written
+            if op.outcome == "":
+                op.target = str(uuid.uuid4())  # the server assigns the id; one in the body is ignored
+        else:
+            self._resolve_put(op, view, facts)
+        if op.full_url and op.target:
+            if op.full_url in self.mapping:
+                raise FhirError("invalid", f"fullUrl {op.full_url!r} appears twice", expression=f"{op.where}.fullUrl")
+            self.mapping[op.full_url] = f"{op.resource_type}/{op.target}"
+
+    def _resolve_put(self, op: WriteOp, view: TxView, facts: FactsSource) -> None:
+        resource = op.resource or {}
+        if op.criteria is not None:
+            matches = self._visible_matches(op, view, facts)
+            if len(matches) > 1:
+                raise FhirError("precondition_failed", f"conditional update criteria matched {len(matches)} resources")
+            body_id = resource.get("id")
+            if matches:
+                op.target = matches[0][1]
+                if body_id is not None and body_id != op.target:
+                    raise FhirError("invalid", f"body id {body_id!r} differs from the matched resource "
+                                    f"{op.target!r}", expression="id")
+                op.resource = {**resource, "id": op.target}
+            elif isinstance(body_id, str):
+                op.target = body_id  # no match, id given: an update as create (R4 http.html §3.1.0.4.3)
+            else:
+                op.target = str(uuid.uuid4())
+                op.resource = {**resource, "id": op.target}
+                op.previous = None
+                return
+        else:
+            op.target = op.resource_id
+        current = view.current(op.resource_type, op.target or "")
+        if current is not None and not current.deleted and self._visible(view, facts, current):
+            if op.if_match is not None and current.version != op.if_match:
+                raise FhirError("precondition_failed", f"If-Match expects version {op.if_match} of "
+                                f"{op.resource_type}/{op.target}; current is {current.version}")
+            op.previous = current
+            return
+        # No version the caller may see: this is a create with the client's id.
+        if op.if_match is not None:
+            raise FhirError("precondition_failed", f"If-Match expects version {op.if_match} of "
+                            f"{op.resource_type}/{op.target}; current is none")
+        if current is not None and not self._create_with_id_allowed(view, facts, current):
+            if not current.deleted:
+                self._probe(op, current)
+            raise update_create_refused(op.resource_type)
+        op.previous = current if current is not None and current.deleted else None
+        op.client_id = current is None  # checked once its patients are known (``_write``)
+
+    def _create_with_id_allowed(self, view: TxView, facts: FactsSource, current: StoredResource) -> bool:
+        """The id is in use by a version the caller may not see. In open mode it is simply updated. Under
+        the policy, reusing it is allowed only for a deletion the caller could see (re-creating it): an
+        answer that differed from "the id is free" would reveal that hidden data exists."""
+        if not self.access.enabled:
+            return True
+        if not current.deleted:
+            return False
+        prior = view.version(current.type, current.id, current.version - 1) if current.version > 1 else None
+        return self._visible(view, facts, prior)
+
+    def _patch_target(self, op: WriteOp, view: TxView, facts: FactsSource) -> None:
+        base = op.base
+        assert base is not None and op.target is not None
+        current = view.current(op.resource_type, op.target)
+        if current is None or current.version != base.version or current.deleted:
+            category = "precondition_failed" if op.if_match is not None else "conflict"
+            raise FhirError(category, f"{op.resource_type}/{op.target} changed while the patch was applied; retry it")
+        op.previous = current
+
+    def _check_overlap(self) -> None:
+        seen: dict[tuple[str, str], int] = {}
+        for op in self.ops:
+            if op.target is None or op.outcome == "found":
+                continue
+            key = (op.resource_type, op.target)
+            if key in seen:
+                raise FhirError("invalid", f"entries {seen[key]} and {op.index} both change {key[0]}/{key[1]}",
+                                expression=f"{op.where}.request")
+            seen[key] = op.index if op.index is not None else -1
+
+    # -- references (transactions) --------------------------------------------------------------------
+    def _resolve_ref(self, ref: str, facts: FactsSource) -> str | None:
+        if ref in self.mapping:
+            return self.mapping[ref]
+        if is_local_urn(ref):
+            raise unresolved(ref, "Bundle.entry.resource")
+        if is_conditional(ref):
+            return self._conditional_ref(ref, facts)
+        return None
+
+    def _conditional_ref(self, ref: str, facts: FactsSource) -> str:
+        """A conditional reference resolves over what the caller may see, like conditional criteria."""
+        if ref not in self.conditional_refs:
+            rtype, _, criteria_text = ref.partition("?")
+            criteria = parse_criteria(self.services, rtype, criteria_text)
+            refuse_indirect(criteria, Verdict.proceed(), self.access.enabled)
+            assert self.view is not None
+            op = WriteOp("POST", rtype, criteria=criteria, criteria_text=criteria_text)
+            matches = self._visible_matches(op, self.view, facts)
+            if len(matches) != 1:
+                raise FhirError("precondition_failed", f"conditional reference {ref!r} matched {len(matches)} "
+                                "resources; it must match exactly one", expression="Bundle.entry.resource")
+            self.conditional_refs[ref] = f"{matches[0][0]}/{matches[0][1]}"
+        return self.conditional_refs[ref]
+
+    # -- writing --------------------------------------------------------------------------------------
+    def _write(self, view: TxView, ops: list[WriteOp]) -> None:
+        stamped: list[tuple[WriteOp, dict[str, Any], Any]] = []
+        for op in ops:
+            version = 1 if op.previous is None else op.previous.version + 1
+            resource = op.resource or {}
+            full, rows = stamp(view, self.services, resource, op.resource_type, op.target or "", version)
+            stamped.append((op, full, rows))
+        memberships = _memberships(view, stamped)
+        strict = self.access.enabled and self.services.settings.update_as_create != "all"
+        for (op, full, rows), patients in zip(stamped, memberships, strict=True):
+            if op.client_id and strict and patients:
+                raise prefixed(update_create_refused(op.resource_type), op)
+            try:
+                op.stored = put_version(view, self.services, full, rows, patients, op.method)
+            except FhirError as exc:
+                raise prefixed(exc, op) from exc
+            op.outcome = "updated" if op.previous is not None and not op.previous.deleted else "created"
+
+    # -- the decision ---------------------------------------------------------------------------------
+    def _authorize(self, facts: FactsSource) -> None:
+        """Every write judged on the version it replaced and the one it wrote; then their audit."""
+        records: list[tuple[AuditTarget, Verdict, frozenset[str]]] = []
+        for op in self.ops:
+            if op.outcome == "found":
+                assert op.stored is not None
+                judged = self._judge(op, facts, Action.READ, op.stored)
+                records.append((AuditTarget("read", op.stored.type, op.stored.id, str(op.stored.version)),
+                                judged[0], judged[1]))
+                continue
+            verdict: Verdict | None = None
+            patients: frozenset[str] = frozenset()
+            for version in (op.previous, op.stored):
+                if version is None or version.data is None:
+                    continue
+                verdict, ids = self._judge(op, facts, op.action, version)
+                patients |= ids
+            written = op.deleted[-1] if op.deleted else op.stored
+            if verdict is not None and written is not None:
+                records.append((AuditTarget(INTERACTIONS[op.method], written.type, written.id,
+                                            str(written.version)), verdict, patients))
+        for target, verdict, patients in records:
+            self.access.record(target, verdict, patients)
+
+    def _judge(self, op: WriteOp, facts: FactsSource, action: Action, version: StoredResource
+               ) -> tuple[Verdict, frozenset[str]]:
+        resource = orjson.loads(version.data or b"{}")
+        judged = self.access.decide_with(facts, action, resource, patients_of(version, resource))
+        if judged.allowed or not self.access.enabled:
+            return judged.verdict, judged.patients
+        target = AuditTarget(INTERACTIONS[op.method], version.type, version.id, str(version.version))
+        self.access.refused(target, judged.verdict.reason, judged.patients)
+        reason = self._unassigned(judged.verdict.reason)
+        raise FhirError("forbidden", f"{op.entry_prefix()}access denied: {reason}", code="forbidden",
+                        expression=op.where or None)
+
+    def _unassigned(self, text: str) -> str:
+        """A refusal names a resource of this plan by its fullUrl, never by an id the server assigned in
+        the unit that is being rolled back (issue 13: such ids exist nowhere afterwards)."""
+        for op in self.ops:
+            if op.method == "POST" and op.target and op.outcome == "created":
+                named = f"{op.resource_type} {op.full_url} (entry {op.index})" if op.full_url and \
+                    op.index is not None else f"the new {op.resource_type}"
+                text = text.replace(f"{op.resource_type}/{op.target}", named)
+        return text
+
+
+def _memberships(view: TxView, stamped: list[tuple[WriteOp, dict[str, Any], Any]]) -> list[set[str]]:
+    """The patients of every version the plan writes, computed together: a resource of the plan that
+    references another one (a Provenance of the Bundle's Observations, a Condition of its Encounter) is in
+    that one's compartments, whatever the order of the entries. A fixed point over the plan; resources
+    outside it resolve through the view."""
+    local: dict[tuple[str, str], set[str]] = {(full["resourceType"], full["id"]): set() for _, full, _ in stamped}
+
+    def resolve(resource_type: str, resource_id: str) -> str | None:
+        known = local.get((resource_type, resource_id))
+        if known is not None:
+            return " ".join(known)
+        return view.patients(resource_type, resource_id)
+
+    result = [set[str]() for _ in stamped]
+    for _ in range(len(stamped) + 1):
+        changed = False
+        for i, (_, full, rows) in enumerate(stamped):
+            patients = patient_compartment(full, rows, resolve)
+            if patients != result[i]:
+                result[i] = patients
+                local[(full["resourceType"], full["id"])] = patients
+                changed = True
+        if not changed:
+            break
+    return result
+
+
+def update_create_refused(resource_type: str) -> FhirError:
+    """405 (R4 http.html §3.1.0.4: "the resource did not exist prior to the update, and the server does
+    not allow client defined ids"). Under the policy patient data is never created with a client-chosen
+    id (setting ``update_as_create``): the answer is then the same whether the id is free or taken by
+    data the caller may not see."""
+    return FhirError("method_not_allowed", f"this server does not create {resource_type} resources with a "
+                     "client-chosen id that is in use or not visible to the caller; create it with POST, or "
+                     "update it by a conditional update without id (docs/security.md \"Hidden means absent\")",
+                     code="not-supported")
+

@@ -1,0 +1,172 @@
+"""Search and history pages through the access policy (the session's ``search`` and ``history``).
+
+A page holds only what the caller may see. Two rules keep hidden data from showing through the shape
+of the answer (docs/security.md "Hidden means absent"):
+
+* a page is **filled**: when matches on it are withheld, the following ones are read (never more than
+  the rows still needed, so the next cursor points just past the last row judged) until the page is
+  full, the data end, or ``SCAN_BUDGET`` rows were judged. Twelve empty pages with ``next`` links would
+  count hidden resources; one page with the visible ones does not;
+* includes are followed only **from visible resources**, one round at a time, each round judged before
+  the next (``:iterate``): an include must not reveal what a hidden match points to.
+
+``Bundle.total`` is dropped whenever results are judged one by one (``total_allowed``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from fhir_server.search.cursor import decode_cursor
+from fhir_server.search.query import (
+    IncludeSpec,
+    ParamClause,
+    ReferenceValue,
+    SearchMatch,
+    SearchQuery,
+    SearchResult,
+    TokenValue,
+)
+from fhir_server.security.audit.balp import AuditTarget
+from fhir_server.security.policy import Action, Decision, Verdict
+from fhir_server.storage.protocols import HistoryPage, HistoryQuery, Store, StoredResource
+
+if TYPE_CHECKING:
+    from fhir_server.security.session import AccessSession, Judged
+
+#: Rows judged at most to fill one page (beyond it, a short page keeps its ``next`` link).
+SCAN_BUDGET = 2000
+#: ``:iterate`` rounds after the first (each only follows what the previous round added).
+MAX_ITERATIONS = 4
+WITHHELD = "results withheld by the access policy"
+
+
+def as_stored(match: SearchMatch) -> StoredResource:
+    """A search match as the stored version the policy judges (its data and stored patients)."""
+    return StoredResource(match.resource_type, match.resource_id, 0, "", False, match.data, "PUT", match.patients)
+
+
+def targeted_patients(query: SearchQuery) -> set[str]:
+    """The patients a search names (compartment, ``patient=``, ``subject=Patient/x``, ``Patient?_id=``):
+    whose access log shows the attempt when nothing visible came back (AC-14, AC-24)."""
+    out: set[str] = set()
+    if query.compartment is not None and query.compartment[0] == "Patient":
+        out.add(query.compartment[1])
+    for clause in query.clauses:
+        if not isinstance(clause, ParamClause):
+            continue
+        for value in clause.values:
+            if isinstance(value, ReferenceValue) and value.ref_id and (
+                    value.ref_type == "Patient" or (value.ref_type is None and clause.code == "patient")):
+                out.add(value.ref_id)
+        if clause.code == "_id" and query.resource_types == ("Patient",):
+            out |= {v.code for v in clause.values if isinstance(v, TokenValue) and v.code}
+    return out
+
+
+async def fill_search(access: AccessSession, store: Store, query: SearchQuery, target: AuditTarget,
+                      start: Verdict) -> SearchResult:
+    base = replace(query, includes=())
+    if not access.enabled or start.decision is Decision.AUTHORIZED:
+        result: SearchResult = await store.search(base)
+        included = await _includes(access, store, query, list(result.matches), judged=False)
+        access.record(target, start, set())
+        return replace(result, matches=(*result.matches, *(m for m, _ in included)))
+    visible, withheld, result, first = await _fill(access, store, base)
+    included = await _includes(access, store, query, [m for m, _ in visible], judged=True)
+    kept = visible + included
+    _record(access, target, query, kept, withheld)
+    return SearchResult(tuple(m for m, _ in kept), None, result.next_cursor if result.next_cursor else None,
+                        first.prev_cursor)
+
+
+async def _fill(access: AccessSession, store: Store, base: SearchQuery
+                ) -> tuple[list[tuple[SearchMatch, Judged]], int, SearchResult, SearchResult]:
+    result: SearchResult = await store.search(base)
+    first = result
+    visible: list[tuple[SearchMatch, Judged]] = []
+    scanned = withheld = 0
+    forward = base.cursor is None or base.cursor.direction == "next"
+    while True:
+        matches = [m for m in result.matches if m.mode == "match"]
+        scanned += len(matches)
+        kept = await access.keep_visible(Action.SEARCH, [(m, as_stored(m)) for m in matches])
+        visible += kept
+        withheld += len(matches) - len(kept)
+        missing = base.count - len(visible)
+        if missing <= 0 or not forward or result.next_cursor is None or scanned >= SCAN_BUDGET:
+            return visible, withheld, result, first
+        result = await store.search(replace(base, cursor=decode_cursor(result.next_cursor), count=missing))
+
+
+async def _includes(access: AccessSession, store: Store, query: SearchQuery, sources: list[SearchMatch], *,
+                    judged: bool) -> list[tuple[SearchMatch, Judged | None]]:
+    if not query.includes or not sources:
+        return []
+    seen = {(m.resource_type, m.resource_id) for m in sources}
+    out: list[tuple[SearchMatch, Judged | None]] = []
+    current = sources
+    for round_no in range(MAX_ITERATIONS + 1):
+        specs: tuple[IncludeSpec, ...] = query.includes if round_no == 0 else tuple(
+            s for s in query.includes if s.iterate)
+        if not specs or not current:
+            break
+        found = [m for m in await store.include(specs, current) if (m.resource_type, m.resource_id) not in seen]
+        seen |= {(m.resource_type, m.resource_id) for m in found}
+        if judged:
+            kept: list[tuple[SearchMatch, Judged | None]] = list(
+                await access.keep_visible(Action.SEARCH, [(m, as_stored(m)) for m in found]))
+        else:
+            kept = [(m, None) for m in found]
+        out += kept
+        current = [m for m, _ in kept]
+    return out
+
+
+def _record(access: AccessSession, target: AuditTarget, query: SearchQuery,
+            kept: list[tuple[SearchMatch, Judged]] | list[Any], withheld: int) -> None:
+    """One success event per patient whose data was returned (with a break-glass verdict when one was
+    used, so BTG is audited); the attempt on the targeted patients that got nothing visible."""
+    patients: set[str] = set()
+    verdicts = []
+    for _, judged in kept:
+        patients |= judged.patients
+        verdicts.append(judged.verdict)
+    if verdicts:
+        access.record(target, next((v for v in verdicts if v.emergency), verdicts[0]), patients)
+    unseen = targeted_patients(query) - patients
+    if withheld or (not verdicts and unseen):
+        access.refused(target, WITHHELD if withheld else "nothing visible matched", unseen)
+
+
+async def fill_history(access: AccessSession, store: Store, query: HistoryQuery, start: Verdict
+                       ) -> tuple[HistoryPage, list[StoredResource]]:
+    page: HistoryPage = await store.history(query)
+    if not access.enabled or start.decision is Decision.AUTHORIZED:
+        return page, page.entries
+    first = page
+    visible: list[StoredResource] = []
+    scanned = 0
+    while True:
+        scanned += len(page.entries)
+        visible += await _visible_versions(access, store, page.entries)
+        missing = query.count - len(visible)
+        if missing <= 0 or query.after_seq is not None or page.next_cursor is None or scanned >= SCAN_BUDGET:
+            break
+        page = await store.history(replace(query, before_seq=page.next_cursor, count=missing))
+    return replace(page, entries=visible, previous_cursor=first.previous_cursor), visible
+
+
+async def _visible_versions(access: AccessSession, store: Store, entries: list[StoredResource]
+                            ) -> list[StoredResource]:
+    """Each version judged on its own content; a deletion on the version it deleted."""
+    judged_on: list[tuple[StoredResource, StoredResource]] = []
+    for stored in entries:
+        if stored.data is not None:
+            judged_on.append((stored, stored))
+        elif stored.version > 1:
+            prior = await store.vread(stored.type, stored.id, stored.version - 1)
+            if prior is not None and prior.data is not None:
+                judged_on.append((stored, prior))
+    return [item for item, _ in await access.keep_visible(Action.READ, judged_on)]
