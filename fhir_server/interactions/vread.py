@@ -16,7 +16,7 @@ async def handle(services: Services, ctx: RequestContext, resource_type: str, re
     if access.enabled:
         await access.start(Action.VREAD, resource_type, AuditTarget("vread", resource_type, resource_id, version),
                            instance_level=True)
-    if not version.isdigit():
+    if not (version.isascii() and version.isdigit()) or len(version) > 18:  # issue 12: not '³', not > 64 bits
         raise FhirError("not_found", f"{resource_type}/{resource_id} has no version {version[:40]!r}")
     stored = await services.store.vread(resource_type, resource_id, int(version))
     if stored is None:
