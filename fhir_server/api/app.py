@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from fhir_server import __version__
+from fhir_server import __version__, jsonio
 from fhir_server.api import errors
 from fhir_server.api.fastpath import FastReads
 from fhir_server.api.routes import bulk, instance, operations, search, system
@@ -24,6 +24,7 @@ from fhir_server.operations.export import recover_jobs, stop_exports
 from fhir_server.search import get_indexer
 from fhir_server.search.cursor import use_key as use_cursor_key
 from fhir_server.search.parse_controls import configure_paging
+from fhir_server.search.parse_limits import configure_limits
 from fhir_server.security.setup import build_enforcer, build_read_gate, build_verifier
 from fhir_server.signatures import install as install_signatures
 from fhir_server.storage.protocols import Store
@@ -38,6 +39,8 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
         store = SqliteStore(settings.database, synchronous_full=settings.synchronous_full,
                             max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
     configure_paging(settings.default_page_size, settings.max_page_size)
+    configure_limits(settings)  # issue 12: bounded work per request (docs/limits.md)
+    jsonio.configure(settings.max_json_depth)
     if settings.cursor_secret is not None:
         use_cursor_key(settings.cursor_secret.get_secret_value())
     services = Services(settings=settings, store=store, definitions=get_definitions(),

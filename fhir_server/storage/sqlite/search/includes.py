@@ -1,5 +1,9 @@
 """``_include`` / ``_revinclude`` (with ``:iterate`` and ``*``) for one page of matches
-(FHIR R4 search §3.1.1.5.4 "Including other resources in result")."""
+(FHIR R4 search §3.1.1.5.4 "Including other resources in result").
+
+At most ``query.max_included`` resources are added to a page (issue 12: one ``_revinclude`` returned
+130,001 entries): every statement has a LIMIT, so no more rows than that are ever read, and the
+caller is told when the cap cut the list short (the Bundle then carries a warning)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ MAX_ITERATIONS = 4  # :iterate rounds; each round only follows resources the pre
 _SELECT = "SELECT r.rid, r.type, r.id, r.data FROM resources r WHERE r.deleted = 0 AND "
 
 
-def _forward(conn: sqlite3.Connection, spec: IncludeSpec, sources: list[SearchMatch]) -> list[tuple]:
+def _forward(conn: sqlite3.Connection, spec: IncludeSpec, sources: list[SearchMatch], limit: int) -> list[tuple]:
     rids = [m.rid for m in sources if spec.source_type in ("*", m.resource_type)]
     if not rids:
         return []
@@ -28,10 +32,10 @@ def _forward(conn: sqlite3.Connection, spec: IncludeSpec, sources: list[SearchMa
         conds.append("x.ref_type = ?")
         args.append(spec.target_type)
     sql = _SELECT + f"(r.type, r.id) IN (SELECT x.ref_type, x.ref_id FROM sp_reference x WHERE {' AND '.join(conds)})"
-    return conn.execute(sql, args).fetchall()
+    return conn.execute(sql + " LIMIT ?", [*args, limit]).fetchall()
 
 
-def _reverse(conn: sqlite3.Connection, spec: IncludeSpec, targets: list[SearchMatch]) -> list[tuple]:
+def _reverse(conn: sqlite3.Connection, spec: IncludeSpec, targets: list[SearchMatch], limit: int) -> list[tuple]:
     by_type: dict[str, list[str]] = {}
     for m in targets:
         if spec.target_type in (None, m.resource_type):
@@ -47,12 +51,16 @@ def _reverse(conn: sqlite3.Connection, spec: IncludeSpec, targets: list[SearchMa
             conds.append("x.param = ?")
             args.append(spec.code)
         sql = _SELECT + f"r.rid IN (SELECT x.rid FROM sp_reference x WHERE {' AND '.join(conds)})"
-        rows.extend(conn.execute(sql, args).fetchall())
+        rows.extend(conn.execute(sql + " LIMIT ?", [*args, limit - len(rows)]).fetchall())
+        if len(rows) >= limit:
+            break
     return rows
 
 
-def fetch_includes(conn: sqlite3.Connection, query: SearchQuery, page: list[SearchMatch]) -> list[SearchMatch]:
-    """Resources the page's matches reference (or that reference them), each once, mode ``include``."""
+def fetch_includes(conn: sqlite3.Connection, query: SearchQuery, page: list[SearchMatch]
+                   ) -> tuple[list[SearchMatch], bool]:
+    """Resources the page's matches reference (or that reference them), each once, mode ``include``;
+    and whether ``query.max_included`` cut them short."""
     seen = {(m.resource_type, m.resource_id) for m in page}
     out: list[SearchMatch] = []
     current = page
@@ -63,11 +71,16 @@ def fetch_includes(conn: sqlite3.Connection, query: SearchQuery, page: list[Sear
             break
         found: list[SearchMatch] = []
         for spec in specs:
-            rows = _reverse(conn, spec, current) if spec.reverse else _forward(conn, spec, current)
+            room = query.max_included - len(out) - len(found)
+            # one row past the room tells a full page from a cut one; seen rows may come back too
+            limit = room + 1 + len(seen)
+            rows = _reverse(conn, spec, current, limit) if spec.reverse else _forward(conn, spec, current, limit)
             for rid, rtype, rid_str, data in rows:
                 if (rtype, rid_str) not in seen:
+                    if len(out) + len(found) >= query.max_included:
+                        return out + found, True
                     seen.add((rtype, rid_str))
                     found.append(SearchMatch(rid, rtype, rid_str, data, "include"))
         out.extend(found)
         current = found
-    return out
+    return out, False
