@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.requests import ClientDisconnect
 
 from fhir_server import __version__, jsonio
 from fhir_server.api import errors
 from fhir_server.api.fastpath import FastReads
+from fhir_server.api.middleware import Hardened, client_gone
 from fhir_server.api.routes import bulk, instance, operations, search, system
 from fhir_server.api.routes import type as type_routes
 from fhir_server.config import Settings
@@ -58,7 +60,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     return services
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastReads:
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Hardened:
     settings = settings or Settings()
     services = build_services(settings, store)
 
@@ -84,10 +86,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                   openapi_url=None)
     app.state.services = services
     errors.install(app)
+    app.add_exception_handler(ClientDisconnect, client_gone)  # a line, not a traceback (issue 12)
     app.include_router(system.router)
     app.include_router(bulk.router)  # before operations: $export needs Prefer, and owns $export-status/-file
     app.include_router(operations.router)
     app.include_router(type_routes.router)
     app.include_router(instance.router)
     app.include_router(search.router)  # last: its compartment route is the most general path
-    return FastReads(app, services)
+    return Hardened(FastReads(app, services), settings)  # limits, codings, request ids (api/middleware.py)
