@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 
 from fhir_server import __version__, jsonio
-from fhir_server.api import errors
+from fhir_server.api import errors, openapi
 from fhir_server.api.fastpath import FastReads
 from fhir_server.api.middleware import Hardened, client_gone
 from fhir_server.api.routes import bulk, instance, operations, search, system
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.services = services
     errors.install(app)
     app.add_exception_handler(ClientDisconnect, client_gone)  # a line, not a traceback (issue 12)
+    app.include_router(openapi.router)  # before the type routes: /openapi.json is no resource type
     app.include_router(system.router)
     app.include_router(bulk.router)  # before operations: $export needs Prefer, and owns $export-status/-file
     app.include_router(operations.router)

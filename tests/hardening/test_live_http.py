@@ -6,58 +6,25 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
-from tests.live_server import free_port
+from tests.hardening.live import Live, serving
 
 pytestmark = pytest.mark.slow
 LIMITS = {"KZFHIR_HEADER_TIMEOUT": "1", "KZFHIR_BODY_TIMEOUT": "1", "KZFHIR_MAX_HEADER_BYTES": "8192",
           "KZFHIR_MAX_CONNECTIONS": "40"}
 
 
-class Live:
-    def __init__(self, port: int, log: Path) -> None:
-        self.port, self.log = port, log
-
-    def connect(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=15)
-
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=15)
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    folder = tmp_path_factory.mktemp("live")
-    port, log = free_port(), folder / "server.log"
-    cmd = [sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(port), "--database",
-           str(folder / "db.sqlite"), "--open", "--log-level", "info"]
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **LIMITS})
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/metadata", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("server did not start: " + log.read_text()) from None
-                time.sleep(0.2)
-        yield Live(port, log)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with serving(tmp_path_factory.mktemp("live"), LIMITS) as server:
+        yield server
 
 
 def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], dict]:
