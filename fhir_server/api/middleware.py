@@ -7,11 +7,16 @@
   output); any other coding is 415 (RFC 9110 §8.4.1, §15.5.16);
 - responses are gzip-compressed when the client accepts it (Starlette's ``GZipMiddleware``);
 - at most ``max_requests_per_client`` requests of one client address run at once (429 beyond);
-- whatever escapes the application is a 500 OperationOutcome, not the ASGI server's text page.
+- whatever escapes the application is a 500 OperationOutcome, not the ASGI server's text page;
+- once the server falls idle, freed heap is handed back to the system (glibc ``malloc_trim``):
+  without it RSS stayed at its peak after a load (issue 12: 1.4 GB after the load stopped).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
+import ctypes.util
 import logging
 import time
 import zlib
@@ -37,6 +42,19 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("kzfhir.request")
 MEDIA_TYPE = b"application/fhir+json; charset=utf-8"
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+        return trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+
+
+_MALLOC_TRIM = _libc_trim()
+IDLE_TRIM_SECONDS = 1.0
 
 
 def outcome_body(code: str, message: str) -> bytes:
@@ -119,6 +137,8 @@ class Hardened:
         self.max_body = settings.max_body_bytes
         self.per_client = settings.max_requests_per_client
         self.running: dict[str, int] = {}
+        self.in_flight = 0
+        self.trim_pending = False
 
     @property
     def app(self) -> Any:  # the FastAPI application, as FastReads.app
@@ -155,6 +175,7 @@ class Hardened:
             self._log(scope, status[0], started, request_id, "throttled")
             return
         self.running[client] = self.running.get(client, 0) + 1
+        self.in_flight += 1
         note = ""
         try:
             inner_scope, inner_receive = _decoding(scope, receive, self.max_body)
@@ -169,6 +190,8 @@ class Hardened:
             if not status[0]:
                 await send_outcome(sending, 500, "exception", "internal server error; the incident was logged")
         finally:
+            self.in_flight -= 1
+            self._trim_when_idle()
             left = self.running.get(client, 1) - 1
             if left > 0:
                 self.running[client] = left
@@ -178,6 +201,19 @@ class Hardened:
             note = "client disconnected"
         if status[0] >= 400 or note:
             self._log(scope, status[0], started, request_id, note)
+
+    def _trim_when_idle(self) -> None:
+        if self.in_flight or self.trim_pending or _MALLOC_TRIM is None:
+            return
+        self.trim_pending = True
+        loop = asyncio.get_running_loop()
+
+        def trim() -> None:
+            self.trim_pending = False
+            if not self.in_flight and _MALLOC_TRIM is not None:
+                loop.run_in_executor(None, _MALLOC_TRIM, 0)
+
+        loop.call_later(IDLE_TRIM_SECONDS, trim)
 
     @staticmethod
     def _log(scope: Scope, status: int, started: float, request_id: str, note: str) -> None:
