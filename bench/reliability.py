@@ -34,7 +34,8 @@ JSON = {"content-type": "application/fhir+json", "prefer": "return=minimal"}
 @dataclass
 class Minute:
     latencies: list[float] = field(default_factory=list)
-    errors: int = 0
+    errors: int = 0  # 5xx answers
+    failures: int = 0  # transport failures and client time-outs (no answer)
     refused: dict[str, int] = field(default_factory=dict)  # 4xx per "METHOD status"; the mix sends valid requests
 
     def p99(self) -> float:
@@ -113,7 +114,7 @@ async def _one(client: httpx.AsyncClient, method: str, path: str, body: dict | N
     try:
         r = await client.request(method, path, json=body, headers=JSON if body else None)
     except httpx.HTTPError:
-        minute.errors += 1
+        minute.failures += 1
         return
     minute.latencies.append((time.perf_counter() - started) * 1000)
     if r.status_code >= 500:
@@ -153,7 +154,8 @@ async def _soak(url: str, token: str, pid: int, folder: Path, minutes: float, ra
 
 def _report(number: int, minute: Minute, pid: int, growth: int) -> None:
     refused = f"4xx {sum(minute.refused.values())}{minute.refused or ''}"
-    print(f"minute {number:>2}: {len(minute.latencies):>5} requests, errors {minute.errors}, {refused}, "
+    print(f"minute {number:>2}: {len(minute.latencies):>5} requests, 5xx {minute.errors}, no answer {minute.failures}, "
+          f"{refused}, "
           f"p99 {minute.p99():7.1f} ms, RSS {_rss_mb(pid):6.0f} MB, database +{growth / 1e6:6.1f} MB", flush=True)
 
 
@@ -188,7 +190,9 @@ def main(argv: list[str] | None = None) -> None:
         stop(proc)
         total = sum(len(m.latencies) for m in minutes)
         errors = sum(m.errors for m in minutes)
-        print(f"total: {total} requests, {errors} errors, worst minute p99 {max(m.p99() for m in minutes):.1f} ms, "
+        failures = sum(m.failures for m in minutes)
+        worst = max(m.p99() for m in minutes)
+        print(f"total: {total} requests, {errors} 5xx, {failures} without answer, worst minute p99 {worst:.1f} ms, "
               f"final RSS {rss:.0f} MB, database {_db_bytes(folder) / 1e6:.1f} MB")
         print(f"audit verify: {_verify(folder)}")
         before = _db_bytes(folder)
