@@ -1,4 +1,7 @@
-"""Run every benchmark module (bench/bench_*.py) in turn; each prints its own figures."""
+"""Run every benchmark module (bench/bench_*.py) in turn; each prints its own figures.
+
+``python -m bench reliability [--minutes M] [--rate R]`` runs the reliability soak instead
+(bench/reliability.py; ten minutes by default, so it is not part of the full run)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,11 @@ import bench
 
 def main() -> int:
     only = sys.argv[1:]
+    if only[:1] == ["reliability"]:
+        from bench import reliability
+
+        reliability.main(only[1:])
+        return 0
     names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
     for name in names:
         if only and not any(o in name for o in only):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
+from typing import Any
 
 from conformance import cli as conformance_cli
 from fhir_server.security import cli as security_cli
@@ -15,6 +17,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fhir_server.api.app import create_app
+    from fhir_server.api.http_protocol import protocol_class
     from fhir_server.config import Settings
 
     overrides: dict[str, object] = {}
@@ -30,9 +33,21 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     print(f"kzfhir serving FHIR R4 at http://{settings.host}:{settings.port} (database {settings.database})",
           flush=True)
+    # issue 12: header/body timeouts, header size, connection cap and OperationOutcome error pages live
+    # in the protocol (api/http_protocol.py); no WebSocket, one log format for uvicorn's and our lines
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False,
-                loop="uvloop", http="httptools")
+                loop="uvloop", http=protocol_class(settings), ws="none", log_config=_log_config(args.log_level),
+                timeout_keep_alive=max(1, round(settings.keep_alive_timeout)))
     return 0
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for name in ("kzfhir", "fhir_server"):  # request lines (api/middleware.py), faults (api/errors.py)
+        config["loggers"][name] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
 
 
 def build_parser() -> argparse.ArgumentParser:

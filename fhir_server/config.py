@@ -95,3 +95,28 @@ class Settings(BaseSettings):
         "process crashes only",
     )
     read_connections: int = 4
+    # -- limits (issue 12; docs/limits.md): every request does bounded work --
+    max_json_depth: int = Field(default=128, description="JSON bodies nested deeper than this get 400 (orjson "
+                                "writes at most 254 levels)")
+    max_bundle_entries: int = Field(default=10_000, description="entries of one batch/transaction Bundle; more get 413")
+    search_max_params: int = Field(default=50, description="name=value pairs in one search; more get 400 too-costly")
+    search_max_values: int = Field(default=100, description="comma-separated values of one search parameter")
+    search_max_value_length: int = Field(default=2048, description="characters of one search parameter name or value")
+    search_max_sort_keys: int = Field(default=8, description="keys of one _sort")
+    search_max_chain_depth: int = Field(default=4, description="levels of chaining and _has in one search parameter")
+    search_max_included: int = Field(
+        default=1000, description="_include/_revinclude resources per page; beyond it the Bundle carries a warning")
+    header_timeout: float = Field(
+        default=10.0, description="seconds a client has to send a request's line and headers; then 408 and close")
+    body_timeout: float = Field(
+        default=30.0, description="seconds a request body may pause between two chunks; then 408 and close")
+    keep_alive_timeout: float = Field(default=5.0, description="seconds an idle keep-alive connection stays open")
+    max_header_bytes: int = Field(default=65_536, description="request line and headers above this get 431")
+    max_connections: int = Field(
+        default=1000, description="open connections at most; one more is answered 503 and closed")
+    max_requests_per_client: int = Field(
+        default=0, description="concurrent requests of one client address (429 beyond); 0 = no limit. Behind a "
+        "proxy every client has the proxy's address: keep 0 there or size it for the proxy")
+    compress_responses: bool = Field(
+        default=True, description="gzip/deflate responses of at least compress_min_bytes when the client accepts it")
+    compress_min_bytes: int = Field(default=1024, description="smaller responses are sent uncompressed")

@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.requests import ClientDisconnect
 
-from fhir_server import __version__
-from fhir_server.api import errors
+from fhir_server import __version__, jsonio
+from fhir_server.api import errors, openapi
 from fhir_server.api.fastpath import FastReads
+from fhir_server.api.middleware import Hardened, client_gone
 from fhir_server.api.routes import bulk, instance, operations, search, system
 from fhir_server.api.routes import type as type_routes
 from fhir_server.config import Settings
@@ -24,6 +26,7 @@ from fhir_server.operations.export import recover_jobs, stop_exports
 from fhir_server.search import get_indexer
 from fhir_server.search.cursor import use_key as use_cursor_key
 from fhir_server.search.parse_controls import configure_paging
+from fhir_server.search.parse_limits import configure_limits
 from fhir_server.security.setup import build_enforcer, build_read_gate, build_verifier
 from fhir_server.signatures import install as install_signatures
 from fhir_server.storage.protocols import Store
@@ -38,6 +41,8 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
         store = SqliteStore(settings.database, synchronous_full=settings.synchronous_full,
                             max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
     configure_paging(settings.default_page_size, settings.max_page_size)
+    configure_limits(settings)  # issue 12: bounded work per request (docs/limits.md)
+    jsonio.configure(settings.max_json_depth)
     if settings.cursor_secret is not None:
         use_cursor_key(settings.cursor_secret.get_secret_value())
     services = Services(settings=settings, store=store, definitions=get_definitions(),
@@ -55,7 +60,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     return services
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastReads:
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Hardened:
     settings = settings or Settings()
     services = build_services(settings, store)
 
@@ -81,10 +86,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                   openapi_url=None)
     app.state.services = services
     errors.install(app)
+    app.add_exception_handler(ClientDisconnect, client_gone)  # a line, not a traceback (issue 12)
+    app.include_router(openapi.router)  # before the type routes: /openapi.json is no resource type
     app.include_router(system.router)
     app.include_router(bulk.router)  # before operations: $export needs Prefer, and owns $export-status/-file
     app.include_router(operations.router)
     app.include_router(type_routes.router)
     app.include_router(instance.router)
     app.include_router(search.router)  # last: its compartment route is the most general path
-    return FastReads(app, services)
+    return Hardened(FastReads(app, services), settings)  # limits, codings, request ids (api/middleware.py)

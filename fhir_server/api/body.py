@@ -33,4 +33,5 @@ async def read_json(request: Request, limit: int) -> Any:
     except RecursionError as exc:
         raise FhirError("invalid", "the JSON body is nested too deeply", code="structure") from exc
     except ValueError as exc:
-        raise FhirError("invalid", f"the body is not valid JSON: {exc}", code="structure") from exc
+        raise FhirError("invalid", f"the body is not valid JSON: {exc}", code="structure",
+                        expression=getattr(exc, "expression", None)) from exc  # jsonio.JsonInputError says where

@@ -23,6 +23,9 @@ async def handle(req: FhirRequest, body: Any) -> FhirResponse:
     entries = body.get("entry", [])
     if not isinstance(entries, list):
         raise FhirError("invalid", "Bundle.entry must be an array", code="structure", expression="Bundle.entry")
+    if len(entries) > req.settings.max_bundle_entries:  # issue 12: bounded work (docs/limits.md)
+        raise FhirError("too_large", f"a {kind} takes at most {req.settings.max_bundle_entries} entries "
+                        "(setting max_bundle_entries)", expression="Bundle.entry")
     run = transaction.handle if kind == "transaction" else batch.handle
     out_entries = await run(req, body)
     response = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": f"{kind}-response",

@@ -16,6 +16,7 @@ from fhir_server.errors import operation_outcome
 from fhir_server.jsonio import fragment, reload
 from fhir_server.search.query import SearchMatch, SearchQuery, SearchResult
 from fhir_server.search.summary import apply_elements, apply_summary
+from fhir_server.validation.issues import Issue
 
 
 def search_path(base_url: str, resource_type: str | None, compartment: tuple[str, str] | None) -> str:
@@ -59,9 +60,19 @@ def entries(query: SearchQuery, result: SearchResult, base_url: str) -> list[dic
         }
         for m in result.matches
     ]
-    if query.warnings:  # ignored parameters are reported, not silently dropped (issue 3 item 7)
-        out.append({"resource": operation_outcome(query.warnings), "search": {"mode": "outcome"}})
+    warnings = [*query.warnings, *_capped(query, result)]
+    if warnings:  # ignored parameters are reported, not silently dropped (issue 3 item 7)
+        out.append({"resource": operation_outcome(warnings), "search": {"mode": "outcome"}})
     return out
+
+
+def _capped(query: SearchQuery, result: SearchResult) -> list[Issue]:
+    """The include cap (search_max_included, issue 12) is said, not silent (R4 search §3.1.1.5.4)."""
+    if not result.includes_capped:
+        return []
+    param = "_revinclude" if any(i.reverse for i in query.includes) else "_include"
+    return [Issue("warning", "too-costly", f"only the first {query.max_included} included resources are in "
+                  "this page (setting search_max_included); ask for smaller pages to see the others", param)]
 
 
 def searchset(query: SearchQuery, result: SearchResult, *, base_url: str, path: str,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from fhir_server.definitions import get_definitions
 from fhir_server.search import parse_controls as pc
+from fhir_server.search import parse_limits
 from fhir_server.search.compartments import get_compartments
 from fhir_server.search.cursor import decode_cursor
 from fhir_server.search.errors import SearchError
@@ -91,6 +92,7 @@ def parse_search(
 
     ``base_url`` turns absolute references to this server into relative ones; ``indexer`` defaults to
     the process-wide one (its registry decides which parameters exist)."""
+    parse_limits.check_request(params)
     state = _State(indexer or get_indexer(), strict, base_url, _search_types(resource_type, params, compartment))
     for name, value in params:
         if value == "" or name == "_type":
@@ -111,6 +113,7 @@ def parse_search(
         sort=state.sort, count=state.count, cursor=state.cursor, total=state.total,
         summary=state.summary, elements=state.elements, includes=tuple(state.includes),
         warnings=tuple(state.warnings), used_params=tuple(types_param + state.used),
+        max_included=parse_limits.LIMITS.max_included,
     )
 
 
@@ -235,9 +238,9 @@ def _parse_has(state: _State, types: tuple[str, ...], name: str, raw: str) -> Cl
 
 def _sort(state: _State, name: str, raw: str) -> None:
     keys = []
-    for item in (i.strip() for i in raw.split(",")):
-        if not item:
-            continue
+    items = [i.strip() for i in raw.split(",") if i.strip()]
+    parse_limits.check_sort(len(items))
+    for item in items:
         key = pc.sort_key(state.indexer, state.types, item)
         if key is None:
             state.ignore("_sort", f"cannot sort by '{item}'")

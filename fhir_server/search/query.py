@@ -165,6 +165,7 @@ class SearchQuery:
     includes: tuple[IncludeSpec, ...] = ()
     warnings: tuple[Issue, ...] = ()
     used_params: tuple[tuple[str, str], ...] = field(default=())  # for the self link
+    max_included: int = 1000  # _include/_revinclude resources per page at most (search_max_included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,3 +185,4 @@ class SearchResult:
     total: int | None
     next_cursor: str | None
     prev_cursor: str | None
+    includes_capped: bool = False  # more resources would have been included than max_included

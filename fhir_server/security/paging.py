@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 SCAN_BUDGET = 2000
 #: ``:iterate`` rounds after the first (each only follows what the previous round added).
 MAX_ITERATIONS = 4
+#: Include candidates read at most per page, as a multiple of ``max_included`` (bounded work whatever
+#: the caller may see; issue 12).
+INCLUDE_SCAN_FACTOR = 10
 WITHHELD = "results withheld by the access policy"
 
 
@@ -70,15 +73,15 @@ async def fill_search(access: AccessSession, store: Store, query: SearchQuery, t
     base = replace(query, includes=())
     if not access.enabled or start.decision is Decision.AUTHORIZED:
         result: SearchResult = await store.search(base)
-        included = await _includes(access, store, query, list(result.matches), judged=False)
+        included, capped = await _includes(access, store, query, list(result.matches), judged=False)
         access.record(target, start, set())
-        return replace(result, matches=(*result.matches, *(m for m, _ in included)))
+        return replace(result, matches=(*result.matches, *(m for m, _ in included)), includes_capped=capped)
     visible, withheld, result, first = await _fill(access, store, base)
-    included = await _includes(access, store, query, [m for m, _ in visible], judged=True)
+    included, capped = await _includes(access, store, query, [m for m, _ in visible], judged=True)
     kept = visible + included
     _record(access, target, query, kept, withheld)
     return SearchResult(tuple(m for m, _ in kept), None, result.next_cursor if result.next_cursor else None,
-                        first.prev_cursor)
+                        first.prev_cursor, capped)
 
 
 async def _fill(access: AccessSession, store: Store, base: SearchQuery
@@ -101,9 +104,13 @@ async def _fill(access: AccessSession, store: Store, base: SearchQuery
 
 
 async def _includes(access: AccessSession, store: Store, query: SearchQuery, sources: list[SearchMatch], *,
-                    judged: bool) -> list[tuple[SearchMatch, Judged | None]]:
+                    judged: bool) -> tuple[list[tuple[SearchMatch, Judged | None]], bool]:
+    """The includes of a page, round by round from what the caller may see, and whether the page's
+    include cap (``max_included`` kept, or ``INCLUDE_SCAN_FACTOR`` times as many read) cut them short.
+    The warning that a cut adds to the Bundle says the same words whichever bound applied."""
     if not query.includes or not sources:
-        return []
+        return [], False
+    cap, budget = query.max_included, query.max_included * INCLUDE_SCAN_FACTOR
     seen = {(m.resource_type, m.resource_id) for m in sources}
     out: list[tuple[SearchMatch, Judged | None]] = []
     current = sources
@@ -112,7 +119,12 @@ async def _includes(access: AccessSession, store: Store, query: SearchQuery, sou
             s for s in query.includes if s.iterate)
         if not specs or not current:
             break
-        found = [m for m in await store.include(specs, current) if (m.resource_type, m.resource_id) not in seen]
+        room = min(budget, cap - len(out)) if not judged else budget
+        found = [m for m in await store.include(specs, current, room + 1) if (m.resource_type, m.resource_id)
+                 not in seen]
+        cut = len(found) > room
+        found = found[:room]
+        budget -= len(found)
         seen |= {(m.resource_type, m.resource_id) for m in found}
         if judged:
             kept: list[tuple[SearchMatch, Judged | None]] = list(
@@ -120,8 +132,12 @@ async def _includes(access: AccessSession, store: Store, query: SearchQuery, sou
         else:
             kept = [(m, None) for m in found]
         out += kept
+        if len(out) > cap:
+            return out[:cap], True
+        if cut or budget <= 0:
+            return out, True
         current = [m for m, _ in kept]
-    return out
+    return out, False
 
 
 def _record(access: AccessSession, target: AuditTarget, query: SearchQuery,

@@ -182,10 +182,11 @@ class Store(Protocol):
         """Run a search query (fhir_server.search.SearchQuery); returns a SearchResult."""
         ...
 
-    async def include(self, specs: Any, sources: Any) -> Any:
-        """One round of ``_include`` / ``_revinclude``: the current resources the IncludeSpecs reach
-        from the SearchMatches ``sources``, each once (none of the sources), as SearchMatches of mode
-        ``include``. ``search`` never follows includes itself: the access session does, round by round."""
+    async def include(self, specs: Any, sources: Any, limit: int) -> Any:
+        """One round of ``_include`` / ``_revinclude``: at most ``limit`` current resources the
+        IncludeSpecs reach from the SearchMatches ``sources``, each once (none of the sources), as
+        SearchMatches of mode ``include``. ``search`` never follows includes itself: the access session
+        does, round by round, judging each."""
         ...
 
     async def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:

@@ -27,8 +27,10 @@ class LoopBridge(httpx.AsyncBaseTransport):
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
-        content = await response.aread()
-        return httpx.Response(response.status_code, headers=response.headers, content=content)
+        content = await response.aread()  # decoded: the copy must not claim its original encoding
+        headers = [(k, v) for k, v in response.headers.items() if k.lower() not in ("content-encoding",
+                                                                                   "content-length")]
+        return httpx.Response(response.status_code, headers=headers, content=content)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()

@@ -80,7 +80,7 @@ class IndexedDb:
             specs = query.includes if round_no == 0 else tuple(s for s in query.includes if s.iterate)
             if not specs or not current:
                 break
-            found = include_round(self.conn, specs, current)
+            found = include_round(self.conn, specs, current, query.max_included)
             current = [m for m in found if (m.resource_type, m.resource_id) not in seen]
             seen |= {(m.resource_type, m.resource_id) for m in current}
             included += current
@@ -113,8 +113,8 @@ class DbStore:
     async def search(self, query: SearchQuery) -> SearchResult:
         return await asyncio.to_thread(self.db.run, query)
 
-    async def include(self, specs: Any, sources: Any) -> Any:
-        return include_round(self.db.conn, specs, sources)
+    async def include(self, specs: Any, sources: Any, limit: int) -> Any:
+        return include_round(self.db.conn, specs, sources, limit)
 
 
 def open_request(db: IndexedDb, base_url: str) -> FhirRequest:

@@ -33,5 +33,5 @@ def run_search(conn: sqlite3.Connection, query: Any) -> Any:
     return sqlite_search.run_search(conn, query)
 
 
-def include_round(conn: sqlite3.Connection, specs: Any, sources: Any) -> Any:
-    return sqlite_search.include_round(conn, specs, sources)
+def include_round(conn: sqlite3.Connection, specs: Any, sources: Any, limit: int) -> Any:
+    return sqlite_search.include_round(conn, specs, sources, limit)

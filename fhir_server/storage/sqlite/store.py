@@ -146,8 +146,8 @@ class SqliteStore:
     async def search(self, query: Any) -> Any:
         return await self._in_reader(lambda conn: indexing.run_search(conn, query))
 
-    async def include(self, specs: Any, sources: Any) -> Any:
-        return await self._in_reader(lambda conn: indexing.include_round(conn, specs, sources))
+    async def include(self, specs: Any, sources: Any, limit: int) -> Any:
+        return await self._in_reader(lambda conn: indexing.include_round(conn, specs, sources, limit))
 
     async def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:
         return await self._in_reader(lambda conn: indexing.search_ids(conn, query, limit))

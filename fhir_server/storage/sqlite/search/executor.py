@@ -4,16 +4,20 @@ in a worker thread)."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from fhir_server.search.cursor import encode_cursor
+from fhir_server.search.errors import SearchError
 from fhir_server.search.query import Cursor, SearchMatch, SearchQuery, SearchResult
 from fhir_server.storage.sqlite.search.clauses_sql import SqlContext
 from fhir_server.storage.sqlite.search.planner import plan_count, plan_page
 from fhir_server.storage.sqlite.search.values_sql import Lookup
+
+_T = TypeVar("_T")
 
 
 def _lookup(conn: sqlite3.Connection) -> Lookup:
@@ -78,12 +82,28 @@ def run_search(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
     The statements run in one read transaction, so page, data and total see one snapshot (WAL readers
     never block the writer)."""
     if conn.in_transaction:
-        return _run(conn, query)
+        return within_limits(_run, conn, query)
     conn.execute("BEGIN")
     try:
-        return _run(conn, query)
+        return within_limits(_run, conn, query)
     finally:
         conn.execute("COMMIT")
+
+
+# SQLite's compile-time limits (sqlite.org/limits.html). parse_limits keeps queries well inside them;
+# should a combination still reach one, it is the client's oversized query, not a server fault.
+_LIMIT_MESSAGES = ("too large", "too many", "too complex", "too big", "stack overflow")
+
+
+def within_limits(run: Callable[[sqlite3.Connection, SearchQuery], _T], conn: sqlite3.Connection,
+                  query: SearchQuery) -> _T:
+    try:
+        return run(conn, query)
+    except (sqlite3.OperationalError, sqlite3.DataError, OverflowError) as exc:
+        if isinstance(exc, sqlite3.OperationalError) and not any(m in str(exc) for m in _LIMIT_MESSAGES):
+            raise
+        raise SearchError("_query", f"the search is too large for the store to run ({exc}); use fewer or "
+                          "shorter parameters (docs/limits.md)", code="too-costly") from None
 
 
 def _run(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
@@ -118,5 +138,8 @@ def _total(conn: sqlite3.Connection, query: SearchQuery, ctx: SqlContext, n_matc
 def match_ids(conn: sqlite3.Connection, query: SearchQuery, limit: int) -> list[tuple[str, str]]:
     """(type, id) of at most ``limit`` current matches, for conditional create/update/delete and
     conditional references inside transactions (runs on the writer's connection, in its transaction)."""
-    plan = plan_page(replace(query, count=max(limit - 1, 0), sort=(), cursor=None), SqlContext(_lookup(conn)))
-    return [(row[1], row[2]) for row in conn.execute(plan.sql, plan.args).fetchall()[:limit]]
+    def run(conn: sqlite3.Connection, query: SearchQuery) -> list[tuple[str, str]]:
+        plan = plan_page(replace(query, count=max(limit - 1, 0), sort=(), cursor=None), SqlContext(_lookup(conn)))
+        return [(row[1], row[2]) for row in conn.execute(plan.sql, plan.args).fetchall()[:limit]]
+
+    return within_limits(run, conn, query)

@@ -1,5 +1,8 @@
 """``_include`` / ``_revinclude`` (with ``:iterate`` and ``*``) for one page of matches
-(FHIR R4 search §3.1.1.5.4 "Including other resources in result")."""
+(FHIR R4 search §3.1.1.5.4 "Including other resources in result"), one round per call.
+
+Every statement has a LIMIT (issue 12: one ``_revinclude`` returned 130,001 entries): no more rows
+than the caller asks for are ever read (security/paging.py sets the budget and says when it was cut)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from fhir_server.search.query import IncludeSpec, SearchMatch
 _SELECT = "SELECT r.rid, r.type, r.id, r.data, r.patients FROM resources r WHERE r.deleted = 0 AND "
 
 
-def _forward(conn: sqlite3.Connection, spec: IncludeSpec, sources: list[SearchMatch]) -> list[tuple]:
+def _forward(conn: sqlite3.Connection, spec: IncludeSpec, sources: list[SearchMatch], limit: int) -> list[tuple]:
     rids = [m.rid for m in sources if spec.source_type in ("*", m.resource_type)]
     if not rids:
         return []
@@ -26,10 +29,10 @@ def _forward(conn: sqlite3.Connection, spec: IncludeSpec, sources: list[SearchMa
         conds.append("x.ref_type = ?")
         args.append(spec.target_type)
     sql = _SELECT + f"(r.type, r.id) IN (SELECT x.ref_type, x.ref_id FROM sp_reference x WHERE {' AND '.join(conds)})"
-    return conn.execute(sql, args).fetchall()
+    return conn.execute(sql + " LIMIT ?", [*args, limit]).fetchall()
 
 
-def _reverse(conn: sqlite3.Connection, spec: IncludeSpec, targets: list[SearchMatch]) -> list[tuple]:
+def _reverse(conn: sqlite3.Connection, spec: IncludeSpec, targets: list[SearchMatch], limit: int) -> list[tuple]:
     by_type: dict[str, list[str]] = {}
     for m in targets:
         if spec.target_type in (None, m.resource_type):
@@ -45,21 +48,27 @@ def _reverse(conn: sqlite3.Connection, spec: IncludeSpec, targets: list[SearchMa
             conds.append("x.param = ?")
             args.append(spec.code)
         sql = _SELECT + f"r.rid IN (SELECT x.rid FROM sp_reference x WHERE {' AND '.join(conds)})"
-        rows.extend(conn.execute(sql, args).fetchall())
+        rows.extend(conn.execute(sql + " LIMIT ?", [*args, limit - len(rows)]).fetchall())
+        if len(rows) >= limit:
+            break
     return rows
 
 
-def include_round(conn: sqlite3.Connection, specs: Iterable[IncludeSpec], sources: list[SearchMatch]
-                  ) -> list[SearchMatch]:
-    """One round: the resources the specs reach from ``sources`` (forward or reverse), each once, mode
-    ``include``. Iteration is driven by the caller, which judges every round before following it
-    (security/paging.py): an include must never be reached through a resource the caller may not see."""
+def include_round(conn: sqlite3.Connection, specs: Iterable[IncludeSpec], sources: list[SearchMatch],
+                  limit: int) -> list[SearchMatch]:
+    """One round: at most ``limit`` resources the specs reach from ``sources`` (forward or reverse), each
+    once and none of the sources, mode ``include``. Iteration is driven by the caller, which judges every
+    round before following it (security/paging.py): an include must never be reached through a resource
+    the caller may not see."""
     seen = {(m.resource_type, m.resource_id) for m in sources}
     out: list[SearchMatch] = []
     for spec in specs:
-        rows = _reverse(conn, spec, sources) if spec.reverse else _forward(conn, spec, sources)
+        if len(out) >= limit:
+            break
+        # seen rows may come back too: ask for enough to fill the room left with new ones
+        rows = (_reverse if spec.reverse else _forward)(conn, spec, sources, limit - len(out) + len(seen))
         for rid, rtype, rid_str, data, patients in rows:
-            if (rtype, rid_str) not in seen:
+            if (rtype, rid_str) not in seen and len(out) < limit:
                 seen.add((rtype, rid_str))
                 out.append(SearchMatch(rid, rtype, rid_str, data, "include", patients))
     return out

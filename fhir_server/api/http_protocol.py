@@ -1,0 +1,166 @@
+"""The HTTP/1.1 protocol ``kzfhir serve`` runs: uvicorn's httptools protocol plus what it lacks
+(issue 12; docs/limits.md).
+
+uvicorn times out idle keep-alive connections only; a client that opens a connection and trickles
+its headers (slowloris) or pauses inside a body is held forever. Here:
+
+- ``header_timeout``: the request line and headers must be complete this long after the
+  connection opens (or, on a kept-alive connection, after the next request's first byte): 408;
+- ``body_timeout``: a body may pause at most this long between two chunks: 408, and the
+  application sees the client as disconnected;
+- ``max_header_bytes``: a larger request line + headers is 431 (RFC 6585 §5);
+- ``max_connections``: one more connection is answered 503 with ``Retry-After`` and closed;
+- every answer the server gives on its own (these, and a request it cannot parse, 400) is an
+  OperationOutcome with one log line, not uvicorn's ``text/plain`` page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from fhir_server.api.middleware import MEDIA_TYPE, outcome_body
+from fhir_server.config import Settings
+
+log = logging.getLogger("kzfhir.http")
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class FhirHttpProtocol(HttpToolsProtocol):
+    header_timeout = 10.0
+    body_timeout = 30.0
+    max_header_bytes = 65_536
+    max_connections = 1000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._timer: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
+        self._in_body = False
+
+    # -- connection --
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self._refuse(503, "transient", f"the server has {self.max_connections} connections open (setting "
+                         "max_connections); try again shortly", b"retry-after: 1\r\n")
+            return
+        self._arm(self.header_timeout, self._header_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        if self._timer is None and not self._in_body and (self.cycle is None or self.cycle.response_complete):
+            self._arm(self.header_timeout, self._header_timed_out)  # a kept-alive connection's next request
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # the request is served as plain HTTP/1.1: a server may ignore an upgrade (RFC 9110 §7.8)
+        except httptools.HttpParserError as exc:
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, _Refused):
+                self._refuse(cause.status, cause.code, cause.message)
+            else:
+                self._refuse(400, "structure", f"the request is not valid HTTP/1.1: {str(exc)[:200]}")
+
+    # -- parser callbacks --
+    def on_message_begin(self) -> None:
+        self._header_bytes = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+        self._in_body = True
+        self._arm(self.body_timeout, self._body_timed_out)
+
+    def on_body(self, body: bytes) -> None:
+        self._arm(self.body_timeout, self._body_timed_out)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        self._disarm()
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(400, "structure", msg)
+
+    # -- helpers --
+    def _count(self, n: int) -> None:
+        self._header_bytes += n
+        if self._header_bytes > self.max_header_bytes:
+            raise _Refused(431, "too-costly", f"the request line and headers exceed {self.max_header_bytes} "
+                           "bytes (setting max_header_bytes)")
+
+    def _arm(self, delay: float, callback: Any) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(delay, callback)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _header_timed_out(self) -> None:
+        self._timer = None
+        self._refuse(408, "timeout", f"the request headers did not arrive within {self.header_timeout:g} s "
+                     "(setting header_timeout)")
+
+    def _body_timed_out(self) -> None:
+        self._timer = None
+        self._in_body = False
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.scope.setdefault("state", {})["refused_by_server"] = True
+            started = cycle.response_started
+            cycle.disconnected = True  # the application's receive() now returns http.disconnect
+            cycle.message_event.set()
+            if started:
+                self._close("body timeout after the response started")
+                return
+        self._refuse(408, "timeout", f"the request body paused for more than {self.body_timeout:g} s "
+                     "(setting body_timeout)")
+
+    def _refuse(self, status: int, code: str, message: str, extra: bytes = b"") -> None:
+        """Answer on the server's own behalf and close the connection."""
+        self._disarm()
+        if self.transport is None or self.transport.is_closing():
+            return
+        body = outcome_body(code, message)
+        head = b"".join([STATUS_LINE[status], b"content-type: ", MEDIA_TYPE, b"\r\ncontent-length: ",
+                         str(len(body)).encode(), b"\r\nconnection: close\r\n", extra, b"\r\n"])
+        self.transport.write(head + body)
+        self._close(f"{status} {message}")
+
+    def _close(self, why: str) -> None:
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+        log.warning("%s %s", client, why)
+        self.transport.close()
+
+
+def protocol_class(settings: Settings) -> type[FhirHttpProtocol]:
+    """The protocol with this server's limits (uvicorn instantiates it once per connection)."""
+    return type("KzfhirHttpProtocol", (FhirHttpProtocol,), {
+        "header_timeout": settings.header_timeout, "body_timeout": settings.body_timeout,
+        "max_header_bytes": settings.max_header_bytes, "max_connections": settings.max_connections})
