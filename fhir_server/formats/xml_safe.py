@@ -41,7 +41,7 @@ def parse(data: bytes, what: str = "the body") -> etree._Element:
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
-        raise FhirError("invalid", f"{what} is not well-formed XML: {exc}", code="structure") from exc
+        raise FhirError("invalid", f"{what} is not well-formed XML: {exc.msg}", code="structure") from exc
     info = root.getroottree().docinfo
     if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
         raise _refuse_doctype()
