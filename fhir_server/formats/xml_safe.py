@@ -34,9 +34,17 @@ def _refuse_doctype() -> FhirError:
                      code="security")
 
 
+def _has_doctype(data: bytes) -> bool:
+    return b"<!DOCTYPE" in data  # entities can only be declared inside one
+
+
 def parse(data: bytes, what: str = "the body") -> etree._Element:
     """The root element of ``data``; FhirError (400) for anything that is not well-formed, safe XML."""
-    if b"<!DOCTYPE" in data:  # entities can only be declared inside one
+    if not data.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"<"):
+        # UTF-16/32 (or anything not ASCII-compatible) would hide a DOCTYPE from the byte scan below;
+        # FHIR bodies are UTF-8 anyway (http.html §3.1.0.1.6).
+        raise FhirError("invalid", f"{what} is not XML in UTF-8 (FHIR R4 http.html)", code="structure")
+    if _has_doctype(data):
         raise _refuse_doctype()
     try:
         root = etree.fromstring(data, _parser())

@@ -22,9 +22,9 @@ _INTEGER_LITERAL = re.compile(r"-?(0|[1-9][0-9]*)")
 
 
 @cache
-def _regex(type_code: str) -> re.Pattern[str]:
-    """The lexical form of a numeric type from its R4 definition (``decimal.value``'s regex extension)."""
-    return re.compile(get_definitions().regexes.get(type_code, _INTEGER_LITERAL.pattern))
+def _decimal_regex() -> re.Pattern[str]:
+    """The lexical form of a decimal from its R4 definition (the regex extension on ``decimal.value``)."""
+    return re.compile(get_definitions().regexes["decimal"])
 
 
 def to_text(value: Any, type_code: str, path: str) -> str:
@@ -51,10 +51,11 @@ def from_text(text: str, type_code: str, path: str) -> Any:
         if text in ("true", "false"):
             return text == "true"
     elif type_code in INTEGER_TYPES:
-        if _regex(type_code).fullmatch(text) and _INTEGER_LITERAL.fullmatch(text):
+        # Any integer JSON can carry; the ranges (positiveInt >= 1 ...) are the validator's 422.
+        if _INTEGER_LITERAL.fullmatch(text):
             return int(text)
     elif type_code == "decimal":
-        if _regex("decimal").fullmatch(text):
+        if _decimal_regex().fullmatch(text):
             # The same value the JSON parser (jsonio.loads) gives for this literal: an int without a
             # fraction or exponent, else a Decimal that keeps the text.
             return int(text) if _INTEGER_LITERAL.fullmatch(text) else Decimal(text)
