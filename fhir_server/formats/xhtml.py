@@ -25,9 +25,9 @@ DIV = f"{{{XHTML_NS}}}div"
 # Markup that can hide a "<div" (comments, CDATA, processing instructions) and div start/end tags.
 # In well-formed XML a raw "<" only ever starts markup, and attribute values may hold ">" but never "<".
 _TOKENS = re.compile(
-    r"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>"
-    r"|(?P<end></(?:[\w.\-]+:)?div\s*>)"
-    r"|(?P<start><(?:[\w.\-]+:)?div(?=[\s/>])(?:[^>\"']|\"[^\"]*\"|'[^']*')*>)",
+    r"<(?:!--.*?-->|!\[CDATA\[.*?\]\]>|\?.*?\?>"
+    r"|(?P<end>/(?:[\w.\-]+:)?div\s*>)"
+    r"|(?P<start>(?:[\w.\-]+:)?div(?=[\s/>])(?:[^>\"']|\"[^\"]*\"|'[^']*')*>))",
     re.S,
 )
 

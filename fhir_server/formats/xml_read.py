@@ -95,6 +95,10 @@ class _Reader:
 
     def item(self, el: etree._Element, f: XmlField, path: str) -> tuple[Any, Any]:
         if f.kind is Kind.PRIMITIVE:
+            attrib = el.attrib
+            if len(el) == 0 and len(attrib) == 1 and "value" in attrib:  # the common case: a bare value
+                _text_free(el.text, path)
+                return from_text(attrib["value"], f.type_code, path), None
             meta = self.content(el, self.schema.nodes[str(f.node)], path, {})
             text = meta.pop("value", None)
             if text is None and not meta:

@@ -132,7 +132,10 @@ class _Writer:
         if meta is not None and (not isinstance(meta, dict) or "value" in meta):
             raise _invalid(path, f"'_{f.name}' must be an object with id and/or extension")
         extra = "" if value is None else f' value="{escape_attribute(to_text(value, f.type_code, path), path)}"'
-        self.element(f.name, meta or {}, node, path, depth, extra)
+        if meta is None:  # the common case: a bare value
+            self.parts.append(f"{self.step * depth}<{f.name}{extra}/>{self.nl}")
+            return
+        self.element(f.name, meta, node, path, depth, extra)
 
 
 def _items(f: XmlField, value: Any, path: str) -> list[tuple[Any, str]]:
