@@ -75,7 +75,8 @@ def _copy(value: Any) -> Any:
 
 def _value_part(op: Operation, part: dict[str, Any], where: str) -> None:
     fields = get_definitions().nodes["Parameters.parameter"].fields
-    keys = [k for k in part if k.startswith("value") and k in fields]
+    keys = list(dict.fromkeys(k.lstrip("_") for k in part if k.lstrip("_").startswith("value")
+                              and k.lstrip("_") in fields))  # a primitive may come as _valueX only
     shapes = len(keys) + ("resource" in part) + isinstance(part.get("part"), list)
     if shapes != 1:
         raise _invalid(where, "the value part needs exactly one value[x], a resource or parts")
@@ -181,23 +182,47 @@ def _slot(doc: dict[str, Any], location: str, op: Operation) -> Slot:
     raise _fail(op, f"cannot locate {location} in the resource")
 
 
+# fhirpathpy drops every result object whose only key is "extension" (it takes them for primitive
+# extensions), so an element holding only extensions could not be patched; such objects carry a
+# marker key while a path is evaluated.
+_MARK = "\x00kzfhir"
+
+
+def _mark(value: Any, marked: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    marked = [] if marked is None else marked
+    if isinstance(value, dict):
+        for child in value.values():
+            _mark(child, marked)
+        if list(value) == ["extension"]:
+            value[_MARK] = True
+            marked.append(value)
+    elif isinstance(value, list):
+        for child in value:
+            _mark(child, marked)
+    return marked
+
+
 def _find(doc: dict[str, Any], expression: str, op: Operation) -> list[Slot] | None:
     """The elements ``expression`` selects, or None when it selects the resource itself."""
+    marked = _mark(doc)
     try:
         nodes = _compiled(expression)(doc, {})
     except Exception as exc:  # fhirpathpy raises many kinds of error for a bad expression
         raise _invalid(op.where, f"the path {expression!r} cannot be evaluated: {exc}") from exc
+    finally:
+        for obj in marked:
+            del obj[_MARK]
     locations: list[str] = []
     for node in nodes:
         location = getattr(node, "propName", None)
-        if getattr(node, "data", None) is None and location is not None:
-            continue  # the null partner of a primitive in an aligned array
         if location is None:
             if getattr(node, "data", None) is doc:
                 return None
             raise _fail(op, f"the path {expression!r} selects something that is not an element of the resource")
         if location not in locations:
-            locations.append(location)  # a primitive and its _name sibling are one element
+            # fhirpathpy gives a primitive and its _name sibling (or its null partner in an aligned
+            # array) as two nodes with one location: they are one element.
+            locations.append(location)
     return [_slot(doc, location, op) for location in locations]
 
 
@@ -298,14 +323,14 @@ def _typed(node_key: str, name: str, part: dict[str, Any], op: Operation) -> tup
     if not candidates:
         raise _fail(op, f"{node_key} has no element {name!r}")
     params = get_definitions().nodes["Parameters.parameter"].fields
-    for key, value in part.items():
+    for key in dict.fromkeys(k.lstrip("_") for k in part):
         if key.startswith("value") and key in params:
             type_code = params[key].type_code
             fits = [f for f in candidates if f.type_code == type_code or (f.type_code, type_code) == _XHTML]
             if not fits:
                 allowed = ", ".join(sorted({f.type_code for f in candidates}))
                 raise _fail(op, f"a {type_code} value does not fit {node_key}.{name} ({allowed})")
-            return fits[0], _copy(value), _copy(part.get("_" + key))
+            return fits[0], _copy(part.get(key)), _copy(part.get("_" + key))
     complex_ = [f for f in candidates if not f.primitive]
     if "resource" in part:
         if not any(f.type_code == "Resource" for f in candidates) or not isinstance(part["resource"], dict):
