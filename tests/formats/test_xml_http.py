@@ -188,3 +188,25 @@ async def test_metadata_in_xml(client):
 async def test_location_and_etag_are_unchanged_by_the_format(client, patient):
     r = await client.post("/Patient", content=resource_to_xml(patient), headers=SEND_XML)
     assert r.headers["location"].startswith(f"{BASE}/Patient/") and r.headers["etag"] == 'W/"1"'
+
+
+async def test_a_stored_string_xml_cannot_carry_is_a_406_for_an_xml_read(client):
+    r = await client.post("/Patient", json={"resourceType": "Patient", "name": [{"text": "bell \x07"}]},
+                          headers={"content-type": "application/fhir+json"})
+    path = f"/Patient/{r.json()['id']}"
+    outcome = _outcome(await client.get(path, headers={"accept": XML}), 406)
+    assert "Patient.name[0].text" in outcome["issue"][0]["diagnostics"]
+    assert (await client.get(path)).json()["name"][0]["text"] == "bell \x07"
+
+
+def test_an_error_outcome_xml_cannot_carry_falls_back_to_json():
+    from starlette.requests import Request
+
+    from fhir_server.api.errors import error_response
+    from fhir_server.errors import FhirError
+
+    request = Request({"type": "http", "method": "GET", "path": "/", "query_string": b"",
+                       "headers": [(b"accept", XML.encode())]})
+    assert error_response(FhirError("invalid", "ok"), request).media_type.startswith(XML)
+    fallback = error_response(FhirError("invalid", "bell \x07"), request)
+    assert fallback.status_code == 400 and fallback.media_type.startswith("application/fhir+json")
