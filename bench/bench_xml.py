@@ -11,13 +11,12 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from fhir_server.formats import resource_from_xml, resource_to_xml
 from fhir_server.jsonio import dumps, loads
+from tests.data import r4_examples
 
-_EXAMPLES_R4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "examples-r4"
 _PATIENT = {
     "resourceType": "Patient", "id": "p1", "meta": {"versionId": "3", "lastUpdated": "2024-05-01T10:00:00Z"},
     "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml"><p>Ахметов Ерлан</p></div>'},
@@ -63,9 +62,6 @@ def main() -> None:
     resource_to_xml(_PATIENT)  # compiles the XML view of the definitions once
     print(f"XML schema from the R4 definitions: {time.perf_counter() - started:.2f} s (once per process)")
     _report("one Patient", [_PATIENT])
-    if not _EXAMPLES_R4.is_dir():
-        print("official examples: shared/data/examples-r4 absent, skipped")
-        return
-    paths = sorted(_EXAMPLES_R4.glob("*.json"))
-    _report("official examples < 50 kB", [loads(p.read_bytes()) for p in paths if p.stat().st_size < 50_000])
-    _report("all official examples", [loads(p.read_bytes()) for p in paths])
+    examples = list(r4_examples().values())
+    _report("official examples < 50 kB", [loads(raw) for raw in examples if len(raw) < 50_000])
+    _report("all official examples", [loads(raw) for raw in examples])

@@ -5,7 +5,6 @@ error. The cases are FHIR XML, read with the server's own converter (fhir_server
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +13,11 @@ from lxml import etree
 from fhir_server.errors import FhirError
 from fhir_server.formats import resource_from_xml
 from fhir_server.interactions.fhirpath_patch import apply_fhirpath_patch
+from tests.data import DATA
 from tests.formats.exact import exact
 
-CASES = etree.fromstring(gzip.decompress((Path(__file__).parent / "data" / "fhir-patch-tests.xml.gz").read_bytes()))
+# tests/data/README.md: source and licence
+CASES = etree.fromstring(gzip.decompress((DATA / "fhir-patch-tests-r4.xml.gz").read_bytes()))
 
 
 def _resource(case: etree._Element, part: str) -> dict[str, Any] | None:

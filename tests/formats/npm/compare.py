@@ -30,7 +30,7 @@ from lxml import etree
 from fhir_server.errors import FhirError
 from fhir_server.formats import resource_from_xml, resource_to_xml
 from fhir_server.jsonio import loads
-from tests.conftest import EXAMPLES
+from tests.data import r4_examples
 from tests.formats.npm.differences import error_category, json_differences, xml_differences
 
 HERE = Path(__file__).parent
@@ -43,8 +43,11 @@ SAMPLE = (
 )
 
 
-def sources() -> list[Path]:
-    return sorted(EXAMPLES.glob("*.json")) + sorted((HERE / "extra").glob("*.json"))
+def sources() -> dict[str, bytes]:
+    """The official examples and the hand-made cases, by name without ``.json``."""
+    out = {name.removesuffix(".json"): raw for name, raw in r4_examples().items()}
+    out.update({path.stem: path.read_bytes() for path in sorted((HERE / "extra").glob("*.json"))})
+    return out
 
 
 def categories(found: list[tuple[str, str]]) -> dict[str, int]:
@@ -105,10 +108,10 @@ def main() -> int:
         inputs.mkdir()
         out.mkdir()
         originals = {}
-        for path in sources():
-            originals[path.stem] = loads(path.read_bytes())
-            shutil.copy(path, inputs / path.name)
-            (inputs / f"{path.stem}.ours.xml").write_bytes(resource_to_xml(originals[path.stem]))
+        for name, raw in sources().items():
+            originals[name] = loads(raw)
+            (inputs / f"{name}.json").write_bytes(raw)
+            (inputs / f"{name}.ours.xml").write_bytes(resource_to_xml(originals[name]))
         subprocess.run(["node", str(HERE / "convert.js"), str(inputs), str(out)], check=True)
         for name, original in originals.items():
             results[name] = classify(name, original, (inputs / f"{name}.ours.xml").read_bytes(), out)
