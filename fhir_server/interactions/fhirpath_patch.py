@@ -311,7 +311,8 @@ def _prune(slot: Slot) -> None:
 # --- values ------------------------------------------------------------------------------------
 
 def _candidates(node_key: str, name: str) -> list[Field]:
-    fields = get_definitions().nodes[node_key].fields
+    node = get_definitions().nodes.get(node_key)
+    fields = node.fields if node is not None else {}
     if name in fields:
         return [fields[name]]
     return [f for f in fields.values() if f.choice_group is not None and f.choice_group.endswith(f".{name}[x]")]

@@ -210,3 +210,16 @@ def test_an_error_outcome_xml_cannot_carry_falls_back_to_json():
     assert error_response(FhirError("invalid", "ok"), request).media_type.startswith(XML)
     fallback = error_response(FhirError("invalid", "bell \x07"), request)
     assert fallback.status_code == 400 and fallback.media_type.startswith("application/fhir+json")
+
+
+def test_a_body_that_is_not_a_resource_stays_json_under_an_xml_accept():
+    from starlette.requests import Request
+
+    from fhir_server.api.common import format_body
+
+    request = Request({"type": "http", "method": "GET", "path": "/", "query_string": b"",
+                       "headers": [(b"accept", XML.encode())]})
+    manifest = b'{"transactionTime":"2024-01-01T00:00:00Z","output":[]}'
+    assert format_body(request, manifest) == (manifest, "application/fhir+json; charset=utf-8")
+    body, media = format_body(request, b'{"resourceType":"Patient","gender":"male"}')
+    assert media.startswith(XML) and b'<gender value="male"/>' in body

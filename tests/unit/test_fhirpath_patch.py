@@ -156,3 +156,9 @@ def test_an_element_holding_only_extensions_can_be_replaced():
     replace = operation("replace", "Observation.value", value={"valueQuantity": {"value": 5}})
     out = apply_fhirpath_patch(obs, patch(replace))
     assert out["valueQuantity"] == {"value": 5}
+
+
+def test_a_contained_resource_without_a_type_cannot_be_patched_into():
+    resource = {"resourceType": "Patient", "contained": [{"id": "x"}]}
+    op = operation("add", "Patient.contained[0]", name="active", value={"valueBoolean": True})
+    assert _error(resource, patch(op), 422).issues[0].expression == "Parameters.parameter[0]"
