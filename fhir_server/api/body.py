@@ -1,4 +1,4 @@
-"""Request bodies: size limit (413), UTF-8 BOM, JSON parsing (400)."""
+"""Request bodies: size limit (413), UTF-8 BOM, JSON or FHIR XML parsing (400)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from typing import Any
 
 from starlette.requests import Request
 
+from fhir_server.api.negotiation import is_xml
 from fhir_server.errors import FhirError
-from fhir_server.jsonio import loads
+from fhir_server.formats import resource_from_xml
+from fhir_server.jsonio import BOM, loads
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -25,9 +27,14 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def read_json(request: Request, limit: int) -> Any:
+    """The body as the server's JSON value: JSON as sent, FHIR XML converted to the same dicts (a body
+    without Content-Type is XML when it starts with ``<``)."""
     raw = await read_body(request, limit)
     if not raw.strip():
         raise FhirError("invalid", "the request body is empty", code="structure")
+    ctype = request.headers.get("content-type")
+    if is_xml(ctype) if ctype is not None else raw.removeprefix(BOM).lstrip().startswith(b"<"):
+        return resource_from_xml(raw)
     try:
         return loads(raw)
     except RecursionError as exc:

@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fhir_server.api.negotiation import MEDIA_TYPE, is_pretty
+from fhir_server.api.negotiation import MEDIA_TYPE, MEDIA_TYPES, is_pretty, preferred_format
 from fhir_server.errors import FhirError
+from fhir_server.formats import resource_to_xml
 from fhir_server.interactions.base import FhirResponse, Prefer, Services
 from fhir_server.interactions.request import FhirRequest, open_request
 from fhir_server.jsonio import dumps, loads
@@ -84,10 +85,27 @@ async def serve(request: Request, handler: Callable[[FhirRequest], Awaitable[Fhi
 
 
 def render(request: Request, resp: FhirResponse) -> Response:
-    body = resp.body
-    if body is not None and is_pretty(request):
-        body = dumps(loads(body), pretty=True)
-    if resp.status in (204, 304):
-        body = None
-    return Response(body, status_code=resp.status, headers=resp.headers,
-                    media_type=MEDIA_TYPE if body is not None else None)
+    if resp.status in (204, 304) or resp.body is None:
+        return Response(None, status_code=resp.status, headers=resp.headers)
+    body, media = format_body(request, resp.body)
+    return Response(body, status_code=resp.status, headers=resp.headers, media_type=media)
+
+
+def format_body(request: Request, body: bytes) -> tuple[bytes, str]:
+    """A JSON response body in the negotiated format, with its media type. Bodies that are not FHIR
+    resources (the Bulk Data status manifest) stay JSON, the only form their specifications define."""
+    pretty = is_pretty(request)
+    if preferred_format(request) == "xml":
+        value = loads(body)
+        if isinstance(value, dict) and "resourceType" in value:
+            return _xml(value, pretty), MEDIA_TYPES["xml"]
+        return (dumps(value, pretty=True) if pretty else body), MEDIA_TYPE
+    return (dumps(loads(body), pretty=True) if pretty else body), MEDIA_TYPE
+
+
+def _xml(value: dict[str, object], pretty: bool) -> bytes:
+    try:
+        return resource_to_xml(value, pretty=pretty)
+    except FhirError as exc:  # stored JSON that XML 1.0 cannot carry (a control character, say)
+        raise FhirError("not_acceptable", f"the response cannot be written as FHIR XML: {exc.message}",
+                        code="not-supported") from exc

@@ -84,14 +84,15 @@ async def test_unsupported_media_type_returns_415(client, patient):
 
     r = await client.post("/Patient", content=json.dumps(patient), headers={"content-type": "text/plain"})
     _outcome(r, 415)
-    r = await client.post("/Patient", content="<Patient/>", headers={"content-type": "application/fhir+xml"})
+    r = await client.post("/Patient", content="@prefix fhir: <http://hl7.org/fhir/> .",
+                          headers={"content-type": "application/fhir+turtle"})
     _outcome(r, 415)
 
 
 async def test_not_acceptable_returns_406_and_writes_nothing(client, patient):
-    r = await client.post("/Patient", json=patient, headers={**FHIR_JSON, "accept": "application/fhir+xml"})
+    r = await client.post("/Patient", json=patient, headers={**FHIR_JSON, "accept": "application/fhir+turtle"})
     _outcome(r, 406)
-    _outcome(await client.get("/Patient/x?_format=xml"), 406)
+    _outcome(await client.get("/Patient/x?_format=ttl"), 406)
     hist = (await client.get("/Patient/_history")).json()
     assert hist["total"] == 0
 
