@@ -6,7 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from conformance import cli as conformance_cli
+from fhir_server.cli_errors import OneLineParser, fail, settings_error
 from fhir_server.security import cli as security_cli
 from signing import cli as signing_cli
 
@@ -36,7 +39,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kzfhir", description="FHIR R4 server for Kazakhstan's digital health")
+    parser = OneLineParser(prog="kzfhir", description="FHIR R4 server for Kazakhstan's digital health")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the FHIR server")
     serve.add_argument("--host", default="127.0.0.1")
@@ -58,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ValidationError as exc:  # a KZFHIR_* variable that does not parse
+        return fail("kzfhir", settings_error(exc))
     return result
 
 
