@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from conformance import cli as conformance_cli
 from fhir_server.cli_errors import OneLineParser, fail, settings_error
+from fhir_server.loader import cli as loader_cli
 from fhir_server.security import cli as security_cli
 from signing import cli as signing_cli
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     security_cli.register(sub)
     signing_cli.register(sub)
     conformance_cli.register(sub)
+    loader_cli.register(sub)
     return parser
 
 
