@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fhir_server import __version__
 from fhir_server.api import errors
 from fhir_server.api.fastpath import FastReads
+from fhir_server.api.operator import Operator
 from fhir_server.api.routes import bulk, instance, operations, search, system
 from fhir_server.api.routes import type as type_routes
 from fhir_server.config import Settings
@@ -55,7 +56,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     return services
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastReads:
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Operator:
     settings = settings or Settings()
     services = build_services(settings, store)
 
@@ -87,4 +88,4 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(type_routes.router)
     app.include_router(instance.router)
     app.include_router(search.router)  # last: its compartment route is the most general path
-    return FastReads(app, services)
+    return Operator(FastReads(app, services), settings)  # health, metrics, request ids, CORS (api/operator.py)
