@@ -9,9 +9,11 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from conformance import cli as conformance_cli
+from fhir_server import __version__
 from fhir_server.cli_errors import OneLineParser, fail, settings_error
 from fhir_server.loader import cli as loader_cli
 from fhir_server.security import cli as security_cli
+from fhir_server.serve_options import LOG_LEVELS, port
 from signing import cli as signing_cli
 
 
@@ -19,7 +21,9 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fhir_server.api.app import create_app
+    from fhir_server.api.operator import configure_logging
     from fhir_server.config import Settings
+    from fhir_server.serve_options import open_mode_database
 
     overrides: dict[str, object] = {}
     if args.database:
@@ -30,8 +34,11 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["require_kz_profiles"] = True
     if args.open:
         overrides["security_enabled"] = False
-    settings = Settings(host=args.host, port=args.port, **overrides)  # type: ignore[arg-type]
+        open_mode_database(overrides)
+    overrides.update({k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None})
+    settings = Settings(**overrides)  # type: ignore[arg-type]  # flags over KZFHIR_* over defaults
     app = create_app(settings)
+    configure_logging(settings)
     print(f"kzfhir serving FHIR R4 at http://{settings.host}:{settings.port} (database {settings.database})",
           flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False,
@@ -41,13 +48,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="kzfhir", description="FHIR R4 server for Kazakhstan's digital health")
+    parser.add_argument("--version", action="version", version=f"kzfhir {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the FHIR server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--database", help="SQLite database file (default data/kzfhir.sqlite, created on start)")
+    serve.add_argument("--host", help="address to listen on (default $KZFHIR_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=port, help="port to listen on (default $KZFHIR_PORT or 8080)")
+    serve.add_argument("--database", help="SQLite database file (default $KZFHIR_DATABASE or data/kzfhir.sqlite; "
+                       "with --open data/open.sqlite)")
     serve.add_argument("--base-url", help="public base URL used in Location headers and links")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     serve.add_argument("--require-kz-profiles", action="store_true",
                        help="national strict mode: KZ profiles mandatory (env KZFHIR_REQUIRE_KZ_PROFILES)")
     serve.add_argument("--open", action="store_true",
