@@ -25,7 +25,8 @@ from fhir_server.loader.runner import FailureLog, Loader, Summary, backoff
 from fhir_server.loader.sources import SourceError, discover
 from fhir_server.loader.target import in_process, remote
 
-DEFAULT_BASE = "http://127.0.0.1:8080"
+# The server `make run` starts: the same KZFHIR_HOST/KZFHIR_PORT as `kzfhir serve` (docs/configuration.md).
+DEFAULT_BASE = f"http://{os.environ.get('KZFHIR_HOST') or '127.0.0.1'}:{os.environ.get('KZFHIR_PORT') or 8080}"
 
 
 class LoadError(Exception):
@@ -112,7 +113,8 @@ def register(subparsers: Any) -> None:
         "a kzfhir database (--database, through the server's own write path).")
     load.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (.json, .ndjson, .jsonl, + .gz)")
     where = load.add_mutually_exclusive_group()
-    where.add_argument("--base", default=DEFAULT_BASE, help=f"FHIR base URL (default {DEFAULT_BASE})")
+    where.add_argument("--base", default=DEFAULT_BASE,
+                       help="FHIR base URL (default http://$KZFHIR_HOST:$KZFHIR_PORT, else http://127.0.0.1:8080)")
     where.add_argument("--database", metavar="FILE", help="a kzfhir SQLite database, loaded in-process")
     load.add_argument("--open", action="store_true",
                       help="with --database: security off (no policy, no audit; development databases only)")
