@@ -39,7 +39,8 @@ def _tokens(key: Path, result: DemoResult) -> list[tuple[str, str, str]]:
         ("SYSTEM_TOKEN", issue("system", None, bin=result.system_bin),
          f"system: the MIS of organisation BIN {result.system_bin}"),
         ("DOCTOR_TOKEN", issue("practitioner", steps.DOCTOR), f"practitioner: {steps.DOCTOR}"),
-        ("PATIENT_TOKEN", issue("patient", patient.reference), f"patient: {patient.reference} ({patient.name})"),
+        ("PATIENT_TOKEN", issue("patient", patient.reference), f"patient: {patient.reference} ({patient.record.name})"),
+        ("PATIENT_ID", patient.patient_id, "that patient's id"),
         ("ADMIN_TOKEN", issue("admin", "Practitioner/demo-nurse"), "admin: directory, audit, data-subject requests"),
     ]
 
@@ -47,10 +48,13 @@ def _tokens(key: Path, result: DemoResult) -> list[tuple[str, str, str]]:
 def _report(base: str, result: DemoResult, tokens: list[tuple[str, str, str]]) -> str:
     counts = ", ".join(f"{n} {t}" for t, n in sorted(result.counts.items()))
     lines = [f"Loaded the Kazakhstan sample dataset into {base} (secure default): {counts}.", "Patients:"]
-    for record in result.patients:
-        iin = record.patient["identifier"][0]["value"]
-        lines.append(f"  {record.reference:<24} {record.name} (IIN {iin})")
-    lines.append(f"Development tokens, valid {TOKEN_SECONDS // 60} minutes (`kzfhir token` issues more):")
+    for loaded in result.patients:
+        iin = loaded.record.patient["identifier"][0]["value"]
+        lines.append(f"  {loaded.reference:<46} {loaded.record.name} (IIN {iin})")
+    lines.append(f"(Consents were registered {result.consent_recorded_as} by the MIS and made active by each "
+                 "patient's own token.)")
+    lines.append(f"Development tokens, valid {TOKEN_SECONDS // 60} minutes (`kzfhir token` issues more), "
+                 "as shell variables:")
     for name, token, who in tokens:
         lines.append(f"  # {who}")
         lines.append(f"  export {name}={token}")

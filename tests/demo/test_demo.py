@@ -66,7 +66,7 @@ def _kzfhir(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _tokens(output: str) -> dict[str, str]:
-    return dict(re.findall(r"export (\w+_TOKEN)=(\S+)", output))
+    return dict(re.findall(r"export (\w+_(?:TOKEN|ID))=(\S+)", output))
 
 
 def _get(base: str, path: str, token: str) -> httpx.Response:
@@ -83,7 +83,8 @@ def test_demo_into_a_secure_live_server_and_what_each_token_sees(tmp_path: Path)
         assert run.returncode == 0, run.stderr
         assert "6 Patient" in run.stdout and "6 Consent" in run.stdout and "90 Slot" in run.stdout
         tokens = _tokens(run.stdout)
-        assert set(tokens) == {"SYSTEM_TOKEN", "DOCTOR_TOKEN", "PATIENT_TOKEN", "ADMIN_TOKEN"}
+        assert set(tokens) == {"SYSTEM_TOKEN", "DOCTOR_TOKEN", "PATIENT_TOKEN", "ADMIN_TOKEN", "PATIENT_ID"}
+        pid = tokens["PATIENT_ID"]
         assert _tokens((tmp_path / "t.sh").read_text(encoding="utf-8").replace("'", "")) == tokens
         # the doctor named in every Consent sees all six patients; a doctor nobody consented to, none
         doctor = _get(base, "/Patient?_count=50", tokens["DOCTOR_TOKEN"]).json()
@@ -91,11 +92,14 @@ def test_demo_into_a_secure_live_server_and_what_each_token_sees(tmp_path: Path)
         stranger = issue_dev_token("practitioner", "Practitioner/not-in-the-demo", key_path=key)
         assert "entry" not in _get(base, "/Patient?_count=50", stranger).json()
         # the patient's own record, with the remote-monitoring plan and the alert its last reading raised
-        everything = _get(base, "/Patient/demo-patient-1/$everything", tokens["PATIENT_TOKEN"]).json()
+        everything = _get(base, f"/Patient/{pid}/$everything", tokens["PATIENT_TOKEN"]).json()
         types = {e["resource"]["resourceType"] for e in everything["entry"]}
         assert {"Patient", "Consent", "Appointment", "Encounter", "Observation", "CarePlan", "Goal",
                 "ServiceRequest", "DetectedIssue"} <= types
-        assert _get(base, "/Consent/demo-patient-1-consent", tokens["PATIENT_TOKEN"]).json()["status"] == "active"
+        consents = _get(base, f"/Consent?patient=Patient/{pid}", tokens["PATIENT_TOKEN"]).json()["entry"]
+        assert [e["resource"]["status"] for e in consents] == ["active"]
+        iin = _get(base, f"/Patient/{pid}", tokens["PATIENT_TOKEN"]).json()["identifier"][0]["value"]
+        assert iin == dataset.patients(0)[0].patient["identifier"][0]["value"]
         free = _get(base, "/Slot?status=free&_count=100", tokens["SYSTEM_TOKEN"]).json()
         assert len(free["entry"]) == 90 - 6  # each patient's next appointment took a slot
         # the admin maintains the directory but sees no clinical data
@@ -103,7 +107,8 @@ def test_demo_into_a_secure_live_server_and_what_each_token_sees(tmp_path: Path)
         assert _get(base, "/Organization?_count=5", tokens["ADMIN_TOKEN"]).status_code == 200
         again = _kzfhir("load", "--demo", "--base", base, "--dev-key", str(key))
         assert again.returncode == 0, again.stderr  # loading twice updates in place
-        assert len(_get(base, "/Patient?_count=50", tokens["DOCTOR_TOKEN"]).json()["entry"]) == 6
+        assert len(_get(base, "/Patient?_count=50", tokens["DOCTOR_TOKEN"]).json()["entry"]) == 6  # no duplicates
+        assert f"Patient/{pid}" in again.stdout  # the same patients, found by their demo identifiers
     finally:
         server.terminate()
         server.wait(timeout=30)
