@@ -28,6 +28,9 @@ def test_the_table_is_current_and_lists_every_setting() -> None:
     assert [name for name, _ in DOCUMENTED] == list(Settings.model_fields)
 
 
+CHOICES = {"revocation_mode": "hard", "update_as_create": "all", "nehp_format": "fhir-document"}
+
+
 def _other_value(name: str) -> tuple[str, Any]:
     """A valid value different from the default, as text for the environment and as the setting reads it."""
     field = Settings.model_fields[name]
@@ -41,8 +44,8 @@ def _other_value(name: str) -> tuple[str, Any]:
         return str(default + 1.5), default + 1.5
     if kind is Path:
         return "set-by-test/file", Path("set-by-test/file")
-    return "soft" if name == "revocation_mode" and default != "soft" else "set-by-test", \
-        "soft" if name == "revocation_mode" and default != "soft" else "set-by-test"
+    text = CHOICES.get(name, "set-by-test")  # a setting with a fixed set of values gets another one of them
+    return text, text
 
 
 @pytest.mark.parametrize(("name", "variable"), DOCUMENTED)
