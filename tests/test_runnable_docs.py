@@ -9,13 +9,11 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.live_server import free_port
+from tests.live_server import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"^```sh runnable\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -43,13 +41,7 @@ def test_every_runnable_block_runs_verbatim(tmp_path: Path) -> None:
                                "--log-level", "warning"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_until_up(port, "/ready")
         for name, block in _blocks():
             script = block.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
             done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=tmp_path,

@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from fhir_server import __version__
-from tests.live_server import free_port
+from tests.live_server import free_port, wait_until_up
 
 
 def _kzfhir(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
@@ -42,13 +41,7 @@ def test_environment_port_is_honoured_and_open_mode_has_its_own_database(tmp_pat
     proc = subprocess.Popen([sys.executable, "-m", "fhir_server.cli", "serve", "--open", "--log-level", "warning"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_until_up(port, "/health")
         assert httpx.get(f"http://127.0.0.1:{port}/Patient", timeout=5).status_code == 200  # open mode
         assert (tmp_path / "data" / "open.sqlite").exists()
         assert not (tmp_path / "data" / "kzfhir.sqlite").exists()
