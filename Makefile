@@ -2,10 +2,11 @@
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-HOST ?= 127.0.0.1
-PORT ?= 8080
+# HOST/PORT unset: KZFHIR_HOST/KZFHIR_PORT or 127.0.0.1:8080 (docs/configuration.md)
+HOST ?=
+PORT ?=
 
-.PHONY: run test bench lint typecheck clean
+.PHONY: run demo test bench lint typecheck clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,7 +21,12 @@ $(VENV)/.installed-test: pyproject.toml $(BIN)/python
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
-	$(BIN)/kzfhir serve --host $(HOST) --port $(PORT)
+	$(BIN)/kzfhir serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+
+# beside a running `make run`: the Kazakhstan sample dataset, and tokens in data/demo-tokens.sh
+demo: $(VENV)/.installed
+	$(BIN)/kzfhir load --demo --base http://$${KZFHIR_HOST:-$(or $(HOST),127.0.0.1)}:$(or $(PORT),$${KZFHIR_PORT:-8080}) \
+		--tokens data/demo-tokens.sh
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check fhir_server profiles terminology signing conformance mappings tests bench scripts

@@ -8,8 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from conformance import cli as conformance_cli
+from fhir_server import __version__
+from fhir_server.cli_errors import OneLineParser, fail, settings_error
+from fhir_server.loader import cli as loader_cli
 from fhir_server.security import cli as security_cli
+from fhir_server.serve_options import LOG_LEVELS, port
 from signing import cli as signing_cli
 
 
@@ -18,7 +24,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from fhir_server.api.app import create_app
     from fhir_server.api.http_protocol import protocol_class
+    from fhir_server.api.operator import configure_logging
     from fhir_server.config import Settings
+    from fhir_server.serve_options import open_mode_database
 
     overrides: dict[str, object] = {}
     if args.database:
@@ -29,8 +37,11 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["require_kz_profiles"] = True
     if args.open:
         overrides["security_enabled"] = False
-    settings = Settings(host=args.host, port=args.port, **overrides)  # type: ignore[arg-type]
+        open_mode_database(overrides)
+    overrides.update({k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None})
+    settings = Settings(**overrides)  # type: ignore[arg-type]  # flags over KZFHIR_* over defaults
     app = create_app(settings)
+    configure_logging(settings)
     print(f"kzfhir serving FHIR R4 at http://{settings.host}:{settings.port} (database {settings.database})",
           flush=True)
     # issue 12: header/body timeouts, header size, connection cap and OperationOutcome error pages live
@@ -51,14 +62,16 @@ def _log_config(level: str) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kzfhir", description="FHIR R4 server for Kazakhstan's digital health")
+    parser = OneLineParser(prog="kzfhir", description="FHIR R4 server for Kazakhstan's digital health")
+    parser.add_argument("--version", action="version", version=f"kzfhir {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the FHIR server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--database", help="SQLite database file (default data/kzfhir.sqlite, created on start)")
+    serve.add_argument("--host", help="address to listen on (default $KZFHIR_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=port, help="port to listen on (default $KZFHIR_PORT or 8080)")
+    serve.add_argument("--database", help="SQLite database file (default $KZFHIR_DATABASE or data/kzfhir.sqlite; "
+                       "with --open data/open.sqlite)")
     serve.add_argument("--base-url", help="public base URL used in Location headers and links")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     serve.add_argument("--require-kz-profiles", action="store_true",
                        help="national strict mode: KZ profiles mandatory (env KZFHIR_REQUIRE_KZ_PROFILES)")
     serve.add_argument("--open", action="store_true",
@@ -67,13 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     security_cli.register(sub)
     signing_cli.register(sub)
     conformance_cli.register(sub)
+    loader_cli.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ValidationError as exc:  # a KZFHIR_* variable that does not parse
+        return fail("kzfhir", settings_error(exc))
     return result
 
 

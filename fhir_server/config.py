@@ -12,7 +12,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KZFHIR_", extra="ignore")
 
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=1, le=65535, description="TCP port `kzfhir serve` listens on")
     database: Path = Field(default=Path("data/kzfhir.sqlite"), description="SQLite database file")
     base_url: str | None = Field(
         default=None, description="Public base URL; derived from the request when not set"
@@ -120,3 +120,12 @@ class Settings(BaseSettings):
     compress_responses: bool = Field(
         default=True, description="gzip/deflate responses of at least compress_min_bytes when the client accepts it")
     compress_min_bytes: int = Field(default=1024, description="smaller responses are sent uncompressed")
+    # -- operations (issue 13; docs/deployment.md) --
+    access_log: bool = Field(
+        default=True, description="one JSON line per request on stdout (`kzfhir serve`): request id, interaction, "
+        "status, time; query parameter names only, never their values (they can be personal data)")
+    cors_origins: str = Field(
+        default="", description="comma-separated origins browsers may call the API from (CORS), * for any; "
+        "empty: no CORS headers")
+    metrics: bool = Field(default=True, description="Prometheus metrics at GET /metrics (no token needed)")
+    docs_page: bool = Field(default=True, description="the browsable API page at GET /docs/ (Swagger UI, no CDN)")

@@ -35,3 +35,15 @@ def start_server(db: Path, port: int, *, open_mode: bool = True, dev_keys: Path 
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError("server did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
+
+
+def wait_until_up(port: int, path: str = "/health", seconds: float = 60) -> None:
+    """Wait until a server started otherwise (own folder, own environment) answers ``path`` with 200."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing answered http://127.0.0.1:{port}{path}")

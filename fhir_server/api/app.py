@@ -12,6 +12,7 @@ from fhir_server import __version__, jsonio
 from fhir_server.api import errors, openapi
 from fhir_server.api.fastpath import FastReads
 from fhir_server.api.middleware import Hardened, client_gone
+from fhir_server.api.operator import Operator
 from fhir_server.api.routes import bulk, instance, operations, search, system
 from fhir_server.api.routes import type as type_routes
 from fhir_server.config import Settings
@@ -60,7 +61,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     return services
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> Hardened:
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Operator:
     settings = settings or Settings()
     services = build_services(settings, store)
 
@@ -94,4 +95,5 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(type_routes.router)
     app.include_router(instance.router)
     app.include_router(search.router)  # last: its compartment route is the most general path
-    return Hardened(FastReads(app, services), settings)  # limits, codings, request ids (api/middleware.py)
+    # outermost: health, metrics, request ids, CORS (api/operator.py); then limits and codings (api/middleware.py)
+    return Operator(Hardened(FastReads(app, services), settings), settings)

@@ -30,6 +30,7 @@ from starlette.responses import Response
 from fhir_server.config import Settings
 from fhir_server.errors import FhirError, operation_outcome
 from fhir_server.jsonio import dumps
+from fhir_server.security.auth.request import request_id_header
 from fhir_server.security.context import next_request_id
 from fhir_server.validation.issues import Issue
 
@@ -156,7 +157,10 @@ class Hardened:
         if scope["type"] != "http":
             await self.wrapped(scope, receive, send)
             return
-        request_id = next_request_id()
+        # the client's X-Request-Id (or the one the operator layer put there): the same id in the answer,
+        # the log line and the AuditEvents (security/auth/request.py reads the same header)
+        request_id = request_id_header({k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+                                        if k == b"x-request-id"}) or next_request_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started, status = time.perf_counter(), [0]
@@ -164,8 +168,10 @@ class Hardened:
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"x-request-id", request_id.encode())]}
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
             await send(message)
 
         client = (scope.get("client") or ("-", 0))[0]

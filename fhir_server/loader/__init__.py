@@ -1,0 +1,1 @@
+"""``kzfhir load``: bulk loading of FHIR data into any FHIR server or a kzfhir database (issue 13)."""
