@@ -18,6 +18,7 @@ from profiles.identifiers import iin_check_digit, is_valid_iin
 __all__ = [
     "BIN_SYSTEM",
     "IIN_SYSTEM",
+    "MARKER_SYSTEM",
     "Ref",
     "fresh_iin",
     "identifier_value",
@@ -32,6 +33,7 @@ __all__ = [
 
 IIN_SYSTEM = "https://fhir.kzfhir.kz/sid/iin"
 BIN_SYSTEM = "https://fhir.kzfhir.kz/sid/bin"
+MARKER_SYSTEM = "urn:kzfhir:conformance-kit:marker"  # identifiers the kit adds to find its own resources
 _REF = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9.\-]{1,64})(/_history/[A-Za-z0-9.\-]{1,64})?$")
 
 

@@ -26,6 +26,7 @@ from conformance.examples import (
 )
 from conformance.expect import diagnostics, expect_status
 from conformance.http import FhirClient, json_body
+from conformance.identities import Identity
 from conformance.model import CheckFailed, CheckSkipped
 
 __all__ = ["Fixtures", "created_id"]
@@ -70,6 +71,7 @@ class Fixtures:
         self.ids: dict[str, str] = {}  # example reference -> id on the server
         self.created: list[str] = []  # "Type/id" the kit created, in order (cleanup deletes them)
         self.access_consents: list[str] = []  # deleted last: they are what lets the kit delete the rest
+        self.owners: dict[str, Identity] = {}  # "Type/id" -> the test identity that created it (cleanup)
         self.iins = {old: fresh_iin(old, self.rng) for old in self._example_iins()}
         self._pending: set[str] = set()
 
@@ -86,8 +88,12 @@ class Fixtures:
             raise KeyError(ref)
         return self.iins[original]
 
-    def track(self, resource_type: str, resource_id: str) -> None:
+    def track(self, resource_type: str, resource_id: str, owner: Identity | None = None) -> None:
+        """Remember a resource for cleanup; ``owner``: the test identity that created it, which deletes it
+        first (the writer may have no consent for that identity's patient)."""
         self.created.append(f"{resource_type}/{resource_id}")
+        if owner is not None:
+            self.owners[f"{resource_type}/{resource_id}"] = owner
 
     async def adapt(self, resource: dict[str, Any]) -> dict[str, Any]:
         """Create what ``resource`` references (examples and stubs), then re-target its references."""
@@ -116,7 +122,7 @@ class Fixtures:
             server_id = await self.create(await self.adapt(resource), doing=f"creating {ref} (KZ example)")
             self.ids[ref] = server_id
             if ref.startswith("Patient/"):
-                await self._ensure_access(server_id)
+                await self.ensure_access(server_id)
         finally:
             self._pending.discard(ref)
         return server_id
@@ -141,7 +147,7 @@ class Fixtures:
         self.track(resource_type, server_id)
         return server_id
 
-    async def _ensure_access(self, patient_id: str) -> None:
+    async def ensure_access(self, patient_id: str) -> None:
         """Read the new patient back; if the policy refuses (403), record an access Consent and retry."""
         response = await self.client.get(f"Patient/{patient_id}")
         if response.status_code != 403:

@@ -14,6 +14,7 @@ from conformance.consent import unverified_claims
 from conformance.context import RunContext
 from conformance.fixtures import Fixtures
 from conformance.http import FhirClient, json_body
+from conformance.identities import Cast, Identity, Minter
 from conformance.model import Check, CheckFailed, CheckResult, CheckSkipped, KitError, Outcome, Status
 from conformance.registry import select
 from conformance.report import Report
@@ -39,12 +40,18 @@ async def run(
     transport: httpx.AsyncBaseTransport | None = None,
     keep: bool = False,
     timeout: float = 30.0,
+    cast: Cast | None = None,
+    minter: Minter | None = None,
+    sample_count: int = 20,
 ) -> Report:
     """Run the checks named in ``checks`` (groups or check IDs; all when None) against ``base_url``.
 
     ``token`` is sent as ``Authorization: Bearer``; ``headers`` are added to every request;
     ``transport`` replaces the network (tests pass ``httpx.ASGITransport(app=...)``). Resources the kit
-    created are deleted at the end unless ``keep``. Raises ValueError for an unknown group or check ID.
+    created are deleted at the end unless ``keep``. The access checks act as the test identities of
+    ``cast`` (given by the vendor) or minted by ``minter`` for patients and practitioners the kit creates
+    (identities.py); ``sample_count`` is the ``_count`` of each vendor-data sample. Raises ValueError for
+    an unknown group or check ID.
     """
     selected = select(checks)
     sent = dict(headers or {})
@@ -55,7 +62,8 @@ async def run(
     http = httpx.AsyncClient(base_url=base_url, headers=sent, timeout=timeout, transport=transport)
     async with http:
         client = FhirClient(http, authenticated=authenticated)
-        ctx = RunContext(client, Fixtures(client, unverified_claims(token)))
+        ctx = RunContext(client, Fixtures(client, unverified_claims(token)), cast=cast, minter=minter,
+                         sample_count=sample_count)
         try:
             ctx.capability = await _preflight(client)
         except (httpx.TransportError, httpx.InvalidURL) as exc:
@@ -119,26 +127,37 @@ async def _cleanup(ctx: RunContext, keep: bool) -> CheckResult:
         outcome = Outcome(Status.SKIPPED, f"--keep: {len(targets)} resources left on the server: "
                                           + ", ".join(targets))
     else:
-        outcome = await _delete_all(ctx.client, targets)
+        outcome = await _delete_all(ctx.client, targets, ctx.fixtures.owners)
     evidence, omitted = ctx.client.take_evidence()
     return CheckResult("CLN-01", "cleanup", "Resources created by the kit are deleted",
                        ("R4 http.html#delete",), outcome.status, outcome.message, evidence,
                        int((time.perf_counter() - began) * 1000), omitted)
 
 
-async def _delete_all(client: FhirClient, targets: list[str]) -> Outcome:
+_DELETED = (200, 202, 204, 404, 410)
+
+
+async def _delete(client: FhirClient, ref: str, owner: Identity | None) -> int:
+    """Delete as the identity that created ``ref``, then as the writer if that was refused."""
+    response = await client.delete(ref, identity=owner) if owner else None
+    if response is None or response.status_code not in _DELETED:
+        response = await client.delete(ref)
+    return response.status_code
+
+
+async def _delete_all(client: FhirClient, targets: list[str], owners: dict[str, Identity]) -> Outcome:
     failures: dict[str, str] = {}
     for attempt in range(2):
         pending = targets if attempt == 0 else list(failures)
         failures = {}
         for ref in pending:
             try:
-                response = await client.delete(ref)
+                status = await _delete(client, ref, owners.get(ref))
             except httpx.TransportError as exc:
                 failures[ref] = repr(exc)
                 continue
-            if response.status_code not in (200, 202, 204, 404, 410):
-                failures[ref] = str(response.status_code)
+            if status not in _DELETED:
+                failures[ref] = str(status)
     if failures:
         left = ", ".join(f"{ref} ({why})" for ref, why in failures.items())
         return Outcome(Status.WARNING, f"could not delete {len(failures)} of {len(targets)}: {left}")
