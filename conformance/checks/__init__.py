@@ -1,6 +1,11 @@
 """The checks, one module per group; importing this package declares them all (registry.check)."""
 
 from conformance.checks import (
+    access_audit,
+    access_bundles,
+    access_consent,
+    access_deny,
+    access_ops,
     capability,
     kz_invalid,
     kz_valid,
@@ -13,6 +18,11 @@ from conformance.checks import (
 )
 
 __all__ = [
+    "access_audit",
+    "access_bundles",
+    "access_consent",
+    "access_deny",
+    "access_ops",
     "capability",
     "kz_invalid",
     "kz_valid",
