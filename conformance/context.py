@@ -27,6 +27,7 @@ class RunContext:
     minter: Minter | None = None
     scenario: Any = None
     sample_count: int = 20
+    record_wait: float = 15.0  # seconds to wait for audit records, access-log lines, notices
     samples: dict[str, Any] = field(default_factory=dict)
 
     @property

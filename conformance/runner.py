@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
@@ -43,15 +44,19 @@ async def run(
     cast: Cast | None = None,
     minter: Minter | None = None,
     sample_count: int = 20,
+    record_wait: float = 15.0,
+    operator: str = "",
 ) -> Report:
-    """Run the checks named in ``checks`` (groups or check IDs; all when None) against ``base_url``.
+    """Run the checks named in ``checks`` (groups or check IDs; all when None: a certification run)
+    against ``base_url``.
 
-    ``token`` is sent as ``Authorization: Bearer``; ``headers`` are added to every request;
-    ``transport`` replaces the network (tests pass ``httpx.ASGITransport(app=...)``). Resources the kit
-    created are deleted at the end unless ``keep``. The access checks act as the test identities of
-    ``cast`` (given by the vendor) or minted by ``minter`` for patients and practitioners the kit creates
-    (identities.py); ``sample_count`` is the ``_count`` of each vendor-data sample. Raises ValueError for
-    an unknown group or check ID.
+    ``token`` (the writer: an MIS back-end) is sent as ``Authorization: Bearer``; ``headers`` are added
+    to every request; ``transport`` replaces the network (tests pass ``httpx.ASGITransport(app=...)``).
+    Resources the kit created are deleted at the end unless ``keep``. The access checks act as the test
+    identities of ``cast`` (given by the vendor) or minted by ``minter`` for patients and practitioners the
+    kit creates (identities.py); they wait up to ``record_wait`` seconds for audit records to appear.
+    ``sample_count`` is the ``_count`` of each vendor-data sample; ``operator`` names who ran the kit.
+    Raises ValueError for an unknown group or check ID.
     """
     selected = select(checks)
     sent = dict(headers or {})
@@ -59,24 +64,59 @@ async def run(
         sent["Authorization"] = f"Bearer {token}"
     authenticated = any(name.lower() == "authorization" for name in sent)
     started = datetime.now(UTC)
+    facts = _RunFacts(base_url, started, authenticated, checks is None, operator,
+                      _credentials(token, authenticated, cast, minter))
     http = httpx.AsyncClient(base_url=base_url, headers=sent, timeout=timeout, transport=transport)
     async with http:
         client = FhirClient(http, authenticated=authenticated)
         ctx = RunContext(client, Fixtures(client, unverified_claims(token)), cast=cast, minter=minter,
-                         sample_count=sample_count)
+                         sample_count=sample_count, record_wait=record_wait)
         try:
             ctx.capability = await _preflight(client)
         except (httpx.TransportError, httpx.InvalidURL) as exc:
-            return Report(base_url, started, datetime.now(UTC), kit_error=f"endpoint unreachable: {exc!r}",
-                          authenticated=authenticated, kit_version=_kit_version())
+            return facts.report((), f"endpoint unreachable: {exc!r}", None, ())
         results, kit_error = await _run_checks(ctx, selected)
         results.append(await _cleanup(ctx, keep))
+    return facts.report(tuple(results), kit_error, ctx.capability, tuple(_notes(ctx)))
+
+
+@dataclass(frozen=True)
+class _RunFacts:
+    base_url: str
+    started: datetime
+    authenticated: bool
+    full_run: bool
+    operator: str
+    credentials: tuple[str, ...]
+
+    def report(self, results: tuple[CheckResult, ...], kit_error: str | None,
+               capability: dict[str, Any] | None, notes: tuple[str, ...]) -> Report:
+        return Report(self.base_url, self.started, datetime.now(UTC), results, kit_error, self.authenticated,
+                      _server_facts(capability), notes, _kit_version(), self.full_run, self.credentials,
+                      self.operator)
+
+
+def _credentials(token: str | None, authenticated: bool, cast: Cast | None, minter: Minter | None) -> tuple[str, ...]:
+    """Who the kit acted as, for the report: the writer token's claims (read, not verified; never the
+    token) and the test identities."""
+    claims = unverified_claims(token)
+    shown = ", ".join(f"{k} {claims[k]}" for k in ("role", "sub", "fhirUser", "bin", "iss") if claims.get(k))
+    writer = (f"writer: a bearer token ({shown}; claims as read by the kit, not verified)" if shown else
+              "writer: an Authorization header" if authenticated else "writer: no credentials (anonymous)")
+    identities = [f"identity: {label}" for label in (cast.labels() if cast else [])]
+    if minter is not None:
+        identities.append("identities: patients and practitioners created by the kit, tokens minted with "
+                          "the deployment's development key (--dev-key)")
+    return (writer, *identities)
+
+
+def _notes(ctx: RunContext) -> list[str]:
+    notes = list(ctx.notes)
     if ctx.fixtures.access_consents:
-        ctx.notes.append(f"the server's access policy required consent: the kit recorded "
-                         f"{len(ctx.fixtures.access_consents)} access Consent(s) for the patients it created "
-                         "(AC-01, AC-08)")
-    return Report(base_url, started, datetime.now(UTC), tuple(results), kit_error, authenticated,
-                  _server_facts(ctx.capability), tuple(ctx.notes), _kit_version())
+        notes.append(f"the server's access policy required consent: the kit recorded "
+                     f"{len(ctx.fixtures.access_consents)} access Consent(s) for the patients it created "
+                     "(AC-01, AC-08)")
+    return notes
 
 
 async def _preflight(client: FhirClient) -> dict[str, Any] | None:

@@ -115,7 +115,7 @@ async def _logged_as_emergency(ctx: RunContext, sc: Scenario, access: Access) ->
         lister, path = log_lister(ctx, sc)
         where = f"the patient's access log ({path})"
     try:
-        found, _ = await wait_for(lister, [access], 15.0)
+        found, _ = await wait_for(lister, [access], ctx.record_wait)
     except CheckFailed as exc:
         return warning(f"emergency read served; its record cannot be read ({exc})")
     if 0 not in found:

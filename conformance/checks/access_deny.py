@@ -106,7 +106,7 @@ async def _provenance(ctx: RunContext, sc: Scenario) -> str | None:
 
 
 @check("ACC-08", GROUP, "Without consent, records about the patient's data (Provenance) stay hidden too",
-       ["AC-01", "AC-12", "AC-14", "R4 provenance.html"])
+       ["AC-01", "AC-12", "R4 provenance.html"])
 async def provenance_hidden(ctx: RunContext) -> Outcome:
     sc = await scenario(ctx)
     provenance_id = await _provenance(ctx, sc)
