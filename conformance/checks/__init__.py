@@ -15,6 +15,7 @@ from conformance.checks import (
     security,
     terminology,
     transaction,
+    vendor_data,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "security",
     "terminology",
     "transaction",
+    "vendor_data",
 ]
