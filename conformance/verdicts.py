@@ -76,7 +76,8 @@ def overall(results: Sequence[CheckResult], verdicts: Sequence[RequirementVerdic
     failed = [r.id for r in results if r.status is Status.FAIL]
     if failed:
         reqs = sorted({v.id for v in verdicts if v.verdict is Verdict.FAIL})
-        return 1, f"NOT conformant: {len(failed)} checks failed (requirements {', '.join(reqs) or '-'})"
+        counted = f"{len(failed)} check{'s' if len(failed) != 1 else ''} failed"
+        return 1, f"NOT conformant: {counted} (requirements {', '.join(reqs) or '-'})"
     undemonstrated = [v.id for v in verdicts if v.critical and v.verdict is not Verdict.PASS]
     if not full_run:
         return 0, "partial run: the checks run passed (warnings allowed); not a certification"

@@ -72,20 +72,25 @@ def _weak(access: Access, record: dict[str, Any], text: str) -> bool:
 
 def match(records: list[dict[str, Any]], accesses: list[Access], *,
           exclusive: bool = True) -> dict[int, dict[str, Any]]:
-    """Index in ``accesses`` -> the record found for it. ``exclusive``: a weakly matched record serves one
-    access only (not so for notifications, where one digest may tell of several accesses)."""
+    """Index in ``accesses`` -> the record found for it. Of several records of one request (a read and
+    the notice it caused), an emergency access takes the one marked as an emergency. ``exclusive``: a
+    weakly matched record serves one access only (not so for notifications, where one digest may tell
+    of several accesses)."""
     texts = [_text(r) for r in records]
     by_id = any(a.request_id and a.request_id in t for a in accesses for t in texts)
     found: dict[int, dict[str, Any]] = {}
     used: set[int] = set()
     for i, access in enumerate(accesses):
-        for j, (record, text) in enumerate(zip(records, texts, strict=True)):
-            free = j not in used or not exclusive
-            hit = (access.request_id in text) if by_id else (free and _weak(access, record, text))
-            if hit:
-                found[i] = record
-                used.add(j)
-                break
+        if by_id:
+            hits = [j for j, text in enumerate(texts) if access.request_id in text]
+        else:
+            hits = [j for j, (r, t) in enumerate(zip(records, texts, strict=True))
+                    if (j not in used or not exclusive) and _weak(access, r, t)][:1]
+        if access.emergency:
+            hits.sort(key=lambda j: not is_emergency(records[j]))
+        if hits:
+            found[i] = records[hits[0]]
+            used.add(hits[0])
     return found
 
 
