@@ -13,7 +13,8 @@ START = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
 
 
 def _result(check_id: str, status: Status, message: str = "", group: str = "rest") -> CheckResult:
-    evidence = (Evidence("GET http://mis.example.kz/fhir/Patient/1", 200, {"etag": 'W/"1"'}, '{"a": "b|c"}'),)
+    evidence = (Evidence("GET http://mis.example.kz/fhir/Patient/1", 200, {"etag": 'W/"1"'}, '{"a": "b|c"}',
+                         "unconsented Practitioner/7", 12, "kzck-1"),)
     return CheckResult(check_id, group, f"title of {check_id}", ("TM-14",), status, message, evidence, 5, 2)
 
 
@@ -48,7 +49,8 @@ def test_json_report_carries_schema_target_summary_and_evidence() -> None:
     assert data["results"][1]["status"] == "fail"
     assert data["results"][0]["evidence"] == [{"request": "GET http://mis.example.kz/fhir/Patient/1",
                                                "status": 200, "headers": {"etag": 'W/"1"'},
-                                               "excerpt": '{"a": "b|c"}'}]
+                                               "excerpt": '{"a": "b|c"}', "identity": "unconsented Practitioner/7",
+                                               "elapsedMs": 12, "requestId": "kzck-1"}]
     assert data["results"][0]["evidenceOmitted"] == 2
 
 
@@ -58,12 +60,13 @@ def test_markdown_report_has_verdict_summary_group_tables_and_evidence() -> None
         _result("REST-01", Status.FAIL, "create | refused", group="rest"),
     ))
     markdown = report.to_markdown()
-    assert "**NOT conformant: at least one check failed** (exit code 1)" in markdown
+    assert "**NOT conformant: 1 check failed (requirements TM-14)** (exit code 1)" in markdown
     assert "| 2 | 1 | 1 | 0 | 0 | 0 |" in markdown
     assert markdown.index("## capability") < markdown.index("## rest")
     assert "| REST-01 | ❌ fail | title of REST-01 | TM-14 |" in markdown
     assert "❌ fail. create | refused" in markdown
-    assert "`GET http://mis.example.kz/fhir/Patient/1` → **200** (`etag: W/\"1\"`)" in markdown
+    assert ("`GET http://mis.example.kz/fhir/Patient/1` as unconsented Practitioner/7, 12 ms → **200** "
+            "(`etag: W/\"1\"`)") in markdown
     assert "… 2 more exchanges not shown" in markdown
 
 
