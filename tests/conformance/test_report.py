@@ -74,3 +74,27 @@ def test_markdown_report_shows_the_kit_error() -> None:
     markdown = _report(kit_error="endpoint unreachable: ConnectError('refused')").to_markdown()
     assert "incomplete: the kit could not finish the run" in markdown
     assert "- Kit error: endpoint unreachable: ConnectError('refused')" in markdown
+
+
+def test_html_report_is_one_escaped_page_with_verdicts_per_requirement_and_evidence() -> None:
+    hostile = Evidence("GET http://mis.example.kz/fhir/Patient/1", 403, {}, '<script>alert("x")</script>',
+                       "unconsented Practitioner/7", 9, "kzck-1")
+    report = Report("http://mis.example.kz/fhir", START, START, (
+        CheckResult("ACC-01", "access", "title <b>", ("AC-12",), Status.FAIL, "leak & more", (hostile,), 5),))
+    html = report.to_html(signer="CN=ИНСПЕКТОРОВ ТЕСТ")
+    assert html.startswith("<!DOCTYPE html>") and "<script" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html and "title &lt;b&gt;" in html
+    assert "NOT conformant: 1 check failed (requirements AC-12)" in html
+    assert "<td class=critical>AC-12 ★</td><td class=fail>❌ fail</td>" in html
+    assert "as unconsented Practitioner/7, 9 ms" in html and "kzck-1" in html
+    assert "EDS of CN=ИНСПЕКТОРОВ ТЕСТ" in html
+
+
+def test_json_report_has_a_verdict_for_every_requirement_and_who_ran_it() -> None:
+    report = Report("http://mis.example.kz/fhir", START, START, (_result("ACC-20", Status.FAIL, "no record"),),
+                    credentials=("writer: a bearer token (role system)",), operator="Inspector A.")
+    data = report.to_dict()
+    verdicts = {r["id"]: r for r in data["requirements"]}
+    assert verdicts["TM-14"]["verdict"] == "fail" and verdicts["AC-14"]["verdict"] == "not tested"
+    assert verdicts["AC-14"]["critical"] is True
+    assert data["runBy"] == {"operator": "Inspector A.", "credentials": ["writer: a bearer token (role system)"]}
