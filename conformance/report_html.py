@@ -7,7 +7,7 @@ from html import escape
 
 from conformance.model import CheckResult, Evidence, Status
 from conformance.report import Report
-from conformance.report_md import BADGE, REQUIREMENT_BADGE, evidence_parts
+from conformance.report_md import evidence_parts
 from conformance.verdicts import RequirementVerdict
 
 __all__ = ["render"]
@@ -23,12 +23,16 @@ word-break:break-all}
 .v0{background:#dafbe1;color:#116329}.v1{background:#ffebe9;color:#a40e26}.v2{background:#fff8c5;color:#7d4e00}
 .pass{color:#116329}.fail{color:#a40e26;font-weight:600}.warning{color:#7d4e00}.skipped,.not-tested{color:#57606a}
 .error{color:#7d4e00;font-weight:600}.critical{font-weight:600}.meta td:first-child{width:10rem;color:#57606a}
-details{margin:.3rem 0 .8rem}summary{cursor:pointer}.msg{margin:.3rem 0}
+details{margin:.3rem 0 .8rem}summary{cursor:pointer}.msg{margin:.3rem 0}td.id{white-space:nowrap}
+.badge{display:inline-block;padding:0 .45rem;border-radius:9px;font-size:12px;font-weight:600;white-space:nowrap}
+.b-pass{background:#dafbe1;color:#116329}.b-fail{background:#ffebe9;color:#a40e26}
+.b-warning,.b-error{background:#fff8c5;color:#7d4e00}.b-skipped,.b-not-tested{background:#eaeef2;color:#57606a}
 """
 
 
-def _status_class(value: str) -> str:
-    return value.replace(" ", "-")
+def _badge(value: str) -> str:
+    """A status as a coloured label (no emoji: a printed or headless page may lack the font)."""
+    return f"<span class='badge b-{value.replace(' ', '-')}'>{escape(value)}</span>"
 
 
 def _meta(report: Report, signer: str | None) -> str:
@@ -57,18 +61,23 @@ def _summary(report: Report) -> str:
 
 
 def _requirement_row(v: RequirementVerdict) -> str:
-    crit = " class=critical" if v.critical else ""
-    checks = ", ".join(v.checks) or "—"
-    return (f"<tr><td{crit}>{escape(v.id)}{' ★' if v.critical else ''}</td>"
-            f"<td class={_status_class(v.verdict.value)}>{escape(REQUIREMENT_BADGE[v.verdict])}</td>"
-            f"<td>{escape(v.title)}</td><td>{escape(v.why)}</td><td>{escape(checks)}</td></tr>")
+    crit = "id critical" if v.critical else "id"
+    return (f"<tr><td class='{crit}'>{escape(v.id)}{' ★' if v.critical else ''}</td>"
+            f"<td>{_badge(v.verdict.value)}</td><td>{escape(v.title)}</td><td>{escape(v.why)}</td></tr>")
+
+
+def _requirement_table(verdicts: tuple[RequirementVerdict, ...]) -> str:
+    rows = "".join(_requirement_row(v) for v in verdicts)
+    return f"<table><tr><th>ID</th><th>Verdict</th><th>Requirement</th><th>Why</th></tr>{rows}</table>"
 
 
 def _requirements(report: Report) -> str:
-    rows = "".join(_requirement_row(v) for v in report.requirements)
-    return ("<h2>Requirements</h2><p>★ critical: a certification run is conformant only when each of "
-            "these passed.</p><table><tr><th>ID</th><th>Verdict</th><th>Requirement</th><th>Why</th>"
-            f"<th>Checks</th></tr>{rows}</table>")
+    critical = _requirement_table(tuple(v for v in report.requirements if v.critical))
+    every = _requirement_table(report.requirements)
+    return ("<h2 id=certification>Critical requirements</h2><p>A certification run (all checks) is conformant "
+            f"only when each of these passed.</p>{critical}"
+            "<h2 id=requirements>All requirements</h2><p>★ critical. Not tested: the deciding checks were "
+            f"skipped, or the requirement is beyond an HTTP client's reach.</p>{every}")
 
 
 def _comparison(report: Report) -> str:
@@ -99,9 +108,8 @@ def _check(result: CheckResult) -> str:
         more = (f"<p>… {result.evidence_omitted} more exchanges not shown</p>" if result.evidence_omitted else "")
         evidence = ("<table><tr><th>Request</th><th>As, time</th><th>Status</th><th>Headers</th><th>Excerpt</th>"
                     f"<th>X-Request-Id</th></tr>{rows}</table>{more}")
-    status = result.status.value
     return (f"<details{' open' if result.status in (Status.FAIL, Status.ERROR) else ''}><summary>"
-            f"<b>{escape(result.id)}</b> <span class={status}>{escape(BADGE[result.status])}</span> "
+            f"<b>{escape(result.id)}</b> {_badge(result.status.value)} "
             f"{escape(result.title)}</summary><p class=msg>{escape(result.message)}</p>"
             f"<p>Covers {escape(', '.join(result.covers))}. Took {result.duration_ms} ms.</p>{evidence}</details>")
 
@@ -109,10 +117,10 @@ def _check(result: CheckResult) -> str:
 def _groups(report: Report) -> str:
     parts = []
     for group, results in report.by_group().items():
-        rows = "".join(f"<tr><td>{escape(r.id)}</td><td class={r.status.value}>{escape(BADGE[r.status])}</td>"
+        rows = "".join(f"<tr><td class=id>{escape(r.id)}</td><td>{_badge(r.status.value)}</td>"
                        f"<td>{escape(r.title)}</td><td>{escape(', '.join(r.covers))}</td></tr>" for r in results)
-        parts.append(f"<h2>{escape(group)}</h2><table><tr><th>ID</th><th>Status</th><th>Check</th>"
-                     f"<th>Covers</th></tr>{rows}</table>" + "".join(_check(r) for r in results))
+        parts.append(f"<h2 id='{escape(group)}'>{escape(group)}</h2><table><tr><th>ID</th><th>Status</th>"
+                     f"<th>Check</th><th>Covers</th></tr>{rows}</table>" + "".join(_check(r) for r in results))
     return "".join(parts)
 
 

@@ -38,7 +38,9 @@ def _short(text: str) -> str:
 def _judge(req: Requirement, covering: list[CheckResult], by_id: dict[str, CheckResult]) -> tuple[Verdict, str]:
     failed = [r for r in covering if r.status is Status.FAIL]
     if failed:
-        return Verdict.FAIL, "; ".join(f"{r.id} failed: {_short(r.message)}" for r in failed)
+        first = failed[0]
+        more = f" (also failed: {', '.join(r.id for r in failed[1:])})" if len(failed) > 1 else ""
+        return Verdict.FAIL, f"{first.id} failed: {_short(first.message)}{more}"
     if req.outside and not covering:
         return Verdict.NOT_TESTED, f"outside the kit's reach: {req.outside}"
     unjudged = [n for n in req.needs if n not in by_id or by_id[n].status in (Status.SKIPPED, Status.ERROR)]

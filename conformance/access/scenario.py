@@ -21,7 +21,7 @@ from conformance.context import RunContext
 from conformance.examples import IIN_SYSTEM, MARKER_SYSTEM, fresh_iin, identifier_value, valid_example
 from conformance.expect import expect_resource, expect_status
 from conformance.identities import Cast, Identity, Minter
-from conformance.model import CheckSkipped
+from conformance.model import CheckFailed, CheckSkipped
 
 __all__ = ["BREAK_GLASS_HEADER", "Scenario", "scenario"]
 
@@ -84,14 +84,15 @@ class Scenario:
 
 
 async def scenario(ctx: RunContext) -> Scenario:
-    """The run's scenario, built on first call; CheckSkipped (cached) when it cannot be built."""
+    """The run's scenario, built on first call (check ACC-00). When it cannot be built, the check that
+    tried fails or skips with the reason, and every later one skips naming it (the failure is cached)."""
     if isinstance(ctx.scenario, Scenario):
         return ctx.scenario
-    if isinstance(ctx.scenario, CheckSkipped):
-        raise CheckSkipped(str(ctx.scenario))
+    if isinstance(ctx.scenario, Exception):
+        raise CheckSkipped(f"the access scenario could not be set up: {ctx.scenario}")
     try:
         ctx.scenario = await _build(ctx)
-    except CheckSkipped as exc:
+    except (CheckSkipped, CheckFailed) as exc:
         ctx.scenario = exc
         raise
     return ctx.scenario

@@ -85,7 +85,7 @@ def test_html_report_is_one_escaped_page_with_verdicts_per_requirement_and_evide
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html and "title &lt;b&gt;" in html
     assert "NOT conformant: 1 check failed (requirements AC-12)" in html
-    assert "<td class=critical>AC-12 ★</td><td class=fail>❌ fail</td>" in html
+    assert "<td class='id critical'>AC-12 ★</td><td><span class='badge b-fail'>fail</span></td>" in html
     assert "as unconsented Practitioner/7, 9 ms" in html and "kzck-1" in html
     assert "EDS of CN=ИНСПЕКТОРОВ ТЕСТ" in html
 
