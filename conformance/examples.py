@@ -29,6 +29,7 @@ __all__ = [
     "rewrite",
     "valid_example",
     "valid_refs",
+    "walk",
 ]
 
 IIN_SYSTEM = "https://fhir.kzfhir.kz/sid/iin"
@@ -93,19 +94,20 @@ def invalid_example(filename: str) -> dict[str, Any]:
     return resource
 
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
+def walk(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in ``node`` (itself included), depth first."""
     if isinstance(node, dict):
         yield node
         for value in node.values():
-            yield from _walk(value)
+            yield from walk(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _walk(value)
+            yield from walk(value)
 
 
 def references(resource: dict[str, Any]) -> list[Ref]:
     """Every relative literal reference in the resource (Reference.reference), in document order."""
-    found = (parse_ref(n["reference"]) for n in _walk(resource) if isinstance(n.get("reference"), str))
+    found = (parse_ref(n["reference"]) for n in walk(resource) if isinstance(n.get("reference"), str))
     return [ref for ref in found if ref is not None]
 
 
@@ -116,7 +118,7 @@ def rewrite(
     version suffixes pointing at version 1 (what the kit created), and example IINs replaced by ``iins``."""
     out = copy.deepcopy(resource)
     out.pop("id", None)  # R4 http.html#create: the server assigns the id
-    for node in _walk(out):
+    for node in walk(out):
         ref = parse_ref(node["reference"]) if isinstance(node.get("reference"), str) else None
         new = target(ref) if ref is not None else None
         if ref is not None and new is not None:

@@ -47,21 +47,15 @@ async def run(
     record_wait: float = 15.0,
     operator: str = "",
 ) -> Report:
-    """Run the checks named in ``checks`` (groups or check IDs; all when None: a certification run)
-    against ``base_url``.
+    """Run ``checks`` (groups or check IDs; all when None: a certification run) against ``base_url``.
 
-    ``token`` (the writer: an MIS back-end) is sent as ``Authorization: Bearer``; ``headers`` are added
-    to every request; ``transport`` replaces the network (tests pass ``httpx.ASGITransport(app=...)``).
-    Resources the kit created are deleted at the end unless ``keep``. The access checks act as the test
-    identities of ``cast`` (given by the vendor) or minted by ``minter`` for patients and practitioners the
-    kit creates (identities.py); they wait up to ``record_wait`` seconds for audit records to appear.
-    ``sample_count`` is the ``_count`` of each vendor-data sample; ``operator`` names who ran the kit.
-    Raises ValueError for an unknown group or check ID.
+    ``token``: the writer (an MIS back-end); ``headers`` go on every request; ``transport`` replaces the
+    network (tests: ``httpx.ASGITransport(app=...)``); created resources are deleted unless ``keep``. The
+    access checks act as ``cast`` (vendor-given) or identities ``minter`` mints for people the kit creates,
+    waiting up to ``record_wait`` s for audit records. ValueError for an unknown group or check ID.
     """
     selected = select(checks)
-    sent = dict(headers or {})
-    if token:
-        sent["Authorization"] = f"Bearer {token}"
+    sent = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
     authenticated = any(name.lower() == "authorization" for name in sent)
     started = datetime.now(UTC)
     facts = _RunFacts(base_url, started, authenticated, checks is None, operator,

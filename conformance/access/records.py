@@ -24,7 +24,7 @@ from conformance.http import json_body
 from conformance.identities import Identity
 from conformance.model import CheckFailed
 
-__all__ = ["Lister", "fetch_records", "is_emergency", "match", "wait_for"]
+__all__ = ["Lister", "fetch_records", "is_emergency", "match", "same_origin", "wait_for"]
 
 _PAGE_CAP = 20
 _EMERGENCY_CODES = {"BTG", "ETREAT", "EMERGENCY"}
@@ -102,7 +102,8 @@ def is_emergency(record: dict[str, Any]) -> bool:
     return bool(codes & _EMERGENCY_CODES) or "break-glass" in _text(record).lower()
 
 
-def _same_origin(ctx: RunContext, url: str) -> bool:
+def same_origin(ctx: RunContext, url: str) -> bool:
+    """``url`` is below the base URL: the identities' tokens are never sent to another host."""
     return url.startswith(str(ctx.client.http.base_url).rstrip("/"))
 
 
@@ -125,7 +126,7 @@ async def fetch_records(
         records += _parameters_entries(body)
         following = next((str(link.get("url")) for link in body.get("link") or []
                           if isinstance(link, dict) and link.get("relation") == "next"), None)
-        if not following or not _same_origin(ctx, following):
+        if not following or not same_origin(ctx, following):
             break
         response = await ctx.client.get(following, identity=identity)
         if response.status_code != 200:

@@ -10,6 +10,7 @@ from typing import Any
 
 from conformance.access.judge import Findings, Req, absent_id, probe_pair
 from conformance.access.leaks import hidden_in
+from conformance.access.records import same_origin
 from conformance.access.scenario import Scenario, scenario
 from conformance.capability import operations
 from conformance.context import RunContext
@@ -50,17 +51,13 @@ async def _poll(ctx: RunContext, sc: Scenario, status_url: str) -> tuple[int, di
         await asyncio.sleep(min(float(response.headers.get("retry-after", "1") or 1), 2.0))
 
 
-def _same_origin(ctx: RunContext, url: str) -> bool:
-    return url.startswith(str(ctx.client.http.base_url).rstrip("/"))
-
-
 async def _exported(ctx: RunContext, sc: Scenario, manifest: dict[str, Any]) -> tuple[list[str], int]:
     """Hidden resources found in the export's files, and how many resources the files held."""
     found: list[str] = []
     count = 0
     for output in manifest.get("output") or []:
         url = str((output or {}).get("url") or "")
-        if not _same_origin(ctx, url):  # never send the identity's token to another host
+        if not same_origin(ctx, url):
             continue
         response = await sc.access(ctx, sc.unconsented, "GET", url, headers={"Accept": "application/fhir+ndjson"})
         for line in response.text.splitlines():
@@ -89,7 +86,7 @@ async def export_contains_nothing(ctx: RunContext) -> Outcome:
     if kickoff.status_code != 202 or not location:
         return failed(f"kick-off: expected 202 with Content-Location or a refusal, got {kickoff.status_code}: "
                       f"{diagnostics(kickoff)}")
-    if not _same_origin(ctx, location):
+    if not same_origin(ctx, location):
         return failed(f"the status URL {location} is not below the base URL")
     status, manifest = await _poll(ctx, sc, location)
     if status != 200 or manifest is None:

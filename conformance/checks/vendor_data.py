@@ -5,11 +5,11 @@ cannot pass by storing whatever it is sent. The kit's own test resources are lef
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from conformance.context import RunContext
-from conformance.examples import BIN_SYSTEM, IIN_SYSTEM
+from conformance.examples import BIN_SYSTEM, IIN_SYSTEM, references, walk
 from conformance.minimal_data import MD_D_UNCHECKED, md_b_gaps, md_d_gaps
 from conformance.model import CheckSkipped, Outcome, failed, passed, skipped
 from conformance.registry import check
@@ -19,7 +19,8 @@ from profiles.identifiers import validate_bin, validate_iin
 
 GROUP = "vendor-data"
 _SHOWN = 5
-_PEOPLE = ("Patient/", "Practitioner/")
+GapFinder = Callable[[Mapping[str, Any], Mapping[str, Mapping[str, Any] | None]], list[str]]
+_PEOPLE = ("Patient", "Practitioner")
 
 
 def _listed(problems: list[str]) -> str:
@@ -62,15 +63,9 @@ for _id, _type, _covers in (
     _declare(_id, _type, _covers)
 
 
-def _identifiers(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        if node.get("system") in (IIN_SYSTEM, BIN_SYSTEM) and isinstance(node.get("value"), str):
-            yield node
-        for value in node.values():
-            yield from _identifiers(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _identifiers(value)
+def _identifiers(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    return [n for n in walk(resource)
+            if n.get("system") in (IIN_SYSTEM, BIN_SYSTEM) and isinstance(n.get("value"), str)]
 
 
 async def _sampled(ctx: RunContext, types: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -102,29 +97,25 @@ async def identifiers_valid(ctx: RunContext) -> Outcome:
 
 
 async def _people(ctx: RunContext, resource: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
-    refs = {str(n["reference"]) for n in _references(resource) if str(n["reference"]).startswith(_PEOPLE)}
-    return {ref: await read_person(ctx, ref) for ref in sorted(refs)}
+    """The patients and practitioners a record names, read (the data sets need their IIN and name)."""
+    refs = sorted({ref.key for ref in references(resource) if ref.type in _PEOPLE})
+    return {ref: await read_person(ctx, ref) for ref in refs}
 
 
-def _references(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        if isinstance(node.get("reference"), str):
-            yield node
-        for value in node.values():
-            yield from _references(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _references(value)
+async def _lacking(ctx: RunContext, records: list[dict[str, Any]], gaps_of: GapFinder) -> list[str]:
+    """Per record that lacks items of a minimal data set: its reference and the items."""
+    problems = []
+    for record in records:
+        gaps = gaps_of(record, await _people(ctx, record))
+        if gaps:
+            problems.append(f"{record['resourceType']}/{record.get('id')}: {', '.join(gaps)}")
+    return problems
 
 
 @check("VD-21", GROUP, "The vendor's bookings carry the MD-B minimal data set, item by item", ["MD-B", "TM-06"])
 async def bookings_carry_md_b(ctx: RunContext) -> Outcome:
     found = await sample(ctx, "Appointment")
-    problems = []
-    for appointment in found:
-        gaps = md_b_gaps(appointment, await _people(ctx, appointment))
-        if gaps:
-            problems.append(f"Appointment/{appointment.get('id')}: {', '.join(gaps)}")
+    problems = await _lacking(ctx, found, md_b_gaps)
     if problems:
         return failed(f"{len(problems)} of {len(found)} bookings lack MD-B items: " + _listed(problems))
     return passed(f"{len(found)} bookings carry MD-B items 1-4")
@@ -136,11 +127,7 @@ async def encounters_carry_md_d(ctx: RunContext) -> Outcome:
     found = [e for e in await sample(ctx, "Encounter") if (e.get("class") or {}).get("code") == "VR"]
     if not found:
         return skipped("no remote (class VR) Encounter among the sampled records")
-    problems = []
-    for encounter in found:
-        gaps = md_d_gaps(encounter, await _people(ctx, encounter))
-        if gaps:
-            problems.append(f"Encounter/{encounter.get('id')}: {', '.join(gaps)}")
+    problems = await _lacking(ctx, found, md_d_gaps)
     if problems:
         return failed(f"{len(problems)} of {len(found)} remote encounters lack MD-D items: " + _listed(problems))
     return passed(f"{len(found)} remote encounters carry MD-D items 1-6; {MD_D_UNCHECKED}")
