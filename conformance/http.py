@@ -6,6 +6,7 @@ import itertools
 import json as jsonlib
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -73,6 +74,7 @@ class FhirClient:
         self.authenticated = authenticated
         self.max_evidence = max_evidence
         self.run_id = uuid.uuid4().hex[:10]
+        self.secrets: set[str] = set()  # tokens sent: never written to a report, even if a server echoes one
         self._serial = itertools.count(1)
         self._evidence: list[Evidence] = []
         self._omitted = 0
@@ -103,6 +105,8 @@ class FhirClient:
         entry in ``headers`` replaces it for this request only. Every request carries a fresh
         ``X-Request-Id``, so the audit checks can find the server's record of it (AC-14)."""
         request_id = f"kzck-{self.run_id}-{next(self._serial):05d}"
+        if identity is not None:
+            self.secrets.add(identity.token)
         merged = {"Accept": FHIR_JSON, "X-Request-Id": request_id,
                   **(identity.request_headers() if identity else {}), **(headers or {})}
         if json is not None:
@@ -137,8 +141,15 @@ class FhirClient:
     async def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.request("DELETE", path, **kwargs)
 
+    def redact(self, text: str) -> str:
+        """``text`` without any token the kit sent (a server may echo a request into its answer)."""
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "[token]")
+        return text
+
     def _append(self, evidence: Evidence) -> None:
         if len(self._evidence) >= self.max_evidence:
             self._omitted += 1
         else:
-            self._evidence.append(evidence)
+            self._evidence.append(replace(evidence, excerpt=self.redact(evidence.excerpt)))

@@ -64,9 +64,12 @@ class Cast:
     other_patient: Identity | None = None
     endpoints: Mapping[str, str] = field(default_factory=dict)  # accessLog, notifications path templates
 
-    def labels(self) -> list[str]:
+    def identities(self) -> list[Identity]:
         found = (self.patient, self.consented, self.unconsented, self.emergency, self.auditor, self.other_patient)
-        return [i.label for i in found if i is not None]
+        return [i for i in found if i is not None]
+
+    def labels(self) -> list[str]:
+        return [i.label for i in self.identities()]
 
 
 _FILE_KEYS = {"patient": "patient", "consented": "consented", "unconsented": "unconsented",

@@ -63,6 +63,7 @@ async def run(
     http = httpx.AsyncClient(base_url=base_url, headers=sent, timeout=timeout, transport=transport)
     async with http:
         client = FhirClient(http, authenticated=authenticated)
+        client.secrets.update(t for t in (token, *(i.token for i in (cast.identities() if cast else []))) if t)
         ctx = RunContext(client, Fixtures(client, unverified_claims(token)), cast=cast, minter=minter,
                          sample_count=sample_count, record_wait=record_wait)
         try:
@@ -148,8 +149,9 @@ async def _run_one(ctx: RunContext, check: Check) -> CheckResult:
     except Exception as exc:  # a kit defect must not hide the other checks' results
         outcome = Outcome(Status.ERROR, f"kit error: {type(exc).__name__}: {exc}")
     evidence, omitted = ctx.client.take_evidence()
-    return CheckResult(check.id, check.group, check.title, check.covers, outcome.status, outcome.message,
-                       evidence, int((time.perf_counter() - began) * 1000), omitted)
+    return CheckResult(check.id, check.group, check.title, check.covers, outcome.status,
+                       ctx.client.redact(outcome.message), evidence, int((time.perf_counter() - began) * 1000),
+                       omitted)
 
 
 async def _cleanup(ctx: RunContext, keep: bool) -> CheckResult:

@@ -149,3 +149,13 @@ async def test_server_holding_invalid_kz_records_fails_the_vendor_data_checks(tm
     assert _result(report, "VD-01")[0] is Status.PASS  # the valid records are judged valid
     verdicts = {v.id: v.verdict.value for v in report.requirements}
     assert verdicts["MD-B"] == verdicts["MD-D"] == "fail"
+
+
+async def test_a_token_the_server_echoes_never_reaches_the_report() -> None:
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, json={"resourceType": "OperationOutcome", "issue": [
+            {"severity": "error", "code": "not-found", "diagnostics": f"you sent {request.headers['authorization']}"}]})
+
+    report = await run(BASE, token="secret-writer-token", transport=httpx.MockTransport(echo), checks=["REST-08"])
+    assert "you sent Bearer [token]" in report.to_json()
+    assert "secret-writer-token" not in report.to_json() + report.to_markdown() + report.to_html()
