@@ -8,6 +8,7 @@ subset of checks can run alone: a search check creates the patient it searches f
 from __future__ import annotations
 
 import random
+import uuid
 from typing import Any
 
 import httpx
@@ -50,6 +51,18 @@ def _stub(resource_type: str, patient: str) -> dict[str, Any] | None:
     }
     body = stubs.get(resource_type)
     return {"resourceType": resource_type, **body} if body is not None else None
+
+
+def _writer_bin() -> str | None:
+    """The BIN the writer's Consent names when its token carries none: the example organisation's."""
+    return identifier_value(valid_example("Organization/kz-organization-1") or {}, BIN_SYSTEM)
+
+
+def _located(entry: Any) -> str:
+    """``Type/id`` of a transaction-response entry's ``response.location``."""
+    location = str(((entry or {}).get("response") or {}).get("location") or "") if isinstance(entry, dict) else ""
+    parts = location.split("/_history/")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 else ""
 
 
 def created_id(response: httpx.Response) -> str | None:
@@ -137,9 +150,12 @@ class Fixtures:
         return stub
 
     async def create(self, resource: dict[str, Any], *, doing: str) -> str:
-        """POST ``resource``; 201 (or 200) expected. The new resource is tracked for cleanup."""
+        """POST ``resource``; 201 (or 200) expected. The new resource is tracked for cleanup. A Patient the
+        policy will not let the writer create without consent is registered with it (``_register``)."""
         resource_type = str(resource["resourceType"])
         response = await self.client.post(resource_type, json=resource)
+        if resource_type == "Patient" and response.status_code == 403:
+            return await self._register(resource, doing)
         expect_status(self.client, response, 201, 200, doing=doing)
         server_id = created_id(response)
         if server_id is None:
@@ -147,17 +163,40 @@ class Fixtures:
         self.track(resource_type, server_id)
         return server_id
 
+    async def _register(self, patient: dict[str, Any], doing: str) -> str:
+        """The patient and the writer's access Consent in one transaction, as an MIS registers a patient
+        whose signed consent form it holds (AC-08): the policy judges the Patient with the Consent of the
+        same Bundle (docs/security.md §6)."""
+        full_url = f"urn:uuid:{uuid.uuid4()}"
+        consent = await self.consent_for(full_url, grantees(self.claims, _writer_bin()))
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": full_url, "resource": patient, "request": {"method": "POST", "url": "Patient"}},
+            {"resource": consent, "request": {"method": "POST", "url": "Consent"}}]}
+        response = await self.client.post("", json=bundle)
+        expect_status(self.client, response, 200, doing=f"{doing} (with its consent, in a transaction)")
+        patient_ref, consent_ref = (_located(e) for e in ((json_body(response) or {}).get("entry") or [{}, {}])[:2])
+        if not patient_ref.startswith("Patient/") or not consent_ref.startswith("Consent/"):
+            raise CheckFailed(f"{doing}: the transaction-response locates {patient_ref!r}, {consent_ref!r}")
+        patient_id = patient_ref.split("/", 1)[1]
+        self.track("Patient", patient_id)
+        self.access_consents.append(consent_ref)
+        return patient_id
+
+    async def consent_for(self, patient_ref: str, actors: list[dict[str, Any]]) -> dict[str, Any]:
+        """The kit's KZ access Consent of ``patient_ref`` (a reference or a urn:uuid) granting ``actors``."""
+        example = valid_example("Consent/kz-consent-1") or {}
+        # Its sourceReference is a DocumentReference: patient data, which cannot be written before consent.
+        example.pop("sourceReference", None)
+        example["patient"] = {"reference": patient_ref}  # set before adapt: no example patient is created
+        example["performer"] = [{"reference": patient_ref}]
+        return access_consent(await self.adapt(example), patient_ref, actors)
+
     async def ensure_access(self, patient_id: str) -> None:
         """Read the new patient back; if the policy refuses (403), record an access Consent and retry."""
         response = await self.client.get(f"Patient/{patient_id}")
         if response.status_code != 403:
             return
-        org_bin = identifier_value(valid_example("Organization/kz-organization-1") or {}, BIN_SYSTEM)
-        example = valid_example("Consent/kz-consent-1") or {}
-        # Its sourceReference is a DocumentReference: patient data, which cannot be written before consent.
-        example.pop("sourceReference", None)
-        template = await self.adapt(example)
-        consent = access_consent(template, f"Patient/{patient_id}", grantees(self.claims, org_bin))
+        consent = await self.consent_for(f"Patient/{patient_id}", grantees(self.claims, _writer_bin()))
         recorded = await self.client.post("Consent", json=consent)
         consent_id = created_id(recorded) if recorded.status_code in (200, 201) else None
         if consent_id is None:

@@ -14,25 +14,15 @@ from typing import Any
 import httpx
 
 from conformance.access.scenario import Scenario
-from conformance.consent import access_consent, grantees
+from conformance.consent import grantees
 from conformance.context import RunContext
-from conformance.examples import valid_example
 from conformance.expect import diagnostics
 from conformance.fixtures import created_id
 from conformance.http import json_body
 from conformance.identities import Identity
 from conformance.model import CheckSkipped
 
-__all__ = ["consent_for", "grant", "revoke"]
-
-
-async def consent_for(ctx: RunContext, patient_ref: str, grantee: str) -> dict[str, Any]:
-    example = valid_example("Consent/kz-consent-1") or {}
-    example.pop("sourceReference", None)  # patient data (a DocumentReference): not writable before consent
-    example["patient"] = {"reference": patient_ref}  # before adapt: no example patient is created
-    example["performer"] = [{"reference": patient_ref}]
-    template = await ctx.fixtures.adapt(example)
-    return access_consent(template, patient_ref, grantees({"fhirUser": grantee}, None))
+__all__ = ["grant", "revoke"]
 
 
 async def _post(ctx: RunContext, sc: Scenario, who: Identity | None, consent: dict[str, Any]) -> httpx.Response:
@@ -43,7 +33,7 @@ async def grant(ctx: RunContext, sc: Scenario, owner: Identity | None, grantee: 
                 patient_ref: str) -> str:
     """Record ``owner``'s (the patient's) Consent granting ``grantee``; its id. CheckSkipped when neither
     the patient nor the writer may record it."""
-    consent = await consent_for(ctx, patient_ref, str(grantee.reference))
+    consent = await ctx.fixtures.consent_for(patient_ref, grantees({"fhirUser": str(grantee.reference)}, None))
     response = await _post(ctx, sc, owner, consent) if owner else None
     recorder = "patient"
     if response is None or response.status_code not in (200, 201):
