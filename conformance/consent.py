@@ -23,7 +23,7 @@ __all__ = ["CONSENTED_TYPES", "access_consent", "grantees", "unverified_claims"]
 # Every patient-data type the kit writes (the Consent's provision.class, "list of data covered", AC-07).
 CONSENTED_TYPES = (
     "Patient", "Consent", "Appointment", "Encounter", "Observation", "ServiceRequest", "MedicationRequest",
-    "Condition", "RelatedPerson", "DocumentReference", "AuditEvent",
+    "Condition", "RelatedPerson", "DocumentReference", "AuditEvent", "Provenance",
 )
 _ACTIONS = ("collect", "access", "use", "correct")  # consentaction: create, read, read, update/delete
 # Treatment, and the operational purposes MIS back-end clients run under (v3 PurposeOfUse).

@@ -7,6 +7,7 @@ from typing import Any
 
 from conformance.fixtures import Fixtures
 from conformance.http import FhirClient
+from conformance.identities import Cast, Minter
 
 __all__ = ["RunContext"]
 
@@ -20,6 +21,14 @@ class RunContext:
     # The REST group's resource: its id and the versionIds seen so far (create, then update).
     rest_id: str | None = None
     rest_versions: list[str] = field(default_factory=list)
+    # The access-rights checks: identities given by the vendor or minted (identities.py), the scenario
+    # built from them on first need (access/scenario.py), and the vendor-data samples (sampling.py).
+    cast: Cast | None = None
+    minter: Minter | None = None
+    scenario: Any = None
+    sample_count: int = 20
+    record_wait: float = 15.0  # seconds to wait for audit records, access-log lines, notices
+    samples: dict[str, Any] = field(default_factory=dict)
 
     @property
     def authenticated(self) -> bool:

@@ -18,6 +18,7 @@ from profiles.identifiers import iin_check_digit, is_valid_iin
 __all__ = [
     "BIN_SYSTEM",
     "IIN_SYSTEM",
+    "MARKER_SYSTEM",
     "Ref",
     "fresh_iin",
     "identifier_value",
@@ -28,10 +29,12 @@ __all__ = [
     "rewrite",
     "valid_example",
     "valid_refs",
+    "walk",
 ]
 
 IIN_SYSTEM = "https://fhir.kzfhir.kz/sid/iin"
 BIN_SYSTEM = "https://fhir.kzfhir.kz/sid/bin"
+MARKER_SYSTEM = "urn:kzfhir:conformance-kit:marker"  # identifiers the kit adds to find its own resources
 _REF = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9.\-]{1,64})(/_history/[A-Za-z0-9.\-]{1,64})?$")
 
 
@@ -91,19 +94,20 @@ def invalid_example(filename: str) -> dict[str, Any]:
     return resource
 
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
+def walk(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in ``node`` (itself included), depth first."""
     if isinstance(node, dict):
         yield node
         for value in node.values():
-            yield from _walk(value)
+            yield from walk(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _walk(value)
+            yield from walk(value)
 
 
 def references(resource: dict[str, Any]) -> list[Ref]:
     """Every relative literal reference in the resource (Reference.reference), in document order."""
-    found = (parse_ref(n["reference"]) for n in _walk(resource) if isinstance(n.get("reference"), str))
+    found = (parse_ref(n["reference"]) for n in walk(resource) if isinstance(n.get("reference"), str))
     return [ref for ref in found if ref is not None]
 
 
@@ -114,7 +118,7 @@ def rewrite(
     version suffixes pointing at version 1 (what the kit created), and example IINs replaced by ``iins``."""
     out = copy.deepcopy(resource)
     out.pop("id", None)  # R4 http.html#create: the server assigns the id
-    for node in _walk(out):
+    for node in walk(out):
         ref = parse_ref(node["reference"]) if isinstance(node.get("reference"), str) else None
         new = target(ref) if ref is not None else None
         if ref is not None and new is not None:

@@ -8,6 +8,7 @@ subset of checks can run alone: a search check creates the patient it searches f
 from __future__ import annotations
 
 import random
+import uuid
 from typing import Any
 
 import httpx
@@ -26,6 +27,7 @@ from conformance.examples import (
 )
 from conformance.expect import diagnostics, expect_status
 from conformance.http import FhirClient, json_body
+from conformance.identities import Cast, Identity, Minter
 from conformance.model import CheckFailed, CheckSkipped
 
 __all__ = ["Fixtures", "created_id"]
@@ -51,6 +53,18 @@ def _stub(resource_type: str, patient: str) -> dict[str, Any] | None:
     return {"resourceType": resource_type, **body} if body is not None else None
 
 
+def _writer_bin() -> str | None:
+    """The BIN the writer's Consent names when its token carries none: the example organisation's."""
+    return identifier_value(valid_example("Organization/kz-organization-1") or {}, BIN_SYSTEM)
+
+
+def _located(entry: Any) -> str:
+    """``Type/id`` of a transaction-response entry's ``response.location``."""
+    location = str(((entry or {}).get("response") or {}).get("location") or "") if isinstance(entry, dict) else ""
+    parts = location.split("/_history/")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 else ""
+
+
 def created_id(response: httpx.Response) -> str | None:
     """The id the server assigned: from the body, else from Location ``[base]/Type/id/_history/v``."""
     body = json_body(response)
@@ -63,13 +77,17 @@ def created_id(response: httpx.Response) -> str | None:
 
 
 class Fixtures:
-    def __init__(self, client: FhirClient, claims: dict[str, Any], rng: random.Random | None = None) -> None:
+    def __init__(self, client: FhirClient, claims: dict[str, Any], rng: random.Random | None = None,
+                 minter: Minter | None = None, cast: Cast | None = None) -> None:
         self.client = client
         self.claims = claims
+        self.minter = minter  # tokens for the patients the kit registers (a development deployment)
+        self.cast = cast  # the vendor's test identities (a patient among them)
         self.rng = rng or random.Random()
         self.ids: dict[str, str] = {}  # example reference -> id on the server
         self.created: list[str] = []  # "Type/id" the kit created, in order (cleanup deletes them)
         self.access_consents: list[str] = []  # deleted last: they are what lets the kit delete the rest
+        self.owners: dict[str, Identity] = {}  # "Type/id" -> the test identity that created it (cleanup)
         self.iins = {old: fresh_iin(old, self.rng) for old in self._example_iins()}
         self._pending: set[str] = set()
 
@@ -86,8 +104,12 @@ class Fixtures:
             raise KeyError(ref)
         return self.iins[original]
 
-    def track(self, resource_type: str, resource_id: str) -> None:
+    def track(self, resource_type: str, resource_id: str, owner: Identity | None = None) -> None:
+        """Remember a resource for cleanup; ``owner``: the test identity that created it, which deletes it
+        first (the writer may have no consent for that identity's patient)."""
         self.created.append(f"{resource_type}/{resource_id}")
+        if owner is not None:
+            self.owners[f"{resource_type}/{resource_id}"] = owner
 
     async def adapt(self, resource: dict[str, Any]) -> dict[str, Any]:
         """Create what ``resource`` references (examples and stubs), then re-target its references."""
@@ -116,7 +138,7 @@ class Fixtures:
             server_id = await self.create(await self.adapt(resource), doing=f"creating {ref} (KZ example)")
             self.ids[ref] = server_id
             if ref.startswith("Patient/"):
-                await self._ensure_access(server_id)
+                await self.ensure_access(server_id)
         finally:
             self._pending.discard(ref)
         return server_id
@@ -131,9 +153,12 @@ class Fixtures:
         return stub
 
     async def create(self, resource: dict[str, Any], *, doing: str) -> str:
-        """POST ``resource``; 201 (or 200) expected. The new resource is tracked for cleanup."""
+        """POST ``resource``; 201 (or 200) expected. The new resource is tracked for cleanup. A Patient the
+        policy will not let the writer create without consent is registered with it (``_register``)."""
         resource_type = str(resource["resourceType"])
         response = await self.client.post(resource_type, json=resource)
+        if resource_type == "Patient" and response.status_code == 403:
+            return await self._register(resource, doing)
         expect_status(self.client, response, 201, 200, doing=doing)
         server_id = created_id(response)
         if server_id is None:
@@ -141,24 +166,84 @@ class Fixtures:
         self.track(resource_type, server_id)
         return server_id
 
-    async def _ensure_access(self, patient_id: str) -> None:
-        """Read the new patient back; if the policy refuses (403), record an access Consent and retry."""
-        response = await self.client.get(f"Patient/{patient_id}")
-        if response.status_code != 403:
-            return
-        org_bin = identifier_value(valid_example("Organization/kz-organization-1") or {}, BIN_SYSTEM)
+    async def _register(self, patient: dict[str, Any], doing: str) -> str:
+        """The patient and the writer's access Consent in one transaction, as an MIS registers a patient
+        whose signed consent form it holds (AC-08): the policy judges the Patient with the Consent of the
+        same Bundle (docs/security.md §6)."""
+        full_url = f"urn:uuid:{uuid.uuid4()}"
+        consent = await self.consent_for(full_url, grantees(self.claims, _writer_bin()))
+        def bundle(consent: dict[str, Any]) -> dict[str, Any]:
+            return {"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"fullUrl": full_url, "resource": patient, "request": {"method": "POST", "url": "Patient"}},
+                {"resource": consent, "request": {"method": "POST", "url": "Consent"}}]}
+
+        response = await self.client.post("", json=bundle(consent))
+        proposed = response.status_code == 403 and self.minter is not None  # a new patient: only minted tokens
+        if proposed:
+            # A server that lets an organisation record an active Consent only as the patient's signed form
+            # (AC-08) registers the patient with a consent *request* (AC-04), which the patient activates.
+            response = await self.client.post("", json=bundle({**consent, "status": "proposed"}))
+        expect_status(self.client, response, 200, doing=f"{doing} (with its consent, in a transaction)")
+        patient_ref, consent_ref = (_located(e) for e in ((json_body(response) or {}).get("entry") or [{}, {}])[:2])
+        if not patient_ref.startswith("Patient/") or not consent_ref.startswith("Consent/"):
+            raise CheckFailed(f"{doing}: the transaction-response locates {patient_ref!r}, {consent_ref!r}")
+        patient_id = patient_ref.split("/", 1)[1]
+        self.track("Patient", patient_id)
+        self.access_consents.append(consent_ref)
+        if proposed:
+            await self._activate(patient_id, consent_ref, doing)
+        return patient_id
+
+    def owner(self, patient_id: str) -> Identity | None:
+        """A token of the patient themself: the vendor's test patient, or one the kit mints (dev)."""
+        reference = f"Patient/{patient_id}"
+        if self.cast is not None and self.cast.patient is not None and self.cast.patient.reference == reference:
+            return self.cast.patient
+        if self.minter is None:
+            return None
+        identity = Identity("patient", self.minter("patient", reference), reference)
+        self.client.secrets.add(identity.token)
+        return identity
+
+    async def _activate(self, patient_id: str, consent_ref: str, doing: str) -> None:
+        """The patient activates the consent request the kit recorded for them."""
+        owner = self.owner(patient_id)
+        assert owner is not None
+        current = await self.client.get(consent_ref, identity=owner)
+        expect_status(self.client, current, 200, doing=f"{doing}: the patient reads the consent request")
+        active = {**(json_body(current) or {}), "status": "active"}
+        updated = await self.client.put(consent_ref, json=active, identity=owner)
+        expect_status(self.client, updated, 200, doing=f"{doing}: the patient activates the consent")
+        self.owners[consent_ref] = owner
+
+    async def consent_for(self, patient_ref: str, actors: list[dict[str, Any]]) -> dict[str, Any]:
+        """The kit's KZ access Consent of ``patient_ref`` (a reference or a urn:uuid) granting ``actors``."""
         example = valid_example("Consent/kz-consent-1") or {}
         # Its sourceReference is a DocumentReference: patient data, which cannot be written before consent.
         example.pop("sourceReference", None)
-        template = await self.adapt(example)
-        consent = access_consent(template, f"Patient/{patient_id}", grantees(self.claims, org_bin))
+        example["patient"] = {"reference": patient_ref}  # set before adapt: no example patient is created
+        example["performer"] = [{"reference": patient_ref}]
+        return access_consent(await self.adapt(example), patient_ref, actors)
+
+    async def ensure_access(self, patient_id: str) -> None:
+        """Read the new patient back; if the policy refuses (403), record an access Consent and retry."""
+        response = await self.client.get(f"Patient/{patient_id}")
+        if response.status_code not in (403, 404):  # refused, or hidden as if absent
+            return
+        consent = await self.consent_for(f"Patient/{patient_id}", grantees(self.claims, _writer_bin()))
         recorded = await self.client.post("Consent", json=consent)
+        owner = self.owner(patient_id)
+        if recorded.status_code == 403 and owner is not None:
+            # the server takes an active Consent only from the patient (or their signed form, AC-08)
+            recorded = await self.client.post("Consent", json=consent, identity=owner)
+            if recorded.status_code in (200, 201) and created_id(recorded):
+                self.owners[f"Consent/{created_id(recorded)}"] = owner
         consent_id = created_id(recorded) if recorded.status_code in (200, 201) else None
         if consent_id is None:
             raise CheckSkipped(f"no consent: reading Patient/{patient_id} needs a Consent and the server "
                                f"refused the kit's ({recorded.status_code}: {diagnostics(recorded)})")
         self.access_consents.append(f"Consent/{consent_id}")
         retry = await self.client.get(f"Patient/{patient_id}")
-        if retry.status_code == 403:
+        if retry.status_code in (403, 404):
             raise CheckSkipped(f"no consent: Patient/{patient_id} stays unreadable after recording "
                                f"Consent/{consent_id} ({diagnostics(retry)})")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import json as jsonlib
+import time
+import uuid
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
+from conformance.identities import Identity
 from conformance.model import Evidence
 
-__all__ = ["FHIR_JSON", "FhirClient", "excerpt", "json_body", "response_excerpt"]
+__all__ = ["FHIR_JSON", "FhirClient", "excerpt", "json_body", "request_id_of", "response_excerpt"]
 
 FHIR_JSON = "application/fhir+json"
 _KEPT_HEADERS = ("content-type", "etag", "location", "last-modified", "www-authenticate")
@@ -39,6 +44,15 @@ def response_excerpt(response: httpx.Response) -> str:
     return excerpt(response.text)
 
 
+def _ms(began: float) -> int:
+    return int((time.perf_counter() - began) * 1000)
+
+
+def request_id_of(response: httpx.Response) -> str:
+    """The X-Request-Id the kit sent with the request that got ``response``."""
+    return response.request.headers.get("X-Request-Id", "")
+
+
 def json_body(response: httpx.Response) -> dict[str, Any] | None:
     """The body as a JSON object, or None when it is empty, not JSON, or not an object."""
     try:
@@ -59,6 +73,9 @@ class FhirClient:
         self.http = client
         self.authenticated = authenticated
         self.max_evidence = max_evidence
+        self.run_id = uuid.uuid4().hex[:10]
+        self.secrets: set[str] = set()  # tokens sent: never written to a report, even if a server echoes one
+        self._serial = itertools.count(1)
         self._evidence: list[Evidence] = []
         self._omitted = 0
 
@@ -81,10 +98,17 @@ class FhirClient:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         anonymous: bool = False,
+        identity: Identity | None = None,
     ) -> httpx.Response:
         """Send one request relative to the base URL. ``anonymous`` strips the Authorization header;
-        an ``Authorization`` entry in ``headers`` replaces it for this request only."""
-        merged = {"Accept": FHIR_JSON, **(headers or {})}
+        ``identity`` sends it as that test identity (its token and extra headers); an ``Authorization``
+        entry in ``headers`` replaces it for this request only. Every request carries a fresh
+        ``X-Request-Id``, so the audit checks can find the server's record of it (AC-14)."""
+        request_id = f"kzck-{self.run_id}-{next(self._serial):05d}"
+        if identity is not None:
+            self.secrets.add(identity.token)
+        merged = {"Accept": FHIR_JSON, "X-Request-Id": request_id,
+                  **(identity.request_headers() if identity else {}), **(headers or {})}
         if json is not None:
             content = jsonlib.dumps(json, ensure_ascii=False).encode()
             merged.setdefault("Content-Type", FHIR_JSON)
@@ -92,14 +116,17 @@ class FhirClient:
                                           headers=merged)
         if anonymous:
             request.headers.pop("Authorization", None)
+        who = identity.label if identity else ("anonymous" if anonymous else "")
+        began = time.perf_counter()
         try:
             response = await self.http.send(request)
         except httpx.TransportError as exc:
-            self._append(Evidence(f"{request.method} {request.url}", None, {}, excerpt(repr(exc))))
+            self._append(Evidence(f"{request.method} {request.url}", None, {}, excerpt(repr(exc)), who,
+                                  _ms(began), request_id))
             raise
         kept = {name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers}
         self._append(Evidence(f"{request.method} {request.url}", response.status_code, kept,
-                              response_excerpt(response)))
+                              response_excerpt(response), who, _ms(began), request_id))
         return response
 
     async def get(self, path: str, **kwargs: Any) -> httpx.Response:
@@ -114,8 +141,15 @@ class FhirClient:
     async def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.request("DELETE", path, **kwargs)
 
+    def redact(self, text: str) -> str:
+        """``text`` without any token the kit sent (a server may echo a request into its answer)."""
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "[token]")
+        return text
+
     def _append(self, evidence: Evidence) -> None:
         if len(self._evidence) >= self.max_evidence:
             self._omitted += 1
         else:
-            self._evidence.append(evidence)
+            self._evidence.append(replace(evidence, excerpt=self.redact(evidence.excerpt)))

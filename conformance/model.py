@@ -38,12 +38,16 @@ class Status(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """One HTTP exchange seen during a check. No request headers are kept, so no token reaches a report."""
+    """One HTTP exchange seen during a check. No request headers are kept, so no token reaches a report;
+    ``identity`` names the test identity the request was sent as (its role and reference, never its token)."""
 
     request: str  # "POST https://host/fhir/Patient"
     status: int | None
     headers: dict[str, str] = field(default_factory=dict)  # ETag, Location, Content-Type, Last-Modified
     excerpt: str = ""
+    identity: str = ""  # "" = the kit's main (writer) credentials
+    elapsed_ms: int | None = None
+    request_id: str = ""  # the X-Request-Id the kit sent: how the audit checks find the server's record
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ __all__ = ["GROUPS", "check", "registered", "select"]
 # Report order. Groups that need resources created by earlier groups create them on demand (fixtures.py),
 # so any subset can run alone.
 GROUPS: tuple[str, ...] = (
-    "capability", "security", "rest", "kz-profiles", "search", "transaction", "terminology",
+    "capability", "security", "access", "rest", "kz-profiles", "vendor-data", "search", "transaction",
+    "terminology",
 )
 
 _CHECKS: dict[str, Check] = {}

@@ -1,14 +1,17 @@
-"""The run's result: summary counts, exit code, and the JSON form (schema ``kzfhir-conformance-report/1``,
-documented in docs/conformance-kit.md; fields are only ever added, never renamed, within a version)."""
+"""The run's result: summary counts, per-requirement verdicts, exit code, and the JSON form (schema
+``kzfhir-conformance-report/1``, documented in docs/conformance-kit.md; fields are only ever added,
+never renamed, within a version). Markdown and HTML renderings: report_md.py, report_html.py."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from conformance.model import CheckResult, Evidence, Status
+from conformance.verdicts import RequirementVerdict, overall, requirement_verdicts
 
 __all__ = ["EXIT_FAIL", "EXIT_KIT_ERROR", "EXIT_PASS", "SCHEMA", "Report"]
 
@@ -27,6 +30,10 @@ class Report:
     server: dict[str, str] = field(default_factory=dict)  # software name/version, fhirVersion
     notes: tuple[str, ...] = ()
     kit_version: str = "unknown"
+    full_run: bool = False  # every check selected: a certification run (verdicts.overall)
+    credentials: tuple[str, ...] = ()  # who the kit acted as: identity labels and token claims, never tokens
+    operator: str = ""  # who ran the kit (--operator), e.g. the regulator's inspector
+    comparison: dict[str, Any] | None = None  # against a previous report (compare.py)
 
     def summary(self) -> dict[str, int]:
         counts = {status.value: 0 for status in Status}
@@ -34,13 +41,24 @@ class Report:
             counts[result.status.value] += 1
         return {"total": len(self.results), **counts}
 
+    @cached_property
+    def requirements(self) -> tuple[RequirementVerdict, ...]:
+        return requirement_verdicts(self.results)
+
+    @cached_property
+    def _overall(self) -> tuple[int, str]:
+        return overall(self.results, self.requirements, full_run=self.full_run, kit_error=self.kit_error)
+
     @property
     def exit_code(self) -> int:
-        """0: everything passed (warnings and skips allowed); 1: a check failed; 2: the kit could not
-        run to the end (unreachable endpoint, transport failure, kit defect)."""
-        if self.kit_error or any(r.status is Status.ERROR for r in self.results):
-            return EXIT_KIT_ERROR
-        return EXIT_FAIL if any(r.status is Status.FAIL for r in self.results) else EXIT_PASS
+        """0: conformant (a full run) or the checks run passed (a partial run), warnings and skips allowed;
+        1: a check failed, or a critical requirement was not demonstrated in a full run; 2: the kit could
+        not run to the end (unreachable endpoint, transport failure, kit defect)."""
+        return self._overall[0]
+
+    @property
+    def verdict(self) -> str:
+        return self._overall[1]
 
     def by_group(self) -> dict[str, list[CheckResult]]:
         groups: dict[str, list[CheckResult]] = {}
@@ -53,14 +71,19 @@ class Report:
             "schema": SCHEMA,
             "kit": {"name": "kzfhir conformance kit", "version": self.kit_version},
             "target": {"baseUrl": self.base_url, "authenticated": self.authenticated, **self.server},
+            "runBy": {"operator": self.operator, "credentials": list(self.credentials)},
             "started": self.started.isoformat(),
             "finished": self.finished.isoformat(),
             "durationMs": int((self.finished - self.started).total_seconds() * 1000),
+            "fullRun": self.full_run,
             "exitCode": self.exit_code,
+            "verdict": self.verdict,
             "kitError": self.kit_error,
             "summary": self.summary(),
+            "requirements": [_requirement_dict(v) for v in self.requirements],
             "notes": list(self.notes),
             "results": [_result_dict(r) for r in self.results],
+            "comparison": self.comparison,
         }
 
     def to_json(self) -> str:
@@ -71,10 +94,21 @@ class Report:
 
         return render(self)
 
+    def to_html(self, signer: str | None = None) -> str:
+        from conformance.report_html import render
+
+        return render(self, signer)
+
+
+def _requirement_dict(verdict: RequirementVerdict) -> dict[str, Any]:
+    return {"id": verdict.id, "title": verdict.title, "verdict": verdict.verdict.value, "why": verdict.why,
+            "checks": list(verdict.checks), "critical": verdict.critical}
+
 
 def _evidence_dict(evidence: Evidence) -> dict[str, Any]:
     return {"request": evidence.request, "status": evidence.status, "headers": evidence.headers,
-            "excerpt": evidence.excerpt}
+            "excerpt": evidence.excerpt, "identity": evidence.identity, "elapsedMs": evidence.elapsed_ms,
+            "requestId": evidence.request_id}
 
 
 def _result_dict(result: CheckResult) -> dict[str, Any]:

@@ -79,9 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     security_cli.register(sub)
     signing_cli.register(sub)
+    _verify_reports_too(sub)
     conformance_cli.register(sub)
     loader_cli.register(sub)
     return parser
+
+
+def _verify_reports_too(sub: argparse._SubParsersAction) -> None:
+    """``kzfhir verify`` also checks a signed conformance report (issue 18): a report goes to the kit,
+    any other file to the signing package's verifier as before."""
+    verify = sub.choices["verify"]
+    fallback = verify.get_default("func")
+    verify.set_defaults(func=lambda args: conformance_cli.verify_command(args, fallback))
 
 
 def main(argv: list[str] | None = None) -> int:

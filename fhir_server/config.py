@@ -22,6 +22,12 @@ class Settings(BaseSettings):
         default=False, description="Conditional delete of several matches (FHIR R4 http.html#3.1.0.7.1)"
     )
     max_conditional_delete: int = 100
+    timezone: str = Field(
+        default="+05:00", pattern=r"^(Z|[+-]\d{2}:\d{2})$",
+        description="the zone of FHIR dates and times that carry none (a birthDate, a Consent period.end): "
+        "one rule for search, history, the access policy and the audit (fhir_server/fhirtime.py); "
+        "Kazakhstan's UTC+05:00 by default",
+    )
     update_as_create: str = Field(
         default="directory", pattern="^(directory|all)$",
         description="PUT to an unused id creates the resource (R4 update as create). Under the access policy, "

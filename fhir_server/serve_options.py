@@ -17,7 +17,7 @@ OPEN_DATABASE = Path("data/open.sqlite")
 
 def port(text: str) -> int:
     """A TCP port, 1-65535."""
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"port must be a number from 1 to 65535, got {text!r}")
     return int(text)
 

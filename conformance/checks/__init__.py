@@ -1,6 +1,12 @@
 """The checks, one module per group; importing this package declares them all (registry.check)."""
 
 from conformance.checks import (
+    access_audit,
+    access_bundles,
+    access_consent,
+    access_deny,
+    access_ops,
+    access_setup,
     capability,
     kz_invalid,
     kz_valid,
@@ -10,9 +16,16 @@ from conformance.checks import (
     security,
     terminology,
     transaction,
+    vendor_data,
 )
 
 __all__ = [
+    "access_audit",
+    "access_bundles",
+    "access_consent",
+    "access_deny",
+    "access_ops",
+    "access_setup",
     "capability",
     "kz_invalid",
     "kz_valid",
@@ -22,4 +35,5 @@ __all__ = [
     "security",
     "terminology",
     "transaction",
+    "vendor_data",
 ]

@@ -7,14 +7,13 @@ import uuid
 from typing import Any
 
 from conformance.context import RunContext
-from conformance.examples import valid_example
+from conformance.examples import MARKER_SYSTEM, valid_example
 from conformance.expect import diagnostics, expect_resource, expect_status, refusal_reason
 from conformance.http import json_body
 from conformance.model import Outcome, failed, passed
 from conformance.registry import check
 
 GROUP = "transaction"
-MARKER_SYSTEM = "urn:kzfhir:conformance-kit:marker"
 
 
 def _entry(full_url: str, resource: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +46,7 @@ async def transaction_resolves_references(ctx: RunContext) -> Outcome:
     locations = _locations(result)
     for location in locations:
         if location:
-            ctx.fixtures.track(*location.split("/"))
+            ctx.fixtures.track(*_type_and_id(location))
     if result.get("type") != "transaction-response" or len(locations) != 2 or not all(locations):
         return failed(f"expected a transaction-response with 2 located entries, got type "
                       f"{result.get('type')!r} and locations {locations}")
@@ -75,7 +74,7 @@ async def transaction_is_atomic(ctx: RunContext) -> Outcome:
     if response.is_success:
         for location in _locations(json_body(response) or {}):
             if location:
-                ctx.fixtures.track(*location.split("/"))
+                ctx.fixtures.track(*_type_and_id(location))
         return failed("the transaction was accepted although Organization.active = \"yes\" is invalid")
     problem = refusal_reason(ctx.client, response, "transaction")
     if problem is not None:
@@ -96,6 +95,11 @@ async def _nothing_written(ctx: RunContext, marker: str, status: int) -> Outcome
                 ctx.fixtures.track("Organization", new_id)
         return failed(f"refused with {status}, yet the valid first entry was stored: not atomic")
     return passed(f"refused with {status}; the valid first entry was not stored")
+
+
+def _type_and_id(location: str) -> tuple[str, str]:
+    kind, _, resource_id = location.partition("/")
+    return kind, resource_id
 
 
 def _entry_id(entry: Any) -> str | None:

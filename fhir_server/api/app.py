@@ -18,6 +18,7 @@ from fhir_server.api.routes import type as type_routes
 from fhir_server.config import Settings
 from fhir_server.definitions import get_definitions
 from fhir_server.definitions.publish import publish
+from fhir_server.fhirtime import set_zone
 from fhir_server.interactions.base import Services
 from fhir_server.jobs.appointment_notices import appointment_changed
 from fhir_server.jobs.monitoring import MonitoringAlerts
@@ -42,6 +43,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
         store = SqliteStore(settings.database, synchronous_full=settings.synchronous_full,
                             max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
     configure_paging(settings.default_page_size, settings.max_page_size)
+    set_zone(settings.timezone)  # before anything reads a date
     configure_limits(settings)  # issue 12: bounded work per request (docs/limits.md)
     jsonio.configure(settings.max_json_depth)
     if settings.cursor_secret is not None:

@@ -15,6 +15,7 @@ from fhir_server.interactions.base import FhirResponse, Prefer, Services
 from fhir_server.interactions.request import FhirRequest, open_request
 from fhir_server.jsonio import dumps, loads
 from fhir_server.security.audit.balp import failed_authentication_event
+from fhir_server.security.audit.targets import request_target
 from fhir_server.security.auth import AuthError, context_from_request
 from fhir_server.security.auth.request import request_id_header
 from fhir_server.security.context import RequestContext, next_request_id
@@ -77,10 +78,17 @@ async def serve(request: Request, handler: Callable[[FhirRequest], Awaitable[Fhi
     """Run one interaction in the caller's request: whatever happens, what the session recorded (the
     access, a refusal, a probe) is committed before the answer leaves (AC-14)."""
     req = await fhir_request(request)
+    target = request_target(request.method, request.url.path[len(request.scope.get("root_path", "")):],
+                            request.url.query)
     try:
         resp = await handler(req)
+    except FhirError as exc:
+        req.access.ensure_recorded(target, exc.status, exc.message)
+        raise
     finally:
         await req.access.flush()
+    req.access.ensure_recorded(target, resp.status)
+    await req.access.flush()
     return render(request, resp)
 
 

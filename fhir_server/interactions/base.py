@@ -122,7 +122,7 @@ def parse_etag(value: str | None, header: str) -> int | None:
     if v.startswith("W/"):
         v = v[2:]
     v = v.strip('"')
-    if not v.isdigit():
+    if not (v.isascii() and v.isdigit()):
         raise FhirError("invalid", f"{header} must be an ETag like W/\"3\", got {value!r}", code="value")
     return int(v)
 

@@ -17,6 +17,7 @@ from fhir_server.interactions.bundle_entries import Entry, parse_entry
 from fhir_server.interactions.executor import execute
 from fhir_server.interactions.plan import WriteOp, create_op, delete_op, patch_op, update_op
 from fhir_server.interactions.request import FhirRequest
+from fhir_server.security.audit.targets import request_target
 
 
 async def write_op(req: FhirRequest, e: Entry) -> WriteOp:
@@ -39,17 +40,26 @@ async def write_op(req: FhirRequest, e: Entry) -> WriteOp:
 
 async def _one(req: FhirRequest, index: int, raw: Any) -> dict[str, Any]:
     own = req.fork()
+    request = raw.get("request") if isinstance(raw, dict) else None
+    method, url = (request.get("method"), request.get("url")) if isinstance(request, dict) else (None, None)
+    path, _, query = str(url or "").partition("?")
+    target = request_target(str(method or "GET"), path, query)
     try:
         e = parse_entry(own.services, index, raw, own.base_url)
         if e.method in ("GET", "HEAD"):
-            return await entry_response.run_get(own, e)
-        op = await write_op(own, e)
-        await execute(own, [op], transaction=False)
-        return entry_response.for_write(op, own.prefer, own.base_url)
+            entry = await entry_response.run_get(own, e)
+        else:
+            op = await write_op(own, e)
+            await execute(own, [op], transaction=False)
+            entry = entry_response.for_write(op, own.prefer, own.base_url)
     except FhirError as exc:
-        return entry_response.for_error(exc)
-    finally:
-        await own.access.flush()
+        own.access.ensure_recorded(target, exc.status, exc.message)
+        entry = entry_response.for_error(exc)
+    status = entry["response"]["status"]
+    own.access.ensure_recorded(target, int(status[:3]) if status[:3].isdigit() else 200,
+                               (entry["response"].get("outcome") or {}).get("issue", [{}])[0].get("diagnostics"))
+    await own.access.flush()
+    return entry
 
 
 async def handle(req: FhirRequest, bundle: dict[str, Any]) -> list[dict[str, Any]]:

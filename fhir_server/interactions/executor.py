@@ -307,7 +307,7 @@ class _Unit:
     def _judge(self, op: WriteOp, facts: FactsSource, action: Action, version: StoredResource
                ) -> tuple[Verdict, frozenset[str]]:
         resource = orjson.loads(version.data or b"{}")
-        judged = self.access.decide_with(facts, action, resource, patients_of(version, resource))
+        judged = self.access.decide_with(facts, action, resource, patients_of(version, resource), signers=op.signers)
         if judged.allowed or not self.access.enabled:
             return judged.verdict, judged.patients
         target = AuditTarget(INTERACTIONS[op.method], version.type, version.id, str(version.version))

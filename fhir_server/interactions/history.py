@@ -26,7 +26,7 @@ _KNOWN = {"_count", "_since", "_at", "_cursor", "_format", "_pretty"}
 def _count(value: str | None, services: Services) -> int:
     if value is None:
         return services.settings.default_page_size
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise FhirError("invalid", f"_count must be a non-negative integer, got {value!r}", code="value",
                         expression="_count")
     return min(int(value), services.settings.max_page_size)
@@ -42,7 +42,7 @@ def _open_cursor(token: str | None) -> str:
     except (ValueError, UnicodeDecodeError) as exc:
         raise FhirError("invalid", "_cursor is not a cursor this server issued (or it expired)", code="value",
                         expression="_cursor") from exc
-    if not position.removeprefix("p").isdigit():
+    if not (position.removeprefix("p").isascii() and position.removeprefix("p").isdigit()):
         raise FhirError("invalid", "_cursor is not a cursor this server issued", code="value", expression="_cursor")
     return position
 

@@ -21,7 +21,7 @@ def _tokens(pointer: Any, where: str) -> list[str]:
 def _index(container: list[Any], token: str, where: str, *, for_add: bool) -> int:
     if token == "-" and for_add:
         return len(container)
-    if not token.isdigit() or (len(token) > 1 and token.startswith("0")):
+    if not (token.isascii() and token.isdigit()) or (len(token) > 1 and token.startswith("0")):
         raise FhirError("invalid", f"{where}: {token!r} is not an array index", code="invalid")
     i = int(token)
     if i > len(container) or (i == len(container) and not for_add):

@@ -49,6 +49,7 @@ class WriteOp:
     previous: StoredResource | None = None
     deleted: list[StoredResource] = field(default_factory=list)
     client_id: bool = False  # a PUT that creates the resource with the client's id
+    signers: frozenset[str] = frozenset()  # IINs of the verified EDS on a Consent's signed form (AC-08)
 
     @property
     def action(self) -> Action:
@@ -83,13 +84,18 @@ def prefixed(exc: FhirError, op: WriteOp) -> FhirError:
     return out
 
 
-async def _validated(req: FhirRequest, resource: dict[str, Any], mode: str) -> None:
+async def _validated(req: FhirRequest, resource: dict[str, Any], mode: str, op: WriteOp) -> None:
     """Validation before the write (architecture.md: never on the writer). A signed Bundle goes to a worker
-    thread: verifying its EDS may wait on an OCSP responder or an external GOST verifier."""
+    thread: verifying its EDS may wait on an OCSP responder or an external GOST verifier. A Consent's signed
+    form is verified here too; the policy reads who signed it (AC-08)."""
     if resource.get("resourceType") == "Bundle" and "signature" in resource:
         await asyncio.to_thread(validate, req.services, resource, mode=mode)
     else:
         validate(req.services, resource, mode=mode)
+    if resource.get("resourceType") == "Consent" and resource.get("sourceAttachment") is not None:
+        from fhir_server.signatures.consent_evidence import consent_signers
+
+        op.signers = await consent_signers(req.services, resource)
 
 
 def _criteria(req: FhirRequest, resource_type: str, text: str | None) -> Any:
@@ -102,7 +108,7 @@ async def create_op(req: FhirRequest, resource_type: str, body: Any, *, if_none_
     op = WriteOp("POST", resource_type, full_url=full_url, index=index)
     try:
         resource = require_resource(body, resource_type)
-        await _validated(req, resource, "create")
+        await _validated(req, resource, "create", op)
         op.resource = resource
         op.criteria_text = if_none_exist
         op.criteria = _criteria(req, resource_type, if_none_exist)
@@ -130,7 +136,7 @@ async def update_op(req: FhirRequest, resource_type: str, resource_id: str | Non
             raise FhirError("invalid", "PUT needs an id or search criteria", code="required")
         elif "id" in resource:
             check_id(str(resource["id"]))
-        await _validated(req, resource, "update")
+        await _validated(req, resource, "update", op)
         op.resource = resource
         op.criteria_text = criteria
         op.criteria = _criteria(req, resource_type, criteria) if resource_id is None else None
@@ -187,7 +193,7 @@ async def patch_op(req: FhirRequest, resource_type: str, resource_id: str | None
         if not isinstance(patched, dict) or patched.get("resourceType") != resource_type \
                 or patched.get("id") != resource_id:
             raise FhirError("unprocessable", "a patch must not change resourceType or id", code="processing")
-        await _validated(req, patched, "update")
+        await _validated(req, patched, "update", op)
         op.resource, op.base = patched, current
     except FhirError as exc:
         raise prefixed(exc, op) from exc

@@ -110,7 +110,7 @@ def _message(response: httpx.Response) -> tuple[str, dict[str, Any] | None]:
 def backoff(response: httpx.Response | None, attempt: int) -> float:
     """Seconds to wait before attempt ``attempt + 1``: the server's Retry-After, else exponential with jitter."""
     header = response.headers.get("retry-after") if response is not None else None
-    if header and header.strip().isdigit():
+    if header and header.strip().isascii() and header.strip().isdigit():
         return min(MAX_BACKOFF, float(header))
     return min(MAX_BACKOFF, 0.25 * 2 ** attempt) * (0.5 + random.random() / 2)
 

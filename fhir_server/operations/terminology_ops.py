@@ -24,7 +24,7 @@ def _int(call: OperationCall, name: str, default: int | None) -> int | None:
     value = call.one(name)
     if value is None:
         return default
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+    if isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit()):
         return int(value)
     raise FhirError("invalid", f"{name} must be a non-negative integer", code="value", expression=name)
 

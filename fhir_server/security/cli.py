@@ -44,7 +44,7 @@ def _token(args: argparse.Namespace) -> int:
 
 def _anchor(text: str) -> tuple[int, str]:
     seq, sep, digest = text.partition(":")
-    if not sep or not seq.isdigit() or len(digest) != 64:
+    if not sep or not (seq.isascii() and seq.isdigit()) or len(digest) != 64:
         raise argparse.ArgumentTypeError("anchor must be SEQ:HASH (64 hex digits)")
     return int(seq), digest.lower()
 

@@ -21,8 +21,18 @@ FACT_QUERIES: dict[str, tuple[tuple[str, str], ...]] = {
     "care_relationships": (("CareTeam", "patient"), ("EpisodeOfCare", "patient"), ("ServiceRequest", "subject")),
     "representatives": (("RelatedPerson", "patient"),),
 }
-FACT_TYPES = frozenset(rtype for queries in FACT_QUERIES.values() for rtype, _ in queries)
+#: a write of any of these changes some patient's facts (the Patient: its IINs, AC-08 signers)
+FACT_TYPES = frozenset({rtype for queries in FACT_QUERIES.values() for rtype, _ in queries} | {"Patient"})
 _MAX_MATCHES = 1000
+
+
+def patient_iins(data: bytes | None) -> frozenset[str]:
+    """The IINs of a stored Patient's JSON (Patient.identifier with the IIN system)."""
+    if data is None:
+        return frozenset()
+    from fhir_server.security.policy.grants import iins_of
+
+    return frozenset(iins_of(reload(data)))
 MAX_CACHED_PATIENTS = 50_000
 
 
@@ -51,6 +61,10 @@ class StoreFactsLoader:
 
     async def representatives(self, patient_id: str) -> list[dict[str, Any]]:
         return await self._kind("representatives", patient_id)
+
+    async def identifiers(self, patient_id: str) -> frozenset[str]:
+        stored = await self.store.read("Patient", patient_id)
+        return patient_iins(stored.data if stored is not None and not stored.deleted else None)
 
 
 class SharedFacts:

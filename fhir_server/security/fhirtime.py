@@ -1,66 +1,24 @@
-"""FHIR date/dateTime/instant values as ranges of instants, and Period checks (R4 §2.24.0.1).
+"""The policy's view of FHIR dates: closed ranges of epoch seconds, and Period checks (R4 §2.24.0.1).
 
-A FHIR date has a precision: ``2024`` means the whole year, ``2024-03-01`` the whole day. Each
-value is therefore read as the closed range [earliest, latest] of instants it may denote, in
-epoch seconds. Values without a time zone are read in Kazakhstan time (UTC+05:00, the single
-national zone since 1 March 2024), the zone the server's users write in.
+A FHIR date has a precision: ``2024`` means the whole year, ``2024-03-01`` the whole day. Each value
+is read as the closed range [earliest, latest] of instants it may denote, by the server's one FHIR
+date parser (fhir_server/fhirtime.py: values without a zone in the server's zone, UTC+05:00 by
+default), so access and search agree on when a period ends.
 """
 
 from __future__ import annotations
 
-import calendar
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-LOCAL_TZ = timezone(timedelta(hours=5))
-
-_DATE_TIME = re.compile(
-    r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
-    r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?P<f>\.\d+)?)?(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
-)
-
-
-def _zone(text: str | None) -> timezone:
-    if text is None:
-        return LOCAL_TZ
-    if text == "Z":
-        return UTC
-    sign = 1 if text[0] == "+" else -1
-    return timezone(sign * timedelta(hours=int(text[1:3]), minutes=int(text[4:6])))
+from fhir_server.fhirtime import seconds_range
 
 
 def instant_range(value: object) -> tuple[float, float] | None:
-    """[earliest, latest] epoch seconds a FHIR date/dateTime/instant denotes; None if unparsable."""
-    if not isinstance(value, str):
-        return None
-    match = _DATE_TIME.match(value.strip())
-    if match is None:
-        return None
-    g = match.groupdict()
-    try:
-        year = int(g["y"])
-        tz = _zone(g["tz"])
-        if g["m"] is None:
-            low = datetime(year, 1, 1, tzinfo=tz)
-            high = datetime(year + 1, 1, 1, tzinfo=tz)
-        elif g["d"] is None:
-            month = int(g["m"])
-            low = datetime(year, month, 1, tzinfo=tz)
-            high = low + timedelta(days=calendar.monthrange(year, month)[1])
-        elif g["H"] is None:
-            low = datetime(year, int(g["m"]), int(g["d"]), tzinfo=tz)
-            high = low + timedelta(days=1)
-        else:
-            seconds = int(g["S"] or 0)
-            low = datetime(year, int(g["m"]), int(g["d"]), int(g["H"]), int(g["M"]), seconds, tzinfo=tz)
-            fraction = float(g["f"]) if g["f"] else 0.0
-            step = 1.0 if g["S"] is not None else 60.0
-            return low.timestamp() + fraction, low.timestamp() + (fraction if g["f"] else step - 1e-6)
-    except ValueError:
-        return None
-    return low.timestamp(), high.timestamp() - 1e-6
+    """[earliest, latest] epoch seconds a FHIR date/dateTime/instant denotes; None if unparsable. The one
+    FHIR date parser decides (fhir_server/fhirtime.py), zone-less values in the server's zone."""
+    return seconds_range(value)
 
 
 def period_covers(period: object, at: float) -> bool:

@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from fhir_server.search.compartments import patient_compartment
 from fhir_server.security.audit.read_blocks import (
     ReadTemplate,
     block_bytes,
@@ -52,7 +53,6 @@ from fhir_server.security.context import RequestContext, next_request_id
 from fhir_server.security.facts_store import SharedFacts
 from fhir_server.security.fhirtime import instant_range
 from fhir_server.security.policy import AccessPolicy, Action, PatientFacts, Verdict
-from fhir_server.security.policy.compartment import patient_ids_of
 from fhir_server.security.roles import ADMIN
 from fhir_server.storage.protocols import Store, StoredResource, TxView
 
@@ -242,7 +242,7 @@ class ReadGate:
         it is allowed and needs nothing the general path adds; None otherwise."""
         patients = stored.patients
         if patients is None:  # a row written before the column existed
-            patients = " ".join(sorted(patient_ids_of(orjson.loads(stored.data or b"{}"))))
+            patients = " ".join(sorted(patient_compartment(orjson.loads(stored.data or b"{}"))))
         if not self._servable(caller, stored, patients):
             return None
         known = self._cached(caller, stored.type, patients)

@@ -161,10 +161,24 @@ class AccessSession:
         self.events: list[dict[str, Any]] = []  # what succeeded: commits with the write, or is flushed
         self.attempts: list[dict[str, Any]] = []  # refusals and probes: flushed even if the write fails
         self.notices: list[Notice] = []
+        self.recorded = False  # something was recorded for this request (see ``ensure_recorded``)
 
     @property
     def enabled(self) -> bool:
         return self.policy is not None
+
+    def ensure_recorded(self, target: AuditTarget, status: int, reason: str | None = None) -> None:
+        """Every attempt leaves a record (AC-14): an interaction that recorded nothing itself (a search
+        refused for its form, a conditional delete that matched nothing, a bad request) gets one event
+        for the request as a whole, with its outcome."""
+        if self.policy is None or self.recorded:
+            return
+        if status < 400:
+            self.record(target, Verdict(Decision.AUTHORIZED, "nothing was disclosed or changed"), ())
+        elif status in (401, 403):
+            self.refused(target, reason or "refused")
+        else:
+            self.failed(target, reason or f"failed ({status})")
 
     # -- decisions ---------------------------------------------------------------------------------
     async def gate(self, action: Action, resource_type: str | None, target: AuditTarget, *,
@@ -179,13 +193,14 @@ class AccessSession:
         return verdict
 
     def decide_with(self, facts: FactsSource, action: Action, resource: dict[str, Any],
-                    patients: Iterable[str]) -> Judged:
+                    patients: Iterable[str], *, signers: frozenset[str] = frozenset()) -> Judged:
         """THE decision (requests, write units and the compiled read all come here): the policy's
         verdict on one resource for this caller, with the facts of every patient it belongs to."""
         ids = frozenset(patients)
         if self.policy is None:
             return Judged(AUTHORIZED, ids)
-        verdict = self.policy.can_see(self.ctx, action, resource, facts.get_many(set(ids)), patient_ids=ids)
+        verdict = self.policy.can_see(self.ctx, action, resource, facts.get_many(set(ids)), patient_ids=ids,
+                                      signers=signers)
         return Judged(verdict, ids)
 
     async def decide(self, action: Action, resource: dict[str, Any], patients: Iterable[str]) -> Judged:
@@ -208,6 +223,7 @@ class AccessSession:
             return
         events = rest_events(self.ctx, target, set(patients), verdict)
         self.events += events
+        self.recorded = True
         self._notify(events, target, verdict)
 
     def refused(self, target: AuditTarget, reason: str, patients: Iterable[str] = ()) -> None:
@@ -215,6 +231,7 @@ class AccessSession:
         The patient's access log lists it (AC-24); no notification is sent for what was not disclosed."""
         if self.policy is None:
             return
+        self.recorded = True
         ids = sorted(set(patients))
         if ids:
             self.attempts += [denied_event(self.ctx, replace(target, patient_id=pid), reason) for pid in ids]
@@ -225,6 +242,7 @@ class AccessSession:
         """An attempt that failed for a reason other than access (unknown id, bad input)."""
         if self.policy is None:
             return
+        self.recorded = True
         self.attempts.append(rest_event(self.ctx, target, None, outcome=MINOR_FAILURE, description=reason))
 
     async def deny(self, target: AuditTarget, verdict: Verdict, patients: Iterable[str] = ()) -> NoReturn:

@@ -9,7 +9,7 @@ and the commit.
 from __future__ import annotations
 
 from fhir_server.search.in_unit import find_in_unit
-from fhir_server.security.facts_store import FACT_QUERIES
+from fhir_server.security.facts_store import FACT_QUERIES, patient_iins
 from fhir_server.security.policy import PatientFacts
 from fhir_server.storage.protocols import TxView
 
@@ -24,8 +24,11 @@ class TxFacts:
             parts = {kind: tuple(r for rtype, param in queries
                                  for r in find_in_unit(self.view, rtype, [(param, f"Patient/{patient_id}")]))
                      for kind, queries in FACT_QUERIES.items()}
+            patient = self.view.current("Patient", patient_id)
             self._cache[patient_id] = PatientFacts(patient_id, parts["consents"], parts["care_relationships"],
-                                                   parts["representatives"])
+                                                   parts["representatives"],
+                                                   patient_iins(patient.data if patient and not patient.deleted
+                                                                else None))
         return self._cache[patient_id]
 
     def get_many(self, patient_ids: set[str]) -> list[PatientFacts]:

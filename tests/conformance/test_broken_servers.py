@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from conformance import Report, Status, run
-from tests.conformance.conftest import BASE, kzfhir
+from tests.conformance.conftest import BASE, ORG_BIN, kzfhir
 from tests.conformance.servers import claiming_kz_profiles, empty_object_server, without_etag
+from tests.conformance.vendor import broken_records, seed, vendor_records
 
 
 def _result(report: Report, check_id: str) -> tuple[Status, str]:
@@ -27,8 +28,8 @@ async def test_server_answering_empty_objects_fails_capability_security_rest_and
     assert report.exit_code == 1
     expected = {
         "CAP-01": "expected 200 with a CapabilityStatement",
-        "SEC-02": "patient data served (200) although the endpoint is secured",
-        "SEC-03": "patient data served",
+        "SEC-02": "clinical search answered (200): the endpoint is open",
+        "SEC-03": "clinical search answered",
         "REST-01": "create Organization: expected HTTP 201, got 200",
         "REST-08": "unknown id: expected 404, got 200",
         "REST-09": "malformed JSON: expected 400, got 200",
@@ -128,3 +129,33 @@ async def test_requests_go_below_a_base_url_with_a_path() -> None:
     await run("https://mis.example.kz/fhir", transport=transport, checks=["CAP-01", "TX-02"])
     assert urls[:2] == ["https://mis.example.kz/fhir/metadata"] * 2
     assert "https://mis.example.kz/fhir/" in urls  # the transaction goes to the base itself
+
+
+@pytest.mark.req("MD-B")
+@pytest.mark.req("MD-D")
+@pytest.mark.req("TM-04")
+async def test_server_holding_invalid_kz_records_fails_the_vendor_data_checks(tmp_path: Path) -> None:
+    await seed(tmp_path / "db.sqlite", tmp_path / "k.json", vendor_records(ORG_BIN) + broken_records())
+    async with kzfhir(tmp_path, validate_on_write=False) as app:
+        transport = httpx.ASGITransport(app=claiming_kz_profiles(app))
+        report = await run(BASE, transport=transport, checks=["vendor-data", "KZ-20", "KZ-25", "KZ-28"])
+    _no_kit_errors(report)
+    failed = {r.id: r.message for r in report.results if r.status is Status.FAIL}
+    assert set(failed) == {"KZ-20", "KZ-25", "KZ-28", "VD-03", "VD-04", "VD-05", "VD-20", "VD-21", "VD-22"}
+    assert "Patient/vendor-bad-patient" in failed["VD-03"] and "••••••••0018" in failed["VD-20"]
+    assert "850315300018" not in report.to_json()  # identifiers are masked in the report
+    assert "MD-B 2: no service code" in failed["VD-21"] and "MD-B 4: no date and time" in failed["VD-21"]
+    assert "MD-D 1: no form of the remote service" in failed["VD-22"]
+    assert _result(report, "VD-01")[0] is Status.PASS  # the valid records are judged valid
+    verdicts = {v.id: v.verdict.value for v in report.requirements}
+    assert verdicts["MD-B"] == verdicts["MD-D"] == "fail"
+
+
+async def test_a_token_the_server_echoes_never_reaches_the_report() -> None:
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, json={"resourceType": "OperationOutcome", "issue": [
+            {"severity": "error", "code": "not-found", "diagnostics": f"you sent {request.headers['authorization']}"}]})
+
+    report = await run(BASE, token="secret-writer-token", transport=httpx.MockTransport(echo), checks=["REST-08"])
+    assert "you sent Bearer [token]" in report.to_json()
+    assert "secret-writer-token" not in report.to_json() + report.to_markdown() + report.to_html()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -13,41 +12,16 @@ import httpx
 import pytest
 
 from conformance.cli import main
+from tests.conformance.bridge import cli
 from tests.conformance.conftest import BASE, system_token
 from tests.conformance.servers import empty_object_server
-
-
-class LoopBridge(httpx.AsyncBaseTransport):
-    """Runs each request on the test's event loop, where the server's store lives, although the CLI
-    (``asyncio.run`` in a worker thread) has a loop of its own."""
-
-    def __init__(self, app: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self.inner = httpx.ASGITransport(app=app)
-        self.loop = loop
-
-    async def _send(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        content = await response.aread()  # decoded: the copy must not claim its original encoding
-        headers = [(k, v) for k, v in response.headers.items() if k.lower() not in ("content-encoding",
-                                                                                   "content-length")]
-        return httpx.Response(response.status_code, headers=headers, content=content)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await request.aread()
-        future = asyncio.run_coroutine_threadsafe(self._send(request), self.loop)
-        return await asyncio.wrap_future(future)
-
-
-async def _cli(argv: list[str], app: Any) -> int:
-    bridge = LoopBridge(app, asyncio.get_running_loop())
-    return await asyncio.to_thread(main, argv, transport=bridge)
 
 
 async def test_cli_exits_0_and_writes_both_reports_for_a_conformant_server(
     open_server: Any, tmp_path: Path
 ) -> None:
     json_path, md_path = tmp_path / "report.json", tmp_path / "report.md"
-    code = await _cli(["run", "--base", BASE, "--only", "capability", "--only", "rest",
+    code = await cli(["run", "--base", BASE, "--only", "capability", "--only", "rest",
                        "--report-json", str(json_path), "--report-md", str(md_path)], open_server)
     assert code == 0
     data = json.loads(json_path.read_text(encoding="utf-8"))
@@ -61,7 +35,7 @@ async def test_cli_exits_0_and_writes_both_reports_for_a_conformant_server(
 
 
 async def test_cli_exits_1_when_a_check_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = await _cli(["conformance", "run", "--base", BASE, "--only", "CAP-01"], empty_object_server())
+    code = await cli(["conformance", "run", "--base", BASE, "--only", "CAP-01"], empty_object_server())
     assert code == 1
     out = capsys.readouterr().out
     assert "FAIL    CAP-01: expected 200 with a CapabilityStatement" in out
@@ -73,7 +47,7 @@ async def test_cli_reads_the_token_from_a_file(secured_server: Any, tmp_path: Pa
     token_file = tmp_path / "token"
     token_file.write_text(system_token(tmp_path) + "\n", encoding="utf-8")
     report = tmp_path / "r.json"
-    code = await _cli(["run", "--base", BASE, "--token-file", str(token_file), "--only", "security",
+    code = await cli(["run", "--base", BASE, "--token-file", str(token_file), "--only", "security",
                        "--only", "REST-01", "--report-json", str(report)], secured_server)
     assert code == 0
     results = {r["id"]: r["status"] for r in json.loads(report.read_text(encoding="utf-8"))["results"]}

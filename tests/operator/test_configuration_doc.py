@@ -28,7 +28,7 @@ def test_the_table_is_current_and_lists_every_setting() -> None:
     assert [name for name, _ in DOCUMENTED] == list(Settings.model_fields)
 
 
-CHOICES = {"revocation_mode": "hard", "update_as_create": "all", "nehp_format": "fhir-document"}
+CHOICES = {"revocation_mode": "hard", "update_as_create": "all", "nehp_format": "fhir-document", "timezone": "+06:00"}
 
 
 def _other_value(name: str) -> tuple[str, Any]:

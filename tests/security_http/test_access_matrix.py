@@ -142,7 +142,9 @@ async def test_writes_need_consent_and_denied_writes_store_nothing(server, token
 
 
 @pytest.mark.req("AC-08")
-async def test_transaction_registering_patient_with_consent_and_data(server, token):
+async def test_an_unsigned_active_consent_recorded_by_the_organisation_does_not_open_data(server, token):
+    """An organisation records an active Consent only as the patient's EDS-signed form (AC-08; the
+    signed and the proposed-then-activated paths: tests/security_http/test_attacks.py)."""
     org = {"identifier": {"system": "https://fhir.kzfhir.kz/sid/bin", "value": BIN}}
     new_consent = consent("ignored", org, classes=("Observation", "Patient"), actions=("collect", "access"))
     new_consent.pop("id")
@@ -158,7 +160,8 @@ async def test_transaction_registering_patient_with_consent_and_data(server, tok
     ]}
     system = token("system", None, bin=BIN)
     r = await server.post("/", json=bundle, headers={**system, **FHIR_JSON})
-    assert r.status_code == 200, r.text
+    assert r.status_code == 403, r.text
+    assert "signed" in r.json()["issue"][0]["diagnostics"]
     other = token("system", None, bin="990140004654")
     bundle["entry"] = bundle["entry"][2:]
     bundle["entry"][0]["resource"]["subject"] = {"reference": "Patient/p2"}

@@ -1,6 +1,6 @@
 """The consent engine: one decision point for every interaction and every resource (issue 5 part 2)."""
 
-from fhir_server.security.policy.compartment import clinical_instant, compartment_paths, patient_ids_of
+from fhir_server.security.policy.compartment import clinical_instant
 from fhir_server.security.policy.conditions import AccessRequest, describe_resource, provision_matches
 from fhir_server.security.policy.consent import Ruling, consent_counts, evaluate_consent, evaluate_consents
 from fhir_server.security.policy.decision import (
@@ -43,14 +43,12 @@ __all__ = [
     "break_glass_active",
     "caller_identities",
     "clinical_instant",
-    "compartment_paths",
     "consent_counts",
     "consent_issues",
     "describe_resource",
     "evaluate_consent",
     "evaluate_consents",
     "load_facts",
-    "patient_ids_of",
     "provision_matches",
     "smart_permissions",
     "total_allowed",

@@ -11,24 +11,32 @@ How the lead calls it (docs/security.md, "Calling the policy"):
   resource, each incoming resource of create/update, and for update/patch/delete ALSO the stored
   version (so nothing can be moved into or out of reach). It re-applies the type-level gate
   itself, so included resources of other types are safe. ``facts`` must cover every patient the
-  resource belongs to (``patient_ids_of``); a missing patient means REJECT.
+  resource belongs to (search/compartments.py, stored with each version); a missing patient means REJECT.
 * ``Bundle.total``: see ``total_allowed``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import cache
 from typing import Any
 
+from fhir_server.search.compartments import get_compartments, patient_compartment
 from fhir_server.security.auth.scopes import levels_allowing
 from fhir_server.security.context import RequestContext
 from fhir_server.security.fhirtime import utc_now
-from fhir_server.security.policy.compartment import compartment_paths, patient_ids_of
 from fhir_server.security.policy.decision import Action, Decision, Verdict, smart_permissions
 from fhir_server.security.policy.facts import PatientFacts
 from fhir_server.security.policy.grants import Subject, patient_grant
 from fhir_server.security.policy.rules import PolicySettings
 from fhir_server.security.roles import ADMIN, AUDITOR, LEGAL_EXCEPTION, PATIENT, ROLES, SYSTEM
+
+
+@cache
+def _clinical_types() -> frozenset[str]:
+    """Types the R4 patient CompartmentDefinition places in patients' compartments: clinical data."""
+    return frozenset(get_compartments().types_in("Patient"))
+
 
 _OVERSIGHT = Verdict(Decision.AUTHORIZED, "oversight access to the audit trail", ("oversight",))
 
@@ -80,7 +88,7 @@ class AccessPolicy:
             allowed = self.settings.oversight_operations if ctx.role == AUDITOR else self.settings.admin_operations
             if action is Action.OPERATION and operation in allowed:
                 return Verdict(Decision.AUTHORIZED, f"${operation} is an oversight operation", ("oversight",))
-            if ctx.role == AUDITOR or resource_type is None or resource_type in compartment_paths():
+            if ctx.role == AUDITOR or resource_type is None or resource_type in _clinical_types():
                 return Verdict.reject(f"role {ctx.role!r} has no access to clinical data")
         elif resource_type == "AuditEvent":
             return Verdict.reject("AuditEvents are for oversight roles; patients see theirs via Patient/$access-log")
@@ -99,8 +107,10 @@ class AccessPolicy:
         facts: Iterable[PatientFacts] = (),
         *,
         patient_ids: Iterable[str] | None = None,
+        signers: frozenset[str] = frozenset(),
     ) -> Verdict:
-        """Instance-level decision for one resource (AUTHORIZED or REJECT, never PROCEED)."""
+        """Instance-level decision for one resource (AUTHORIZED or REJECT, never PROCEED). ``signers``:
+        IINs of verified EDS signatures the write carries (a Consent recorded as a signed form, AC-08)."""
         resource_type = str(resource.get("resourceType"))
         gate = self.start(ctx, action, resource_type, instance_level=True)
         if gate.decision is not Decision.PROCEED:
@@ -108,7 +118,7 @@ class AccessPolicy:
         special = self._special(ctx, action, resource, resource_type)
         if special is not None:
             return special
-        ids = set(patient_ids) if patient_ids is not None else patient_ids_of(resource)
+        ids = set(patient_ids) if patient_ids is not None else patient_compartment(resource)
         if not ids:
             return self._directory(ctx, action, resource_type)
         if ctx.role in (AUDITOR, ADMIN):
@@ -123,7 +133,7 @@ class AccessPolicy:
                 ("legal-exception",),
                 legal_basis=ctx.legal_basis,
             )
-        return self._all_patients(ctx, action, resource, resource_type, ids, facts)
+        return self._all_patients(ctx, action, resource, resource_type, ids, facts, signers)
 
     def _special(
         self, ctx: RequestContext, action: Action, resource: dict[str, Any], resource_type: str
@@ -164,10 +174,11 @@ class AccessPolicy:
         resource_type: str,
         ids: set[str],
         facts: Iterable[PatientFacts],
+        signers: frozenset[str] = frozenset(),
     ) -> Verdict:
         """Every patient the resource belongs to must allow it (each owner's consent, AC-01)."""
         by_id = {item.patient_id: item for item in facts}
-        subject = Subject(resource, resource_type)
+        subject = Subject(resource, resource_type, signers)
         at = self._clock()
         verdicts = []
         for patient_id in sorted(ids):

@@ -29,6 +29,10 @@ class FactsLoader(Protocol):
         """RelatedPerson resources whose ``RelatedPerson.patient`` is ``Patient/{patient_id}``."""
         ...
 
+    async def identifiers(self, patient_id: str) -> frozenset[str]:
+        """The IINs of ``Patient/{patient_id}`` (empty when it is not stored)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class PatientFacts:
@@ -38,6 +42,7 @@ class PatientFacts:
     consents: tuple[dict[str, Any], ...] = ()
     care_relationships: tuple[dict[str, Any], ...] = ()
     representatives: tuple[dict[str, Any], ...] = ()
+    identifiers: frozenset[str] = frozenset()  # the patient's IINs (Patient.identifier): EDS signers (AC-08)
 
 
 async def load_facts(loader: FactsLoader, patient_id: str) -> PatientFacts:
@@ -47,6 +52,7 @@ async def load_facts(loader: FactsLoader, patient_id: str) -> PatientFacts:
         consents=tuple(await loader.consents(patient_id)),
         care_relationships=tuple(await loader.care_relationships(patient_id)),
         representatives=tuple(await loader.representatives(patient_id)),
+        identifiers=await loader.identifiers(patient_id),
     )
 
 

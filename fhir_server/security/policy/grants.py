@@ -4,7 +4,10 @@ Order of the rules (the first that applies decides; anything not granted is deni
 
 1. the patient themself, or a representative with verified authority (AC-09): the whole
    compartment for reading; writing only the types in ``PATIENT_WRITABLE``; never deleting;
-2. a medical worker or the organisation's system recording a Consent (AC-04, AC-08);
+2. writing a Consent: only the patient and a verified representative (rule 1), a medical worker or the
+   organisation proposing one (draft, proposed: AC-04), or the organisation recording the patient's
+   EDS-signed consent (AC-08); no other Consent, and no break-glass, ever grants writing one. A
+   medical worker or the organisation may register a person together with such a Consent (AC-04);
 3. the patient's Consents, evaluated with the caller's identities (fhirUser, organisation BIN,
    care-team memberships): AC-01, AC-03, AC-10, TM-15;
 4. break-glass for practitioners (AC-02): when nothing above granted, a current break-glass
@@ -23,6 +26,7 @@ from fhir_server.security.policy.decision import CONSENT_ACTIONS, Action, Decisi
 from fhir_server.security.policy.facts import PatientFacts
 from fhir_server.security.policy.relationships import caller_identities, verified_representatives
 from fhir_server.security.policy.rules import WORKER_CONSENT_STATUSES, PolicySettings
+from fhir_server.security.refs import IIN_SYSTEM, reference_keys
 from fhir_server.security.roles import DEFAULT_PURPOSE, PATIENT, PRACTITIONER, RELATED_PERSON, SYSTEM
 
 BREAK_GLASS_ACTIONS = frozenset(
@@ -43,9 +47,10 @@ class Subject:
     """The data side of a decision, shared by all the resource's patients. The Consent-relevant
     description (codings, labels, dates) is read only if some Consent actually has to be consulted."""
 
-    def __init__(self, resource: dict[str, Any], resource_type: str) -> None:
+    def __init__(self, resource: dict[str, Any], resource_type: str, signers: frozenset[str] = frozenset()) -> None:
         self.resource = resource
         self.resource_type = resource_type
+        self.signers = signers  # IINs of verified EDS signatures the write carries (AC-08)
 
     @cached_property
     def description(self) -> dict[str, Any]:
@@ -72,12 +77,71 @@ def _as_owner(action: Action, subject: Subject, settings: PolicySettings, ground
     return Verdict.reject(f"{subject.resource_type} is entered by medical workers (AC-25); file a request")
 
 
-def _records_consent(ctx: RequestContext, action: Action, subject: Subject) -> bool:
-    if subject.resource_type != "Consent" or action not in (Action.CREATE, Action.UPDATE, Action.PATCH):
-        return False
+def _consent_write(ctx: RequestContext, action: Action, subject: Subject, facts: PatientFacts,
+                   at: float) -> Verdict:
+    """Who may write a Consent (issue 10 §3, AC-04, AC-08, AC-09): never another Consent, nor break-glass.
+    The patient and a verified representative are handled before (their own data). Each version of a
+    write is judged: the one replaced and the one written, so nobody but them changes an active one."""
+    if action is Action.DELETE:
+        return Verdict.reject("a Consent is revoked (status inactive), not deleted (AC-01)")
+    status = subject.resource.get("status")
+    if ctx.role in (PRACTITIONER, SYSTEM) and status in WORKER_CONSENT_STATUSES:
+        return Verdict(Decision.AUTHORIZED, "recording a request for the patient's consent (AC-04)",
+                       ("recording-consent",))
+    if ctx.role == SYSTEM and signed_by_owner(subject, facts, at):
+        return Verdict(Decision.AUTHORIZED, "recording the patient's consent signed with their EDS (AC-08)",
+                       ("recording-consent",))
     if ctx.role == SYSTEM:
-        return True
-    return ctx.role == PRACTITIONER and subject.resource.get("status") in WORKER_CONSENT_STATUSES
+        return Verdict.reject("an organisation records an active or changed Consent only as the patient's "
+                              "signed document: a signed sourceAttachment whose signer's IIN is the patient's "
+                              "or a verified representative's (AC-08; docs/mis-guide.md#consent)")
+    return Verdict.reject("only the patient or their verified representative gives, changes or revokes a "
+                          "Consent; a medical worker may propose one (status draft or proposed, AC-04)")
+
+
+def signed_by_owner(subject: Subject, facts: PatientFacts, at: float) -> bool:
+    """The write carries the EDS of the patient or of a verified representative (AC-08, AC-09)."""
+    owners = set(facts.identifiers)
+    for representative in facts.representatives:
+        if f"RelatedPerson/{representative.get('id')}" in verified_representatives(facts, at):
+            owners |= iins_of(representative)
+    return bool(owners & subject.signers)
+
+
+def iins_of(resource: dict[str, Any]) -> set[str]:
+    return {str(i.get("value")) for i in resource.get("identifier", []) or []
+            if isinstance(i, dict) and i.get("system") == IIN_SYSTEM and i.get("value")}
+
+
+def _registers_patient(ctx: RequestContext, action: Action, subject: Subject, facts: PatientFacts,
+                       at: float) -> bool:
+    """A medical worker or the organisation's system registers a person together with a Consent of that
+    person that names it (a request for consent, AC-04, or the signed consent itself): to ask for
+    consent one has to say whom one asks. Nothing else of the patient may be collected before it is
+    active."""
+    if action is not Action.CREATE or subject.resource_type != "Patient" or ctx.role not in (PRACTITIONER,
+                                                                                             SYSTEM):
+        return False
+    mine = caller_identities(ctx, facts, at)
+    return any(consent.get("status") in (*WORKER_CONSENT_STATUSES, "active") and mine & consent_actors(consent)
+               for consent in facts.consents)
+
+
+def consent_actors(consent: dict[str, Any]) -> set[str]:
+    """Every identity a Consent names: its provision actors (nested too) and its organization."""
+    keys: set[str] = set()
+    for organization in consent.get("organization", []) or []:
+        keys |= reference_keys(organization)
+    stack = [consent.get("provision")]
+    while stack:
+        provision = stack.pop()
+        if not isinstance(provision, dict):
+            continue
+        for actor in provision.get("actor", []) or []:
+            if isinstance(actor, dict):
+                keys |= reference_keys(actor.get("reference"))
+        stack.extend(provision.get("provision", []) or [])
+    return keys
 
 
 def _by_consent(
@@ -115,8 +179,11 @@ def patient_grant(
         return _as_owner(action, subject, settings, "representative")
     if ctx.role not in (PATIENT, RELATED_PERSON, PRACTITIONER, SYSTEM):
         return Verdict.reject(f"role {ctx.role!r} has no access to patients' data")
-    if _records_consent(ctx, action, subject):
-        return Verdict(Decision.AUTHORIZED, "recording the patient's consent (AC-04, AC-08)", ("recording-consent",))
+    if subject.resource_type == "Consent" and action.is_write:
+        return _consent_write(ctx, action, subject, facts, at)
+    if _registers_patient(ctx, action, subject, facts, at):
+        return Verdict(Decision.AUTHORIZED, "registering the patient with their consent (request) (AC-04)",
+                       ("registration",))
     ruling, consents = _by_consent(ctx, action, subject, facts, at, reps)
     if ruling is Ruling.PERMIT:
         return Verdict(Decision.AUTHORIZED, "granted by the patient's consent", ("consent",), consents)

@@ -164,7 +164,7 @@ def _identifier_check(kind: str) -> Native:
 
     def check(focus: Any, env: Env) -> bool:
         value = focus.get("value")
-        if not isinstance(value, str) or len(value) != 12 or not value.isdigit():
+        if not isinstance(value, str) or len(value) != 12 or not (value.isascii() and value.isdigit()):
             return True  # the format rule (kz-iin-1 / kz-bin-1) reports this case
         return not validate(value, relaxed=env.relaxed_iin)
 
