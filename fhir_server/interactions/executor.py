@@ -200,7 +200,10 @@ class _Unit:
         if current is not None and not self._create_with_id_allowed(view, facts, current):
             if not current.deleted:
                 self._probe(op, current)
-            raise update_create_refused(op.resource_type)
+            # Hidden means absent: answered as a create with this id would be (``_write``), never stored.
+            op.phantom = True
+            op.client_id = True
+            return
         op.previous = current if current is not None and current.deleted else None
         op.client_id = current is None  # checked once its patients are known (``_write``)
 
@@ -273,11 +276,24 @@ class _Unit:
         for (op, full, rows), patients in zip(stamped, memberships, strict=True):
             if op.client_id and strict and patients:
                 raise prefixed(update_create_refused(op.resource_type), op)
+            if op.phantom:
+                self._phantom(op, full, patients)
             try:
                 op.stored = put_version(view, self.services, full, rows, patients, op.method)
             except FhirError as exc:
                 raise prefixed(exc, op) from exc
             op.outcome = "updated" if op.previous is not None and not op.previous.deleted else "created"
+
+    def _phantom(self, op: WriteOp, full: dict[str, Any], patients: set[str]) -> None:
+        """A PUT to an id held by data the caller may not see: the answer a create with a free id would
+        get if the caller may not create this content (the same refusal), else 405 — the one residual
+        difference, for callers who may create non-patient data with their own ids (docs/security.md)."""
+        assert self.view is not None
+        judged = self.access.decide_with(TxFacts(self.view), Action.CREATE, full, patients, signers=op.signers)
+        if not judged.allowed:
+            raise FhirError("forbidden", f"{op.entry_prefix()}access denied: {self._unassigned(judged.verdict.reason)}",
+                            code="forbidden", expression=op.where or None)
+        raise prefixed(update_create_refused(op.resource_type), op)
 
     # -- the decision ---------------------------------------------------------------------------------
     def _authorize(self, facts: FactsSource) -> None:
@@ -320,7 +336,7 @@ class _Unit:
         """A refusal names a resource of this plan by its fullUrl, never by an id the server assigned in
         the unit that is being rolled back (issue 13: such ids exist nowhere afterwards)."""
         for op in self.ops:
-            if op.method == "POST" and op.target and op.outcome == "created":
+            if op.target and op.outcome == "created" and (op.method == "POST" or op.resource_id is None):
                 named = f"{op.resource_type} {op.full_url} (entry {op.index})" if op.full_url and \
                     op.index is not None else f"the new {op.resource_type}"
                 text = text.replace(f"{op.resource_type}/{op.target}", named)

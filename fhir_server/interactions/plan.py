@@ -49,6 +49,7 @@ class WriteOp:
     previous: StoredResource | None = None
     deleted: list[StoredResource] = field(default_factory=list)
     client_id: bool = False  # a PUT that creates the resource with the client's id
+    phantom: bool = False  # a PUT to an id held by data the caller may not see: answered, never stored
     signers: frozenset[str] = frozenset()  # IINs of the verified EDS on a Consent's signed form (AC-08)
 
     @property

@@ -54,6 +54,7 @@ from fhir_server.security.facts_store import SharedFacts
 from fhir_server.security.fhirtime import instant_range
 from fhir_server.security.policy import AccessPolicy, Action, PatientFacts, Verdict
 from fhir_server.security.roles import ADMIN
+from fhir_server.security.session import Loaded, decide
 from fhir_server.storage.protocols import Store, StoredResource, TxView
 
 MAX_CALLERS = 10_000
@@ -252,8 +253,9 @@ class ReadGate:
         now = time.time()
         facts = [await self.facts.get(patients)] if patients else []
         resource = orjson.loads(stored.data or b"{}")
-        verdict = self.policy.can_see(caller.ctx, Action.READ, resource, facts,
-                                      patient_ids={patients} if patients else set())
+        # the same decision as every other path (session.decide); only its reuse is this module's
+        verdict = decide(self.policy, caller.ctx, Loaded(facts), Action.READ, resource,
+                         {patients} if patients else set()).verdict
         if not verdict.allowed or verdict.emergency:
             return None
         decision = Decision(verdict, build_template(caller.ctx, verdict, bool(patients)), generation,

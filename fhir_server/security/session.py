@@ -85,6 +85,27 @@ def content(stored: StoredResource) -> dict[str, Any]:
     return data
 
 
+def decide(policy: AccessPolicy | None, ctx: RequestContext, facts: FactsSource, action: Action,
+           resource: dict[str, Any], patients: Iterable[str], *, signers: frozenset[str] = frozenset()) -> Judged:
+    """THE decision: the policy's verdict on one resource for a caller, with the facts of every patient it
+    belongs to. Sessions (requests, write units) and the compiled read by id (read_gate.py) all call this."""
+    ids = frozenset(patients)
+    if policy is None:
+        return Judged(AUTHORIZED, ids)
+    verdict = policy.can_see(ctx, action, resource, facts.get_many(set(ids)), patient_ids=ids, signers=signers)
+    return Judged(verdict, ids)
+
+
+class Loaded:
+    """Facts loaded beforehand (asynchronously), for ``decide``."""
+
+    def __init__(self, facts: list[PatientFacts]) -> None:
+        self._facts = facts
+
+    def get_many(self, patient_ids: set[str]) -> list[PatientFacts]:
+        return [f for f in self._facts if f.patient_id in patient_ids]
+
+
 class Enforcer:
     """Process-wide: the policy (None in open mode), the shared facts cache, the store audit goes to."""
 
@@ -196,12 +217,7 @@ class AccessSession:
                     patients: Iterable[str], *, signers: frozenset[str] = frozenset()) -> Judged:
         """THE decision (requests, write units and the compiled read all come here): the policy's
         verdict on one resource for this caller, with the facts of every patient it belongs to."""
-        ids = frozenset(patients)
-        if self.policy is None:
-            return Judged(AUTHORIZED, ids)
-        verdict = self.policy.can_see(self.ctx, action, resource, facts.get_many(set(ids)), patient_ids=ids,
-                                      signers=signers)
-        return Judged(verdict, ids)
+        return decide(self.policy, self.ctx, facts, action, resource, patients, signers=signers)
 
     async def decide(self, action: Action, resource: dict[str, Any], patients: Iterable[str]) -> Judged:
         """``decide_with`` over the shared facts cache (loaded first, asynchronously)."""
@@ -209,7 +225,7 @@ class AccessSession:
         if self.policy is None or self._facts is None:
             return Judged(AUTHORIZED, ids)
         loaded = await self._facts.get_many(set(ids))
-        return self.decide_with(_Loaded(loaded), action, resource, ids)
+        return self.decide_with(Loaded(loaded), action, resource, ids)
 
     async def decide_stored(self, action: Action, stored: StoredResource) -> Judged:
         resource = content(stored)
@@ -441,14 +457,6 @@ class AccessSession:
         operations whose own gate already decided who may see them (``$access-log``, ``$notifications``,
         ``$export`` status). Resources are read only through the methods above."""
         return self._store
-
-
-class _Loaded:
-    def __init__(self, facts: list[PatientFacts]) -> None:
-        self._facts = facts
-
-    def get_many(self, patient_ids: set[str]) -> list[PatientFacts]:
-        return self._facts
 
 
 def too_broad() -> FhirError:
