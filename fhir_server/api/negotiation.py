@@ -108,11 +108,26 @@ def check_content_type(request: Request, *, patch: bool = False) -> None:
     if ctype is None:
         return  # lenient: a body without Content-Type is read by its first character (api/body.py)
     media = _media(ctype)
-    allowed = {JSON_PATCH} if patch else _JSON_TYPES | _XML_TYPES
+    # a PATCH body is a JSON Patch, or a FHIRPath Patch: a Parameters resource (R4 fhirpatch.html)
+    allowed = {JSON_PATCH} | _JSON_TYPES | _XML_TYPES if patch else _JSON_TYPES | _XML_TYPES
     if media not in allowed:
-        wanted = JSON_PATCH if patch else f"{FHIR_JSON} or {FHIR_XML}"
+        wanted = f"{JSON_PATCH}, or a FHIRPath Patch as {FHIR_JSON} or {FHIR_XML}" if patch else \
+            f"{FHIR_JSON} or {FHIR_XML}"
         raise FhirError("unsupported_media_type", f"Content-Type {ctype!r} is not supported here; send {wanted}",
                         code="not-supported")
+
+
+def check_patch_body(request: Request, body: object) -> None:
+    """The PATCH body matches its Content-Type: a JSON Patch array for application/json-patch+json, a
+    Parameters resource (FHIRPath Patch) for the FHIR media types (R4 http.html §3.1.0.6)."""
+    ctype = request.headers.get("content-type")
+    json_patch = ctype is None or _media(ctype) == JSON_PATCH
+    if json_patch and not isinstance(body, list):
+        raise FhirError("invalid", f"a {JSON_PATCH} body is an array of operations; a FHIRPath Patch is sent as "
+                        f"{FHIR_JSON}", code="structure")
+    if not json_patch and not (isinstance(body, dict) and body.get("resourceType") == "Parameters"):
+        raise FhirError("invalid", "a FHIRPath Patch is a Parameters resource (R4 fhirpatch.html); a JSON Patch is "
+                        f"sent as {JSON_PATCH}", code="structure")
 
 
 def is_pretty(request: Request) -> bool:

@@ -57,9 +57,13 @@ def _split_url(url: str, base_url: str) -> tuple[str, str | None]:
 
 
 def _binary_patch(resource: dict[str, Any], index: int) -> Any:
-    """A JSON Patch carried in a Binary, the way R4 transactions carry PATCH bodies."""
+    """A PATCH entry's patch: a FHIRPath Patch (a Parameters resource, R4 fhirpatch.html) or a JSON Patch
+    carried in a Binary, the way R4 transactions carry JSON Patch bodies."""
+    if resource.get("resourceType") == "Parameters":
+        return resource
     if resource.get("resourceType") != "Binary" or resource.get("contentType") != "application/json-patch+json":
-        raise _fail(index, "a PATCH entry needs a Binary resource with contentType application/json-patch+json")
+        raise _fail(index, "a PATCH entry needs a Parameters resource (FHIRPath Patch) or a Binary with "
+                    "contentType application/json-patch+json (JSON Patch)")
     try:
         return loads(base64.b64decode(resource.get("data", ""), validate=True))
     except (binascii.Error, ValueError) as exc:
@@ -108,6 +112,7 @@ def parse_entry(services: Services, index: int, raw: Any, base_url: str) -> Entr
         entry.resource = resource
     if method == "PATCH":
         if not isinstance(resource, dict):
-            raise _fail(index, "a PATCH entry needs a Binary resource holding the JSON Patch", "required")
+            raise _fail(index, "a PATCH entry needs a Parameters (FHIRPath Patch) or a Binary (JSON Patch)",
+                        "required")
         entry.patch = _binary_patch(resource, index)
     return entry

@@ -202,7 +202,15 @@ async def patch_op(req: FhirRequest, resource_type: str, resource_id: str | None
 
 
 def apply_any_patch(resource: dict[str, Any], patch: Any) -> Any:
-    """The patch document applied to the resource: JSON Patch (RFC 6902, FHIR R4 http.html §3.1.0.6)."""
+    """The patch document applied to the resource (FHIR R4 http.html §3.1.0.6): a FHIRPath Patch when it
+    is a Parameters resource (fhirpatch.html), else a JSON Patch (RFC 6902: an array of operations)."""
+    if isinstance(patch, dict):
+        if patch.get("resourceType") != "Parameters":
+            raise FhirError("invalid", "a PATCH body is a JSON Patch (an array) or a FHIRPath Patch (a Parameters "
+                            "resource)", code="structure")
+        from fhir_server.interactions.fhirpath_patch import apply_fhirpath_patch
+
+        return apply_fhirpath_patch(resource, patch)
     from fhir_server.interactions.jsonpatch import apply_patch
 
     return apply_patch(resource, patch)

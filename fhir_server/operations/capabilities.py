@@ -99,8 +99,8 @@ def _statement(services: Services, base_url: str) -> dict[str, Any]:
         "fhirVersion": "4.0.1",
         **({"implementationGuide": ["https://fhir.kzfhir.kz/ImplementationGuide/kz-core"]}
            if services.settings.validate_on_write else {}),
-        "format": ["application/fhir+json", "json"],
-        "patchFormat": ["application/json-patch+json"],
+        "format": ["application/fhir+json", "json", "application/fhir+xml", "xml"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json", "application/fhir+xml"],
         "rest": [{
             "mode": "server",
             "documentation": "See docs/conformance.md for what is and is not supported.",

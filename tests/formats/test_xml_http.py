@@ -174,10 +174,11 @@ async def test_errors_follow_the_negotiated_format(client):
     assert (await client.get("/Patient/missing")).json()["resourceType"] == "OperationOutcome"
 
 
-async def test_json_patch_still_wants_its_own_media_type(client, patient):
+async def test_an_xml_patch_body_must_be_a_fhirpath_patch_parameters(client, patient):
+    # XML is a FHIRPath Patch media type (R4 http.html#patch); a whole Patient is no patch document
     path = await _create(client, patient)
     r = await client.patch(path, content=resource_to_xml(patient), headers=SEND_XML)
-    _outcome(r, 415)
+    assert "FHIRPath Patch is a Parameters" in _outcome(r, 400)["issue"][0]["diagnostics"]
 
 
 async def test_metadata_in_xml(client):

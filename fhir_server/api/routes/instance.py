@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from fhir_server.api.body import read_json
 from fhir_server.api.common import serve, services
-from fhir_server.api.negotiation import check_accept, check_content_type
+from fhir_server.api.negotiation import check_accept, check_content_type, check_patch_body
 from fhir_server.interactions import delete, history, patch, read, update, vread
 from fhir_server.interactions.base import FhirResponse
 from fhir_server.interactions.request import FhirRequest
@@ -59,6 +59,7 @@ async def patch_route(resource_type: str, resource_id: str, request: Request) ->
     async def handler(req: FhirRequest) -> FhirResponse:
         check_content_type(request, patch=True)
         body = await read_json(request, services(request).settings.max_body_bytes)
+        check_patch_body(request, body)
         return await patch.handle(req, resource_type, resource_id, body, if_match=request.headers.get("if-match"))
 
     return await serve(request, handler)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from fhir_server.api.body import read_json
 from fhir_server.api.common import serve, services
-from fhir_server.api.negotiation import check_accept, check_content_type
+from fhir_server.api.negotiation import check_accept, check_content_type, check_patch_body
 from fhir_server.errors import FhirError
 from fhir_server.interactions import create, delete, history, patch, update
 from fhir_server.interactions.base import FhirResponse
@@ -67,6 +67,7 @@ async def conditional_patch_route(resource_type: str, request: Request) -> Respo
         check_content_type(request, patch=True)
         criteria = _criteria(request)
         body = await read_json(request, services(request).settings.max_body_bytes)
+        check_patch_body(request, body)
         return await patch.handle(req, resource_type, None, body, criteria=criteria,
                                   if_match=request.headers.get("if-match"))
 
