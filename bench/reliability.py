@@ -58,7 +58,9 @@ def _db_bytes(folder: Path) -> int:
 
 
 def _server(folder: Path, port: int, *, open_mode: bool = False) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "KZFHIR_DEV_KEY_PATH": str(folder / "dev-jwks.json")}
+    # the soak outlives the default 1 h token lifetime: one day-long token, allowed for this server only
+    env = {**os.environ, "KZFHIR_DEV_KEY_PATH": str(folder / "dev-jwks.json"),
+           "KZFHIR_MAX_TOKEN_LIFETIME_SECONDS": "86400"}
     return start(["-m", "fhir_server.cli", "serve", "--port", str(port), "--database", str(folder / "db.sqlite"),
                   "--log-level", "warning", *(["--open"] if open_mode else [])], port, env=env)
 

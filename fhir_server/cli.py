@@ -26,6 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
     from fhir_server.api.http_protocol import protocol_class
     from fhir_server.api.operator import configure_logging
     from fhir_server.config import Settings
+    from fhir_server.security.setup import development_notice
     from fhir_server.serve_options import open_mode_database
 
     overrides: dict[str, object] = {}
@@ -40,8 +41,14 @@ def _serve(args: argparse.Namespace) -> int:
         open_mode_database(overrides)
     overrides.update({k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None})
     settings = Settings(**overrides)  # type: ignore[arg-type]  # flags over KZFHIR_* over defaults
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # a configuration the server refuses to start with (security/setup.py)
+        return fail("kzfhir serve", str(exc))
     configure_logging(settings)
+    notice = development_notice(settings)
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
     print(f"kzfhir serving FHIR R4 at http://{settings.host}:{settings.port} (database {settings.database})",
           flush=True)
     # issue 12: header/body timeouts, header size, connection cap and OperationOutcome error pages live

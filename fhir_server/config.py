@@ -52,6 +52,22 @@ class Settings(BaseSettings):
         "(they always run for profiled resources and in $validate)",
     )
     # -- security (issue 5; docs/security.md) --
+    env: str = Field(
+        default="development", pattern="^(development|production)$",
+        description="development: `kzfhir token`'s local key is trusted when no JWKS is configured, and the "
+        "server says so at start. production: the server refuses to start without a configured identity "
+        "provider (KZFHIR_JWKS_URL or KZFHIR_JWKS_PATH) or with security off, and never trusts the "
+        "development key (issue 10 §6)",
+    )
+    max_token_lifetime_seconds: int = Field(
+        default=3600, ge=60, le=86_400,
+        description="tokens living longer than this (exp - iat; exp - now when a token has no iat) get 401",
+    )
+    break_glass_window_seconds: int = Field(
+        default=3600, ge=60, le=86_400,
+        description="how long after a token was issued an X-Break-Glass-Reason header is honoured (AC-02); "
+        "a token without iat counts as issued max_token_lifetime_seconds before its exp",
+    )
     security_enabled: bool = Field(
         default=True,
         description="Authentication, access policy and audit. false = open development/test mode: no token "
@@ -63,7 +79,8 @@ class Settings(BaseSettings):
     token_audience: str | None = None
     dev_tokens: bool = Field(
         default=True,
-        description="Trust tokens from `kzfhir token` (local development key) when no JWKS is configured",
+        description="Trust tokens from `kzfhir token` (local development key) when no JWKS is configured; "
+        "never with env=production",
     )
     dev_key_path: Path = Field(default=Path("data/dev-jwks.json"), description="the development signing key")
     notify_webhook_url: str | None = Field(default=None, description="where patient notifications go (AC-18)")

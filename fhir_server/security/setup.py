@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fhir_server.config import Settings
 from fhir_server.security.auth import TokenVerifier, VerifierConfig, ensure_dev_key
 from fhir_server.security.facts_store import SharedFacts, StoreFactsLoader
@@ -12,17 +14,41 @@ from fhir_server.storage.protocols import Store
 
 
 def build_verifier(settings: Settings) -> TokenVerifier | None:
-    """The token verifier: the identity provider's JWKS when configured, else (dev) the local key."""
+    """The token verifier: the identity provider's JWKS when configured, else (development only) the
+    local key of ``kzfhir token``. A production server without an identity provider does not start
+    (issue 10 §6): a development key on disk must never become a way in."""
+    production = settings.env == "production"
     if not settings.security_enabled:
+        if production:
+            raise ValueError("KZFHIR_ENV=production refuses to start with security off (KZFHIR_SECURITY_ENABLED=false "
+                             "or --open): open mode has no authentication, access policy or audit")
         return None
+    limits: dict[str, Any] = {"max_lifetime_seconds": settings.max_token_lifetime_seconds,
+                              "break_glass_window_seconds": settings.break_glass_window_seconds}
     if settings.jwks_path or settings.jwks_url:
         return TokenVerifier(VerifierConfig(jwks_path=settings.jwks_path, jwks_url=settings.jwks_url,
-                                            issuer=settings.token_issuer, audience=settings.token_audience))
+                                            issuer=settings.token_issuer, audience=settings.token_audience,
+                                            max_lifetime_seconds=settings.max_token_lifetime_seconds,
+                                            break_glass_window_seconds=settings.break_glass_window_seconds))
+    if production:
+        raise ValueError("KZFHIR_ENV=production needs an identity provider: set KZFHIR_JWKS_URL or "
+                         "KZFHIR_JWKS_PATH (the development key of `kzfhir token` is never trusted in production)")
     if settings.dev_tokens:
         ensure_dev_key(settings.dev_key_path)
-        return TokenVerifier.for_development(settings.dev_key_path)
+        return TokenVerifier.for_development(settings.dev_key_path, **limits)
     raise ValueError("security is enabled but no JWKS is configured and dev tokens are off: "
                      "set KZFHIR_JWKS_URL or KZFHIR_JWKS_PATH")
+
+
+def development_notice(settings: Settings) -> str | None:
+    """The loud line ``kzfhir serve`` prints when it trusts the development key, else None."""
+    if settings.env == "production" or not settings.security_enabled or settings.jwks_path or settings.jwks_url:
+        return None
+    if not settings.dev_tokens:
+        return None
+    return (f"WARNING: DEVELOPMENT MODE — tokens signed by the local development key {settings.dev_key_path} "
+            "(`kzfhir token`) are trusted; anyone who can read that file can sign in as anyone. Production: "
+            "KZFHIR_ENV=production with KZFHIR_JWKS_URL (docs/security.md)")
 
 
 def build_enforcer(settings: Settings, store: Store) -> Enforcer:

@@ -28,7 +28,8 @@ def test_the_table_is_current_and_lists_every_setting() -> None:
     assert [name for name, _ in DOCUMENTED] == list(Settings.model_fields)
 
 
-CHOICES = {"revocation_mode": "hard", "update_as_create": "all", "nehp_format": "fhir-document", "timezone": "+06:00"}
+CHOICES = {"revocation_mode": "hard", "update_as_create": "all", "nehp_format": "fhir-document", "timezone": "+06:00",
+           "env": "production"}
 
 
 def _other_value(name: str) -> tuple[str, Any]:

@@ -102,7 +102,7 @@ async def test_unusable_request_id_is_replaced(key_path: Path, verifier: TokenVe
 async def test_break_glass_header_is_limited_to_the_window_after_issue(key_path: Path) -> None:
     issued = int(time.time())
     token = issue_dev_token("practitioner", "Practitioner/1", key_path=key_path, ttl_seconds=7200, now=issued)
-    verifier = TokenVerifier.for_development(key_path, break_glass_window_seconds=900)
+    verifier = TokenVerifier.for_development(key_path, break_glass_window_seconds=900, max_lifetime_seconds=7200)
     context = await context_from_request(
         bearer(token, **{"X-Break-Glass-Reason": "unconscious, no ID"}), None, verifier
     )

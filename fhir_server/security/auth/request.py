@@ -8,7 +8,8 @@ Headers read here (names are case-insensitive):
     v3 PurposeOfUse for this request (``TREAT``, ``ETREAT``, ``HRESCH`` ...); overrides the claim.
 ``X-Break-Glass-Reason: <text>``
     starts emergency access (AC-02). Honoured only until ``min(token exp, token iat + window)``
-    (``VerifierConfig.break_glass_window_seconds``), and only for the practitioner role by the
+    (``VerifierConfig.break_glass_window_seconds``; a token without ``iat`` counts as issued
+    ``max_lifetime_seconds`` before its ``exp``), and only for the practitioner role by the
     policy; every use is audited with purpose ``BTG`` and notified to the patient.
 ``X-Legal-Basis: <text>``
     the legal ground (court order, investigation request number ...) for the ``legal-exception``
@@ -86,8 +87,8 @@ async def context_from_request(
     reason = clean_text(_header(headers, "X-Break-Glass-Reason"), "X-Break-Glass-Reason")
     if reason is None:
         return context
-    issued = verified.issued_at if verified.issued_at is not None else verified.expires_at
-    window_end = issued + verifier.config.break_glass_window_seconds
+    # without iat the window starts at the earliest issue the lifetime rule allows (issue 10 §6)
+    window_end = verified.issued_for_windows + verifier.config.break_glass_window_seconds
     return dataclasses.replace(
         context, break_glass_reason=reason, break_glass_until=min(verified.expires_at, window_end)
     )

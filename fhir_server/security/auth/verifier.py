@@ -56,6 +56,8 @@ class VerifierConfig:
     dev_hs256_secret: bytes | None = None
     #: How long an ``X-Break-Glass-Reason`` header is honoured after the token was issued (AC-02).
     break_glass_window_seconds: int = 3600
+    #: The longest a token may live (issue 10 §6): ``exp - iat``, or ``exp - now`` without ``iat``.
+    max_lifetime_seconds: int = 3600
     max_token_bytes: int = 16_384
 
     def __post_init__(self) -> None:
@@ -74,6 +76,9 @@ class VerifiedToken:
     claims: Mapping[str, Any]
     issued_at: int | None
     expires_at: int
+    #: When the token counts as issued for time windows: ``iat``, or without it the earliest issue
+    #: its lifetime allows (``exp - max_lifetime``), so a window never outlives its rule (AC-02).
+    issued_for_windows: int = 0
 
 
 VERIFIED_CACHE_SIZE = 10_000
@@ -131,7 +136,10 @@ class TokenVerifier:
         self._check_claims(claims)
         context = context_from_claims(claims)
         iat = claims.get("iat")
-        verified = VerifiedToken(context, claims, int(iat) if iat is not None else None, int(claims["exp"]))
+        issued = int(iat) if iat is not None else None
+        expires = int(claims["exp"])
+        verified = VerifiedToken(context, claims, issued, expires,
+                                 issued if issued is not None else expires - self.config.max_lifetime_seconds)
         if len(self._verified) >= VERIFIED_CACHE_SIZE:
             self._verified.clear()
         self._verified[token] = (now + VERIFIED_CACHE_SECONDS, verified)
@@ -178,12 +186,28 @@ class TokenVerifier:
         registry = jwt.JWTClaimsRegistry(now=int(self._clock()), leeway=self.config.leeway_seconds, **options)
         try:
             registry.validate(claims)
+            self._check_lifetime(claims)
         except ExpiredTokenError as error:
             raise AuthError("token has expired") from error
         except MissingClaimError as error:
             raise AuthError(f"token lacks required claim(s): {error.claim}") from error
         except ClaimError as error:
             raise AuthError(f"token claim {error.claim!r} is not acceptable: {error.description}") from error
+
+    def _check_lifetime(self, claims: Mapping[str, Any]) -> None:
+        """Refuse tokens that live longer than the configured maximum (issue 10 §6): a stolen
+        long-lived token is a standing key to patients' data."""
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            raise AuthError("token claim 'exp' is not acceptable: not a number")
+        if iat is not None and (not isinstance(iat, int | float) or isinstance(iat, bool)):
+            raise AuthError("token claim 'iat' is not acceptable: not a number")
+        start = iat if iat is not None else self._clock()
+        limit = self.config.max_lifetime_seconds + self.config.leeway_seconds
+        if exp - start > limit:
+            raise AuthError(f"token lifetime exceeds the server's maximum of {self.config.max_lifetime_seconds} s")
+        if iat is not None and iat > self._clock() + self.config.leeway_seconds:
+            raise AuthError("token claim 'iat' is not acceptable: issued in the future")
 
 
 def _by_kid(keys: KeySet, kid: str) -> Key | None:
