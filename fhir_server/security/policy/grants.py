@@ -196,4 +196,14 @@ def patient_grant(
         )
     if ruling is Ruling.DENY:
         return Verdict(Decision.REJECT, f"denied by the patient's consent {consents[0]}", ("consent",), consents)
-    return Verdict.reject(f"no consent of Patient/{facts.patient_id} grants this access (AC-12)")
+    return Verdict.reject(_no_consent(ctx, action, facts.patient_id))
+
+
+def _no_consent(ctx: RequestContext, action: Action, patient_id: str) -> str:
+    """Who lacks what, and where to read how to get it (issue 13 §3). Only ever shown to the caller about
+    data they named themselves (their own write); refused reads answer as absent (docs/security.md)."""
+    who = f"organisation BIN {ctx.organization_bin}" if ctx.role == SYSTEM and ctx.organization_bin else \
+        (ctx.fhir_user or f"role {ctx.role}")
+    wanted = "/".join(sorted(CONSENT_ACTIONS[action]))
+    return (f"no active Consent of Patient/{patient_id} grants {who} '{wanted}' (AC-12): the patient gives it, or "
+            "the organisation records the patient's signed consent form (docs/mis-guide.md#consent)")
