@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from conformance import cli as conformance_cli
 from fhir_server import __version__
 from fhir_server.cli_errors import OneLineParser, fail, settings_error
-from fhir_server.loader import cli as loader_cli
-from fhir_server.security import cli as security_cli
 from fhir_server.serve_options import LOG_LEVELS, port
-from signing import cli as signing_cli
+
+#: Which module registers each subcommand. Only the one a command line names is imported (issue 13:
+#: `kzfhir token` took ~3 s importing the signing and conformance packages it never uses).
+COMMANDS = {"token": "fhir_server.security.cli", "audit": "fhir_server.security.cli",
+            "sign": "signing.cli", "verify": "signing.cli", "pki": "signing.cli",
+            "conformance": "conformance.cli", "load": "fhir_server.loader.cli"}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -68,7 +71,8 @@ def _log_config(level: str) -> dict[str, Any]:
     return config
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line; ``only`` (a key of ``COMMANDS``) registers just that subcommand besides serve."""
     parser = OneLineParser(prog="kzfhir", description="FHIR R4 server for Kazakhstan's digital health")
     parser.add_argument("--version", action="version", version=f"kzfhir {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,11 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--open", action="store_true",
                        help="development/test mode without authentication, policy or audit (never in production)")
     serve.set_defaults(func=_serve)
-    security_cli.register(sub)
-    signing_cli.register(sub)
-    _verify_reports_too(sub)
-    conformance_cli.register(sub)
-    loader_cli.register(sub)
+    modules = dict.fromkeys(COMMANDS.values()) if only is None else dict.fromkeys([COMMANDS[only]])
+    for name in modules:
+        importlib.import_module(name).register(sub)
+    if "verify" in sub.choices:
+        _verify_reports_too(sub)
     return parser
 
 
@@ -97,11 +101,15 @@ def _verify_reports_too(sub: argparse._SubParsersAction) -> None:
     any other file to the signing package's verifier as before."""
     verify = sub.choices["verify"]
     fallback = verify.get_default("func")
+    from conformance import cli as conformance_cli
+
     verify.set_defaults(func=lambda args: conformance_cli.verify_command(args, fallback))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    command = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)

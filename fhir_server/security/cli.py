@@ -9,16 +9,17 @@ Each subcommand sets ``func(args) -> int`` (the exit code), the convention of ``
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from fhir_server.security.audit.chain import verify_database
+from fhir_server.security.auth.claims import context_from_claims
 from fhir_server.security.auth.dev_keys import DEV_JWKS_PATH, issue_dev_token
+from fhir_server.security.auth.errors import AuthError
 from fhir_server.security.roles import ROLES
-from fhir_server.storage.sqlite.audit_journal import unchained_lines
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -38,8 +39,19 @@ def _token(args: argparse.Namespace) -> int:
         key_path=Path(args.key),
         extra_claims=extra,
     )
+    try:  # the server's own reading of the claims: a token it would refuse is not issued (issue 13)
+        context_from_claims(_claims_of(token))
+    except AuthError as error:
+        print(f"kzfhir token: the server would refuse this token: {error.reason}", file=sys.stderr)
+        return 2
     print(token)
     return 0
+
+
+def _claims_of(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
 
 
 def _anchor(text: str) -> tuple[int, str]:
@@ -50,6 +62,10 @@ def _anchor(text: str) -> tuple[int, str]:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    # imported here: `kzfhir token` should not pay for the audit and storage packages
+    from fhir_server.security.audit.chain import verify_database
+    from fhir_server.storage.sqlite.audit_journal import unchained_lines
+
     database = Path(args.database)
     if not database.exists():
         print(f"no such database: {database}", file=sys.stderr)

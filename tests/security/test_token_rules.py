@@ -140,3 +140,25 @@ def test_serve_in_production_without_jwks_fails_in_one_line(tmp_path: Path) -> N
     assert run.returncode == 2, run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "needs an identity provider" in lines[0], run.stderr
+
+
+def test_kzfhir_token_refuses_what_the_server_would_refuse(tmp_path: Path) -> None:
+    """Issue 13: `kzfhir token` issued tokens the server then refused, with exit 0."""
+    for args, message in ((["--role", "system", "--bin", "123"], "12-digit BIN"),
+                          (["--role", "practitioner", "--fhir-user", "dr1"], "FHIR reference"),
+                          (["--role", "system"], "needs a bin claim")):
+        run = subprocess.run([sys.executable, "-m", "fhir_server.cli", "token", *args, "--key",
+                              str(tmp_path / "dev.json")], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and run.stdout == "", run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1 and message in run.stderr, run.stderr
+    good = subprocess.run([sys.executable, "-m", "fhir_server.cli", "token", "--role", "system", "--bin",
+                           "940140000385", "--key", str(tmp_path / "dev.json")], capture_output=True, text=True,
+                          timeout=60)
+    assert good.returncode == 0 and good.stdout.count(".") == 2
+
+
+def test_kzfhir_token_does_not_load_the_signing_and_conformance_packages() -> None:
+    code = ("import sys; from fhir_server.cli import build_parser; build_parser('token'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('signing', 'conformance', 'pyhanko')))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "[]", run.stdout + run.stderr
