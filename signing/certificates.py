@@ -115,10 +115,10 @@ def _ekus(cert: x509.Certificate) -> set[str] | None:
 def check_signing_usage(cert: x509.Certificate) -> list[Finding]:
     """The signer's certificate must allow signatures and must not be an authentication-only certificate."""
     try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        usage: x509.KeyUsage | None = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
-        return [Finding(Reason.WRONG_KEY_USAGE, f"{describe(cert)} has no keyUsage extension")]
-    if not (usage.digital_signature or usage.content_commitment):
+        usage = None  # RFC 5280 §4.2.1.3: without the extension the key is not restricted
+    if usage is not None and not (usage.digital_signature or usage.content_commitment):
         return [
             Finding(
                 Reason.WRONG_KEY_USAGE, f"{describe(cert)} allows neither digitalSignature nor nonRepudiation"

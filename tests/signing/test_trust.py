@@ -133,3 +133,25 @@ def test_signing_certificates_pass_the_usage_check(signer_for: Callable[[str], S
     if name == "doctor-gost":
         pytest.importorskip("gostcrypto", reason="GOST 2015 keys need the gostcrypto package")
     assert check_signing_usage(signer_for(name).signing_cert) == []
+
+
+def _self_signed(extensions: list[x509.ExtensionType]) -> x509.Certificate:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "no key usage")])
+    now = datetime.now(UTC)
+    builder = x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()) \
+        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=True)
+    return builder.sign(key, hashes.SHA256())
+
+
+def test_a_certificate_without_key_usage_may_sign() -> None:
+    """RFC 5280 §4.2.1.3: an absent keyUsage extension means the key is not restricted (issue 14)."""
+    assert check_signing_usage(_self_signed([])) == []
+    encipher_only = x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=True,
+                                  data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                                  encipher_only=False, decipher_only=False)
+    assert [f.reason for f in check_signing_usage(_self_signed([encipher_only]))] == [Reason.WRONG_KEY_USAGE]
