@@ -164,8 +164,13 @@ class Hardened:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started, status = time.perf_counter(), [0]
+        # HEAD is GET without the body (RFC 9110 §9.3.2; FHIR R4 http.html: read and search support HEAD):
+        # the same route, access decision, audit record and headers (ETag, Last-Modified, Content-Length)
+        head = scope.get("method") == "HEAD"
 
         async def sending(message: Message) -> None:
+            if head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 headers = list(message.get("headers", []))
@@ -185,6 +190,8 @@ class Hardened:
         note = ""
         try:
             inner_scope, inner_receive = _decoding(scope, receive, self.max_body)
+            if head:
+                inner_scope = {**inner_scope, "method": "GET"}
             await self.wrapped(inner_scope, inner_receive, sending)
         except FhirError as exc:  # refused before the application ran (415 for an unknown coding)
             if not status[0]:
