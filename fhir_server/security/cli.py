@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fhir_server.security.audit.chain import verify_database
+from fhir_server.backends import verify_sqlite_file
 from fhir_server.security.auth.dev_keys import DEV_JWKS_PATH, issue_dev_token
 from fhir_server.security.roles import ROLES
-from fhir_server.storage.sqlite.audit_journal import unchained_lines
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -54,8 +53,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     if not database.exists():
         print(f"no such database: {database}", file=sys.stderr)
         return 2
-    report = verify_database(str(database), dict(args.anchor or []))
-    pending = unchained_lines(str(database))
+    report, pending = verify_sqlite_file(str(database), dict(args.anchor or []))
     if args.json:
         print(json.dumps({**{name: getattr(report, name) for name in report.__slots__}, "unchained_reads": pending}))
     elif report.ok:
