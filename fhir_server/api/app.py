@@ -15,6 +15,7 @@ from fhir_server.api.middleware import Hardened, client_gone
 from fhir_server.api.operator import Operator
 from fhir_server.api.routes import bulk, instance, operations, search, system
 from fhir_server.api.routes import type as type_routes
+from fhir_server.backends import store_for
 from fhir_server.config import Settings
 from fhir_server.definitions import get_definitions
 from fhir_server.definitions.publish import publish
@@ -32,7 +33,6 @@ from fhir_server.search.parse_limits import configure_limits
 from fhir_server.security.setup import build_enforcer, build_read_gate, build_verifier
 from fhir_server.signatures import install as install_signatures
 from fhir_server.storage.protocols import Store
-from fhir_server.storage.sqlite.store import SqliteStore
 from fhir_server.validation import get_structure_validator
 from fhir_server.validation.on_write import ProfileValidation
 from terminology import default_service
@@ -40,8 +40,7 @@ from terminology import default_service
 
 def build_services(settings: Settings, store: Store | None = None) -> Services:
     if store is None:
-        store = SqliteStore(settings.database, synchronous_full=settings.synchronous_full,
-                            max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
+        store = store_for(settings)
     configure_paging(settings.default_page_size, settings.max_page_size)
     set_zone(settings.timezone)  # before anything reads a date
     configure_limits(settings)  # issue 12: bounded work per request (docs/limits.md)

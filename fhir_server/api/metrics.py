@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fhir_server import __version__
-from fhir_server.storage.sqlite.audit_journal import unchained_lines
+from fhir_server.storage.sqlite.audit.journal import unchained_lines
 
 #: Upper bounds (seconds) of the latency histogram's buckets.
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -56,12 +56,14 @@ _TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)")
 
 def expected_tables() -> set[str]:
     """The tables this version's schema creates (storage/sqlite/schema.py and what it adds)."""
-    from fhir_server.security.audit.chain import CHAIN_DDL
+    from fhir_server.backends import AUDIT_RULES
     from fhir_server.storage.sqlite import indexing
+    from fhir_server.storage.sqlite.audit.schema import chain_ddl
     from fhir_server.storage.sqlite.outbox import OUTBOX_DDL
     from fhir_server.storage.sqlite.schema import BASE_DDL
 
-    return set(_TABLE.findall("\n".join([*BASE_DDL, *OUTBOX_DDL, *indexing.ddl(), CHAIN_DDL])))
+    ddl = [*BASE_DDL, *OUTBOX_DDL, *indexing.ddl(), chain_ddl(AUDIT_RULES.genesis)]
+    return set(_TABLE.findall("\n".join(ddl)))
 
 
 def _schema_problems(conn: sqlite3.Connection) -> list[str]:

@@ -27,7 +27,7 @@ async def read(req: FhirRequest, event_id: str) -> FhirResponse | None:
     an ordinary resource, which only open development mode allows, is then read the usual way)."""
     target = AuditTarget("read", "AuditEvent", event_id)
     verdict = await req.access.gate(Action.READ, "AuditEvent", target, instance=True)
-    row = await req.access.records.audit_event(event_id)
+    row = await req.access.records.audit.event(event_id)
     if row is None:
         return None
     req.access.record(target, verdict, set())
@@ -54,7 +54,7 @@ async def search(req: FhirRequest, params: list[tuple[str, str]]) -> FhirRespons
         except (ValueError, UnicodeDecodeError) as exc:
             raise FhirError("invalid", "_cursor is not a cursor this server issued (or it expired)", code="value",
                             expression="_cursor") from exc
-    rows = await req.access.records.audit_events(patient, min(count, 1000) + 1, cursor)
+    rows = await req.access.records.audit.events(patient, min(count, 1000) + 1, cursor)
     more = len(rows) > count
     rows = rows[:count]
     base_url = req.base_url

@@ -79,7 +79,7 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """One delivery round over every topic with channels; returns messages settled."""
         done = 0
-        await self.store.sync_audit()  # notices of reads are queued when the reads are chained
+        await self.store.audit.sync()  # notices of reads are queued when the reads are chained
         for topic, channels in self.channels.items():
             due = await self.store.outbox_due(topic, _stamp(self.clock()), self.batch)
             for group in self._groups(topic, due):
@@ -139,4 +139,4 @@ def _settle(view: TxView, ids: list[int], status: str, error: str | None, retry_
             events: list[dict[str, Any]]) -> None:
     view.settle_outbox(ids, status, error, retry_at)
     if events:
-        view.audit(events)
+        view.audit.append_events(events)

@@ -73,7 +73,7 @@ async def scan(store: Store, patient: str, window: Window, count: int, before: i
     """Up to ``count`` events of the window, newest first, and the cursor of the next page."""
     found: list[tuple[int, dict[str, Any]]] = []
     while len(found) <= count:  # one more than asked tells whether a next page exists
-        rows = await store.audit_events(patient, BATCH, before)
+        rows = await store.audit.events(patient, BATCH, before)
         for seq, event in rows:
             at = _recorded(event)
             if at < window.low - SLACK:

@@ -104,7 +104,7 @@ async def trail(store: Store, patient_id: str, limit: int) -> Trail:
     before: int | None = None
     while found.examined < limit:
         size = min(500, limit - found.examined)
-        rows = await store.audit_events(f"Patient/{patient_id}", size, before)
+        rows = await store.audit.events(f"Patient/{patient_id}", size, before)
         for _, event in rows:
             found.examined += 1
             line = access_log_entry(event)

@@ -42,7 +42,7 @@ TOPICS = (NOTIFY_TOPIC, URGENT_TOPIC)
 async def newest(store: Store, partition: str, count: int, before: int | None
                  ) -> tuple[list[OutboxItem], int | None]:
     """One page over both topics. Outbox ids grow across topics, so one id cursor pages both."""
-    await store.sync_audit()  # reads journaled a moment ago: their notices are queued as they are chained
+    await store.audit.sync()  # reads journaled a moment ago: their notices are queued as they are chained
     items: list[OutboxItem] = []
     for topic in TOPICS:
         items += await store.outbox_partition(topic, partition, count + 1, before)

@@ -63,15 +63,13 @@ def _anchor(text: str) -> tuple[int, str]:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     # imported here: `kzfhir token` should not pay for the audit and storage packages
-    from fhir_server.security.audit.chain import verify_database
-    from fhir_server.storage.sqlite.audit_journal import unchained_lines
+    from fhir_server.backends import verify_sqlite_file
 
     database = Path(args.database)
     if not database.exists():
         print(f"no such database: {database}", file=sys.stderr)
         return 2
-    report = verify_database(str(database), dict(args.anchor or []))
-    pending = unchained_lines(str(database))
+    report, pending = verify_sqlite_file(str(database), dict(args.anchor or []))
     if args.json:
         print(json.dumps({**{name: getattr(report, name) for name in report.__slots__}, "unchained_reads": pending}))
     elif report.ok:

@@ -16,7 +16,7 @@ read with the same decision and the same audit trail from three caches of work a
   (the facts generation), and no period in the patient's facts starts or ends before the next use
   (``horizon``; capped at ``DECISION_SECONDS``). Anything else is decided by the engine each time;
 * **audit** — each read appends one line to the store's read-audit journal before it is answered
-  (storage/sqlite/audit_journal.py: durable against a killed process); the writer chains the lines
+  (storage/sqlite/audit/journal.py: durable against a killed process); the writer chains the lines
   as read blocks under a template per caller and verdict (security/audit/read_blocks.py), about a
   second at a time, and queues the patients' notifications with them (read_notices.py).
 
@@ -124,10 +124,11 @@ def per_resource(facts: PatientFacts) -> bool:
 
 class ReadAudit:
     """Writes each read's audit record to the store's read-audit journal before the read is
-    answered (storage/sqlite/audit_journal.py); a template goes first, once, when first used."""
+    answered (``store.audit.journal_reads``, storage/audit.py); a template goes first, once, when first used."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.log = store.audit
         self._keys = itertools.count(1)
 
     def journal(self, template: ReadTemplate, record: tuple[int, str, str, str, str, str | None]) -> bool:
@@ -139,7 +140,7 @@ class ReadAudit:
             head = orjson.dumps(["T", key, template.caller, template.event], option=orjson.OPT_APPEND_NEWLINE)
         else:
             key = template.key
-        if not self.store.journal_reads(head + orjson.dumps(["R", key, *record], option=orjson.OPT_APPEND_NEWLINE)):
+        if not self.log.journal_reads(head + orjson.dumps(["R", key, *record], option=orjson.OPT_APPEND_NEWLINE)):
             return False
         template.key = key  # only once its line is written: later records may then rely on it
         return True
@@ -153,8 +154,9 @@ class ReadAudit:
         recorded, patient = micros_text(record[0]), record[-1]
 
         def unit(view: TxView) -> None:
-            seq = view.audit_reads(block_bytes(line, {key: view.audit_template(data, recorded)}, recorded), recorded,
-                                   [f"Patient/{patient}"] if patient else [])
+            trail = view.audit
+            seq = trail.append_read_block(block_bytes(line, {key: trail.append_template(data, recorded)}, recorded),
+                                          recorded, [f"Patient/{patient}"] if patient else [])
             if patient and template.caller != f"Patient/{patient}":
                 for topic, partition, notice_key, payload in notices({patient: [seq]}):
                     view.enqueue(topic, partition, notice_key, payload)

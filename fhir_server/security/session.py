@@ -165,7 +165,7 @@ class Enforcer:
 
 def write_records(view: TxView, events: list[dict[str, Any]], notices: list[Notice]) -> None:
     if events:
-        view.audit(events)
+        view.audit.append_events(events)
     for topic, patient, key, payload in notices:
         view.enqueue(topic, f"Patient/{patient}", key, payload)
 

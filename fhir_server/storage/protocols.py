@@ -3,7 +3,8 @@
 Backend-neutral: no SQL or MQL leaks above this line. Writes are *units*: a synchronous function
 run by the backend inside one atomic transaction with a :class:`TxView` (serializable: nothing else
 writes while it runs), so that conditional interactions and FHIR transactions are written once above
-the backends (house style §4, after Medplum's ``withTransaction``).
+the backends (house style §4, after Medplum's ``withTransaction``). The audit trail has protocols of its
+own (storage/audit.py), reached as ``Store.audit`` and ``TxView.audit``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+
+from fhir_server.storage.audit import AuditLog, AuditTx
 
 T = TypeVar("T")
 
@@ -118,17 +121,9 @@ class TxView(Protocol):
         """Queue an outbox message; it commits with the unit or not at all (idempotent per topic+key)."""
         ...
 
-    def audit(self, events: list[dict[str, Any]]) -> None:
-        """Append AuditEvents to the tamper-evident audit chain, atomically with the unit (AC-14)."""
-        ...
-
-    def audit_reads(self, data: bytes, recorded: str, patients: list[str]) -> int:
-        """Append one read block (security/audit/read_blocks.py) to the audit chain with its
-        patients (``Patient/{id}``) indexed; returns its chain seq."""
-        ...
-
-    def audit_template(self, data: bytes, recorded: str) -> int:
-        """Append a read template (security/audit/read_blocks.py) to the chain; returns its seq."""
+    @property
+    def audit(self) -> AuditTx:
+        """The audit trail of this unit (storage/audit.py): what it appends commits with the unit (AC-14)."""
         ...
 
     def settle_outbox(self, ids: list[int], status: str, error: str | None, retry_at: str | None) -> None:
@@ -162,14 +157,9 @@ class Store(Protocol):
         survives a process crash, before it is on disk (no fsync of its own)."""
         ...
 
-    def journal_reads(self, lines: bytes) -> bool:
-        """Append read-audit journal lines (security/read_gate.py), durable against a process crash on
-        return; the backend chains them into the audit trail shortly after. False when the backend
-        keeps no journal: the caller then commits the records as a relaxed unit."""
-        ...
-
-    async def sync_audit(self) -> None:
-        """Chain everything journaled so far (called before audit data is read)."""
+    @property
+    def audit(self) -> AuditLog:
+        """The tamper-evident audit trail (storage/audit.py); units append to it through ``TxView.audit``."""
         ...
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource | None: ...
@@ -202,25 +192,10 @@ class Store(Protocol):
         """Messages of one partition (e.g. a patient's notifications), newest first."""
         ...
 
-    async def audit_events(self, patient: str | None, limit: int, before_seq: int | None = None
-                           ) -> list[tuple[int, dict[str, Any]]]:
-        """(position, AuditEvent) from the audit chain, newest first, optionally of one ``Patient/id``.
-        Positions are opaque increasing integers (read blocks hold several events per chain row);
-        ``before_seq`` takes one to continue below it."""
-        ...
-
     async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
         """(kind, status, updated, data) of a background job, or None."""
         ...
 
     async def list_jobs(self, kind: str, status: str) -> list[tuple[str, bytes]]:
         """(id, data) of the jobs of a kind in a status."""
-        ...
-
-    async def audit_block_events(self, block_seq: int, patient: str) -> list[dict[str, Any]]:
-        """The AuditEvents of one read block about ``patient`` (``Patient/{id}``), oldest first."""
-        ...
-
-    async def audit_event(self, event_id: str) -> tuple[int, bytes] | None:
-        """(position, JSON bytes) of one AuditEvent of the audit chain."""
         ...

@@ -29,7 +29,7 @@ async def _doctor_reads(world: World, times: int = 1, *, each_chained: bool = Tr
     for _ in range(times):
         assert (await world.client.get("/Observation/o1", headers=doctor)).status_code == 200
         if each_chained:
-            await world.store.sync_audit()
+            await world.store.audit.sync()
 
 
 def _lines(payload: dict[str, Any]) -> list[dict[str, Any]]:

@@ -10,10 +10,8 @@ import pytest
 
 from fhir_server.security.audit import (
     SERIOUS_FAILURE,
-    AuditSink,
     AuditSource,
     AuditTarget,
-    MemoryAuditSink,
     access_log_entry,
     break_glass_notice,
     denied_event,
@@ -198,13 +196,3 @@ def test_break_glass_notice_is_a_valid_communication_to_the_patient() -> None:
     assert notice["recipient"] == [{"reference": "Patient/7"}]
     assert "coma" in notice["payload"][0]["contentString"]
     assert _structure_issues(notice) == []
-
-
-@pytest.mark.req("AC-14")
-async def test_memory_sink_honours_the_audit_sink_contract_and_chains_events() -> None:
-    sink: AuditSink = MemoryAuditSink()
-    for _ in range(3):
-        await sink.record(rest_event(DOCTOR, READ, GRANTED))
-    assert isinstance(sink, MemoryAuditSink)
-    assert sink.verify().ok and sink.verify().rows_checked == 3
-    assert [e["id"] for e in sink.events] == [row.event_id for row in sink.rows]

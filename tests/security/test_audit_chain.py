@@ -1,4 +1,5 @@
-"""The tamper-evident audit hash chain: SQL-level immutability and detection of every edit."""
+"""The tamper-evident audit hash chain: its rules (security/audit/chain.py), the SQLite table's SQL-level
+immutability (storage/sqlite/audit/) and detection of every edit."""
 
 from __future__ import annotations
 
@@ -15,21 +16,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fhir_server.security.audit import (
-    CHAIN_DDL,
     GENESIS_HASH,
     AuditTarget,
-    append_events,
     canonical_bytes,
-    events_for_patient,
     link,
     make_row,
-    read_rows,
     rest_event,
     verify_chain,
-    verify_database,
 )
+from fhir_server.security.audit.rules import CHAIN_RULES
 from fhir_server.security.cli import register
 from fhir_server.security.context import RequestContext
+from fhir_server.storage.sqlite.audit.chain import append_events, read_rows
+from fhir_server.storage.sqlite.audit.queries import events_for_patient
+from fhir_server.storage.sqlite.audit.schema import chain_ddl
+from fhir_server.storage.sqlite.audit.verify import verify_database
 
 DOCTOR = RequestContext(fhir_user="Practitioner/1", role="practitioner", authenticated=True)
 Row = tuple[Any, ...]
@@ -46,11 +47,11 @@ def events(count: int) -> list[dict[str, Any]]:
 def database(tmp_path: Path) -> Path:
     path = tmp_path / "audit.sqlite"
     conn = sqlite3.connect(path)
-    conn.executescript(CHAIN_DDL)
+    conn.executescript(chain_ddl(GENESIS_HASH))
     with conn:
-        append_events(conn, events(5))
+        append_events(conn, CHAIN_RULES, events(5))
     with conn:
-        append_events(conn, events(3))
+        append_events(conn, CHAIN_RULES, events(3))
     conn.close()
     return path
 
@@ -71,7 +72,7 @@ def test_link_is_sha256_over_previous_hash_newline_and_event_bytes() -> None:
 
 @pytest.mark.req("AC-14")
 def test_appended_batches_form_one_intact_chain(database: Path) -> None:
-    report = verify_database(str(database))
+    report = verify_database(str(database), CHAIN_RULES)
     assert report.ok and report.rows_checked == 8 and report.head_seq == 8
     assert report.head_hash == rows_of(database)[-1][6]
 

@@ -1,5 +1,5 @@
 """Read blocks and the read-audit journal (security/audit/read_blocks.py,
-storage/sqlite/audit_journal.py): rendered events equal what ``rest_event`` builds, any chunking of
+storage/sqlite/audit/journal.py): rendered events equal what ``rest_event`` builds, any chunking of
 the journal chains the same events, notices list each read of someone else's data, tampering and
 torn tails are handled (AC-14, AC-18, TM-13)."""
 
@@ -14,17 +14,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fhir_server.backends import sqlite_store
 from fhir_server.security.audit.balp import AuditTarget, rest_event
-from fhir_server.security.audit.chain import index_blocks, verify_database
 from fhir_server.security.audit.read_blocks import build_template, micros_text
 from fhir_server.security.audit.read_notices import expand
+from fhir_server.security.audit.rules import CHAIN_RULES
 from fhir_server.security.context import RequestContext
 from fhir_server.security.policy import Verdict
 from fhir_server.security.policy.decision import Decision
 from fhir_server.storage.sqlite import indexing
-from fhir_server.storage.sqlite.audit_journal import AuditJournal, TemplateCache
+from fhir_server.storage.sqlite.audit.index import index_blocks
+from fhir_server.storage.sqlite.audit.journal import AuditJournal, TemplateCache
+from fhir_server.storage.sqlite.audit.queries import audit_event_row, audit_rows
+from fhir_server.storage.sqlite.audit.verify import verify_database
 from fhir_server.storage.sqlite.schema import connect, create_schema
-from fhir_server.storage.sqlite.store import SqliteStore, audit_event_row, audit_rows
 
 CALLERS = [
     (RequestContext(subject="u1", fhir_user="Practitioner/dr1", role="practitioner", authenticated=True,
@@ -56,7 +59,7 @@ class Journaled:
     def __init__(self, folder: Path) -> None:
         self.path = str(folder / "audit.sqlite")
         self.conn = connect(self.path, synchronous_full=False)
-        create_schema(self.conn, indexing.ddl())
+        create_schema(self.conn, indexing.ddl(), CHAIN_RULES)
         self.journal = AuditJournal(self.path)
         self.journal.open()
         self.keys = TemplateCache()
@@ -77,11 +80,11 @@ class Journaled:
 
     def ingest(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
-        self.blocks.update(self.journal.ingest(self.conn, self.keys))
+        self.blocks.update(self.journal.ingest(self.conn, self.keys, CHAIN_RULES))
         self.conn.execute("COMMIT")
 
     def events(self) -> list[dict[str, Any]]:
-        return [event for _, event in reversed(audit_rows(self.conn, None, 100_000, None))]
+        return [event for _, event in reversed(audit_rows(self.conn, CHAIN_RULES, None, 100_000, None))]
 
 
 records = st.tuples(
@@ -108,7 +111,7 @@ def test_any_chunking_of_the_journal_chains_exactly_the_events_rest_event_builds
     assert len(events) == len(steps)
     for event, (caller, record) in zip(events, world.expected, strict=True):
         assert event == _expected(*CALLERS[caller], record, event["id"])
-        _position, data = audit_event_row(world.conn, event["id"])  # type: ignore[misc]
+        _position, data = audit_event_row(world.conn, CHAIN_RULES, event["id"])  # type: ignore[misc]
         assert orjson.loads(data) == event
     world.conn.close()
     index_conn = connect(world.path)
@@ -116,7 +119,7 @@ def test_any_chunking_of_the_journal_chains_exactly_the_events_rest_event_builds
     index_blocks(index_conn, world.blocks, max(world.blocks))
     index_conn.execute("COMMIT")
     index_conn.close()
-    assert verify_database(world.path).ok
+    assert verify_database(world.path, CHAIN_RULES).ok
 
 
 @pytest.mark.req("AC-18")
@@ -131,7 +134,7 @@ async def test_a_block_notifies_each_patient_once_listing_every_read_by_someone_
     queued = {partition: orjson.loads(payload) for partition, payload in rows}
     assert set(queued) == {"Patient/p1", "Patient/p2"}  # one message per patient, none for p1's own read
     assert queued["Patient/p1"]["kind"] == "reads" and set(queued["Patient/p1"]["blocks"]) <= set(world.blocks)
-    store = SqliteStore(world.path)
+    store = sqlite_store(world.path)
     world.conn.close()
     await store.open()
     try:
@@ -156,7 +159,7 @@ def test_lines_a_killed_process_left_are_chained_by_the_next_and_a_torn_tail_is_
     later = AuditJournal(world.path)
     later.open()
     world.conn.execute("BEGIN IMMEDIATE")
-    later.ingest(world.conn, TemplateCache())
+    later.ingest(world.conn, TemplateCache(), CHAIN_RULES)
     world.conn.execute("COMMIT")
     events = world.events()
     assert [e["entity"][0]["what"]["identifier"]["value"] for e in events] == [f"d{n}" for n in range(5)]
@@ -165,7 +168,7 @@ def test_lines_a_killed_process_left_are_chained_by_the_next_and_a_torn_tail_is_
     later.append(orjson.dumps(["R", "test-0", 1_800_000_001_000_000, "n1", "Observation", "o1", "1", "p1"],
                               option=orjson.OPT_APPEND_NEWLINE))
     world.conn.execute("BEGIN IMMEDIATE")
-    later.ingest(world.conn, TemplateCache())  # the template key is found again through kv
+    later.ingest(world.conn, TemplateCache(), CHAIN_RULES)  # the template key is found again through kv
     world.conn.execute("COMMIT")
     later.forget_ingested(world.conn)
     assert len(world.events()) == 6
@@ -183,7 +186,7 @@ def test_verify_detects_a_changed_read_record_template_or_removed_index_row(tmp_
     index_blocks(world.conn, world.blocks, max(world.blocks))
     world.conn.execute("COMMIT")
     world.conn.close()
-    assert verify_database(world.path).ok
+    assert verify_database(world.path, CHAIN_RULES).ok
     conn = sqlite3.connect(world.path)
     if tamper == "index":
         conn.execute("DROP TRIGGER audit_patient_blocks_no_delete")
@@ -198,7 +201,7 @@ def test_verify_detects_a_changed_read_record_template_or_removed_index_row(tmp_
         conn.execute("UPDATE audit_chain SET data = ? WHERE seq = ?", (changed, seq))
     conn.commit()
     conn.close()
-    report = verify_database(world.path)
+    report = verify_database(world.path, CHAIN_RULES)
     assert not report.ok and report.first_broken_seq is not None
     if tamper == "index":
         assert "audit_patient_blocks" in str(report.problem)

@@ -16,7 +16,7 @@ import pytest
 
 from fhir_server.security.audit.read_blocks import parse_block
 from fhir_server.security.auth import issue_dev_token
-from fhir_server.storage.sqlite.audit_journal import unchained_lines
+from fhir_server.storage.sqlite.audit.journal import unchained_lines
 from tests.live_server import free_port, start_server
 from tests.security_http.conftest import FHIR_JSON, SEED, consent
 
@@ -72,7 +72,7 @@ async def test_every_read_gets_its_own_event_with_its_request_id(server, token):
 @pytest.mark.req("AC-14")
 async def test_a_store_without_a_journal_commits_each_read_before_answering(server, token, monkeypatch):
     store = server.app.state.services.store
-    monkeypatch.setattr(store, "journal_reads", lambda lines: False)  # as a backend that keeps no journal
+    monkeypatch.setattr(store.audit, "journal_reads", lambda lines: False)  # as a backend that keeps no journal
     doctor = token("practitioner", "Practitioner/dr1")
     for _ in range(2):
         assert (await server.get("/Observation/o1", headers=doctor)).status_code == 200

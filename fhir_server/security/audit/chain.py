@@ -1,70 +1,35 @@
-"""Tamper-evident audit storage (TM-13, AC-14): AuditEvents in a SHA-256 hash chain.
+"""The audit hash chain's rules (TM-13, AC-14): AuditEvents in a SHA-256 hash chain. Pure: no SQL.
 
 Each row stores the canonical bytes of one AuditEvent and ``hash = SHA-256(prev_hash || "\\n" ||
 data)``, ``prev_hash`` being the previous row's hash (``GENESIS_HASH`` for row 1). Changing,
 deleting, inserting or reordering any row breaks the chain at that point, which
 ``verify_chain`` reports with the first broken ``seq``.
 
-Triggers make the table append-only at the SQL level too (UPDATE/DELETE abort, INSERT must extend
-the chain). They stop mistakes and SQL-level tampering through the application; they do not stop
-someone with write access to the database file, who can drop triggers and rewrite rows. That is
-why verification exists, and why rewriting the *tail* of the chain (recomputing every later hash)
-is only caught against an anchor: record ``(seq, hash)`` of the head somewhere else from time to
-time (a signed report, a ticket, another system) and pass it to ``verify_chain(..., anchors=...)``
-or ``kzfhir audit verify --anchor SEQ:HASH``.
+The rows live in a backend (the audit seam, storage/audit.py; SQLite: storage/sqlite/audit/), which
+gets these rules injected (``rules.CHAIN_RULES``). A backend's guards against changing rows (SQLite's
+triggers) stop mistakes and tampering through the application; they do not stop someone with write
+access to the database itself, who can drop them and rewrite rows. That is why verification exists,
+and why rewriting the *tail* of the chain (recomputing every later hash) is only caught against an
+anchor: record ``(seq, hash)`` of the head somewhere else from time to time (a signed report, a
+ticket, another system) and pass it to ``verify_chain(..., anchors=...)`` or
+``kzfhir audit verify --anchor SEQ:HASH``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from fhir_server.storage.audit import ChainReport
+
+__all__ = ["GENESIS_HASH", "ChainReport", "ChainRow", "canonical_bytes", "link", "make_row", "patient_of",
+           "verify_chain"]
+
 GENESIS_HASH = "0" * 64
-
-CHAIN_DDL = f"""
-CREATE TABLE IF NOT EXISTS audit_chain (
-    seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
-    recorded TEXT NOT NULL,
-    patient TEXT,
-    data BLOB NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_chain_by_patient ON audit_chain (patient, recorded);
-CREATE TRIGGER IF NOT EXISTS audit_chain_no_update BEFORE UPDATE ON audit_chain
-BEGIN SELECT RAISE(ABORT, 'audit_chain is append-only (AC-14)'); END;
-CREATE TRIGGER IF NOT EXISTS audit_chain_no_delete BEFORE DELETE ON audit_chain
-BEGIN SELECT RAISE(ABORT, 'audit_chain is append-only (AC-14)'); END;
-CREATE TRIGGER IF NOT EXISTS audit_chain_extend_only BEFORE INSERT ON audit_chain
-WHEN NEW.seq IS NOT (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_chain)
-  OR NEW.prev_hash IS NOT COALESCE(
-       (SELECT hash FROM audit_chain ORDER BY seq DESC LIMIT 1), '{GENESIS_HASH}')
-BEGIN SELECT RAISE(ABORT, 'audit_chain rows must extend the chain'); END;
-CREATE TABLE IF NOT EXISTS audit_patient_blocks (
-    patient TEXT NOT NULL,
-    last_seq INTEGER NOT NULL,
-    first_seq INTEGER NOT NULL,
-    seqs TEXT NOT NULL,
-    PRIMARY KEY (patient, last_seq)
-) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS audit_patient_blocks_no_update BEFORE UPDATE ON audit_patient_blocks
-BEGIN SELECT RAISE(ABORT, 'audit_patient_blocks is append-only (AC-14)'); END;
-CREATE TRIGGER IF NOT EXISTS audit_patient_blocks_no_delete BEFORE DELETE ON audit_patient_blocks
-BEGIN SELECT RAISE(ABORT, 'audit_patient_blocks is append-only (AC-14)'); END;
-"""
-
-INSERT_SQL = (
-    "INSERT INTO audit_chain (seq, event_id, recorded, patient, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-HEAD_SQL = "SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1"
-SELECT_SQL = "SELECT seq, event_id, recorded, patient, data, prev_hash, hash FROM audit_chain ORDER BY seq"
-BY_PATIENT_SQL = "SELECT data FROM audit_chain WHERE patient = ? ORDER BY recorded DESC, seq DESC LIMIT ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,18 +44,6 @@ class ChainRow:
 
     def as_tuple(self) -> tuple[int, str, str, str | None, bytes, str, str]:
         return (self.seq, self.event_id, self.recorded, self.patient, self.data, self.prev_hash, self.hash)
-
-
-@dataclass(frozen=True, slots=True)
-class ChainReport:
-    """Result of a verification. ``first_broken_seq`` is None when the chain is intact."""
-
-    ok: bool
-    rows_checked: int
-    head_seq: int
-    head_hash: str
-    first_broken_seq: int | None = None
-    problem: str | None = None
 
 
 def canonical_bytes(event: Mapping[str, Any]) -> bytes:
@@ -119,75 +72,6 @@ def make_row(seq: int, prev_hash: str, event: Mapping[str, Any]) -> ChainRow:
     return ChainRow(
         seq, str(event["id"]), str(event["recorded"]), patient_of(event), data, prev_hash, link(prev_hash, data)
     )
-
-
-def append_events(conn: sqlite3.Connection, events: Iterable[Mapping[str, Any]]) -> list[ChainRow]:
-    """Append events to the chain inside the caller's open transaction on ``conn``.
-
-    Call it from the store's single writer in the same transaction as the data change (writes)
-    or as a batched flush (reads), so the rows commit atomically with everything else.
-    """
-    head = conn.execute(HEAD_SQL).fetchone()
-    seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
-    rows = []
-    for event in events:
-        seq += 1
-        row = make_row(seq, prev, event)
-        rows.append(row)
-        prev = row.hash
-    conn.executemany(INSERT_SQL, [row.as_tuple() for row in rows])
-    return rows
-
-
-#: How far ``audit_patient_blocks`` covers the read blocks (kv key; every block up to it is indexed).
-INDEX_MARK = "audit-patient-index"
-
-
-def append_special(conn: sqlite3.Connection, prefix: str, data: bytes, recorded: str) -> int:
-    """Append a read block (``prefix`` "r") or a read template ("t") of security/audit/read_blocks.py
-    as a chain row inside the caller's open transaction; returns the row's seq."""
-    head = conn.execute(HEAD_SQL).fetchone()
-    seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS_HASH)
-    conn.execute(INSERT_SQL, (seq, f"{prefix}{seq}", recorded, None, data, prev, link(prev, data)))
-    return seq
-
-
-def special_row(conn: sqlite3.Connection, prefix: str, seq: int) -> bytes | None:
-    """The data of read block ``r{seq}`` (``prefix`` "r") or read template ``t{seq}`` ("t"), if any."""
-    row = conn.execute("SELECT data FROM audit_chain WHERE seq = ? AND event_id = ?",
-                       (seq, f"{prefix}{seq}")).fetchone()
-    return bytes(row[0]) if row else None
-
-
-def index_mark(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT value FROM kv WHERE key = ?", (INDEX_MARK,)).fetchone()
-    return int(row[0]) if row else 0
-
-
-def index_blocks(conn: sqlite3.Connection, blocks: Mapping[int, Iterable[str]], up_to: int) -> None:
-    """Index read blocks by patient, inside the caller's transaction: one row per patient listing
-    that patient's blocks, and the mark moved to ``up_to`` (every block up to it is then indexed).
-
-    The index trails the chain on purpose: a row per patient per indexing round, instead of one per
-    read, keeps a read's audit cost flat; blocks above the mark are found by scanning them."""
-    by_patient: dict[str, list[int]] = {}
-    for seq, patients in sorted(blocks.items()):
-        for patient in patients:
-            by_patient.setdefault(patient, []).append(seq)
-    conn.executemany(
-        "INSERT INTO audit_patient_blocks (patient, last_seq, first_seq, seqs) VALUES (?, ?, ?, ?)",
-        [(p, seqs[-1], seqs[0], " ".join(map(str, seqs))) for p, seqs in sorted(by_patient.items())])
-    conn.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                 (INDEX_MARK, str(up_to)))
-
-
-def unindexed_blocks(conn: sqlite3.Connection, after: int) -> dict[int, list[str]]:
-    """seq -> patients of the read blocks above the index mark (to index them after a restart)."""
-    from fhir_server.security.audit.read_blocks import block_patients, parse_block
-
-    rows = conn.execute("SELECT seq, data FROM audit_chain WHERE seq > ? AND event_id = 'r' || seq ORDER BY seq",
-                        (after,))
-    return {int(seq): block_patients(parse_block(bytes(data))) for seq, data in rows}
 
 
 def _special_problem(seq: int, event_id: str, recorded: str, patient: str | None, body: bytes,
@@ -255,61 +139,3 @@ def verify_chain(rows: Iterable[tuple[Any, ...]], anchors: Mapping[int, str] | N
             False, count, expected - 1, prev, missing, "anchored row is missing: the chain was truncated"
         )
     return ChainReport(True, count, expected - 1, prev)
-
-
-def read_rows(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:
-    """All chain rows in seq order, streamed."""
-    yield from conn.execute(SELECT_SQL)
-
-
-def _indexed_blocks(conn: sqlite3.Connection) -> dict[int, list[str]]:
-    """seq -> patients, as ``audit_patient_blocks`` lists them."""
-    found: dict[int, list[str]] = {}
-    for patient, seqs in conn.execute("SELECT patient, seqs FROM audit_patient_blocks ORDER BY patient, last_seq"):
-        for seq in str(seqs).split():
-            found.setdefault(int(seq), []).append(str(patient))
-    return {seq: sorted(patients) for seq, patients in found.items()}
-
-
-def _checked_rows(rows: Iterable[tuple[Any, ...]], indexed: dict[int, list[str]], mark: int,
-                  problems: list[tuple[int, str]]) -> Iterator[tuple[Any, ...]]:
-    """The rows, noting the first read block (up to the index mark) whose indexed patients differ
-    from its records: a removed index row would hide reads from the patient's access log."""
-    from fhir_server.security.audit.read_blocks import block_patients, parse_block
-
-    for row in rows:
-        seq, event_id, data = int(row[0]), str(row[1]), row[4]
-        if event_id == f"r{seq}" and seq <= mark:
-            try:
-                wanted = block_patients(parse_block(bytes(data)))
-            except (ValueError, orjson.JSONDecodeError):
-                wanted = None  # verify_chain reports the row itself
-            if wanted is not None and indexed.pop(seq, []) != wanted and not problems:
-                problems.append((seq, "audit_patient_blocks disagrees with the read block's patients"))
-        yield row
-
-
-def verify_database(path: str, anchors: Mapping[int, str] | None = None) -> ChainReport:
-    """Verify the ``audit_chain`` table of a SQLite database file, opened read-only, and the
-    patients index of its read blocks."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        indexed = _indexed_blocks(conn)
-        problems: list[tuple[int, str]] = []
-        mark = index_mark(conn) if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'kv'").fetchone() else 0
-        report = verify_chain(_checked_rows(read_rows(conn), indexed, mark, problems), anchors)
-        if indexed and not problems:
-            seq = min(indexed)
-            problems.append((seq, "audit_patient_blocks names a read block that does not exist or is not indexed yet"))
-        if report.ok and problems:
-            seq, problem = problems[0]
-            return ChainReport(False, report.rows_checked, report.head_seq, report.head_hash, seq, problem)
-        return report
-    finally:
-        conn.close()
-
-
-def events_for_patient(conn: sqlite3.Connection, patient_id: str, limit: int = 1000) -> list[dict[str, Any]]:
-    """The latest AuditEvents about ``Patient/{patient_id}`` (for ``Patient/$access-log``)."""
-    rows = conn.execute(BY_PATIENT_SQL, (f"Patient/{patient_id}", limit)).fetchall()
-    return [orjson.loads(bytes(row[0])) for row in rows]

@@ -15,9 +15,9 @@ of which resource, which patient. Building and chaining a full BALP event per re
 Both are ordinary chain rows, so changing, dropping or reordering any record or template breaks the
 chain like any other row. The events of a block are rendered on demand with ids ``r{seq}-{n}`` and
 are exactly what ``rest_event`` would have produced (tests/security/test_read_blocks.py compares
-them). ``audit_patient_blocks`` lists each patient's blocks (append-only, one row per patient per
-indexing round, checked by ``verify_database``) so ``Patient/$access-log`` finds a patient's reads
-without scanning the chain; blocks newer than its mark are scanned.
+them). The SQLite store's ``audit_patient_blocks`` lists each patient's blocks (append-only, one row
+per patient per indexing round, checked by storage/sqlite/audit/verify.py) so ``Patient/$access-log``
+finds a patient's reads without scanning the chain; blocks newer than its mark are scanned.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def micros_text(micros: int) -> str:
 
 class ReadTemplate:
     """The BALP event of reads by one caller under one verdict. ``key`` names it in the read-audit
-    journal once written there (storage/sqlite/audit_journal.py)."""
+    journal once written there (storage/sqlite/audit/journal.py)."""
 
     __slots__ = ("caller", "event", "key")
 

@@ -1,7 +1,7 @@
 """Patient notifications of reads recorded in read blocks (AC-18), queued with the blocks themselves.
 
 Every read of a patient's data by someone else must reach the patient (AC-18). Read blocks are
-chained from the read-audit journal in one transaction (storage/sqlite/audit_journal.py); the same
+chained from the read-audit journal in one transaction (storage/sqlite/audit/journal.py); the same
 transaction queues, for each patient whose data someone else read in the blocks chained together,
 ONE ``notification`` outbox message that names those blocks (``{"kind": "reads", "patient",
 "blocks"}``): a digest of about a second of reads, not one message per read. Its lines (one
@@ -58,7 +58,7 @@ async def expand(store: Store, payload: dict[str, Any]) -> dict[str, Any]:
         return payload
     patient = str(payload["patient"])
     events = [event for block in payload["blocks"]
-              for event in await store.audit_block_events(int(block), patient)]
+              for event in await store.audit.block_events(int(block), patient)]
     items = [{"patient": patient, **access_log_entry(event)} for event in events
              if _caller(event) != patient]
     return {"digest": True, "patient": patient, "partition": patient, "count": len(items), "items": items}

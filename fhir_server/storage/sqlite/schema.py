@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from fhir_server.security.audit.chain import CHAIN_DDL
+from fhir_server.storage.audit import ChainRules
+from fhir_server.storage.sqlite.audit.schema import create_audit_schema
 from fhir_server.storage.sqlite.outbox import OUTBOX_DDL
 
 BASE_DDL: list[str] = [
@@ -61,7 +62,9 @@ def connect(path: str, *, readonly: bool = False, synchronous_full: bool = True)
     return conn
 
 
-def create_schema(conn: sqlite3.Connection, extra_ddl: list[str]) -> None:
+def create_schema(conn: sqlite3.Connection, extra_ddl: list[str], rules: ChainRules) -> None:
+    """The store's tables, the search index tables (``extra_ddl``) and the audit tables (whose trigger
+    knows the chain's genesis hash, ``rules.genesis``)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         for stmt in BASE_DDL + OUTBOX_DDL + extra_ddl:
@@ -74,5 +77,4 @@ def create_schema(conn: sqlite3.Connection, extra_ddl: list[str]) -> None:
         columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if "patients" not in columns:  # a database from before the column: NULL means "parse to know"
             conn.execute(f"ALTER TABLE {table} ADD COLUMN patients TEXT")
-    # the audit chain's DDL holds triggers (BEGIN ... END): run it as a script; IF NOT EXISTS throughout
-    conn.executescript(CHAIN_DDL)
+    create_audit_schema(conn, rules.genesis)

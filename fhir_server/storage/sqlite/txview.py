@@ -5,18 +5,19 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from fhir_server.security.audit.chain import append_events, append_special
+from fhir_server.storage.audit import ChainRules
 from fhir_server.storage.protocols import StoredResource, StoreError
 from fhir_server.storage.sqlite import indexing, outbox
+from fhir_server.storage.sqlite.audit.chain import SqliteAuditTx
 
 
 class SqliteTxView:
-    def __init__(self, conn: sqlite3.Connection, timestamp: str, next_seq: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, timestamp: str, next_seq: int, rules: ChainRules) -> None:
         self._conn = conn
         self._timestamp = timestamp
         self.next_seq = next_seq
         self.after_commit: list[Any] = []
-        self.read_blocks: dict[int, list[str]] = {}  # seq -> patients, for the writer's block index
+        self.audit = SqliteAuditTx(conn, rules)  # its read_blocks feed the writer's block index
 
     @property
     def timestamp(self) -> str:
@@ -96,18 +97,6 @@ class SqliteTxView:
 
     def enqueue(self, topic: str, partition: str | None, key: str, payload: bytes) -> None:
         outbox.enqueue(self._conn, topic, partition, key, payload, self._timestamp)
-
-    def audit(self, events: list[dict[str, Any]]) -> None:
-        if events:
-            append_events(self._conn, events)
-
-    def audit_reads(self, data: bytes, recorded: str, patients: list[str]) -> int:
-        seq = append_special(self._conn, "r", data, recorded)
-        self.read_blocks[seq] = patients
-        return seq
-
-    def audit_template(self, data: bytes, recorded: str) -> int:
-        return append_special(self._conn, "t", data, recorded)
 
     def settle_outbox(self, ids: list[int], status: str, error: str | None, retry_at: str | None) -> None:
         outbox.settle(self._conn, ids, status, self._timestamp, error, retry_at)

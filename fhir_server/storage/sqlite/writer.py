@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fhir_server.security.audit.chain import index_blocks, index_mark, unindexed_blocks
-from fhir_server.storage.sqlite.audit_journal import INGEST_SECONDS, AuditJournal, TemplateCache
+from fhir_server.storage.audit import ChainRules
+from fhir_server.storage.sqlite.audit.index import index_blocks, index_mark, unindexed_blocks
+from fhir_server.storage.sqlite.audit.journal import INGEST_SECONDS, AuditJournal, TemplateCache
 from fhir_server.storage.sqlite.txview import SqliteTxView
 
 log = logging.getLogger(__name__)
-#: Read blocks are indexed by patient in rounds (security/audit/chain.py ``index_blocks``).
+#: Read blocks are indexed by patient in rounds (storage/sqlite/audit/index.py ``index_blocks``).
 INDEX_SECONDS = 1.0
 INDEX_MAX_BLOCKS = 4096
 MAINTENANCE_SECONDS = INGEST_SECONDS  # idle ticks: chain the read-audit journal this often
@@ -55,9 +56,10 @@ def _resolve(job: _Job, result: Any, error: BaseException | None) -> None:
 class GroupCommitWriter:
     """Owns the write connection; ``submit`` is called from the event loop."""
 
-    def __init__(self, conn: sqlite3.Connection, *, max_batch: int, next_seq: int, last_micros: int,
-                 synchronous_full: bool = True, journal: AuditJournal | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, rules: ChainRules, max_batch: int, next_seq: int,
+                 last_micros: int, synchronous_full: bool = True, journal: AuditJournal | None = None) -> None:
         self._conn = conn
+        self._rules = rules
         self._full = synchronous_full
         self._mode = "FULL" if synchronous_full else "NORMAL"
         self._max_batch = max_batch
@@ -70,7 +72,7 @@ class GroupCommitWriter:
         self._callbacks: list[Any] = []
         self._new_blocks: dict[int, list[str]] = {}
         # read blocks committed but not yet in audit_patient_blocks (from before a restart too)
-        self._unindexed: dict[int, list[str]] = unindexed_blocks(conn, index_mark(conn))
+        self._unindexed: dict[int, list[str]] = unindexed_blocks(conn, rules, index_mark(conn))
         self._indexed_at = 0.0 if self._unindexed else time.monotonic()
         self._journal = journal
         self._template_keys = TemplateCache()  # journal template key -> chain seq
@@ -152,7 +154,7 @@ class GroupCommitWriter:
         """Chain the journal when ``now`` (decided with the commit's durability, before BEGIN)."""
         if self._journal is None or not now:
             return {}
-        return self._journal.ingest(self._conn, self._template_keys)
+        return self._journal.ingest(self._conn, self._template_keys, self._rules)
 
     def _after_ingest(self, indexed: bool) -> None:
         if indexed:
@@ -202,7 +204,7 @@ class GroupCommitWriter:
     def _apply(self, job: _Job) -> tuple[Any, BaseException | None]:
         conn = self._conn
         conn.execute("SAVEPOINT unit")
-        view = SqliteTxView(conn, self._timestamp(), self._next_seq)
+        view = SqliteTxView(conn, self._timestamp(), self._next_seq, self._rules)
         try:
             result = job.unit(view)
         except BaseException as exc:
@@ -212,5 +214,5 @@ class GroupCommitWriter:
         conn.execute("RELEASE unit")
         self._next_seq = view.next_seq
         self._callbacks.extend(view.after_commit)
-        self._new_blocks.update(view.read_blocks)
+        self._new_blocks.update(view.audit.read_blocks)
         return result, None

@@ -5,11 +5,11 @@ makes every read wait for it. Instead the event loop appends one line per read t
 beside the database, mapped shared into memory (a copy of about 100 bytes, no system call): the
 bytes are then in the operating system's page cache and survive a killed server process — the same
 guarantee as a SQLite commit in WAL mode with ``synchronous=NORMAL``, which the relaxed audit units
-had before (and as a ``write()``, at a third of its cost). The writer
-thread *ingests* the journal into the hash-chained ``audit_chain`` (read templates and read blocks,
-security/audit/read_blocks.py) within ``INGEST_SECONDS`` or on its next commit, fsyncs as every
-commit does, and moves the ingested offset in the same transaction, so a record is chained exactly
-once. Whatever reads audit data first brings the chain up to date (``SqliteStore.sync_audit``);
+had before (and as a ``write()``, at a third of its cost). The writer thread *ingests* the journal
+into the hash-chained ``audit_chain`` (read templates and read blocks, encoded by the injected
+``ChainRules``: security/audit/read_blocks.py) within ``INGEST_SECONDS`` or on its next commit, fsyncs
+as every commit does, and moves the ingested offset in the same transaction, so a record is chained exactly
+once. Whatever reads audit data first brings the chain up to date (``SqliteAuditLog.sync``);
 opening the store ingests what a previous process left behind.
 
 Lines (JSON arrays, one per line; a torn last line, possible only on power loss, is left unread):
@@ -19,7 +19,7 @@ Lines (JSON arrays, one per line; a torn last line, possible only on power loss,
 
 Template keys are unique per process (``context.next_request_id`` style); the chain seq each key
 became is kept in ``kv`` (``tk:{key}``) so records ingested after a restart still find it. The
-patient notifications of the reads (AC-18, security/audit/read_notices.py) are queued in the outbox
+patient notifications of the reads (AC-18, ``ChainRules.read_notices``) are queued in the outbox
 in the transaction that chains them.
 Files are ``{database}.audit-journal.{n}``, ``FILE_BYTES`` long and zero-filled (the data ends at the
 first zero byte; JSON never holds one); each process starts a new file, the loop starts file n+1
@@ -40,16 +40,8 @@ from pathlib import Path
 
 import orjson
 
-from fhir_server.security.audit.chain import append_special, special_row
-from fhir_server.security.audit.read_blocks import (
-    MAX_RECORDS,
-    MICROS,
-    block_bytes,
-    micros_text,
-    parse_template,
-    template_bytes,
-)
-from fhir_server.security.audit.read_notices import notices, others_read
+from fhir_server.storage.audit import ChainRules
+from fhir_server.storage.sqlite.audit.chain import append_special, special_row
 from fhir_server.storage.sqlite.outbox import enqueue
 
 FILE_BYTES = 32 * 1024 * 1024
@@ -60,6 +52,7 @@ _NAME = re.compile(r"\.audit-journal\.(\d{1,9})$")
 # Keys, ids and request ids never hold quotes or brackets (read_gate.py writes them).
 _KEY = re.compile(rb'\["R","([^"]+)",')
 _PATIENT = re.compile(rb',"([^"]*)"\]')
+_MICROS = 2  # a record line's field holding the read's microseconds since the epoch
 
 
 class AuditJournal:
@@ -161,7 +154,7 @@ class AuditJournal:
                 data = handle.read(max(0, ends[current] - start))
             yield current, start, data[:data.rfind(b"\n") + 1]  # complete lines only
 
-    def ingest(self, conn: sqlite3.Connection, keys: TemplateCache) -> dict[int, list[str]]:
+    def ingest(self, conn: sqlite3.Connection, keys: TemplateCache, rules: ChainRules) -> dict[int, list[str]]:
         """Chain every complete line not yet ingested, inside the caller's open transaction, queue the
         notifications of the reads (AC-18) and move the offset; returns the new read blocks
         (seq -> patients) for the patients index."""
@@ -171,10 +164,10 @@ class AuditJournal:
         mark: str | None = None
         for number, start, lines in self.unchained(conn):
             if lines:
-                blocks.update(self._chain(conn, lines, keys, notify))
+                blocks.update(self._chain(conn, lines, keys, rules, notify))
             mark = f"{number}:{start + len(lines)}"
-        for topic, partition, key, payload in notices(notify):
-            enqueue(conn, topic, partition, key, payload, micros_text(time.time_ns() // 1000))
+        for topic, partition, key, payload in rules.read_notices(notify):
+            enqueue(conn, topic, partition, key, payload, rules.instant(time.time_ns() // 1000))
         if mark is not None:
             conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (OFFSET_KEY, mark))
         self.ingested = seen
@@ -195,32 +188,33 @@ class AuditJournal:
             for older in [n for n in self._files() if n < number]:
                 Path(f"{self.base}.{older}").unlink(missing_ok=True)
 
-    def _chain(self, conn: sqlite3.Connection, data: bytes, keys: TemplateCache, notify: dict[str, list[int]]
-               ) -> dict[int, list[str]]:
+    def _chain(self, conn: sqlite3.Connection, data: bytes, keys: TemplateCache, rules: ChainRules,
+               notify: dict[str, list[int]]) -> dict[int, list[str]]:
         """Chain complete lines: a template row per ``T`` line, a block row per run of up to
-        ``MAX_RECORDS`` records. Records are stored as written (keys and patients are picked out of the
+        ``rules.max_records`` records. Records are stored as written (keys and patients are picked out of the
         bytes; the line formats come from security/read_gate.py only)."""
         blocks: dict[int, list[str]] = {}
         lines = data.split(b"\n")
         lines.pop()  # after the last newline
         if not data.startswith(b'["T",') and b'\n["T",' not in data:  # records only: the usual chunk
-            for start in range(0, len(lines), MAX_RECORDS):
-                _block(conn, lines[start:start + MAX_RECORDS], keys, blocks, notify)
+            for start in range(0, len(lines), rules.max_records):
+                _block(conn, lines[start:start + rules.max_records], keys, rules, blocks, notify)
             return blocks
         run: list[bytes] = []
         for line in lines:
             if line.startswith(b'["R",'):
                 run.append(line)
-                if len(run) >= MAX_RECORDS:
-                    _block(conn, run, keys, blocks, notify)
+                if len(run) >= rules.max_records:
+                    _block(conn, run, keys, rules, blocks, notify)
                     run = []
             elif line:
-                _block(conn, run, keys, blocks, notify)  # records before a template stay before it
+                _block(conn, run, keys, rules, blocks, notify)  # records before a template stay before it
                 run = []
                 _, key, caller, event = orjson.loads(line)
-                seq = append_special(conn, "t", template_bytes(caller, event), str(event.get("recorded", "")))
+                seq = append_special(conn, rules, "t", rules.template_bytes(caller, event),
+                                     str(event.get("recorded", "")))
                 keys.add(conn, key, seq, caller)
-        _block(conn, run, keys, blocks, notify)
+        _block(conn, run, keys, rules, blocks, notify)
         return blocks
 
 
@@ -245,32 +239,31 @@ class TemplateCache:
         self._known[key] = (seq, caller)
         conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (f"tk:{key}", str(seq)))
 
-    def get(self, conn: sqlite3.Connection, key: str) -> tuple[int, str | None]:
+    def get(self, conn: sqlite3.Connection, key: str, rules: ChainRules) -> tuple[int, str | None]:
         known = self._known.get(key)
         if known is None:
             found = conn.execute("SELECT value FROM kv WHERE key = ?", (f"tk:{key}",)).fetchone()
             data = special_row(conn, "t", int(found[0])) if found else None
             if data is None:
                 raise ValueError(f"audit journal record names unknown template {key!r}")
-            template = parse_template(data)
-            caller = template.get("caller")
-            known = self._known[key] = (int(found[0]), caller if isinstance(caller, str) else None)
+            known = self._known[key] = (int(found[0]), rules.template_caller(data))
         return known
 
 
-def _block(conn: sqlite3.Connection, run: list[bytes], keys: TemplateCache, blocks: dict[int, list[str]],
-           notify: dict[str, list[int]]) -> None:
+def _block(conn: sqlite3.Connection, run: list[bytes], keys: TemplateCache, rules: ChainRules,
+           blocks: dict[int, list[str]], notify: dict[str, list[int]]) -> None:
     """One block row for ``run`` (record lines); ``notify`` gathers, per patient whose data someone
     else read, the blocks to name in their notification."""
     if not run:
         return
     records = b",".join(run)
-    found = {raw.decode(): keys.get(conn, raw.decode()) for raw in set(_KEY.findall(records))}
+    found = {raw.decode(): keys.get(conn, raw.decode(), rules) for raw in set(_KEY.findall(records))}
     first = orjson.loads(run[0])
-    recorded = micros_text(int(first[MICROS]))
-    seq = append_special(conn, "r", block_bytes(records, {k: v[0] for k, v in found.items()}, recorded), recorded)
+    recorded = rules.instant(int(first[_MICROS]))
+    seq = append_special(conn, rules, "r", rules.block_bytes(records, {k: v[0] for k, v in found.items()}, recorded),
+                         recorded)
     patients = {p.decode() for p in set(_PATIENT.findall(records))}
     blocks[seq] = sorted(f"Patient/{p}" for p in patients)
     callers = {key: caller for key, (_, caller) in found.items()}
-    for patient in others_read(records, callers, patients):
+    for patient in rules.others_read(records, callers, patients):
         notify.setdefault(patient, []).append(seq)

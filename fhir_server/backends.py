@@ -1,0 +1,41 @@
+"""Where storage meets security: the store backends, composed with the audit trail's rules.
+
+``storage/`` implements the audit seam (storage/audit.py) without knowing its rules, and
+``security/audit/`` holds the rules (hash links, canonical bytes, read blocks, notices) without any
+SQL; this module, the composition root, hands the one to the other. Everything that builds a store
+builds it here: the app (``api/app.py``), ``kzfhir audit verify`` and the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from fhir_server.config import Settings
+from fhir_server.security.audit.rules import CHAIN_RULES
+from fhir_server.storage.audit import ChainReport, ChainRules
+from fhir_server.storage.sqlite.audit.journal import unchained_lines
+from fhir_server.storage.sqlite.audit.verify import verify_database
+from fhir_server.storage.sqlite.store import SqliteStore
+
+#: The rules every backend keeps the audit trail by (security/audit/rules.py).
+AUDIT_RULES: ChainRules = CHAIN_RULES
+
+
+def sqlite_store(path: Path | str, *, synchronous_full: bool = True, max_batch: int = 256,
+                 read_threads: int = 4) -> SqliteStore:
+    """The embedded SQLite store of one database file."""
+    return SqliteStore(path, rules=AUDIT_RULES, synchronous_full=synchronous_full, max_batch=max_batch,
+                       read_threads=read_threads)
+
+
+def store_for(settings: Settings) -> SqliteStore:
+    """The store the settings name (the SQLite file ``settings.database``)."""
+    return sqlite_store(settings.database, synchronous_full=settings.synchronous_full,
+                        max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
+
+
+def verify_sqlite_file(database: str, anchors: Mapping[int, str] | None = None) -> tuple[ChainReport, int]:
+    """``kzfhir audit verify``: the report of a SQLite database file's audit trail, opened read-only (no
+    server needed), and how many read-audit journal lines beside it wait to be chained."""
+    return verify_database(database, AUDIT_RULES, anchors), unchained_lines(database)
