@@ -196,9 +196,12 @@ async def export_status(req: FhirRequest, job_id: str) -> FhirResponse:
         running = _RUNNING.get(job_id)
         if running is not None:
             return FhirResponse(202, None, {"X-Progress": running.progress.header(), "Retry-After": "2"})
-        # Not running in this process (the one process serving this database): it was interrupted.
-        job = await _fail(req.access.records, req.settings, job,
-                          "the export stopped before it completed; start a new export")
+        # Not running in this process. The job read above may predate its completion (the task records
+        # the outcome, then leaves _RUNNING): read it again, now that it is known not to be running.
+        job = await load_job(req.access.records, job_id) or job
+        if job.status == IN_PROGRESS:  # still: it was interrupted (a restart of the one serving process)
+            job = await _fail(req.access.records, req.settings, job,
+                              "the export stopped before it completed; start a new export")
     if job.status == FAILED:
         return FhirResponse(500, dumps(outcome("error", "exception", job.failure or "the export failed")))
     body = manifest(job, req.base_url, requires_token=req.access.enabled)
