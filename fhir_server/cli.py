@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from conformance import cli as conformance_cli
 from fhir_server import __version__
 from fhir_server.cli_errors import OneLineParser, fail, settings_error
+from fhir_server.identity import cli as identity_cli
 from fhir_server.loader import cli as loader_cli
 from fhir_server.security import cli as security_cli
 from fhir_server.serve_options import LOG_LEVELS, port
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="development/test mode without authentication, policy or audit (never in production)")
     serve.set_defaults(func=_serve)
     security_cli.register(sub)
+    identity_cli.register(sub)
     signing_cli.register(sub)
     _verify_reports_too(sub)
     conformance_cli.register(sub)
