@@ -164,7 +164,7 @@ class RotatingRefreshGrant(grants.RefreshTokenGrant):
         user = self.server.registry.user(record.username)
         if user is None or user.disabled:
             return None
-        return Principal(user, record.patient, record.auth_time, family=record.family)
+        return Principal(user, record.patient, record.auth_time, family=record.family, refresh_scope=record.scope)
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
         pass  # spent in validate_token_request, before the new token was issued

@@ -27,6 +27,9 @@ class Principal:
     patient: str | None  # Patient/<id> of the launch context, or None
     auth_time: int
     family: str | None = None  # the refresh-token chain this grant continues (refresh grant)
+    #: the scope of the refresh token being used: its successor keeps it, whatever the access token narrows
+    #: to (RFC 6749 §6)
+    refresh_scope: str | None = None
 
 
 def scope_covers(registered: str, requested: str) -> bool:

@@ -102,7 +102,8 @@ class SmartAuthorizationServer(AuthorizationServer):
         now = int(time.time())
         self.registry.save_refresh(refresh, RefreshRecord(
             digest="", family=principal.family or new_family(), client_id=request.client.get_client_id(),
-            username=principal.user.username, scope=str(token.get("scope", "")), patient=principal.patient,
+            username=principal.user.username, scope=principal.refresh_scope or str(token.get("scope", "")),
+            patient=principal.patient,
             auth_time=principal.auth_time, issued_at=now, expires_at=now + self.config.refresh_seconds,
             revoked=False))
 

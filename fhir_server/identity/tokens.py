@@ -62,6 +62,6 @@ class TokenIssuer:
                                  "scope": scope}
         if user is not None and user.patient:  # SMART launch context in the token response
             token["patient"] = user.patient.removeprefix("Patient/")
-        if user is not None and include_refresh_token and REFRESH_SCOPES & set(scope.split()):
+        if user is not None and include_refresh_token and REFRESH_SCOPES & set((user.refresh_scope or scope).split()):
             token["refresh_token"] = secrets.token_urlsafe(32)
         return token
