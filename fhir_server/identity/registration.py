@@ -60,10 +60,12 @@ def public_jwks(jwks: Any) -> dict[str, Any]:
         if PRIVATE_MEMBERS & set(key):
             raise ValueError("the key set holds a private key: register the public key only")
     try:
-        KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+        keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
     except (JoseError, ValueError, TypeError) as error:
         raise ValueError(f"invalid JWKS: {error}") from error
-    return jwks
+    for key in keys.keys:  # assertions name their key: a key without a kid gets its RFC 7638 thumbprint
+        key.ensure_kid()
+    return {"keys": [key.as_dict(private=False) for key in keys.keys]}
 
 
 def new_client(client_id: str, name: str, *, redirect_uris: Sequence[str] = (), scopes: Sequence[str] = (),
