@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,11 +17,11 @@ from fhir_server.identity.signin import PasswordSignIn
 from fhir_server.identity.trust import Denylist
 
 
-def build_routes(settings: Settings, verifier: Any) -> AuthRoutes:
+def build_routes(settings: Settings, verifier: Callable[[], Any]) -> AuthRoutes:
     config = IdentityConfig.from_settings(settings)
     registry = Registry(config.database)
     server = SmartAuthorizationServer(config, registry, ensure_keys(config.key_path), Denylist.shared(registry))
-    return AuthRoutes(config, registry, server, [PasswordSignIn(registry)], lambda: verifier())
+    return AuthRoutes(config, registry, server, [PasswordSignIn(registry)], verifier)
 
 
 def mount(app: FastAPI, settings: Settings) -> None:

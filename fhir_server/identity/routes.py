@@ -76,7 +76,10 @@ class AuthRoutes:
         except ValueError as error:
             return HTMLResponse(error_page(str(error)), status_code=413, headers=HEADERS)
         fields = dict(pairs)
-        oauth = self._oauth(request, [(k, v) for k, v in pairs if k not in _SIGN_IN_FIELDS])
+        try:
+            oauth = self._oauth(request, [(k, v) for k, v in pairs if k not in _SIGN_IN_FIELDS])
+        except OAuth2Error as error:  # plain http where it is not allowed: never redirect from there
+            return HTMLResponse(error_page(f"{error.error}: {error.description}"), status_code=400, headers=HEADERS)
         try:
             grant = await asyncio.to_thread(self.server.get_consent_grant, oauth)
         except OAuth2Error as error:

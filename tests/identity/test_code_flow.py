@@ -161,3 +161,38 @@ async def test_authorize_by_post_shows_the_sign_in_form(server, pkce):
 async def test_a_redirect_uri_is_matched_exactly(server, pkce):
     response = await server.get("/auth/authorize", params=authorize_params(pkce, redirect_uri=REDIRECT + "/x"))
     assert response.status_code == 400
+
+
+async def test_token_responses_are_not_cached(server, pkce, sign_in, exchange):
+    response = await exchange((await sign_in(authorize_params(pkce)))["code"])
+    assert response.headers["cache-control"] == "no-store" and response.headers["pragma"] == "no-cache"
+
+
+async def test_an_invalid_code_and_a_code_of_another_client_are_refused(server, pkce, sign_in, exchange, registry):
+    from fhir_server.identity.registration import new_client
+
+    bad = await exchange("no-such-code")
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
+    registry.add_client(new_client("other-app", "Other", redirect_uris=[REDIRECT], scopes=["patient/*.rs"]))
+    code = (await sign_in(authorize_params(pkce)))["code"]
+    stolen = await server.post("/auth/token", data={"grant_type": "authorization_code", "code": code,
+                                                    "redirect_uri": REDIRECT, "client_id": "other-app",
+                                                    "code_verifier": pkce.verifier})
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+
+
+async def test_a_disabled_user_cannot_sign_in_or_refresh(server, pkce, sign_in, exchange, registry):
+    body = (await exchange((await sign_in(authorize_params(pkce)))["code"])).json()
+    registry.set_user_disabled("aigerim", True)
+    form = {**authorize_params(pkce), "signin_method": "password", "username": "aigerim", "password": PASSWORD}
+    assert (await server.post("/auth/authorize", data=form)).status_code == 401
+    refreshed = await server.post("/auth/token", data={"grant_type": "refresh_token", "client_id": APP,
+                                                       "refresh_token": body["refresh_token"]})
+    assert refreshed.status_code == 400
+
+
+async def test_a_parameter_sent_twice_is_refused(server, pkce):
+    params = [*authorize_params(pkce).items(), ("scope", "user/*.cruds")]
+    response = await server.get("/auth/authorize", params=params)
+    assert response.status_code in (302, 400)
+    assert "Multiple" in (response.headers.get("location", "") + response.text).replace("+", " ").replace("%27", "'")

@@ -74,3 +74,20 @@ async def test_without_the_setting_there_is_no_authorization_server(tmp_path):
         assert (await plain.get("/.well-known/smart-configuration")).status_code in (401, 404)
         assert (await plain.post("/auth/token", data={"grant_type": "client_credentials"})).status_code != 200
     assert not (tmp_path / "auth-jwks.json").exists()
+
+
+async def test_plain_http_off_loopback_is_refused_unless_allowed(tmp_path, pkce):
+    import httpx
+
+    from fhir_server.api.app import create_app
+    from fhir_server.config import Settings
+    from tests.identity.conftest import authorize_params
+
+    app = create_app(Settings(database=tmp_path / "db.sqlite", dev_key_path=tmp_path / "dev.json",
+                              synchronous_full=False, auth_server=True, base_url=BASE))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                                   base_url=BASE) as plain:
+        token = await plain.post("/auth/token", data={"grant_type": "client_credentials"})
+        assert token.status_code == 400 and token.json()["error"] == "insecure_transport"
+        page = await plain.get("/auth/authorize", params=authorize_params(pkce))
+        assert page.status_code == 400 and "insecure_transport" in page.text and "location" not in page.headers
