@@ -17,11 +17,11 @@ from fhir_server.identity.signin import PasswordSignIn
 from fhir_server.identity.trust import Denylist
 
 
-def build_routes(settings: Settings, verifier: Callable[[], Any]) -> AuthRoutes:
+def build_routes(settings: Settings, services: Callable[[], Any]) -> AuthRoutes:
     config = IdentityConfig.from_settings(settings)
     registry = Registry(config.database)
     server = SmartAuthorizationServer(config, registry, ensure_keys(config.key_path), Denylist.shared(registry))
-    return AuthRoutes(config, registry, server, [PasswordSignIn(registry)], verifier)
+    return AuthRoutes(config, registry, server, [PasswordSignIn(registry)], services)
 
 
 def mount(app: FastAPI, settings: Settings) -> None:
@@ -29,6 +29,6 @@ def mount(app: FastAPI, settings: Settings) -> None:
     ``/{type}/{id}`` would otherwise answer ``/auth/token``."""
     if not settings.auth_server:
         return
-    routes = build_routes(settings, lambda: app.state.services.verifier)
+    routes = build_routes(settings, lambda: app.state.services)
     app.mount("/auth", routes.auth_app())
     app.mount("/.well-known", routes.well_known_app())

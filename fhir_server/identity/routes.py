@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from fhir_server.identity import discovery
+from fhir_server.identity import audit, discovery
 from fhir_server.identity.issuer import LAUNCH_SECONDS, IdentityConfig
 from fhir_server.identity.models import Principal
 from fhir_server.identity.pages import HEADERS, error_page, sign_in_page
@@ -30,6 +30,7 @@ from fhir_server.identity.registry import Registry
 from fhir_server.identity.server import FormRequest, SmartAuthorizationServer
 from fhir_server.identity.signin import SignInError, SignInMethod
 from fhir_server.security.auth.errors import AuthError
+from fhir_server.security.context import next_request_id
 from fhir_server.security.refs import relative_ref
 from fhir_server.security.roles import ADMIN, PRACTITIONER, SYSTEM
 
@@ -51,10 +52,25 @@ def _response(result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
 
 class AuthRoutes:
     def __init__(self, config: IdentityConfig, registry: Registry, server: SmartAuthorizationServer,
-                 methods: Sequence[SignInMethod], verifier: Callable[[], Any]) -> None:
+                 methods: Sequence[SignInMethod], services: Callable[[], Any]) -> None:
         self.config, self.registry, self.server = config, registry, server
         self.methods = {method.name: method for method in methods}
-        self.verifier = verifier  # the resource server's TokenVerifier (for /launch), looked up when needed
+        self.services = services  # the FHIR app's Services: its verifier (/launch) and enforcer (audit)
+
+    def verifier(self) -> Any:
+        return self.services().verifier
+
+    async def _audit(self, request: Request, make: Callable[..., dict[str, Any] | None], *args: Any,
+                     **kwargs: Any) -> None:
+        """Record an AuditEvent in the server's hash chain (AC-14), unless security is off."""
+        enforcer = self.services().enforcer
+        if enforcer is None or not enforcer.enabled:
+            return
+        request_id = getattr(request.state, "request_id", None) or next_request_id()
+        event = make(*args, client_ip=request.client.host if request.client else None, request_id=request_id,
+                     **kwargs)
+        if event is not None:
+            await enforcer.record_durably([event], [])
 
     # -- parsing --------------------------------------------------------------------------------------------
     async def _pairs(self, request: Request) -> list[tuple[str, str]]:
@@ -94,10 +110,14 @@ class AuthRoutes:
             try:
                 user = await asyncio.to_thread(method.sign_in, fields)
             except SignInError as error:
-                log.info("sign-in failed for client %s (%s)", grant.client.get_client_id(), method.name)
+                client_id = grant.client.get_client_id()
+                log.info("sign-in failed for client %s (%s)", client_id, method.name)
+                await self._audit(request, audit.failure, f"sign-in failed ({method.name}) for client {client_id}")
                 return self._page(grant, request_fields, str(error), 401)
             principal = Principal(user, None, int(time.time()))
             log.info("signed in %s (%s) for client %s", user.username, method.name, grant.client.get_client_id())
+            await self._audit(request, audit.success, f"signed in ({method.name})", who=user.fhir_user,
+                              subject=user.username, client_id=grant.client.get_client_id())
             result = await asyncio.to_thread(self.server.create_authorization_response, oauth, principal, grant)
             return _response(result)
         return self._page(grant, request_fields, None, 200)
@@ -118,7 +138,23 @@ class AuthRoutes:
         return _response(await asyncio.to_thread(call, oauth))
 
     async def token(self, request: Request) -> Response:
-        return await self._endpoint(request, self.server.create_token_response)
+        """The token endpoint; every token issued and every request refused is audited."""
+        try:
+            pairs = await self._pairs(request)
+            oauth = self._oauth(request, pairs)
+        except ValueError as error:
+            return JSONResponse({"error": "invalid_request", "error_description": str(error)}, status_code=413)
+        except OAuth2Error as error:
+            return JSONResponse(dict(error.get_body()), status_code=error.status_code, headers=NO_STORE)
+        status, body, headers = await asyncio.to_thread(self.server.create_token_response, oauth)
+        grant_type = dict(pairs).get("grant_type") or "token request"
+        if status == 200 and isinstance(body, dict):
+            await self._audit(request, audit.issued, body, grant_type)
+        else:
+            detail = body if isinstance(body, dict) else {}
+            await self._audit(request, audit.failure, f"{grant_type} refused: {detail.get('error', 'error')} "
+                              f"{detail.get('error_description') or ''}".strip())
+        return _response((status, body, headers))
 
     async def revoke(self, request: Request) -> Response:
         return await self._endpoint(request, lambda r: self.server.create_endpoint_response("revocation", r))

@@ -196,3 +196,25 @@ async def test_a_parameter_sent_twice_is_refused(server, pkce):
     response = await server.get("/auth/authorize", params=params)
     assert response.status_code in (302, 400)
     assert "Multiple" in (response.headers.get("location", "") + response.text).replace("+", " ").replace("%27", "'")
+
+
+@pytest.mark.req("AC-14")
+async def test_sign_ins_failures_and_token_issue_are_audited(server, pkce, sign_in, exchange, auth):
+    form = {**authorize_params(pkce), "signin_method": "password", "username": "aigerim", "password": "wrong!!!"}
+    assert (await server.post("/auth/authorize", data=form)).status_code == 401
+    assert (await exchange((await sign_in(authorize_params(pkce)))["code"])).status_code == 200
+    assert (await exchange("spent-or-made-up")).status_code == 400
+    auditor = auth("auditor", "Practitioner/aud1")
+    found = await server.get("/AuditEvent?_count=200", headers=auditor)
+    assert found.status_code == 200, found.text
+    logins = [e["resource"] for e in found.json().get("entry", [])
+              if e["resource"]["subtype"][0]["code"] == "110122"]
+    described = {(e["outcome"], e.get("outcomeDesc", "").split(":")[0].split(" (")[0]) for e in logins}
+    assert ("4", "sign-in failed") in described
+    assert ("0", "signed in") in described
+    assert ("0", "authorization_code") in described
+    assert ("4", "authorization_code refused") in described
+    signed_in = next(e for e in logins if e["outcome"] == "0" and e["outcomeDesc"].startswith("signed in"))
+    assert signed_in["agent"][0]["who"] == {"reference": "Patient/p1"}
+    assert signed_in["agent"][1]["who"] == {"identifier": {"value": APP}}
+    assert all("wrong!!!" not in str(e) for e in logins)
