@@ -42,6 +42,8 @@ class IdentityConfig:
         issuer = (settings.auth_issuer or f"{base}/auth").rstrip("/")
         if settings.auth_allow_http and production:
             raise ValueError("KZFHIR_AUTH_ALLOW_HTTP is for tests and demos: refused with KZFHIR_ENV=production")
+        if production and not issuer.startswith("https://"):
+            raise ValueError(f"the authorization server's issuer must be an https URL in production, not {issuer}")
         if settings.auth_backend_token_seconds > BACKEND_MAX_SECONDS:
             raise ValueError(f"KZFHIR_AUTH_BACKEND_TOKEN_SECONDS: SMART Backend Services tokens live at most "
                              f"{BACKEND_MAX_SECONDS} s")

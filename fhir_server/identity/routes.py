@@ -82,8 +82,11 @@ class AuthRoutes:
         return parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
 
     def _oauth(self, request: Request, pairs: list[tuple[str, str]]) -> FormRequest:
+        """The request as authlib sees it, at its public URL (the issuer's): behind a TLS-terminating proxy
+        the request itself arrives over http, and authlib's https check is about what clients use."""
         headers = {k.title(): v for k, v in request.headers.items()}
-        return FormRequest(request.method, str(request.url), pairs, headers, allow_http=self.config.allow_http)
+        uri = f"{self.config.issuer}/{request.url.path.rsplit('/', 1)[-1]}"
+        return FormRequest(request.method, uri, pairs, headers, allow_http=self.config.allow_http)
 
     # -- /authorize -----------------------------------------------------------------------------------------
     async def authorize(self, request: Request) -> Response:

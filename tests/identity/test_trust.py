@@ -65,6 +65,8 @@ def test_production_needs_a_public_base_url_and_https(tmp_path):
         build_verifier(_production(tmp_path, base_url=None))
     with pytest.raises(ValueError, match="ALLOW_HTTP"):
         build_verifier(_production(tmp_path, auth_allow_http=True))
+    with pytest.raises(ValueError, match="https"):
+        build_verifier(_production(tmp_path, base_url="http://fhir.example.kz"))
 
 
 def test_backend_tokens_may_not_live_longer_than_300_seconds(tmp_path):
