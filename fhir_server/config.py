@@ -118,8 +118,8 @@ class Settings(BaseSettings):
     )
     auth_allow_http: bool = Field(
         default=False,
-        description="let the authorization server answer over plain http on a non-loopback host (tests, demos); "
-        "refused with env=production",
+        description="let the authorization server's issuer be plain http on a non-loopback host (tests, demos); "
+        "refused with env=production, where the issuer must be https",
     )
     notify_webhook_url: str | None = Field(default=None, description="where patient notifications go (AC-18)")
     notify_webhook_secret: str | None = None
