@@ -19,7 +19,9 @@ from fhir_server.serve_options import LOG_LEVELS, port
 #: `kzfhir token` took ~3 s importing the signing and conformance packages it never uses).
 COMMANDS = {"token": "fhir_server.security.cli", "audit": "fhir_server.security.cli",
             "sign": "signing.cli", "verify": "signing.cli", "pki": "signing.cli",
-            "conformance": "conformance.cli", "load": "fhir_server.loader.cli"}
+            "conformance": "conformance.cli", "load": "fhir_server.loader.cli",
+            "user": "fhir_server.identity.cli", "client": "fhir_server.identity.cli",
+            "auth": "fhir_server.identity.cli"}
 
 
 def _serve(args: argparse.Namespace) -> int:

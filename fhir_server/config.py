@@ -83,6 +83,44 @@ class Settings(BaseSettings):
         "never with env=production",
     )
     dev_key_path: Path = Field(default=Path("data/dev-jwks.json"), description="the development signing key")
+    # -- built-in SMART authorization server (issue 16; docs/identity.md) --
+    auth_server: bool = Field(
+        default=False,
+        description="the built-in SMART App Launch 2.2 authorization server at /auth (sign-in, authorization code "
+        "+ PKCE, refresh, backend services): its issuer key is trusted by the resource server, and in production "
+        "it counts as a configured identity provider",
+    )
+    auth_issuer: str | None = Field(
+        default=None, description="issuer URL of the built-in authorization server; default {base_url}/auth "
+        "(development without base_url: http://{host}:{port}/auth)",
+    )
+    auth_key_path: Path | None = Field(
+        default=None, description="the authorization server's signing keys (a JWKS, mode 0600); default "
+        "auth-jwks.json beside the database",
+    )
+    auth_database: Path | None = Field(
+        default=None, description="the authorization server's users, clients, codes and refresh tokens (SQLite); "
+        "default <database stem>-identity.sqlite beside the database",
+    )
+    auth_access_token_seconds: int = Field(
+        default=600, ge=60, le=86_400,
+        description="lifetime of access tokens the built-in server issues to users (capped by "
+        "max_token_lifetime_seconds)",
+    )
+    auth_backend_token_seconds: int = Field(
+        default=300, ge=60,
+        description="lifetime of client-credentials (backend services) tokens; SMART allows at most 300, more "
+        "is refused at start",
+    )
+    auth_refresh_token_seconds: int = Field(
+        default=12 * 3600, ge=300, le=90 * 86_400,
+        description="lifetime of refresh tokens (rotated on every use; a reused one revokes its whole chain)",
+    )
+    auth_allow_http: bool = Field(
+        default=False,
+        description="let the authorization server's issuer be plain http on a non-loopback host (tests, demos); "
+        "refused with env=production, where the issuer must be https",
+    )
     notify_webhook_url: str | None = Field(default=None, description="where patient notifications go (AC-18)")
     notify_webhook_secret: str | None = None
     notify_digest_seconds: int = Field(default=0, description="0: each notification at once; else per-patient digests")

@@ -20,6 +20,7 @@ from fhir_server.config import Settings
 from fhir_server.definitions import get_definitions
 from fhir_server.definitions.publish import publish
 from fhir_server.fhirtime import set_zone
+from fhir_server.identity.mount import mount as mount_identity
 from fhir_server.interactions.base import Services
 from fhir_server.jobs.appointment_notices import appointment_changed
 from fhir_server.jobs.monitoring import MonitoringAlerts
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.services = services
     errors.install(app)
     app.add_exception_handler(ClientDisconnect, client_gone)  # a line, not a traceback (issue 12)
+    mount_identity(app, settings)  # /auth, /.well-known (issue 16): before the FHIR routes
     app.include_router(openapi.router)  # before the type routes: /openapi.json is no resource type
     app.include_router(system.router)
     app.include_router(bulk.router)  # before operations: $export needs Prefer, and owns $export-status/-file

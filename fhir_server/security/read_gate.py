@@ -31,7 +31,7 @@ import itertools
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +70,12 @@ class Caller:
     ctx: RequestContext
     serial: int
     valid_until: float
+    #: has the token been revoked since (RFC 7009, the built-in authorization server's denylist)? None:
+    #: its issuer keeps no denylist
+    revoked: Callable[[], bool] | None = None
+
+    def usable(self, now: float) -> bool:
+        return now < self.valid_until and (self.revoked is None or not self.revoked())
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +195,7 @@ class ReadGate:
         """The cached caller, without awaiting anything (the common case)."""
         key = self._caller_key(headers, client_ip)
         known = self._callers.get(key) if key is not None else None
-        return known if known is not None and time.time() < known.valid_until else None
+        return known if known is not None and known.usable(time.time()) else None
 
     async def caller(self, headers: Mapping[str, str], client_ip: str | None) -> Caller | None:
         """The caller of a request that this path may serve, or None (the general path authenticates,
@@ -201,7 +207,7 @@ class ReadGate:
         now = time.time()
         known = self._callers.get(key)
         if known is not None:
-            if now < known.valid_until:
+            if known.usable(now):
                 return known
             del self._callers[key]
             return None
@@ -217,7 +223,8 @@ class ReadGate:
         self._serial += 1
         # as long as the verifier itself would accept the token (exp plus its clock-skew leeway)
         expires = float(token.expires_at + self.verifier.config.leeway_seconds)
-        caller = Caller(ctx, self._serial, min(expires, now + VERIFIED_CACHE_SECONDS))
+        caller = Caller(ctx, self._serial, min(expires, now + VERIFIED_CACHE_SECONDS),
+                        self.verifier.revocation_check(token))
         self._callers[key] = caller
         return caller
 

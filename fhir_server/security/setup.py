@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server.config import Settings
+from fhir_server.identity.trust import builtin_verifier
 from fhir_server.security.auth import TokenVerifier, VerifierConfig, ensure_dev_key
 from fhir_server.security.facts_store import SharedFacts, StoreFactsLoader
 from fhir_server.security.policy import AccessPolicy
@@ -25,19 +26,29 @@ def build_verifier(settings: Settings) -> TokenVerifier | None:
         return None
     limits: dict[str, Any] = {"max_lifetime_seconds": settings.max_token_lifetime_seconds,
                               "break_glass_window_seconds": settings.break_glass_window_seconds}
+    # the built-in authorization server (issue 16) is an identity provider of its own, in every mode
+    builtin = builtin_verifier(settings) if settings.auth_server else None
+    also = (builtin,) if builtin is not None else ()
     if settings.jwks_path or settings.jwks_url:
         return TokenVerifier(VerifierConfig(jwks_path=settings.jwks_path, jwks_url=settings.jwks_url,
                                             issuer=settings.token_issuer, audience=settings.token_audience,
                                             max_lifetime_seconds=settings.max_token_lifetime_seconds,
-                                            break_glass_window_seconds=settings.break_glass_window_seconds))
+                                            break_glass_window_seconds=settings.break_glass_window_seconds),
+                             also_trust=also)
     if production:
+        if builtin is not None:
+            return builtin
         raise ValueError("KZFHIR_ENV=production needs an identity provider: set KZFHIR_JWKS_URL or "
-                         "KZFHIR_JWKS_PATH (the development key of `kzfhir token` is never trusted in production)")
+                         "KZFHIR_JWKS_PATH, or KZFHIR_AUTH_SERVER=true (the development key of `kzfhir token` "
+                         "is never trusted in production)")
     if settings.dev_tokens:
         ensure_dev_key(settings.dev_key_path)
-        return TokenVerifier.for_development(settings.dev_key_path, **limits)
+        config = TokenVerifier.for_development(settings.dev_key_path, **limits).config
+        return TokenVerifier(config, also_trust=also)
+    if builtin is not None:
+        return builtin
     raise ValueError("security is enabled but no JWKS is configured and dev tokens are off: "
-                     "set KZFHIR_JWKS_URL or KZFHIR_JWKS_PATH")
+                     "set KZFHIR_JWKS_URL or KZFHIR_JWKS_PATH, or KZFHIR_AUTH_SERVER=true")
 
 
 def development_notice(settings: Settings) -> str | None:

@@ -10,8 +10,9 @@ secret (the classic algorithm-confusion attack).
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,9 +95,16 @@ class TokenVerifier:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        also_trust: Sequence[TokenVerifier] = (),
+        is_revoked: Callable[[str], bool] | None = None,
     ) -> None:
+        """``also_trust``: verifiers of further issuers (the built-in authorization server, issue 16); a token
+        whose ``iss`` names one of them is verified by it alone, against its keys, issuer and audience.
+        ``is_revoked``: a denylist of token ids (``jti``), asked on every use of a token, remembered or not."""
         self.config = config
         self._clock = clock
+        self._also = {verifier.config.issuer: verifier for verifier in also_trust if verifier.config.issuer}
+        self._is_revoked = is_revoked
         self._verified: dict[str, tuple[float, VerifiedToken]] = {}
         self._jwks = JwksSource(
             path=config.jwks_path,
@@ -130,10 +138,15 @@ class TokenVerifier:
         cached = self._verified.get(token)
         if cached is not None and cached[0] > now:
             self._check_claims(dict(cached[1].claims))
+            self._check_revoked(cached[1].claims)
             return cached[1]
+        delegate = self._delegate(token)
+        if delegate is not None:
+            return await delegate.verify_token(token)
         alg, kid = self._header(token)
         claims = await self._verified_claims(token, alg, kid)
         self._check_claims(claims)
+        self._check_revoked(claims)
         context = context_from_claims(claims)
         iat = claims.get("iat")
         issued = int(iat) if iat is not None else None
@@ -144,6 +157,33 @@ class TokenVerifier:
             self._verified.clear()
         self._verified[token] = (now + VERIFIED_CACHE_SECONDS, verified)
         return verified
+
+    def _delegate(self, token: str) -> TokenVerifier | None:
+        """The verifier of the issuer the (not yet verified) token names, when it is one of ``also_trust``.
+        Only routing: that verifier checks the signature against its own keys and the ``iss`` again."""
+        if not self._also:
+            return None
+        try:
+            payload = json.loads(extract_compact(token.encode("ascii")).payload)
+        except (JoseError, ValueError, UnicodeError) as error:
+            raise AuthError("malformed token") from error
+        issuer = payload.get("iss") if isinstance(payload, dict) else None
+        return self._also.get(issuer) if isinstance(issuer, str) else None
+
+    def revocation_check(self, token: VerifiedToken) -> Callable[[], bool] | None:
+        """For a cache of verified callers (security/read_gate.py): a call telling whether this token has
+        been revoked since, or None when its issuer keeps no denylist (nothing to ask)."""
+        issuer, jti = token.claims.get("iss"), token.claims.get("jti")
+        verifier = self._also.get(issuer, self) if isinstance(issuer, str) else self
+        check = verifier._is_revoked
+        if check is None or not isinstance(jti, str):
+            return None
+        return lambda: check(jti)
+
+    def _check_revoked(self, claims: Mapping[str, Any]) -> None:
+        jti = claims.get("jti")
+        if self._is_revoked is not None and isinstance(jti, str) and self._is_revoked(jti):
+            raise AuthError("token has been revoked")
 
     def _header(self, token: str) -> tuple[str, str | None]:
         try:
