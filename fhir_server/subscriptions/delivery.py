@@ -19,6 +19,7 @@ next success sets it ``active`` again.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from fhir_server.subscriptions.registry import Entry, Registry
 from fhir_server.subscriptions.status import set_status
 
 MEDIA = "application/fhir+json"
+CATCH_UP_ROUNDS = 20
 
 
 @dataclass(slots=True)
@@ -55,12 +57,11 @@ class SubscriptionChannel:
 
     async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> None:
         sid = str(payload.get("subscription"))
-        entry = self.registry.get(sid)
         stored = await self.services.store.read("Subscription", sid)
-        if stored is None or stored.deleted or (entry is not None and entry.status == "off"):
+        if stored is None or stored.deleted or stored.data is None or \
+                orjson.loads(stored.data).get("status") == "off":
             return  # deleted or switched off: nothing more is sent (the message counts as handled)
-        if entry is None:  # committed a moment ago, not yet in the registry: try again shortly
-            raise DeliveryError(f"subscription {sid} is not registered yet")
+        entry = await self._entry(sid, stored.version)
         kind = payload.get("kind")
         session = self._session(entry)
         disclosed: list[_Disclosed] = []
@@ -80,6 +81,16 @@ class SubscriptionChannel:
                 target = AuditTarget("read", rtype, rid, str(item.version), query=f"Subscription/{sid} notification")
                 session.record(target, item.judged.verdict, item.judged.patients)
             await session.flush()
+
+    async def _entry(self, sid: str, version: int) -> Entry:
+        """The registry's entry for the stored version. The worker may see a unit's outbox row a moment
+        before the unit's commit callbacks updated the registry: wait for them, then retry later."""
+        for _ in range(CATCH_UP_ROUNDS):
+            entry = self.registry.get(sid)
+            if entry is not None and entry.version >= version:
+                return entry
+            await asyncio.sleep(0.01)
+        raise DeliveryError(f"subscription {sid}: version {version} is not registered yet")
 
     def _session(self, entry: Entry) -> AccessSession | None:
         enforcer = self.services.enforcer

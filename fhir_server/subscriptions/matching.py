@@ -115,7 +115,7 @@ class SubscriptionHooks:
         known = self.registry.get(stored.id)
         owner = known.owner if known is not None else Owner.of(req.access.ctx)
         entry = Entry(stored.id, spec, str(resource.get("status")), owner, known.base_url if known else req.base_url,
-                      known.events if known else 0)
+                      known.events if known else 0, stored.version)
         view.put_job(job_id(stored.id), JOB_KIND, JOB_STATUS, entry.state())
         view.on_commit(lambda: self.registry.put(entry))  # before the worker is woken for its handshake
         if entry.status == "requested":

@@ -42,6 +42,7 @@ class Entry:
     owner: Owner
     base_url: str
     events: int = 0  # eventsSinceSubscriptionStart, as committed
+    version: int = 0  # the Subscription version this entry reflects
 
     def state(self) -> bytes:
         return orjson.dumps({"owner": self.owner.dump(), "base_url": self.base_url, "events": self.events})
@@ -80,11 +81,11 @@ class Registry:
             self._entries.pop(subscription_id, None)
             self._assigned.pop(subscription_id, None)
 
-    def set_status(self, subscription_id: str, status: str) -> None:
+    def set_status(self, subscription_id: str, status: str, version: int) -> None:
         with self._lock:
             known = self._entries.get(subscription_id)
             if known is not None:
-                self._entries[subscription_id] = replace(known, status=status)
+                self._entries[subscription_id] = replace(known, status=status, version=version)
 
     def wake(self) -> None:
         if self.on_change is not None:
@@ -122,4 +123,4 @@ class Registry:
             except Exception:  # a Subscription this version no longer supports: not served
                 continue
             self.put(Entry(sid, spec, str(resource.get("status")), Owner.load(state.get("owner") or {}),
-                           str(state.get("base_url") or ""), int(state.get("events") or 0)))
+                           str(state.get("base_url") or ""), int(state.get("events") or 0), stored.version))

@@ -29,8 +29,8 @@ async def set_status(services: Any, registry: Registry, subscription_id: str, st
         changed["status"] = status
         if error:
             changed["error"] = error[:500]
-        store_version(view, services, changed, "Subscription", subscription_id, current.version + 1, "PUT")
-        view.on_commit(lambda: registry.set_status(subscription_id, status))
+        written = store_version(view, services, changed, "Subscription", subscription_id, current.version + 1, "PUT")
+        view.on_commit(lambda: registry.set_status(subscription_id, status, written.version))
         return True
 
     written: bool = await services.store.transaction(unit)

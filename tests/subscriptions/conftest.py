@@ -46,12 +46,23 @@ SEED: list[dict[str, Any]] = [
     {"resourceType": "Practitioner", "id": "dr1", "name": [{"family": "Иванов"}]},
     {"resourceType": "Practitioner", "id": "dr2", "name": [{"family": "Петров"}]},
     consent("c1", "p1", "Practitioner/dr1"),
+    {"resourceType": "Goal", "id": "g1", "lifecycleStatus": "active", "description": {"text": "heart rate"},
+     "subject": {"reference": "Patient/p1"}, "expressedBy": {"reference": "Practitioner/dr1"},
+     "target": [{"measure": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                 "detailRange": {"low": {"value": 50}, "high": {"value": 120}}}]},
 ]
 
 
-def appointment(aid: str, patient: str = "p1", status: str = "booked", start: str = "2026-12-10T09:00:00+05:00"
-                ) -> dict[str, Any]:
-    return {"resourceType": "Appointment", "id": aid, "status": status, "start": start,
+def reading(value: float, patient: str = "p1") -> dict[str, Any]:
+    return {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}], "text": "Heart rate"},
+            "subject": {"reference": f"Patient/{patient}"}, "effectiveDateTime": "2026-12-01T08:00:00+05:00",
+            "valueQuantity": {"value": value, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}}
+
+
+def appointment(aid: str | None = None, patient: str = "p1", status: str = "booked",
+                start: str = "2026-12-10T09:00:00+05:00") -> dict[str, Any]:
+    return {"resourceType": "Appointment", **({"id": aid} if aid else {}), "status": status, "start": start,
             "end": start.replace("09:00", "09:30"), "description": "therapist",
             "participant": [{"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
                             {"actor": {"reference": "Practitioner/dr1"}, "status": "accepted"}]}
@@ -66,9 +77,11 @@ def subscription(endpoint: str, *, topic: str = APPOINTMENT,
                             "header": ["X-Client: test"]}
     if heartbeat is not None:
         chan["extension"] = [{"url": HEARTBEAT_PERIOD, "valueUnsignedInt": heartbeat}]
-    return {"resourceType": "Subscription", "status": "requested", "reason": "test", "criteria": topic,
-            "_criteria": {"extension": [{"url": FILTER_CRITERIA, "valueString": f} for f in filters]},
-            "channel": chan, **extra}
+    body: dict[str, Any] = {"resourceType": "Subscription", "status": "requested", "reason": "test",
+                            "criteria": topic, "channel": chan, **extra}
+    if filters:
+        body["_criteria"] = {"extension": [{"url": FILTER_CRITERIA, "valueString": f} for f in filters]}
+    return body
 
 
 @dataclass
@@ -122,6 +135,16 @@ class World:
                 raise AssertionError(f"{len(found)} {kind} notifications arrived, expected {count}")
             await asyncio.sleep(0.02)
         return found
+
+    async def write(self, who: dict[str, str], resource: dict[str, Any]) -> dict[str, Any]:
+        """POST (no id) or PUT (with id) a resource; the stored version."""
+        if "id" in resource:
+            r = await self.client.put(f"/{resource['resourceType']}/{resource['id']}", json=resource, headers=who)
+        else:
+            r = await self.client.post(f"/{resource['resourceType']}", json=resource, headers=who)
+        assert r.status_code in (200, 201), r.text
+        data: dict[str, Any] = r.json()
+        return data
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [b for b in (bundle_of(r) for r in self.receiver.accepted) if status_type(b) == kind]
