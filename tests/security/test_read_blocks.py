@@ -208,7 +208,7 @@ def test_a_journal_takes_disk_only_as_far_as_its_data(tmp_path: Path) -> None:
     """Blocks are allocated a step ahead of the data (a full disk fails the append, never a write fault in
     the map), so an idle store's journal costs 1 MB of disk, not its 32 MB length; lines across the steps
     and past the end of a file are all read back."""
-    from fhir_server.storage.sqlite.audit import journal as module
+    from fhir_server.storage.sqlite import audit_journal as module
 
     journal = AuditJournal(str(tmp_path / "j.sqlite"))
     journal.open()
