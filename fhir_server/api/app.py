@@ -34,6 +34,8 @@ from fhir_server.search.parse_limits import configure_limits
 from fhir_server.security.setup import build_enforcer, build_read_gate, build_verifier
 from fhir_server.signatures import install as install_signatures
 from fhir_server.storage.protocols import Store
+from fhir_server.subscriptions.service import install as install_subscriptions
+from fhir_server.subscriptions.service import installed as subscriptions_of
 from fhir_server.validation import get_structure_validator
 from fhir_server.validation.on_write import ProfileValidation
 from terminology import default_service
@@ -60,6 +62,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     services.change_hooks.append(MonitoringAlerts())  # TM-25/TM-26: critical values raise alerts
     services.extra_validators.append(dsr_task_issues)  # data-subject request Tasks keep their rules (AC-17)
     install_signatures(services)
+    install_subscriptions(services)  # issue 15: topic-based Subscriptions, matched in the write unit
     return services
 
 
@@ -77,9 +80,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.state.outbox_worker = worker
         if worker is not None:
             worker.start()
+        subscriptions = subscriptions_of(services)
+        if subscriptions is not None:
+            await subscriptions.start()  # topics published, registry loaded, rest-hook delivery running
         try:
             yield
         finally:
+            if subscriptions is not None:
+                await subscriptions.stop()
             if worker is not None:
                 await worker.stop()
             await stop_exports(services.store, settings)

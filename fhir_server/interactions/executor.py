@@ -73,6 +73,11 @@ class _Unit:
 
     def __call__(self, view: TxView) -> None:
         self.view = view
+        # change hooks that also take part in the unit as a whole (subscriptions/matching.py): before the
+        # writes, and after every write was judged
+        unit_hooks = [hook for hook in self.services.change_hooks if hasattr(hook, "unit_end")]
+        for hook in unit_hooks:
+            hook.unit_begin(view, self.req, self.ops)
         facts = TxFacts(view)  # as before the writes: what the caller may see of existing data
         by_method = {m: [op for op in self.ops if op.method == m] for m in ORDER}
         for op in by_method["DELETE"]:
@@ -90,6 +95,8 @@ class _Unit:
                         o.resource, lambda ref: self._resolve_ref(ref, f), f"{o.where}.resource"), view, facts)
         self._write(view, [op for m in ("POST", "PUT", "PATCH") for op in by_method[m] if op.outcome == ""])
         self._authorize(TxFacts(view))
+        for hook in unit_hooks:
+            hook.unit_end(view, self.req, self.ops)
 
     @staticmethod
     def _guard(op: WriteOp, step: Any, view: TxView, facts: FactsSource) -> None:

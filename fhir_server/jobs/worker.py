@@ -41,8 +41,9 @@ class OutboxWorker:
     def __init__(self, store: Store, channels: dict[str, list[Channel]], *, digest_seconds: int = 0,
                  max_attempts: int = 10, base_backoff: float = 2.0, poll_seconds: float = 0.5,
                  batch: int = 100, digest_topics: frozenset[str] = frozenset({"notification"}),
-                 clock: Callable[[], datetime] = _now) -> None:
+                 clock: Callable[[], datetime] = _now, sync_audit: bool = True) -> None:
         self.store = store
+        self.sync_audit = sync_audit  # False for topics that carry no read notices (subscriptions)
         self.channels = channels
         self.digest = timedelta(seconds=digest_seconds)
         self.max_attempts = max_attempts
@@ -79,7 +80,8 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """One delivery round over every topic with channels; returns messages settled."""
         done = 0
-        await self.store.audit.sync()  # notices of reads are queued when the reads are chained
+        if self.sync_audit:
+            await self.store.audit.sync()  # notices of reads are queued when the reads are chained
         for topic, channels in self.channels.items():
             due = await self.store.outbox_due(topic, _stamp(self.clock()), self.batch)
             for group in self._groups(topic, due):

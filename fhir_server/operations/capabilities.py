@@ -5,6 +5,7 @@ parameters the search registry supports, and the operations registered."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from importlib import import_module
 from typing import Any
 
 from fhir_server import __version__
@@ -14,6 +15,8 @@ from fhir_server.operations import load_all
 from fhir_server.operations.registry import registered
 from fhir_server.validation.profile import KZ_PROFILES
 
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
+TOPIC_CANONICAL = f"{BACKPORT}/capabilitystatement-subscriptiontopic-canonical"
 _TYPE_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
                       "search-type"]
 
@@ -82,11 +85,17 @@ def _resource(services: Services, resource_type: str) -> dict[str, Any]:
     operations = _operations_for(resource_type)
     if operations:
         entry["operation"] = operations
+    if resource_type == "Subscription":  # the topics served (Subscriptions Backport IG 1.1.0)
+        from fhir_server.subscriptions.topics import topics
+
+        entry["extension"] = [{"url": TOPIC_CANONICAL, "valueCanonical": url} for url in sorted(topics())]
+        entry["supportedProfile"] = [f"{BACKPORT}/backport-subscription"]
     return entry
 
 
 def _statement(services: Services, base_url: str) -> dict[str, Any]:
     load_all()
+    import_module("fhir_server.subscriptions.operations")  # $status / $events registered
     types = sorted(services.definitions.resource_types)
     return {
         "resourceType": "CapabilityStatement",

@@ -3,6 +3,7 @@ for operation entries of a batch, so every operation passes the same gate (issue
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from fhir_server.interactions.base import FhirResponse, check_id, check_type
@@ -13,6 +14,7 @@ from fhir_server.security.audit.balp import AuditTarget
 from fhir_server.security.policy import Action
 
 load_all()
+import_module("fhir_server.subscriptions.operations")  # Subscription $status / $events (issue 15)
 
 
 async def run_operation(req: FhirRequest, level: str, name: str, resource_type: str | None,

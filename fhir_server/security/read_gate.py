@@ -53,6 +53,7 @@ from fhir_server.security.context import RequestContext, next_request_id
 from fhir_server.security.facts_store import SharedFacts
 from fhir_server.security.fhirtime import instant_range
 from fhir_server.security.policy import AccessPolicy, Action, PatientFacts, Verdict
+from fhir_server.security.policy.owned import OWNED_TYPES
 from fhir_server.security.roles import ADMIN
 from fhir_server.security.session import Loaded, decide
 from fhir_server.storage.protocols import Store, StoredResource, TxView
@@ -237,8 +238,10 @@ class ReadGate:
 
     @staticmethod
     def _servable(caller: Caller, stored: StoredResource, patients: str) -> bool:
-        """One patient (or none), and not the caller's own record (the policy's special case)."""
-        return " " not in patients and caller.ctx.fhir_user != f"{stored.type}/{stored.id}"
+        """One patient (or none), not the caller's own record (the policy's special case), and not a
+        resource whose verdict depends on its owner (policy/owned.py): those are decided every time."""
+        return " " not in patients and caller.ctx.fhir_user != f"{stored.type}/{stored.id}" \
+            and stored.type not in OWNED_TYPES
 
     def known_decision(self, caller: Caller, stored: StoredResource) -> Decision | None:
         """The cached decision for this read, without awaiting anything (the common case)."""

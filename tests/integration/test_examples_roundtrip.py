@@ -25,6 +25,8 @@ KNOWN_INVALID = {
     "Questionnaire-qs1.json": "Questionnaire.item[0].item[0].linkId",
     "ig-r4.json": "ImplementationGuide.name",
 }
+# Classic R4 criteria subscriptions are not served yet: refused at create (docs/subscriptions.md).
+KNOWN_REFUSED = {"Subscription-example-error.json": "Subscription.criteria"}
 
 
 def _strip(resource: dict[str, Any]) -> dict[str, Any]:
@@ -43,14 +45,14 @@ async def _roundtrip(client: httpx.AsyncClient, name: str) -> None:
 
 
 async def test_every_official_example_roundtrips(client):
-    names = [name for name in r4_examples() if name not in KNOWN_INVALID]
-    assert len(names) == 359
+    names = [name for name in r4_examples() if name not in KNOWN_INVALID and name not in KNOWN_REFUSED]
+    assert len(names) == 358
     for name in names:
         await _roundtrip(client, name)
 
 
 async def test_known_invalid_examples_are_rejected_for_their_cardinality_error(client):
-    for name, expression in KNOWN_INVALID.items():
+    for name, expression in {**KNOWN_INVALID, **KNOWN_REFUSED}.items():
         raw = r4_examples()[name]
         rtype = json.loads(raw)["resourceType"]
         r = await client.post(f"/{rtype}", content=raw, headers=FHIR_JSON)

@@ -311,6 +311,8 @@ OPERATIONS: dict[tuple[str, str, str], str] = {
     ("instance", "Patient", "everything"): "operations",
     ("instance", "Patient", "notifications"): "operations",
     ("instance", "Task", "dsr-answer"): "operations",
+    ("instance", "Subscription", "status"): "owner only: tests/subscriptions/test_security.py pairs hidden, unknown",
+    ("instance", "Subscription", "events"): "owner only: tests/subscriptions/test_security.py pairs hidden, unknown",
     ("system", "*", "dsr-overdue"): "oversight only: refused by the gate to every role but admin",
     ("instance", "CodeSystem", "validate-code"): "terminology: directory data, no patient's",
     ("type", "CodeSystem", "validate-code"): "terminology: directory data, no patient's",

@@ -28,6 +28,7 @@ from fhir_server.security.fhirtime import utc_now
 from fhir_server.security.policy.decision import Action, Decision, Verdict, smart_permissions
 from fhir_server.security.policy.facts import PatientFacts
 from fhir_server.security.policy.grants import Subject, patient_grant
+from fhir_server.security.policy.owned import OWNED_TYPES, owned_verdict
 from fhir_server.security.policy.rules import PolicySettings
 from fhir_server.security.roles import ADMIN, AUDITOR, LEGAL_EXCEPTION, PATIENT, ROLES, SYSTEM
 
@@ -138,6 +139,8 @@ class AccessPolicy:
     def _special(
         self, ctx: RequestContext, action: Action, resource: dict[str, Any], resource_type: str
     ) -> Verdict | None:
+        if resource_type in OWNED_TYPES:  # a Subscription is its owner's (policy/owned.py)
+            return owned_verdict(ctx, action, resource)
         if resource_type == "Task" and ctx.role == ADMIN and action is not Action.DELETE:
             codings = (resource.get("code") or {}).get("coding", [])
             if any(isinstance(c, dict) and c.get("system") == self.settings.dsr_task_system for c in codings):

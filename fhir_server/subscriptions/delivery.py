@@ -1,0 +1,149 @@
+"""The rest-hook delivery of subscription messages: the outbox worker's channel for topic
+``subscription`` (jobs/worker.py retries it with exponential backoff and gives up after its maximum
+number of attempts; each hand-over is audited there, TM-13).
+
+Each message is built when it is delivered:
+
+* ``handshake`` — a notification of type ``handshake``; its success makes the Subscription ``active``;
+* ``heartbeat`` — type ``heartbeat``, the current event count;
+* ``event`` — type ``event-notification`` for one event. The focus (and context) is judged again now,
+  under the owner's identity with the current facts (security/session.py ``decide``), so a Consent
+  revoked after the event stops its content at once: a focus the owner may no longer read is left out
+  (the notification still tells the event number, with no focus). What is sent is audited as the
+  owner's read of it (a BALP read AuditEvent per patient, and the patient's AC-18 notice).
+
+A Subscription that is ``off`` or deleted gets nothing more: its queued messages are dropped. A failed
+POST (network error or a status ≥ 300) sets the Subscription to ``error`` and raises for a retry; the
+next success sets it ``active`` again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from fhir_server.jobs.channels import DeliveryError
+from fhir_server.security.audit.balp import AuditTarget
+from fhir_server.security.policy import Action
+from fhir_server.security.session import AccessSession
+from fhir_server.subscriptions.notification import NotificationEvent, bundle, resource_entry, status_parameters
+from fhir_server.subscriptions.registry import Entry, Registry
+from fhir_server.subscriptions.status import set_status
+
+MEDIA = "application/fhir+json"
+CATCH_UP_ROUNDS = 20
+
+
+@dataclass(slots=True)
+class _Disclosed:
+    ref: str
+    version: int
+    resource: dict[str, Any]
+    judged: Any
+
+
+class SubscriptionChannel:
+    name = "subscription"
+    endpoint: str | None = None
+
+    def __init__(self, services: Any, registry: Registry) -> None:
+        self.services = services
+        self.registry = registry
+
+    async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> None:
+        sid = str(payload.get("subscription"))
+        stored = await self.services.store.read("Subscription", sid)
+        if stored is None or stored.deleted or stored.data is None or \
+                orjson.loads(stored.data).get("status") == "off":
+            return  # deleted or switched off: nothing more is sent (the message counts as handled)
+        entry = await self._entry(sid, stored.version)
+        kind = payload.get("kind")
+        session = self._session(entry)
+        disclosed: list[_Disclosed] = []
+        if kind == "event":
+            body = await self._event(entry, payload, session, disclosed)
+        else:
+            status = "active" if kind == "handshake" else entry.status
+            params = status_parameters(entry.base_url, sid, entry.spec.topic, status, str(kind), entry.events, [])
+            body = bundle(entry.base_url, sid, params, [])
+        await self._post(entry, key, body)
+        self.registry.last_sent[sid] = time.monotonic()
+        if kind == "handshake" or entry.status == "error":
+            await set_status(self.services, self.registry, sid, "active")
+        if session is not None and disclosed:
+            for item in disclosed:
+                rtype, _, rid = item.ref.partition("/")
+                target = AuditTarget("read", rtype, rid, str(item.version), query=f"Subscription/{sid} notification")
+                session.record(target, item.judged.verdict, item.judged.patients)
+            await session.flush()
+
+    async def _entry(self, sid: str, version: int) -> Entry:
+        """The registry's entry for the stored version. The worker may see a unit's outbox row a moment
+        before the unit's commit callbacks updated the registry: wait for them, then retry later."""
+        for _ in range(CATCH_UP_ROUNDS):
+            entry = self.registry.get(sid)
+            if entry is not None and entry.version >= version:
+                return entry
+            await asyncio.sleep(0.01)
+        raise DeliveryError(f"subscription {sid}: version {version} is not registered yet")
+
+    def _session(self, entry: Entry) -> AccessSession | None:
+        enforcer = self.services.enforcer
+        if enforcer is None or not enforcer.enabled:
+            return None
+        session: AccessSession = enforcer.session(entry.owner.context())
+        return session
+
+    async def _visible(self, session: AccessSession | None, versioned: str) -> _Disclosed | None:
+        ref, _, version = versioned.partition("/_history/")
+        rtype, _, rid = ref.partition("/")
+        stored = await self.services.store.vread(rtype, rid, int(version))
+        if stored is None or stored.deleted or stored.data is None:
+            return None
+        resource = orjson.loads(stored.data)
+        if session is None:
+            return _Disclosed(ref, stored.version, resource, None)
+        judged = await session.decide_stored(Action.READ, stored)
+        return _Disclosed(ref, stored.version, resource, judged) if judged.allowed else None
+
+    async def _event(self, entry: Entry, payload: dict[str, Any], session: AccessSession | None,
+                     disclosed: list[_Disclosed]) -> dict[str, Any]:
+        number = int(payload["event"])
+        event = NotificationEvent(number, str(payload["timestamp"]))
+        entries: list[dict[str, Any]] = []
+        content = entry.spec.content
+        if content != "empty":
+            focus = await self._visible(session, str(payload["focus"]))
+            if focus is not None:
+                event.focus = focus.ref
+                context = [c for c in [await self._visible(session, str(ref)) for ref in payload.get("context", [])]
+                           if c is not None]
+                event.context = [c.ref for c in context]
+                for item in [focus, *context]:
+                    full = item.resource if content == "full-resource" else None
+                    entries.append(resource_entry(entry.base_url, full, item.ref, item.version))
+                    if item.judged is not None:
+                        disclosed.append(item)
+        params = status_parameters(entry.base_url, entry.id, entry.spec.topic, entry.status, "event-notification",
+                                   number, [event])
+        return bundle(entry.base_url, entry.id, params, entries)
+
+    async def _post(self, entry: Entry, key: str, body: dict[str, Any]) -> None:
+        headers = {"content-type": MEDIA, "idempotency-key": key}
+        headers.update({name: value for name, value in entry.spec.headers})
+        error: str | None = None
+        try:
+            async with httpx.AsyncClient(timeout=entry.spec.timeout) as client:
+                r = await client.post(entry.spec.endpoint, content=orjson.dumps(body), headers=headers)
+            if r.status_code >= 300:
+                error = f"the endpoint answered {r.status_code}"
+        except httpx.HTTPError as exc:
+            error = f"the endpoint could not be reached ({exc.__class__.__name__})"
+        if error is not None:
+            await set_status(self.services, self.registry, entry.id, "error", f"delivery failed: {error}")
+            raise DeliveryError(f"subscription {entry.id}: {error}")

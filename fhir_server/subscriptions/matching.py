@@ -1,0 +1,171 @@
+"""Subscriptions in the write path (issue 15 §1, §3, §4): one object, three moments of a write unit.
+
+* ``unit_begin`` (executor, before anything is written): a Subscription being written is checked
+  (spec.py: 422 for what is not supported), gets the server's status (``requested`` until the
+  handshake succeeds; a client may only switch it ``off``) and its owner (ownership.py).
+* ``__call__`` (a change hook, after each stored version, also those the server writes itself in the
+  unit, such as the DetectedIssue of a critical reading): versions that may trigger a topic are noted.
+* ``unit_end`` (executor, after every write of the unit was judged): the notes are matched against the
+  topics and the subscriptions' filters; each match whose focus the **owner** may read — the same
+  decision function as every request (security/session.py ``decide``), over the facts as written in
+  this unit — gets the next event number and an outbox message, in this same unit: it commits with the
+  change or not at all, and the outbox worker delivers it with retries (jobs/worker.py). A focus the
+  owner may not read is not an event for that subscription: nothing is queued and no number is taken.
+  Subscriptions written in the unit get their job record (owner, base URL) and a handshake message.
+"""
+
+from __future__ import annotations
+
+import weakref
+from functools import partial
+from typing import Any
+
+import orjson
+
+from fhir_server.errors import FhirError
+from fhir_server.interactions.plan import WriteOp, prefixed
+from fhir_server.security.policy import Action
+from fhir_server.security.policy.owned import owner_key, owner_of
+from fhir_server.security.session import decide, patients_of
+from fhir_server.security.tx_facts import TxFacts
+from fhir_server.storage.protocols import StoredResource, TxView
+from fhir_server.subscriptions.ownership import Owner, with_owner
+from fhir_server.subscriptions.registry import JOB_KIND, JOB_STATUS, Entry, Registry, job_id
+from fhir_server.subscriptions.spec import read_spec, unprocessable
+from fhir_server.subscriptions.topics import TRIGGERS, Event, filter_matches, topics
+
+OUTBOX_TOPIC = "subscription"
+_TYPES = frozenset(t for topic in topics().values() for t in topic.resources)
+_Change = tuple[dict[str, Any] | None, dict[str, Any], StoredResource]
+
+
+def partition(subscription_id: str) -> str:
+    return f"Subscription/{subscription_id}"
+
+
+def versioned(stored: StoredResource) -> str:
+    return f"{stored.type}/{stored.id}/_history/{stored.version}"
+
+
+class SubscriptionHooks:
+    """Installed in ``Services.change_hooks``; the executor also calls ``unit_begin`` / ``unit_end``."""
+
+    def __init__(self, registry: Registry, services: Any) -> None:
+        self.registry = registry
+        self.services = services
+        self.owner: Any = None  # the Subscriptions service (service.py)
+        self._changes: weakref.WeakKeyDictionary[Any, list[_Change]] = weakref.WeakKeyDictionary()
+
+    # -- the change hook -------------------------------------------------------------------------------
+    def __call__(self, view: TxView, services: Any, previous: bytes | None, resource: dict[str, Any],
+                 stored: StoredResource) -> None:
+        if resource.get("resourceType") in _TYPES and self.registry:
+            before = orjson.loads(previous) if previous else None
+            self._changes.setdefault(view, []).append((before, resource, stored))
+
+    # -- before the writes -------------------------------------------------------------------------------
+    def unit_begin(self, view: TxView, req: Any, ops: list[WriteOp]) -> None:
+        for op in ops:
+            if op.resource_type != "Subscription" or op.resource is None:
+                continue
+            try:
+                op.resource = self._prepared(view, req, op)
+            except FhirError as exc:
+                raise prefixed(exc, op) from exc
+
+    def _prepared(self, view: TxView, req: Any, op: WriteOp) -> dict[str, Any]:
+        resource = op.resource or {}
+        if op.criteria is not None and op.method != "POST":
+            raise unprocessable("a Subscription is updated by its id, not by conditional criteria", "Subscription",
+                                code="not-supported")
+        spec = read_spec(resource)
+        target = op.target or op.resource_id
+        current = view.current("Subscription", target) if target else None
+        previous = orjson.loads(current.data) if current is not None and not current.deleted and current.data else None
+        key = (owner_of(previous) if previous is not None else None) or owner_key(req.access.ctx)
+        wanted = resource.get("status")
+        if wanted == "off":
+            status = "off"
+        elif previous is not None and previous.get("status") in ("active", "error") and \
+                _same_channel(previous, spec):
+            status = str(previous["status"])
+        else:
+            status = "requested"  # activated by a successful handshake (delivery.py)
+        out = {k: v for k, v in resource.items() if not (k == "error" and status != "error")}
+        return with_owner({**out, "status": status}, key)
+
+    # -- after the writes -----------------------------------------------------------------------------------
+    def unit_end(self, view: TxView, req: Any, ops: list[WriteOp]) -> None:
+        for op in ops:
+            if op.resource_type != "Subscription":
+                continue
+            if op.deleted:
+                for gone in op.deleted:
+                    view.delete_job(job_id(gone.id))
+                    view.on_commit(partial(self.registry.remove, gone.id))
+            elif op.stored is not None and op.outcome in ("created", "updated"):
+                self._subscription_written(view, req, op.stored)
+        changes = self._changes.pop(view, [])
+        if changes:
+            self._match(view, changes)
+
+    def _subscription_written(self, view: TxView, req: Any, stored: StoredResource) -> None:
+        resource = orjson.loads(stored.data or b"{}")
+        spec = read_spec(resource)
+        known = self.registry.get(stored.id)
+        owner = known.owner if known is not None else Owner.of(req.access.ctx)
+        entry = Entry(stored.id, spec, str(resource.get("status")), owner, known.base_url if known else req.base_url,
+                      known.events if known else 0, stored.version)
+        view.put_job(job_id(stored.id), JOB_KIND, JOB_STATUS, entry.state())
+        view.on_commit(lambda: self.registry.put(entry))  # before the worker is woken for its handshake
+        if entry.status == "requested":
+            message = {"kind": "handshake", "subscription": stored.id, "version": stored.version}
+            view.enqueue(OUTBOX_TOPIC, partition(stored.id), f"sub:{stored.id}:handshake:{stored.version}",
+                         orjson.dumps(message))
+            view.on_commit(self.registry.wake)
+
+    def _match(self, view: TxView, changes: list[_Change]) -> None:
+        policy = self.services.enforcer.policy if self.services.enforcer is not None else None
+        facts = TxFacts(view)
+        queued = False
+        for previous, resource, stored in changes:
+            for trigger in TRIGGERS.values():
+                event = trigger(previous, resource)
+                if event is None:
+                    continue
+                for entry in self.registry.for_topic(event.topic):
+                    if not _filters_match(entry, resource):
+                        continue
+                    judged = decide(policy, entry.owner.context(), facts, Action.READ, resource,
+                                    patients_of(stored, resource))
+                    if not judged.allowed:
+                        continue  # hidden from the owner: not an event of this subscription (docs/subscriptions.md)
+                    self._enqueue(view, entry, event, stored)
+                    queued = True
+        if queued:
+            view.on_commit(self.registry.wake)
+
+    def _enqueue(self, view: TxView, entry: Entry, event: Event, stored: StoredResource) -> None:
+        number = self.registry.next_event(view, entry)
+        context = []
+        for ref in event.context:
+            rtype, _, rid = ref.partition("/")
+            found = view.current(rtype, rid)
+            if found is not None and not found.deleted:
+                context.append(versioned(found))
+        message = {"kind": "event", "subscription": entry.id, "topic": event.topic, "event": number,
+                   "timestamp": view.timestamp, "focus": versioned(stored), "context": context}
+        view.enqueue(OUTBOX_TOPIC, partition(entry.id), f"sub:{entry.id}:{number}", orjson.dumps(message))
+
+
+def _same_channel(previous: dict[str, Any], spec: Any) -> bool:
+    try:
+        return bool(read_spec(previous).channel_key() == spec.channel_key())
+    except FhirError:
+        return False
+
+
+def _filters_match(entry: Entry, resource: dict[str, Any]) -> bool:
+    rtype = resource.get("resourceType")
+    return all(filter_matches(resource, name, list(values))
+               for ftype, name, values in entry.spec.filters if ftype == rtype)

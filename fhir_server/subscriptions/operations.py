@@ -1,0 +1,117 @@
+"""``Subscription/[id]/$status`` and ``Subscription/[id]/$events`` (Subscriptions Backport IG 1.1.0).
+
+Both read the Subscription through the caller's access session first, so only its owner and an
+administrator get past it (security/policy/owned.py); anyone else gets the 404 of an unknown id.
+
+* ``$status``: a ``searchset`` Bundle with the SubscriptionStatus (``Parameters``, type
+  ``query-status``): status, topic, ``events-since-subscription-start``, and the error if any.
+* ``$events``: the notification Bundle (type ``history``, status type ``query-event``) of the events
+  numbered ``eventsSinceNumber`` .. ``eventsUntilNumber`` (default: the last 100), kept in the outbox.
+  ``content`` (``empty`` | ``id-only`` | ``full-resource``, default the subscription's) says what each
+  event carries; every focus is judged under the **caller** (session ``vread``: judged and audited), so
+  what the caller may not read is listed by event number without its focus.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+from fhir_server.errors import FhirError
+from fhir_server.interactions.base import FhirResponse
+from fhir_server.jsonio import dumps
+from fhir_server.operations.patient_ops import int_param, reject_unknown
+from fhir_server.operations.registry import OperationCall, operation
+from fhir_server.subscriptions.matching import OUTBOX_TOPIC, partition
+from fhir_server.subscriptions.notification import (
+    NotificationEvent,
+    bundle,
+    now,
+    resource_entry,
+    status_parameters,
+)
+from fhir_server.subscriptions.registry import Entry
+from fhir_server.subscriptions.service import installed
+from fhir_server.subscriptions.spec import CONTENTS
+
+EVENTS_KEPT = 1000  # $events looks at most this many of the newest messages of a subscription
+DEFAULT_EVENTS = 100
+
+
+async def _entry(call: OperationCall) -> tuple[Entry, dict[str, Any]]:
+    sid = call.resource_id or ""
+    stored = await call.access.read("Subscription", sid)  # judged: the owner or an administrator, else 404
+    subscriptions = installed(call.services)
+    entry = subscriptions.registry.get(sid) if subscriptions is not None else None
+    if entry is None:
+        raise FhirError("not_found", f"Subscription/{sid} is not served (not a topic-based subscription)")
+    return entry, orjson.loads(stored.data or b"{}")
+
+
+def _error(resource: dict[str, Any]) -> str | None:
+    error = resource.get("error")
+    return str(error) if isinstance(error, str) else None
+
+
+@operation("status", levels=("instance",), types=("Subscription",))
+async def status_operation(call: OperationCall) -> FhirResponse:
+    reject_unknown(call, frozenset())
+    entry, resource = await _entry(call)
+    base = call.base_url or entry.base_url
+    params = status_parameters(base, entry.id, entry.spec.topic, str(resource.get("status")), "query-status",
+                               entry.events, [], _error(resource))
+    result = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "searchset", "timestamp": now(),
+              "total": 1, "entry": [{"fullUrl": f"urn:uuid:{params['id']}", "resource": params,
+                                     "search": {"mode": "match"}}]}
+    return FhirResponse(200, dumps(result, pretty=call.pretty))
+
+
+@operation("events", levels=("instance",), types=("Subscription",))
+async def events_operation(call: OperationCall) -> FhirResponse:
+    reject_unknown(call, frozenset({"eventsSinceNumber", "eventsUntilNumber", "content"}))
+    entry, resource = await _entry(call)
+    until = int_param(call, "eventsUntilNumber", entry.events, low=1, high=2**62) or entry.events
+    since = int_param(call, "eventsSinceNumber", max(1, until - DEFAULT_EVENTS + 1), low=1, high=2**62) or 1
+    content = call.one("content") or entry.spec.content
+    if content not in CONTENTS:
+        raise FhirError("invalid", f"content must be one of {', '.join(CONTENTS)}", code="value",
+                        expression="content")
+    base = call.base_url or entry.base_url
+    items = await call.access.records.outbox_partition(OUTBOX_TOPIC, partition(entry.id), EVENTS_KEPT)
+    messages = sorted((m for m in (orjson.loads(i.payload) for i in items)
+                       if m.get("kind") == "event" and since <= int(m.get("event", 0)) <= until),
+                      key=lambda m: int(m["event"]))
+    events: list[NotificationEvent] = []
+    entries: list[dict[str, Any]] = []
+    for message in messages:
+        event = NotificationEvent(int(message["event"]), str(message["timestamp"]))
+        if content != "empty":
+            for i, ref in enumerate([message["focus"], *message.get("context", [])]):
+                shown = await _visible(call, str(ref))
+                if shown is None:
+                    if i == 0:
+                        break  # the focus is hidden: the event is listed without it, and without context
+                    continue
+                rref, version, data = shown
+                if i == 0:
+                    event.focus = rref
+                else:
+                    event.context.append(rref)
+                entries.append(resource_entry(base, data if content == "full-resource" else None, rref, version))
+        events.append(event)
+    params = status_parameters(base, entry.id, entry.spec.topic, str(resource.get("status")), "query-event",
+                               entry.events, events, _error(resource))
+    return FhirResponse(200, dumps(bundle(base, entry.id, params, entries), pretty=call.pretty))
+
+
+async def _visible(call: OperationCall, versioned: str) -> tuple[str, int, dict[str, Any]] | None:
+    ref, _, version = versioned.partition("/_history/")
+    rtype, _, rid = ref.partition("/")
+    try:
+        stored = await call.access.vread(rtype, rid, int(version))
+    except FhirError:
+        return None  # unknown, deleted or hidden from the caller: not shown
+    data: dict[str, Any] = orjson.loads(stored.data or b"{}")
+    return ref, stored.version, data

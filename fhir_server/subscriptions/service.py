@@ -1,0 +1,140 @@
+"""Subscriptions as the application runs them: installed into the services (api/app.py
+``build_services``), started in the lifespan after the store opened, stopped before it closes.
+
+Start-up publishes the topics (readable as ``Basic/kz-topic-*``), loads the registry, starts the
+delivery worker for outbox topic ``subscription`` (jobs/worker.py with the rest-hook channel,
+delivery.py) and the heartbeat loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any
+
+import orjson
+
+from fhir_server.interactions.write import store_version
+from fhir_server.jobs.worker import OutboxWorker
+from fhir_server.storage.protocols import TxView
+from fhir_server.subscriptions.delivery import SubscriptionChannel
+from fhir_server.subscriptions.matching import OUTBOX_TOPIC, SubscriptionHooks, partition
+from fhir_server.subscriptions.registry import Registry
+from fhir_server.subscriptions.spec import read_spec
+from fhir_server.subscriptions.topics import topic_resources
+
+HEARTBEAT_TICK = 1.0  # seconds between heartbeat checks
+WORKER_OPTIONS: dict[str, Any] = {"poll_seconds": 0.5, "base_backoff": 2.0, "max_attempts": 10}
+
+
+class Subscriptions:
+    def __init__(self, services: Any) -> None:
+        self.services = services
+        self.registry = Registry()
+        self.hooks = SubscriptionHooks(self.registry, services)
+        self.hooks.owner = self
+        self.channel = SubscriptionChannel(services, self.registry)
+        self.worker: OutboxWorker | None = None
+        self.heartbeat_tick = HEARTBEAT_TICK
+        self._heartbeats: asyncio.Task[None] | None = None
+
+    async def start(self, **worker_options: Any) -> None:
+        await publish_topics(self.services)
+        await self.registry.load(self.services.store, read_spec)
+        await self.start_worker(**worker_options)
+        self._heartbeats = asyncio.create_task(self._heartbeat_loop(), name="kzfhir-subscription-heartbeats")
+
+    async def start_worker(self, **options: Any) -> OutboxWorker:
+        """(Re)start the delivery worker; tests pass fast ``poll_seconds`` / ``base_backoff``."""
+        if self.worker is not None:
+            await self.worker.stop()
+        worker = OutboxWorker(self.services.store, {OUTBOX_TOPIC: [self.channel]}, sync_audit=False,
+                              **{**WORKER_OPTIONS, **options})
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:  # from the writer thread, after a commit
+            with contextlib.suppress(RuntimeError):  # the loop is closing: the next poll finds the message
+                loop.call_soon_threadsafe(worker.wake)
+
+        self.registry.on_change = wake
+        worker.start()
+        self.worker = worker
+        return worker
+
+    async def stop(self) -> None:
+        if self._heartbeats is not None:
+            self._heartbeats.cancel()
+            await asyncio.gather(self._heartbeats, return_exceptions=True)
+            self._heartbeats = None
+        if self.worker is not None:
+            await self.worker.stop()
+            self.worker = None
+        self.registry.on_change = None
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_tick)
+            with contextlib.suppress(Exception):  # a failed round must not end heartbeats for good
+                await self.heartbeats_due()
+
+    async def heartbeats_due(self) -> int:
+        """Queue a heartbeat for every active subscription silent for its heartbeat period."""
+        now = time.monotonic()
+        due = []
+        for entry in self.registry.all():
+            if not entry.spec.heartbeat or entry.status != "active":
+                continue
+            last = self.registry.last_sent.setdefault(entry.id, now)
+            if now - last >= entry.spec.heartbeat:
+                due.append(entry)
+        if not due:
+            return 0
+
+        def unit(view: TxView) -> None:
+            for entry in due:
+                message = {"kind": "heartbeat", "subscription": entry.id}
+                view.enqueue(OUTBOX_TOPIC, partition(entry.id), f"sub:{entry.id}:heartbeat:{uuid.uuid4()}",
+                             orjson.dumps(message))
+
+        await self.services.store.transaction(unit)
+        for entry in due:
+            self.registry.last_sent[entry.id] = now
+        self.registry.wake()
+        return len(due)
+
+
+def install(services: Any) -> Subscriptions:
+    subscriptions = Subscriptions(services)
+    services.change_hooks.append(subscriptions.hooks)
+    return subscriptions
+
+
+def installed(services: Any) -> Subscriptions | None:
+    for hook in services.change_hooks:
+        if isinstance(hook, SubscriptionHooks):
+            owner: Subscriptions = hook.owner
+            return owner
+    return None
+
+
+async def publish_topics(services: Any) -> int:
+    """Write the topics as Basic resources when missing or changed (as definitions/publish.py does)."""
+    items = topic_resources()
+
+    def unit(view: TxView) -> int:
+        written = 0
+        for resource in items:
+            current = view.current("Basic", resource["id"])
+            if current is not None and not current.deleted and current.data is not None:
+                stored = {k: v for k, v in orjson.loads(current.data).items() if k != "meta"}
+                if stored == {k: v for k, v in resource.items() if k != "meta"} | {"resourceType": "Basic"}:
+                    continue
+            version = 1 if current is None else current.version + 1
+            store_version(view, services, dict(resource), "Basic", resource["id"], version, "PUT")
+            written += 1
+        return written
+
+    count: int = await services.store.transaction(unit)
+    return count
