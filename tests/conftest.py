@@ -12,6 +12,7 @@ import pytest
 
 from fhir_server.api.app import create_app
 from fhir_server.config import Settings
+from tests.pg import fresh_database, test_backend
 
 BASE = "http://kzfhir.test"
 
@@ -23,10 +24,16 @@ def open_mode(request: pytest.FixtureRequest) -> bool:
     return request.node.get_closest_marker("open_mode") is not None
 
 
+def test_database(tmp_path: Path, name: str) -> Path | str:
+    """The store of one test: a SQLite file in ``tmp_path``, or with ``KZFHIR_TEST_BACKEND=postgres`` a
+    fresh database on the tests' PostgreSQL (tests/pg.py; ``make test-postgres``)."""
+    return fresh_database() if test_backend() == "postgres" else tmp_path / name
+
+
 @pytest.fixture
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    return Settings(database=tmp_path / "test.sqlite", synchronous_full=False, security_enabled=not open_mode(request),
-                    dev_key_path=tmp_path / "dev-jwks.json")
+    return Settings(database=test_database(tmp_path, "test.sqlite"), synchronous_full=False,
+                    security_enabled=not open_mode(request), dev_key_path=tmp_path / "dev-jwks.json")
 
 
 @pytest.fixture

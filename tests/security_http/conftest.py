@@ -12,7 +12,7 @@ import pytest
 from fhir_server.api.app import create_app
 from fhir_server.config import Settings
 from fhir_server.security.auth import issue_dev_token
-from tests.conftest import BASE
+from tests.conftest import BASE, test_database
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
 BIN = "940140000385"
@@ -76,7 +76,8 @@ async def _seed(settings: Settings, resources: list[dict[str, Any]]) -> None:
 
 @pytest.fixture
 def secure_settings(tmp_path: Path) -> Settings:
-    return Settings(database=tmp_path / "sec.sqlite", dev_key_path=tmp_path / "jwks.json", synchronous_full=False)
+    return Settings(database=test_database(tmp_path, "sec.sqlite"), dev_key_path=tmp_path / "jwks.json",
+                    synchronous_full=False)
 
 
 @pytest.fixture

@@ -62,18 +62,23 @@ class PostgresStore:
         self._rules = rules
         self.audit = PgAuditLog(self, rules)
         self._pool_size = max(1, pool_size)
-        options = f"-c statement_timeout={int(statement_timeout_ms)}" if statement_timeout_ms > 0 else ""
+        self._timeout_ms = int(statement_timeout_ms)
+        options = f"-c statement_timeout={self._timeout_ms}" if statement_timeout_ms > 0 else ""
         self._kwargs: dict[str, Any] = {"autocommit": True, **({"options": options} if options else {})}
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._apool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._threads: ThreadPoolExecutor | None = None
+        # Units are serialized anyway (store_head): one writer thread per process queues them here, so that
+        # waiting writes hold neither the readers' threads nor more than one connection.
+        self._writer: ThreadPoolExecutor | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
-        self._threads = ThreadPoolExecutor(self._pool_size, thread_name_prefix="kzfhir-pg")
+        self._threads = ThreadPoolExecutor(self._pool_size, thread_name_prefix="kzfhir-pg-read")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="kzfhir-pg-write")
         pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            self.url, min_size=1, max_size=self._pool_size, kwargs=self._kwargs, open=False, name="kzfhir")
+            self.url, min_size=1, max_size=self._pool_size + 1, kwargs=self._kwargs, open=False, name="kzfhir")
         await loop.run_in_executor(self._threads, lambda: pool.open(wait=True, timeout=30))
         self._pool = pool
 
@@ -94,9 +99,10 @@ class PostgresStore:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await asyncio.get_running_loop().run_in_executor(self._threads, pool.close)
-        if self._threads is not None:
-            self._threads.shutdown(wait=True)
-            self._threads = None
+        for executor in (self._writer, self._threads):
+            if executor is not None:
+                executor.shutdown(wait=True)
+        self._threads = self._writer = None
 
     # -- writes ------------------------------------------------------------------------------------
     def _apply(self, unit: Callable[[Any], T], relaxed: bool) -> T:
@@ -106,7 +112,7 @@ class PostgresStore:
             with raw.transaction():
                 if relaxed:
                     raw.execute("SET LOCAL synchronous_commit = off")
-                head = raw.execute(_HEAD).fetchone()
+                head = self._lock_head(raw)
                 assert head is not None, "store_head is missing"
                 micros = max(time.time_ns() // 1000, int(head[0]) + 1)
                 view = PgTxView(conn, _stamp(micros), int(head[1]), self._rules)
@@ -117,10 +123,19 @@ class PostgresStore:
             callback()
         return result
 
+    def _lock_head(self, raw: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
+        """Take ``store_head``: the wait for another node's unit is queueing, not a slow statement, so the
+        statement timeout is lifted for it (one round trip: the three statements go as one query)."""
+        if self._timeout_ms <= 0:
+            return raw.execute(_HEAD).fetchone()
+        cur = raw.execute(f"SET LOCAL statement_timeout = 0; {_HEAD}; SET LOCAL statement_timeout = {self._timeout_ms}")
+        cur.nextset()
+        return cur.fetchone()
+
     async def transaction(self, unit: Callable[[Any], T], *, relaxed: bool = False) -> T:
-        if self._threads is None:
+        if self._writer is None:
             raise RuntimeError("store is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._threads, self._apply, unit, relaxed)
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._apply, unit, relaxed)
 
     # -- reads -------------------------------------------------------------------------------------
     def _read(self, fn: Callable[[QmarkConnection], T], snapshot: bool) -> T:
