@@ -9,8 +9,9 @@ Citus readiness (docs/postgres.md): every data table carries ``pkey``, the patie
 first patient whose compartment a resource is in; "" for directory resources), ready to become the
 distribution column; the keys do not include it yet.
 
-``store_head`` is one row: the last unit's instant and the next history seq. Every write unit takes it
-``FOR UPDATE`` first, so units are serialized across processes and nodes as on SQLite's single writer
+``store_head`` is one row: the last unit's instant, the next history seq and the next resource row id.
+Every write unit takes it ``FOR UPDATE`` first, so units are serialized across processes and nodes as on
+SQLite's single writer
 (storage/postgres/store.py).
 """
 
@@ -69,8 +70,9 @@ _BASE = [
     """CREATE TABLE IF NOT EXISTS store_head (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         last_micros BIGINT NOT NULL,
-        next_seq BIGINT NOT NULL)""",
-    "INSERT INTO store_head (id, last_micros, next_seq) VALUES (1, 0, 1) ON CONFLICT DO NOTHING",
+        next_seq BIGINT NOT NULL,
+        next_rid BIGINT NOT NULL)""",
+    "INSERT INTO store_head (id, last_micros, next_seq, next_rid) VALUES (1, 0, 1, 1) ON CONFLICT DO NOTHING",
 ]
 
 

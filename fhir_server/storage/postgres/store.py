@@ -46,7 +46,7 @@ T = TypeVar("T")
 _READ = "SELECT version, last_updated, deleted, data, patients FROM resources WHERE type = %s AND id = %s"
 _VREAD = ("SELECT h.version, h.last_updated, h.deleted, h.data, h.method, h.patients FROM history h "
           "JOIN resources r ON r.rid = h.rid WHERE r.type = %s AND r.id = %s AND h.version = %s")
-_HEAD = "SELECT last_micros, next_seq FROM store_head WHERE id = 1 FOR UPDATE"
+_HEAD = "SELECT last_micros, next_seq, next_rid FROM store_head WHERE id = 1 FOR UPDATE"
 
 
 def _stamp(micros: int) -> str:
@@ -115,10 +115,13 @@ class PostgresStore:
                 head = self._lock_head(raw)
                 assert head is not None, "store_head is missing"
                 micros = max(time.time_ns() // 1000, int(head[0]) + 1)
-                view = PgTxView(conn, _stamp(micros), int(head[1]), self._rules)
-                result = unit(view)
-                raw.execute("UPDATE store_head SET last_micros = %s, next_seq = %s WHERE id = 1",
-                            [micros, view.next_seq])
+                view = PgTxView(conn, _stamp(micros), int(head[1]), self._rules, int(head[2]))
+                # pipeline mode: writes whose results the unit does not read (index rows, history, chain
+                # rows) go out without waiting each for its answer; a read (current, search_ids) syncs
+                with raw.pipeline():
+                    result = unit(view)
+                raw.execute("UPDATE store_head SET last_micros = %s, next_seq = %s, next_rid = %s WHERE id = 1",
+                            [micros, view.next_seq, view.next_rid])
         for callback in view.after_commit:  # after COMMIT, before the caller hears of it
             callback()
         return result

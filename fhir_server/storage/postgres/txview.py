@@ -58,10 +58,15 @@ def write_index(conn: QmarkConnection, rid: int, resource_type: str, rows: Index
 
 
 class PgTxView:
-    def __init__(self, conn: QmarkConnection, timestamp: str, next_seq: int, rules: ChainRules) -> None:
+    def __init__(self, conn: QmarkConnection, timestamp: str, next_seq: int, rules: ChainRules,
+                 next_rid: int) -> None:
         self._conn = conn
         self._timestamp = timestamp
         self.next_seq = next_seq
+        self.next_rid = next_rid  # row ids are handed out under the head lock too: no RETURNING round trip
+        # the unit's own view of the rows it read or wrote: nothing else writes while it runs (store.py), so
+        # a row read once stays true; a re-read would cost a pipeline sync
+        self._rows: dict[tuple[str, str], tuple[Any, ...] | None] = {}
         self.after_commit: list[Callable[[], None]] = []
         self.audit = PgAuditTx(conn, rules)
 
@@ -70,7 +75,11 @@ class PgTxView:
         return self._timestamp
 
     def _row(self, resource_type: str, resource_id: str) -> tuple[Any, ...] | None:
+        key = (resource_type, resource_id)
+        if key in self._rows:
+            return self._rows[key]
         row: tuple[Any, ...] | None = self._conn.execute(_CURRENT, [resource_type, resource_id]).fetchone()
+        self._rows[key] = row
         return row
 
     def current(self, resource_type: str, resource_id: str) -> StoredResource | None:
@@ -98,12 +107,12 @@ class PgTxView:
         deleted = 1 if data is None else 0
         pkey = compartment_key(patients)
         if row is None:
-            found = self._conn.execute(
-                "INSERT INTO resources (type, id, version, last_updated, deleted, data, patients, pkey) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING rid",
-                [resource_type, resource_id, version, self._timestamp, deleted, data, patients, pkey]).fetchone()
-            assert found is not None
-            rid = int(found[0])
+            rid = self.next_rid
+            self.next_rid += 1
+            self._conn.execute(
+                "INSERT INTO resources (rid, type, id, version, last_updated, deleted, data, patients, pkey) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [rid, resource_type, resource_id, version, self._timestamp, deleted, data, patients, pkey])
         else:
             rid = int(row[0])
             self._conn.execute(
@@ -115,6 +124,7 @@ class PgTxView:
             [rid, version, resource_type, resource_id, self._timestamp, deleted, method, data, self.next_seq,
              patients, pkey])
         self.next_seq += 1
+        self._rows[(resource_type, resource_id)] = (rid, version, self._timestamp, deleted, data, patients)
         return rid, row is None
 
     def put(self, resource_type: str, resource_id: str, version: int, data: bytes, index: Any,
@@ -129,9 +139,8 @@ class PgTxView:
         return StoredResource(resource_type, resource_id, version, self._timestamp, True, None, method, "")
 
     def patients(self, resource_type: str, resource_id: str) -> str | None:
-        row = self._conn.execute("SELECT patients, deleted FROM resources WHERE type = ? AND id = ?",
-                                 [resource_type, resource_id]).fetchone()
-        return None if row is None or row[1] else (row[0] or "")
+        row = self._row(resource_type, resource_id)
+        return None if row is None or row[3] else (row[5] or "")
 
     def enqueue(self, topic: str, partition: str | None, key: str, payload: bytes) -> None:
         # the idempotency key makes a retried unit harmless: the same message is never queued twice
