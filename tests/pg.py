@@ -113,9 +113,11 @@ class PgCluster:
     def _start(self) -> None:
         self._run(self.initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")
+        # throwaway data: no fsync, minimal WAL kept small (a database per test adds up on a shared disk)
         options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-                   "-c shared_buffers=64MB")
+                   "-c shared_buffers=64MB -c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=64MB "
+                   "-c min_wal_size=32MB")
         self._run(self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w",
                   "-t", "60", "start")
         self._admin(f"CREATE DATABASE {TEMPLATE}")
@@ -157,6 +159,12 @@ class PgCluster:
             self._admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         return self.url(name)
 
+    def drop(self, url: str) -> None:
+        """Drop a database made by :meth:`database` (connections still open are ended)."""
+        name = url.rsplit("/", 1)[-1]
+        if name.isidentifier() and name != TEMPLATE:
+            self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
     def stop(self) -> None:
         if self.data.exists():
             subprocess.run([self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"], capture_output=True,
@@ -196,6 +204,12 @@ def _in_thread(make: Callable[[], object]) -> None:
 def fresh_database(prefix: str = "t") -> str:
     """The URL of a fresh database on this process's test cluster (started on first use)."""
     return PgCluster.get().database(prefix)
+
+
+def release_database(database: object) -> None:
+    """Drop a test's PostgreSQL database (``fresh_database``) when it is one; SQLite files stay in tmp_path."""
+    if isinstance(database, str) and database.startswith("postgresql://") and PgCluster._instance is not None:
+        PgCluster._instance.drop(database)
 
 
 def test_backend() -> str:

@@ -26,7 +26,7 @@ from fhir_server.security.context import RequestContext
 from fhir_server.security.policy import Verdict
 from fhir_server.security.policy.decision import Decision
 from fhir_server.storage.protocols import Store, TxView
-from tests.pg import fresh_database
+from tests.pg import fresh_database, release_database
 
 DOCTOR = RequestContext(subject="u1", fhir_user="Practitioner/dr1", role="practitioner", authenticated=True,
                         client_ip="10.0.0.7")
@@ -85,6 +85,7 @@ async def store(backend: Backend, tmp_path: Path) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+        release_database(getattr(opened, "url", None))
 
 
 def event(n: int, patient: str | None = "p1") -> dict[str, Any]:
