@@ -51,7 +51,7 @@ class PgAuditTx:
 class _Backend(Protocol):
     """What the log needs of its store (PostgresStore)."""
 
-    async def run_read(self, fn: Callable[[QmarkConnection], T], *, snapshot: bool = False) -> T: ...
+    async def run_query(self, fn: Callable[[QmarkConnection], T], *, snapshot: bool = False) -> T: ...
 
 
 def _stream_rows(conn: QmarkConnection) -> Iterator[tuple[Any, ...]]:
@@ -91,14 +91,14 @@ class PgAuditLog:
 
     async def events(self, patient: str | None, limit: int, before: int | None = None
                      ) -> list[tuple[int, dict[str, Any]]]:
-        return await self._store.run_read(lambda conn: audit_rows(conn, self.rules, patient, limit, before),  # type: ignore[arg-type]
+        return await self._store.run_query(lambda conn: audit_rows(conn, self.rules, patient, limit, before),  # type: ignore[arg-type]
                                           snapshot=True)
 
     async def block_events(self, block_seq: int, patient: str) -> list[dict[str, Any]]:
-        return await self._store.run_read(lambda conn: block_events(conn, self.rules, block_seq, patient))  # type: ignore[arg-type]
+        return await self._store.run_query(lambda conn: block_events(conn, self.rules, block_seq, patient))  # type: ignore[arg-type]
 
     async def event(self, event_id: str) -> tuple[int, bytes] | None:
-        return await self._store.run_read(lambda conn: audit_event_row(conn, self.rules, event_id))  # type: ignore[arg-type]
+        return await self._store.run_query(lambda conn: audit_event_row(conn, self.rules, event_id))  # type: ignore[arg-type]
 
     async def verify(self, anchors: Mapping[int, str] | None = None) -> ChainReport:
-        return await self._store.run_read(lambda conn: verify_connection(conn, self.rules, anchors), snapshot=True)
+        return await self._store.run_query(lambda conn: verify_connection(conn, self.rules, anchors), snapshot=True)

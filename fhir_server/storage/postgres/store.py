@@ -151,9 +151,10 @@ class PostgresStore:
                 raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 return fn(conn)
 
-    async def run_read(self, fn: Callable[[QmarkConnection], T], *, snapshot: bool = False) -> T:
+    async def run_query(self, fn: Callable[[QmarkConnection], T], *, snapshot: bool = False) -> T:
         """Run a read on a worker thread with a pooled connection (``snapshot``: in one REPEATABLE READ
-        transaction)."""
+        transaction). Not named ``run_read``: that is the SQLite store's, whose callers pass sqlite3 code
+        (api/operator.py's schema check)."""
         if self._threads is None:
             raise RuntimeError("store is not open")
         return await asyncio.get_running_loop().run_in_executor(self._threads, self._read, fn, snapshot)
@@ -179,24 +180,24 @@ class PostgresStore:
         return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], row[4], row[5])
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
-        return await self.run_read(lambda conn: query_history(conn, query, POSTGRES), snapshot=True)
+        return await self.run_query(lambda conn: query_history(conn, query, POSTGRES), snapshot=True)
 
     async def search(self, query: Any) -> Any:
-        return await self.run_read(lambda conn: run_planned_search(conn, query, POSTGRES), snapshot=True)
+        return await self.run_query(lambda conn: run_planned_search(conn, query, POSTGRES), snapshot=True)
 
     async def include(self, specs: Any, sources: Any, limit: int) -> Any:
-        return await self.run_read(lambda conn: include_round(conn, specs, sources, limit, POSTGRES))
+        return await self.run_query(lambda conn: include_round(conn, specs, sources, limit, POSTGRES))
 
     async def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:
-        return await self.run_read(lambda conn: match_ids(conn, query, limit, POSTGRES))
+        return await self.run_query(lambda conn: match_ids(conn, query, limit, POSTGRES))
 
     # -- outbox and jobs ---------------------------------------------------------------------------
     async def outbox_due(self, topic: str, now: str, limit: int) -> list[OutboxItem]:
-        return await self.run_read(lambda conn: outbox.due(conn, topic, now, limit))  # type: ignore[arg-type]
+        return await self.run_query(lambda conn: outbox.due(conn, topic, now, limit))  # type: ignore[arg-type]
 
     async def outbox_partition(self, topic: str, partition: str, limit: int,
                                before_id: int | None = None) -> list[OutboxItem]:
-        return await self.run_read(
+        return await self.run_query(
             lambda conn: outbox.by_partition(conn, topic, partition, limit, before_id))  # type: ignore[arg-type]
 
     async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
