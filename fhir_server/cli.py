@@ -43,9 +43,12 @@ def _serve(args: argparse.Namespace) -> int:
         open_mode_database(overrides)
     overrides.update({k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None})
     settings = Settings(**overrides)  # type: ignore[arg-type]  # flags over KZFHIR_* over defaults
+    from fhir_server.storage.sqlite.lock import DatabaseInUse, check_free
+
     try:
+        check_free(str(settings.database))  # one server per SQLite file (issue 11 §3)
         app = create_app(settings)
-    except ValueError as exc:  # a configuration the server refuses to start with (security/setup.py)
+    except (ValueError, DatabaseInUse) as exc:  # a configuration the server refuses to start with
         return fail("kzfhir serve", str(exc))
     configure_logging(settings)
     notice = development_notice(settings)

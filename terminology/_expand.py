@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from terminology._compose import ComposeResult, Entry
+from fhir_server.definitions.expansion import ComposeResult, Entry
 from terminology._text import display_for, filter_words, matches
 from terminology.errors import TerminologyError
 

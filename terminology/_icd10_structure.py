@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from terminology._codesystem import CodeSystemIndex
+from fhir_server.definitions.codesystem import CodeSystemIndex
 
 ICD10_URL = "http://hl7.org/fhir/sid/icd-10"
 ICD10_CODE = re.compile(r"[A-Z][0-9]{2}(\.[0-9A-Z]{1,2})?")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminology._codesystem import HIERARCHY_PROPERTIES, CodeSystemIndex, Concept
+from fhir_server.definitions.codesystem import HIERARCHY_PROPERTIES, CodeSystemIndex, Concept
 from terminology._registry import Registry
 from terminology._text import display_for
 from terminology.errors import TerminologyError

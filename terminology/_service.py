@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from terminology._compose import ComposeResult, Entry, evaluate
+from fhir_server.definitions.expansion import ComposeResult, Entry, ExpansionError, evaluate
+from fhir_server.definitions.membership import MembershipIndex
 from terminology._expand import check_expandable, render_expansion
 from terminology._lookup import lookup as lookup_concept
-from terminology._membership import MembershipIndex
 from terminology._registry import Registry
 from terminology._translate import translate as translate_code
 from terminology._validate import against_code_system, against_value_set
@@ -144,10 +144,20 @@ class TerminologyService:
 
     def _evaluate(self, vs: dict[str, Any], *, cache: bool) -> ComposeResult:
         if not cache:
-            return evaluate(self.registry, vs)
+            return _evaluate(self.registry, vs)
         key = f"{vs['url']}|{vs.get('version', '')}"
         result = self._compose.get(key)
         if result is None:
-            result = evaluate(self.registry, vs)
+            result = _evaluate(self.registry, vs)
             self._compose[key] = result
         return result
+
+
+def _evaluate(registry: Registry, vs: dict[str, Any]) -> ComposeResult:
+    """The one expansion (fhir_server.definitions.expansion), its errors as TerminologyError."""
+    try:
+        return evaluate(registry, vs)
+    except TerminologyError:
+        raise
+    except ExpansionError as exc:
+        raise TerminologyError(exc.code, exc.message) from exc

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from terminology._codesystem import Designation
-from terminology._compose import Entry
+from fhir_server.definitions.codesystem import Designation
+from fhir_server.definitions.expansion import Entry
 
 
 def normalise(text: str) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminology._codesystem import CodeSystemIndex
-from terminology._membership import MembershipIndex
+from fhir_server.definitions.codesystem import CodeSystemIndex
+from fhir_server.definitions.membership import MembershipIndex
 from terminology._registry import Registry
 from terminology._text import normalise
 from terminology.errors import TerminologyError

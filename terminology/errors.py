@@ -6,20 +6,16 @@ The HTTP layer maps them to an OperationOutcome once, at the edge: ``not-found``
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
+from fhir_server.definitions.expansion import ExpansionError, ExpansionIssueCode
 from fhir_server.validation.issues import Issue
 
-TerminologyIssueCode = Literal["not-found", "not-supported", "too-costly", "invalid"]
+TerminologyIssueCode = ExpansionIssueCode
 
 
-class TerminologyError(Exception):
-    """A terminology operation could not be carried out."""
-
-    def __init__(self, code: TerminologyIssueCode, message: str) -> None:
-        super().__init__(message)
-        self.code: TerminologyIssueCode = code
-        self.message = message
+class TerminologyError(ExpansionError):
+    """A terminology operation could not be carried out (an ExpansionError of the one ValueSet expansion)."""
 
     def to_issue(self, expression: str | None = None) -> Issue:
         return Issue("error", self.code, self.message, expression)

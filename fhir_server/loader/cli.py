@@ -24,6 +24,7 @@ from fhir_server.loader.progress import MODES, Progress
 from fhir_server.loader.runner import FailureLog, Loader, Summary, backoff
 from fhir_server.loader.sources import SourceError, discover
 from fhir_server.loader.target import in_process, remote
+from fhir_server.storage.sqlite.lock import DatabaseInUse
 
 # The server `make run` starts: the same KZFHIR_HOST/KZFHIR_PORT as `kzfhir serve` (docs/configuration.md).
 DEFAULT_BASE = f"http://{os.environ.get('KZFHIR_HOST') or '127.0.0.1'}:{os.environ.get('KZFHIR_PORT') or 8080}"
@@ -93,7 +94,7 @@ def _command(args: argparse.Namespace) -> int:
         if not args.paths:
             raise LoadError("name the files or folders to load, or --demo for the sample dataset")
         summary = asyncio.run(_load(args))
-    except (LoadError, SourceError) as exc:
+    except (LoadError, SourceError, DatabaseInUse) as exc:  # DatabaseInUse: a server holds --database
         print(f"kzfhir load: {exc}", file=sys.stderr)
         return 2
     if args.json:

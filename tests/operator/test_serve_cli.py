@@ -49,3 +49,32 @@ def test_environment_port_is_honoured_and_open_mode_has_its_own_database(tmp_pat
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "OPEN MODE" in err and "data/open.sqlite" in err
+
+
+def test_a_second_server_on_the_same_database_is_refused_at_start(tmp_path: Path) -> None:
+    """Issue 11 §3: a second `kzfhir serve` on one SQLite file broke the first (every write then 500)."""
+    port = free_port()
+    env = {**os.environ, "KZFHIR_DATABASE": str(tmp_path / "one.sqlite"), "KZFHIR_SYNCHRONOUS_FULL": "false"}
+    first = subprocess.Popen([sys.executable, "-m", "fhir_server.cli", "serve", "--open", "--port", str(port),
+                              "--log-level", "warning"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        wait_until_up(port, "/health")
+        second = _kzfhir("serve", "--open", "--port", str(free_port()), env=env, cwd=tmp_path)
+        assert second.returncode == 2, second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert f"is in use by another kzfhir process (pid {first.pid})" in lines[-1], second.stderr
+        r = httpx.post(f"http://127.0.0.1:{port}/Patient", json={"resourceType": "Patient", "gender": "male"},
+                       headers={"content-type": "application/fhir+json"}, timeout=10)
+        assert r.status_code == 201  # the first server is unharmed
+    finally:
+        first.terminate()
+        first.wait(timeout=30)
+    again = subprocess.Popen([sys.executable, "-m", "fhir_server.cli", "serve", "--open", "--port", str(port),
+                              "--log-level", "warning"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        wait_until_up(port, "/health")  # the lock went with its process
+    finally:
+        again.terminate()
+        again.wait(timeout=30)

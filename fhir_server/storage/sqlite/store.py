@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fhir_server.storage.audit import ChainRules
 from fhir_server.storage.protocols import HistoryPage, HistoryQuery, OutboxItem, StoredResource
-from fhir_server.storage.sqlite import indexing, outbox
+from fhir_server.storage.sqlite import indexing, lock, outbox
 from fhir_server.storage.sqlite.audit.journal import AuditJournal
 from fhir_server.storage.sqlite.audit.log import SqliteAuditLog
 from fhir_server.storage.sqlite.history import query_history
@@ -46,11 +46,14 @@ class SqliteStore:
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
+        self._locked = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            lock.acquire(self.path)  # one process per file (storage/sqlite/lock.py)
+            self._locked = True
         conn = connect(self.path, synchronous_full=self._sync_full)
         create_schema(conn, indexing.ddl(), self._rules)
         next_seq, last_micros = self._resume_point(conn)
@@ -92,6 +95,9 @@ class SqliteStore:
         if self._loop_conn is not None:
             self._loop_conn.close()
             self._loop_conn = None
+        if self._locked:
+            self._locked = False
+            lock.release(self.path)
 
     # -- writes ------------------------------------------------------------------------------------
     async def transaction(self, unit: Callable[[Any], T], *, relaxed: bool = False) -> T:
