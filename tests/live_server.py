@@ -26,7 +26,7 @@ def start_server(db: Path, port: int, *, open_mode: bool = True, dev_keys: Path 
            "--log-level", "warning", *(["--open"] if open_mode else [])]
     env = {**os.environ, **({"KZFHIR_DEV_KEY_PATH": str(dev_keys)} if dev_keys else {})}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded CI machine starts slowly: only the limit, never the usual wait
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/metadata", timeout=1).status_code == 200:

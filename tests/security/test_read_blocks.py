@@ -205,3 +205,27 @@ def test_verify_detects_a_changed_read_record_template_or_removed_index_row(tmp_
     assert not report.ok and report.first_broken_seq is not None
     if tamper == "index":
         assert "audit_patient_blocks" in str(report.problem)
+
+
+def test_a_journal_takes_disk_only_as_far_as_its_data(tmp_path: Path) -> None:
+    """Blocks are allocated a step ahead of the data (a full disk fails the append, never a write fault in
+    the map), so an idle store's journal costs 1 MB of disk, not its 32 MB length; lines across the steps
+    and past the end of a file are all read back."""
+    from fhir_server.storage.sqlite.audit import journal as module
+
+    journal = AuditJournal(str(tmp_path / "j.sqlite"))
+    journal.open()
+    path = tmp_path / "j.sqlite.audit-journal.1"
+    assert path.stat().st_size == module.FILE_BYTES
+    assert path.stat().st_blocks * 512 <= 2 * module.ALLOCATE_BYTES
+    line = b'["R","k",1,"r","Observation","o1","1","p1"]\n'  # one record line
+    lines = (module.FILE_BYTES // len(line)) + 1000  # past the first file
+    chunk = line * 1000
+    for _ in range(lines // 1000):
+        journal.append(chunk)
+    assert (tmp_path / "j.sqlite.audit-journal.2").exists()
+    first = path.stat().st_blocks * 512
+    assert first >= journal._ends[1]  # every byte written had its block allocated before
+    data = path.read_bytes()[:journal._ends[1]]
+    assert data.count(b"\n") == journal._ends[1] // len(line) and b"\x00" not in data
+    journal.close()

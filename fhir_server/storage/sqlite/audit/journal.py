@@ -45,6 +45,7 @@ from fhir_server.storage.sqlite.audit.chain import append_special, special_row
 from fhir_server.storage.sqlite.outbox import enqueue
 
 FILE_BYTES = 32 * 1024 * 1024
+ALLOCATE_BYTES = 1024 * 1024  # disk blocks are allocated this far ahead of the data
 INGEST_SECONDS = 1.0
 OFFSET_KEY = "audit-journal"
 _NAME = re.compile(r"\.audit-journal\.(\d{1,9})$")
@@ -62,6 +63,8 @@ class AuditJournal:
         self.base = database + ".audit-journal"
         self._lock = threading.Lock()  # the loop's rotation against the writer's reading
         self._map: mmap.mmap | None = None
+        self._fd = -1
+        self._allocated = 0
         self._number = 0
         self._pos = 0
         self._ends: dict[int, int] = {}  # files this process filled: where their data ends
@@ -84,13 +87,32 @@ class AuditJournal:
     def _start_file(self, number: int) -> None:
         fd = os.open(f"{self.base}.{number}", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            # Zero-filled (the data ends at the first zero byte) and allocated now: a full disk is an
-            # error here, where the read fails closed, rather than a SIGBUS on a later write fault.
-            os.posix_fallocate(fd, 0, FILE_BYTES)
+            # FILE_BYTES long but sparse (the data ends at the first zero byte), with disk blocks allocated
+            # ALLOCATE_BYTES ahead of the data (``_allocate``): a full disk is an error there, where the
+            # read fails closed, never a SIGBUS on a write fault in the map — and an idle server's journal
+            # takes 1 MB of disk, not 32 (thousands of test stores filled a disk with them).
+            os.ftruncate(fd, FILE_BYTES)
+            os.posix_fallocate(fd, 0, ALLOCATE_BYTES)
             self._map = mmap.mmap(fd, FILE_BYTES)
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        self._fd, self._allocated = fd, ALLOCATE_BYTES
         self._number, self._pos = number, 0
+
+    def _allocate(self, end: int) -> None:
+        """Disk blocks for the map up to ``end`` (and one step further), before any byte is copied there."""
+        target = min(FILE_BYTES, (end // ALLOCATE_BYTES + 1) * ALLOCATE_BYTES)
+        os.posix_fallocate(self._fd, self._allocated, target - self._allocated)
+        self._allocated = target
+
+    def _close_file(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def open(self) -> None:
         with self._lock:
@@ -101,8 +123,7 @@ class AuditJournal:
         with self._lock:
             if self._map is not None:
                 self._map.flush()  # a clean shutdown also puts the tail on disk
-                self._map.close()
-                self._map = None
+            self._close_file()
 
     def append(self, data: bytes) -> None:
         """Append whole lines; durable against a process crash once this returns. The file is mapped
@@ -116,9 +137,12 @@ class AuditJournal:
                 raise ValueError("audit journal line longer than a journal file")
             with self._lock:
                 self._ends[self._number] = self._pos
-                self._map.close()
+                self._close_file()
                 self._start_file(self._number + 1)
             end = len(data)
+        if end > self._allocated:
+            self._allocate(end)
+        assert self._map is not None
         self._map[self._pos:end] = data
         self._pos = end
         self.appended += 1
