@@ -27,7 +27,7 @@ def open_mode(request: pytest.FixtureRequest) -> bool:
 def test_database(tmp_path: Path, name: str) -> Path | str:
     """The store of one test: a SQLite file in ``tmp_path``, or with ``KZFHIR_TEST_BACKEND=postgres`` a
     fresh database on the tests' PostgreSQL (tests/pg.py; ``make test-postgres``)."""
-    return fresh_database() if test_backend() == "postgres" else tmp_path / name
+    return fresh_database(published=True) if test_backend() == "postgres" else tmp_path / name
 
 
 @pytest.fixture

@@ -29,7 +29,8 @@ from pathlib import Path
 NOT_FOUND = ("PostgreSQL is not installed: no initdb/pg_ctl/postgres on PATH or in /usr/lib/postgresql/*/bin. "
              "`make test` installs Debian's `postgresql` package (apt-get install postgresql); install it, or "
              "put a PostgreSQL 15+ bin folder on PATH.")
-TEMPLATE = "kzfhir_template"
+TEMPLATE = "kzfhir_template"  # the store's schema
+PUBLISHED = "kzfhir_published"  # the schema and what the server publishes at start (the IG, terminology ...)
 
 
 class PostgresUnavailable(RuntimeError):
@@ -136,10 +137,10 @@ class PgCluster:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             conn.execute(sql)  # type: ignore[arg-type]  # our own DDL text
 
-    def _prepare_template(self) -> None:
-        """The store's schema, created once into the template (every database cloned from it has it)."""
-        import asyncio
-
+    def _prepare_templates(self) -> None:
+        """The store's schema, created once into the template; and a second template that also holds what
+        the server publishes at start (definitions/publish.py), so that an HTTP test's server finds it
+        current instead of writing it again (about 2 s a test). Every database is a clone of one."""
         from fhir_server.backends import postgres_store
 
         async def create() -> None:
@@ -147,22 +148,38 @@ class PgCluster:
             await store.open()
             await store.close()
 
-        asyncio.run(create()) if not _loop_running() else _in_thread(create)
+        async def publish() -> None:
+            from fhir_server.api.app import build_services
+            from fhir_server.config import Settings
+            from fhir_server.definitions.publish import publish as publish_definitions
+
+            services = build_services(Settings(database=self.url(PUBLISHED), security_enabled=False,
+                                               dev_key_path=self.folder / "dev-jwks.json"))
+            await services.store.open()
+            try:
+                await publish_definitions(services)
+            finally:
+                await services.store.close()
+
+        _run_async(create)
+        self._admin(f"CREATE DATABASE {PUBLISHED} TEMPLATE {TEMPLATE}")
+        _run_async(publish)
         self._template_ready = True
 
-    def database(self, prefix: str = "t") -> str:
-        """A fresh, empty database (schema included); returns its URL."""
+    def database(self, prefix: str = "t", *, published: bool = False) -> str:
+        """A fresh database (schema included; ``published``: and the server's own conformance resources);
+        returns its URL."""
         with self._lock:
             if not self._template_ready:
-                self._prepare_template()
+                self._prepare_templates()
             name = f"{prefix}_{os.getpid()}_{next(self._names)}"
-            self._admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+            self._admin(f"CREATE DATABASE {name} TEMPLATE {PUBLISHED if published else TEMPLATE}")
         return self.url(name)
 
     def drop(self, url: str) -> None:
         """Drop a database made by :meth:`database` (connections still open are ended)."""
         name = url.rsplit("/", 1)[-1]
-        if name.isidentifier() and name != TEMPLATE:
+        if name.isidentifier() and name not in (TEMPLATE, PUBLISHED):
             self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def stop(self) -> None:
@@ -180,6 +197,16 @@ def _loop_running() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _run_async(make: Callable[[], object]) -> None:
+    """Run a coroutine function to completion, on a thread of its own when a loop is running here."""
+    import asyncio
+
+    if _loop_running():
+        _in_thread(make)
+    else:
+        asyncio.run(make())  # type: ignore[arg-type]
 
 
 def _in_thread(make: Callable[[], object]) -> None:
@@ -201,9 +228,10 @@ def _in_thread(make: Callable[[], object]) -> None:
         raise errors[0]
 
 
-def fresh_database(prefix: str = "t") -> str:
-    """The URL of a fresh database on this process's test cluster (started on first use)."""
-    return PgCluster.get().database(prefix)
+def fresh_database(prefix: str = "t", *, published: bool = False) -> str:
+    """The URL of a fresh database on this process's test cluster (started on first use); ``published``:
+    holding what the server publishes at start, as after a first start (the HTTP suites' settings)."""
+    return PgCluster.get().database(prefix, published=published)
 
 
 def release_database(database: object) -> None:
