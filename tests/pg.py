@@ -14,11 +14,13 @@ refuses to run as root).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import glob
 import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -97,6 +99,21 @@ class PgCluster:
             os.chown(self.folder, uid, gid)
         self._start()
         atexit.register(self.stop)
+        self._stop_on_sigterm()
+
+    def _stop_on_sigterm(self) -> None:
+        """A test run ended by SIGTERM (``timeout``, CI cancelling) stops its PostgreSQL too: atexit
+        handlers do not run then, and a running cluster would hold its folder in /tmp."""
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_term(signum: int, frame: object) -> None:
+            self.stop()
+            if callable(previous):
+                previous(signum, frame)  # type: ignore[arg-type]
+            raise SystemExit(128 + signum)
+
+        with contextlib.suppress(ValueError):  # not the main thread: atexit only
+            signal.signal(signal.SIGTERM, on_term)
 
     @classmethod
     def get(cls) -> PgCluster:
