@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?=
 PORT ?=
 
-.PHONY: run demo test bench lint typecheck clean
+.PHONY: run demo test test-postgres postgres bench lint typecheck clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,10 +28,21 @@ demo: $(VENV)/.installed
 	$(BIN)/kzfhir load --demo --base http://$${KZFHIR_HOST:-$(or $(HOST),127.0.0.1)}:$(or $(PORT),$${KZFHIR_PORT:-8080}) \
 		--tokens data/demo-tokens.sh
 
-test: $(VENV)/.installed-test
+# The tests start a real PostgreSQL (tests/pg.py): Debian's `postgresql` package, installed when no
+# initdb is found on PATH or in /usr/lib/postgresql/*/bin (a no-op when present; apt-get needs root).
+postgres:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	else echo "installing PostgreSQL for the tests (apt-get install postgresql)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
+
+test: $(VENV)/.installed-test postgres
 	$(BIN)/ruff check fhir_server profiles terminology signing conformance mappings tests bench scripts
 	$(BIN)/mypy fhir_server signing terminology profiles conformance mappings
 	$(BIN)/pytest -q -n 2 --dist loadfile
+
+# The HTTP suites (interactions, search, security) on PostgreSQL instead of SQLite (docs/postgres.md).
+test-postgres: $(VENV)/.installed-test postgres
+	KZFHIR_TEST_BACKEND=postgres $(BIN)/pytest -q -n 2 --dist loadfile tests/integration tests/search tests/security_http
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench

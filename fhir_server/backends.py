@@ -14,6 +14,7 @@ from pathlib import Path
 from fhir_server.config import Settings
 from fhir_server.security.audit.rules import CHAIN_RULES
 from fhir_server.storage.audit import ChainReport, ChainRules
+from fhir_server.storage.protocols import Store
 from fhir_server.storage.sqlite.audit.journal import unchained_lines
 from fhir_server.storage.sqlite.audit.verify import verify_database
 from fhir_server.storage.sqlite.store import SqliteStore
@@ -29,8 +30,27 @@ def sqlite_store(path: Path | str, *, synchronous_full: bool = True, max_batch: 
                        read_threads=read_threads)
 
 
-def store_for(settings: Settings) -> SqliteStore:
-    """The store the settings name (the SQLite file ``settings.database``)."""
+def postgres_store(url: str, *, pool_size: int = 8, statement_timeout_ms: int = 0) -> Store:
+    """The PostgreSQL store of one database (a ``postgresql://`` URL; docs/postgres.md). psycopg is
+    imported here, so a SQLite deployment never loads it."""
+    from fhir_server.storage.postgres.store import PostgresStore
+
+    return PostgresStore(url, rules=AUDIT_RULES, pool_size=pool_size, statement_timeout_ms=statement_timeout_ms)
+
+
+def is_postgres(database: Path | str) -> bool:
+    """Does ``database`` (``settings.database``) name a PostgreSQL database rather than a SQLite file?"""
+    return isinstance(database, str) and database.startswith(POSTGRES_SCHEMES)
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def store_for(settings: Settings) -> Store:
+    """The store the settings name: ``settings.database`` is a SQLite file, or a ``postgresql://`` URL."""
+    if is_postgres(settings.database):
+        return postgres_store(str(settings.database), pool_size=settings.database_pool_size,
+                              statement_timeout_ms=settings.statement_timeout_ms)
     return sqlite_store(settings.database, synchronous_full=settings.synchronous_full,
                         max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
 

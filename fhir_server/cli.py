@@ -6,7 +6,6 @@ import argparse
 import copy
 import importlib
 import sys
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -36,7 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides: dict[str, object] = {}
     if args.database:
-        overrides["database"] = Path(args.database)
+        overrides["database"] = args.database  # a path, sqlite:///path or postgresql:// (config.py)
     if args.base_url:
         overrides["base_url"] = args.base_url
     if args.require_kz_profiles:
@@ -84,8 +83,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the FHIR server")
     serve.add_argument("--host", help="address to listen on (default $KZFHIR_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=port, help="port to listen on (default $KZFHIR_PORT or 8080)")
-    serve.add_argument("--database", help="SQLite database file (default $KZFHIR_DATABASE or data/kzfhir.sqlite; "
-                       "with --open data/open.sqlite)")
+    serve.add_argument("--database", help="the store: a SQLite file (a path or sqlite:///path) or a PostgreSQL URL "
+                       "postgresql://user@host:port/db (default $KZFHIR_DATABASE or data/kzfhir.sqlite; with --open "
+                       "data/open.sqlite; docs/postgres.md)")
     serve.add_argument("--base-url", help="public base URL used in Location headers and links")
     serve.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     serve.add_argument("--require-kz-profiles", action="store_true",

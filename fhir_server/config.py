@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def database_location(value: object) -> object:
+    """``--database`` / ``KZFHIR_DATABASE``: a ``postgresql://`` (or ``postgres://``) URL stays text; a
+    ``sqlite:///path`` URL and anything else is a SQLite file path."""
+    if isinstance(value, str):
+        if value.startswith(("postgresql://", "postgres://")):
+            return value
+        return Path(value.removeprefix("sqlite://")) if value.startswith("sqlite:///") else Path(value)
+    return value
 
 
 class Settings(BaseSettings):
@@ -13,7 +23,11 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535, description="TCP port `kzfhir serve` listens on")
-    database: Path = Field(default=Path("data/kzfhir.sqlite"), description="SQLite database file")
+    database: Path | str = Field(
+        default=Path("data/kzfhir.sqlite"),
+        description="the store: a SQLite database file (a path, or sqlite:///path), or a PostgreSQL database "
+        "(postgresql://user@host:port/dbname, a libpq URL; docs/postgres.md)",
+    )
     base_url: str | None = Field(
         default=None, description="Public base URL; derived from the request when not set"
     )
@@ -156,6 +170,15 @@ class Settings(BaseSettings):
         "process crashes only",
     )
     read_connections: int = 4
+    database_pool_size: int = Field(
+        default=8, ge=1, le=1000,
+        description="PostgreSQL: connections per pool (one synchronous pool for write units, search and audit "
+        "queries on worker threads, one asynchronous pool for reads by id), and the worker threads",
+    )
+    statement_timeout_ms: int = Field(
+        default=30_000, ge=0,
+        description="PostgreSQL: statement_timeout of the store's connections in milliseconds (0: none)",
+    )
     # -- limits (issue 12; docs/limits.md): every request does bounded work --
     max_json_depth: int = Field(default=128, description="JSON bodies nested deeper than this get 400 (orjson "
                                 "writes at most 254 levels)")
@@ -190,3 +213,8 @@ class Settings(BaseSettings):
         "empty: no CORS headers")
     metrics: bool = Field(default=True, description="Prometheus metrics at GET /metrics (no token needed)")
     docs_page: bool = Field(default=True, description="the browsable API page at GET /docs/ (Swagger UI, no CDN)")
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database(cls, value: object) -> object:
+        return database_location(value)

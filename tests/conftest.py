@@ -3,7 +3,7 @@ use lives in the project and is read through ``tests.data``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 
 from fhir_server.api.app import create_app
 from fhir_server.config import Settings
+from tests.pg import fresh_database, release_database, test_backend
 
 BASE = "http://kzfhir.test"
 
@@ -23,10 +24,18 @@ def open_mode(request: pytest.FixtureRequest) -> bool:
     return request.node.get_closest_marker("open_mode") is not None
 
 
+def test_database(tmp_path: Path, name: str) -> Path | str:
+    """The store of one test: a SQLite file in ``tmp_path``, or with ``KZFHIR_TEST_BACKEND=postgres`` a
+    fresh database on the tests' PostgreSQL (tests/pg.py; ``make test-postgres``)."""
+    return fresh_database(published=True) if test_backend() == "postgres" else tmp_path / name
+
+
 @pytest.fixture
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    return Settings(database=tmp_path / "test.sqlite", synchronous_full=False, security_enabled=not open_mode(request),
-                    dev_key_path=tmp_path / "dev-jwks.json")
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    database = test_database(tmp_path, "test.sqlite")
+    yield Settings(database=database, synchronous_full=False, security_enabled=not open_mode(request),
+                   dev_key_path=tmp_path / "dev-jwks.json")
+    release_database(database)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,8 @@ import pytest
 from fhir_server.api.app import create_app
 from fhir_server.config import Settings
 from fhir_server.security.auth import issue_dev_token
-from tests.conftest import BASE
+from tests.conftest import BASE, test_database
+from tests.pg import release_database
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
 BIN = "940140000385"
@@ -75,8 +76,10 @@ async def _seed(settings: Settings, resources: list[dict[str, Any]]) -> None:
 
 
 @pytest.fixture
-def secure_settings(tmp_path: Path) -> Settings:
-    return Settings(database=tmp_path / "sec.sqlite", dev_key_path=tmp_path / "jwks.json", synchronous_full=False)
+def secure_settings(tmp_path: Path) -> Iterator[Settings]:
+    database = test_database(tmp_path, "sec.sqlite")
+    yield Settings(database=database, dev_key_path=tmp_path / "jwks.json", synchronous_full=False)
+    release_database(database)
 
 
 @pytest.fixture

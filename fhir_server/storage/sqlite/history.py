@@ -6,10 +6,10 @@ entry served, so new writes never shift a page a client is walking through.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from fhir_server.storage.protocols import HistoryPage, HistoryQuery, StoredResource
+from fhir_server.storage.sqlite.search.dialect import SQLITE, Dialect
 
 _AT_CLAUSE = (
     "h.last_updated < ? AND NOT EXISTS (SELECT 1 FROM history n WHERE n.rid = h.rid "
@@ -17,7 +17,7 @@ _AT_CLAUSE = (
 )
 
 
-def _where(query: HistoryQuery) -> tuple[str, list[Any]]:
+def _where(query: HistoryQuery, dialect: Dialect) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
     if query.type is not None and query.id is not None:
@@ -34,14 +34,15 @@ def _where(query: HistoryQuery) -> tuple[str, list[Any]]:
         # was not replaced before at_start (FHIR R4 http.html §3.1.0.9 `_at`)
         clauses.append(_AT_CLAUSE)
         args += [query.at_end, query.at_start]
-    return (" AND ".join(clauses) or "1"), args
+    return (" AND ".join(clauses) or dialect.true), args
 
 
 _COLUMNS = "h.type, h.id, h.version, h.last_updated, h.deleted, h.data, h.method, h.seq, h.patients"
 
 
-def query_history(conn: sqlite3.Connection, query: HistoryQuery) -> HistoryPage:
-    where, args = _where(query)
+def query_history(conn: Any, query: HistoryQuery, dialect: Dialect = SQLITE) -> HistoryPage:
+    """One page of history on ``conn`` (sqlite3, or with its ``execute``: storage/postgres/conn.py)."""
+    where, args = _where(query, dialect)
     total = conn.execute(f"SELECT COUNT(*) FROM history h WHERE {where}", args).fetchone()[0]
     limit = [query.count + 1]
     if query.after_seq is not None:  # backwards: the entries just newer than the cursor, then newest first
@@ -58,7 +59,7 @@ def query_history(conn: sqlite3.Connection, query: HistoryQuery) -> HistoryPage:
         rows = rows[: query.count]
         newer = query.before_seq is not None and bool(rows) and conn.execute(
             f"SELECT EXISTS (SELECT 1 FROM history h WHERE {where} AND h.seq > ?)", [*args, rows[0][7]]
-        ).fetchone()[0] == 1
+        ).fetchone()[0] in (1, True)
     entries = [StoredResource(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[8]) for r in rows]
     seqs = [r[7] for r in rows]
     return HistoryPage(entries, int(total), seqs[-1] if older and seqs else None, seqs,

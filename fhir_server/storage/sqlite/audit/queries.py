@@ -82,7 +82,7 @@ def _chain_rows(conn: sqlite3.Connection, rules: ChainRules, patient: str | None
                 ) -> list[tuple[int, str, bytes]]:
     """Up to ``limit`` chain rows below seq ``below``, newest first; for a patient, the rows that
     hold an event about them."""
-    cap = "seq < ?" if below is not None else "1"
+    cap = "seq < ?" if below is not None else "1 = 1"
     cap_args: list[Any] = [below] if below is not None else []
     if patient is None:
         sql = f"SELECT seq, event_id, data FROM audit_chain WHERE {cap} ORDER BY seq DESC LIMIT ?"

@@ -22,6 +22,7 @@ from fhir_server.search.query import (
     TokenValue,
     UriValue,
 )
+from fhir_server.storage.sqlite.search.dialect import SQLITE, Dialect
 from fhir_server.storage.sqlite.search.values_sql import Lookup, Sql, range_sql, value_sql
 
 TABLE = {
@@ -35,15 +36,16 @@ _NEGATIVE = frozenset({"not", "not-in"})
 class SqlContext:
     lookup: Lookup | None
     depth: int = 0  # nesting level, to keep table aliases unique in nested sub-queries
+    dialect: Dialect = SQLITE
 
     def alias(self, base: str) -> str:
         self.depth += 1
         return f"{base}{self.depth}"
 
 
-def in_types(column: str, types: tuple[str, ...]) -> Sql:
+def in_types(column: str, types: tuple[str, ...], dialect: Dialect = SQLITE) -> Sql:
     if not types:
-        return "1", []
+        return dialect.true, []
     if len(types) == 1:
         return f"{column} = ?", [types[0]]
     return f"{column} IN ({','.join('?' * len(types))})", list(types)
@@ -83,14 +85,14 @@ def driving(clause: Clause, types: tuple[str, ...], ctx: SqlContext) -> Sql | No
         return _chain_driving(clause, types, ctx)
     if clause.code in ("_id", "_lastUpdated"):
         r = ctx.alias("d")
-        cond, args = _column_condition(clause, r)
-        tsql, targs = in_types(f"{r}.type", types)
+        cond, args = _column_condition(clause, r, ctx.dialect)
+        tsql, targs = in_types(f"{r}.type", types, ctx.dialect)
         return f"SELECT {r}.rid FROM resources {r} WHERE {tsql} AND {r}.deleted = 0 AND {cond}", [*targs, *args]
     if clause.type == "composite":
         return _composite(clause, types, ctx, None)
     t = ctx.alias("t")
     cond, args = _values(clause, t, ctx)
-    tsql, targs = in_types(f"{t}.type", types)
+    tsql, targs = in_types(f"{t}.type", types, ctx.dialect)
     return f"SELECT {t}.rid FROM {TABLE[clause.type]} {t} WHERE {tsql} AND {t}.param = ? AND {cond}", [
         *targs, clause.code, *args]
 
@@ -102,7 +104,7 @@ def probe(clause: Clause, alias: str, ctx: SqlContext) -> Sql:
     if isinstance(clause, ChainClause):
         return _chain_probe(clause, alias, ctx)
     if clause.code in ("_id", "_lastUpdated"):
-        return _column_condition(clause, alias)
+        return _column_condition(clause, alias, ctx.dialect)
     if clause.modifier == "missing":
         return _missing(clause, alias)
     if clause.type == "composite":
@@ -115,11 +117,11 @@ def probe(clause: Clause, alias: str, ctx: SqlContext) -> Sql:
 
 
 def _values(clause: ParamClause, t: str, ctx: SqlContext) -> Sql:
-    parts = [value_sql(clause.type, clause.modifier, v, t, clause.code, ctx.lookup) for v in clause.values]
+    parts = [value_sql(clause.type, clause.modifier, v, t, clause.code, ctx.lookup, ctx.dialect) for v in clause.values]
     return "(" + " OR ".join(p[0] for p in parts) + ")", [a for p in parts for a in p[1]]
 
 
-def _column_condition(clause: ParamClause, r: str) -> Sql:
+def _column_condition(clause: ParamClause, r: str, dialect: Dialect = SQLITE) -> Sql:
     if clause.code == "_id":
         ids = [v.code for v in clause.values if isinstance(v, TokenValue)]
         sql = f"{r}.id IN ({','.join('?' * len(ids))})"
@@ -136,7 +138,7 @@ def _column_condition(clause: ParamClause, r: str) -> Sql:
             sql = sql.replace(f"{r}.last_updated > ?", f"{r}.last_updated >= ?")
             parts.append(sql)
             args.extend(format_instant(int(x)) for x in a)
-    return "(" + " OR ".join(parts or ["0"]) + ")", args
+    return "(" + " OR ".join(parts or [dialect.false]) + ")", args
 
 
 def _missing(clause: ParamClause, alias: str) -> Sql:
@@ -162,7 +164,8 @@ def _composite_branch(clause: ParamClause, value: CompositeValue, ctx: SqlContex
     conds: list[str] = []
     cond_args: list[Any] = []
     for n, (part, c) in enumerate(zip(value.parts, names, strict=True)):
-        cond, cargs = value_sql(clause.component_types[n], None, part, c, clause.code, ctx.lookup)
+        cond, cargs = value_sql(clause.component_types[n], None, part, c, clause.code, ctx.lookup,
+                               ctx.dialect)
         if n:
             joins.append(f"JOIN {_component_table(clause, n)} {c} ON {c}.rid = {c0}.rid AND {c}.param = ? "
                          f"AND {c}.grp = {c0}.grp")
@@ -183,7 +186,7 @@ def _composite(clause: ParamClause, types: tuple[str, ...], ctx: SqlContext, ali
             continue
         c0, sql, bargs = _composite_branch(clause, value, ctx)
         if alias is None:
-            tsql, targs = in_types(f"{c0}.type", types)
+            tsql, targs = in_types(f"{c0}.type", types, ctx.dialect)
             sqls.append(f"SELECT {c0}.rid {sql} AND {tsql}")
             args.extend([*bargs, *targs])
         else:
@@ -219,7 +222,7 @@ def _chain_targets(clause: ChainClause, x: str, ctx: SqlContext) -> Sql:
 def _chain_driving(clause: ChainClause, types: tuple[str, ...], ctx: SqlContext) -> Sql:
     x = ctx.alias("x")
     cond, args = _chain_targets(clause, x, ctx)
-    tsql, targs = in_types(f"{x}.type", types)
+    tsql, targs = in_types(f"{x}.type", types, ctx.dialect)
     sql = f"SELECT {x}.rid FROM sp_reference {x} WHERE {tsql} AND {x}.param = ? AND {cond}"
     return sql, [*targs, clause.code, *args]
 
@@ -234,8 +237,8 @@ def _chain_probe(clause: ChainClause, alias: str, ctx: SqlContext) -> Sql:
 def _has_driving(clause: HasClause, types: tuple[str, ...], ctx: SqlContext) -> Sql:
     inner, iargs = inner_rids(clause.inner, clause.source_type, ctx)
     x, r = ctx.alias("x"), ctx.alias("h")
-    tsql, targs = in_types(f"{x}.ref_type", types)
-    rsql, rargs = in_types(f"{r}.type", types)
+    tsql, targs = in_types(f"{x}.ref_type", types, ctx.dialect)
+    rsql, rargs = in_types(f"{r}.type", types, ctx.dialect)
     return (f"SELECT {r}.rid FROM resources {r} WHERE {rsql} AND {r}.deleted = 0 AND {r}.id IN ("
             f"SELECT {x}.ref_id FROM sp_reference {x} WHERE {x}.type = ? AND {x}.param = ? AND {tsql} "
             f"AND {x}.rid IN ({inner}))", [*rargs, clause.source_type, clause.code, *targs, *iargs])

@@ -14,13 +14,14 @@ from fhir_server.search.cursor import encode_cursor
 from fhir_server.search.errors import SearchError
 from fhir_server.search.query import Cursor, SearchMatch, SearchQuery, SearchResult
 from fhir_server.storage.sqlite.search.clauses_sql import SqlContext
+from fhir_server.storage.sqlite.search.dialect import SQLITE, Dialect
 from fhir_server.storage.sqlite.search.planner import plan_count, plan_page
 from fhir_server.storage.sqlite.search.values_sql import Lookup
 
 _T = TypeVar("_T")
 
 
-def _lookup(conn: sqlite3.Connection) -> Lookup:
+def _lookup(conn: Any) -> Lookup:
     """Find a stored ValueSet/CodeSystem by canonical URL (for :in, :above, :below)."""
 
     def lookup(resource_type: str, url: str) -> dict[str, Any] | None:
@@ -47,7 +48,7 @@ def _wants_total(query: SearchQuery) -> bool:
     return query.summary == "count" or query.total in (None, "accurate")
 
 
-def _page(conn: sqlite3.Connection, query: SearchQuery, ctx: SqlContext) -> _Page:
+def _page(conn: Any, query: SearchQuery, ctx: SqlContext) -> _Page:
     plan = plan_page(query, ctx, want_total=_wants_total(query))
     rows = conn.execute(plan.sql, plan.args).fetchall()
     total = (int(rows[0][-1]) if rows else 0) if plan.counts else None
@@ -58,14 +59,13 @@ def _page(conn: sqlite3.Connection, query: SearchQuery, ctx: SqlContext) -> _Pag
     return _Page(rows, more, plan.n_keys, plan.reverse, total)
 
 
-def _data(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> dict[int, tuple[bytes, str | None]]:
+def _data(conn: Any, rows: list[tuple[Any, ...]], dialect: Dialect) -> dict[int, tuple[bytes, str | None]]:
     """The JSON and compartment patients of the page's resources, read after sorting so that only the
     page's blobs are touched."""
     if not rows:
         return {}
     rids = orjson.dumps([r[0] for r in rows]).decode()
-    found = conn.execute("SELECT rid, data, patients FROM resources WHERE rid IN (SELECT value FROM json_each(?))",
-                         (rids,))
+    found = conn.execute(f"SELECT rid, data, patients FROM resources WHERE rid IN ({dialect.int_list})", [rids])
     return {rid: (data, patients) for rid, data, patients in found}
 
 
@@ -106,12 +106,14 @@ def within_limits(run: Callable[[sqlite3.Connection, SearchQuery], _T], conn: sq
                           "shorter parameters (docs/limits.md)", code="too-costly") from None
 
 
-def _run(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
-    ctx = SqlContext(_lookup(conn))
+def _run(conn: Any, query: SearchQuery, dialect: Dialect = SQLITE) -> SearchResult:
+    """One page of a search on ``conn`` (a sqlite3 connection, or any with its ``execute`` and ``?``
+    placeholders: storage/postgres/conn.py), in the caller's read transaction."""
+    ctx = SqlContext(_lookup(conn), dialect=dialect)
     page = _Page([], False, 0, False, None)
     if query.summary != "count" and query.count > 0:
         page = _page(conn, query, ctx)
-    data = _data(conn, page.rows)
+    data = _data(conn, page.rows, dialect)
     matches = [SearchMatch(r[0], r[1], r[2], data[r[0]][0], "match", data[r[0]][1]) for r in page.rows]
     total = page.total if page.total is not None else _total(conn, query, ctx, len(matches), page.more)
     next_cursor = prev_cursor = None
@@ -124,22 +126,25 @@ def _run(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
     return SearchResult(tuple(matches), total, next_cursor, prev_cursor)
 
 
-def _total(conn: sqlite3.Connection, query: SearchQuery, ctx: SqlContext, n_matches: int, more: bool) -> int | None:
+def _total(conn: Any, query: SearchQuery, ctx: SqlContext, n_matches: int, more: bool) -> int | None:
     if query.total == "none" and query.summary != "count":
         return None
     if query.total is None and query.cursor is not None and query.cursor.total is not None:
         return query.cursor.total  # counted on the first page (the default _total is not "accurate")
     if query.cursor is None and not more and query.count > 0 and query.summary != "count":
         return n_matches  # the first page holds every match: no count query needed
-    sql, args = plan_count(query, SqlContext(ctx.lookup), estimate=query.total == "estimate")
+    sql, args = plan_count(query, SqlContext(ctx.lookup, dialect=ctx.dialect), estimate=query.total == "estimate")
     return int(conn.execute(sql, args).fetchone()[0])
 
 
-def match_ids(conn: sqlite3.Connection, query: SearchQuery, limit: int) -> list[tuple[str, str]]:
+def match_ids(conn: Any, query: SearchQuery, limit: int, dialect: Dialect = SQLITE) -> list[tuple[str, str]]:
     """(type, id) of at most ``limit`` current matches, for conditional create/update/delete and
     conditional references inside transactions (runs on the writer's connection, in its transaction)."""
-    def run(conn: sqlite3.Connection, query: SearchQuery) -> list[tuple[str, str]]:
-        plan = plan_page(replace(query, count=max(limit - 1, 0), sort=(), cursor=None), SqlContext(_lookup(conn)))
+    def run(conn: Any, query: SearchQuery) -> list[tuple[str, str]]:
+        plan = plan_page(replace(query, count=max(limit - 1, 0), sort=(), cursor=None),
+                         SqlContext(_lookup(conn), dialect=dialect))
         return [(row[1], row[2]) for row in conn.execute(plan.sql, plan.args).fetchall()[:limit]]
 
+    if dialect is not SQLITE:
+        return run(conn, query)
     return within_limits(run, conn, query)

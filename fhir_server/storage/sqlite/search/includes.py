@@ -6,21 +6,22 @@ than the caller asks for are ever read (security/paging.py sets the budget and s
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 
 from fhir_server.search.query import IncludeSpec, SearchMatch
+from fhir_server.storage.sqlite.search.dialect import SQLITE, Dialect
 
 _SELECT = "SELECT r.rid, r.type, r.id, r.data, r.patients FROM resources r WHERE r.deleted = 0 AND "
 
 
-def _forward(conn: sqlite3.Connection, spec: IncludeSpec, sources: list[SearchMatch], limit: int) -> list[tuple]:
+def _forward(conn: Any, spec: IncludeSpec, sources: list[SearchMatch], limit: int, dialect: Dialect) -> list[tuple]:
     rids = [m.rid for m in sources if spec.source_type in ("*", m.resource_type)]
     if not rids:
         return []
-    conds = ["x.rid IN (SELECT value FROM json_each(?))", "x.grp = 0", "x.ref_id IS NOT NULL"]
+    conds = [f"x.rid IN ({dialect.int_list})", "x.grp = 0", "x.ref_id IS NOT NULL"]
     args: list[object] = [orjson.dumps(rids).decode()]
     if spec.code != "*":
         conds.append("x.param = ?")
@@ -32,14 +33,14 @@ def _forward(conn: sqlite3.Connection, spec: IncludeSpec, sources: list[SearchMa
     return conn.execute(sql + " LIMIT ?", [*args, limit]).fetchall()
 
 
-def _reverse(conn: sqlite3.Connection, spec: IncludeSpec, targets: list[SearchMatch], limit: int) -> list[tuple]:
+def _reverse(conn: Any, spec: IncludeSpec, targets: list[SearchMatch], limit: int, dialect: Dialect) -> list[tuple]:
     by_type: dict[str, list[str]] = {}
     for m in targets:
         if spec.target_type in (None, m.resource_type):
             by_type.setdefault(m.resource_type, []).append(m.resource_id)
     rows: list[tuple] = []
     for target_type, ids in by_type.items():
-        conds = ["x.ref_id IN (SELECT value FROM json_each(?))", "x.ref_type = ?", "x.grp = 0"]
+        conds = [f"x.ref_id IN ({dialect.text_list})", "x.ref_type = ?", "x.grp = 0"]
         args: list[object] = [orjson.dumps(ids).decode(), target_type]
         if spec.source_type != "*":
             conds.append("x.type = ?")
@@ -54,8 +55,8 @@ def _reverse(conn: sqlite3.Connection, spec: IncludeSpec, targets: list[SearchMa
     return rows
 
 
-def include_round(conn: sqlite3.Connection, specs: Iterable[IncludeSpec], sources: list[SearchMatch],
-                  limit: int) -> list[SearchMatch]:
+def include_round(conn: Any, specs: Iterable[IncludeSpec], sources: list[SearchMatch],
+                  limit: int, dialect: Dialect = SQLITE) -> list[SearchMatch]:
     """One round: at most ``limit`` resources the specs reach from ``sources`` (forward or reverse), each
     once and none of the sources, mode ``include``. Iteration is driven by the caller, which judges every
     round before following it (security/paging.py): an include must never be reached through a resource
@@ -66,7 +67,7 @@ def include_round(conn: sqlite3.Connection, specs: Iterable[IncludeSpec], source
         if len(out) >= limit:
             break
         # seen rows may come back too: ask for enough to fill the room left with new ones
-        rows = (_reverse if spec.reverse else _forward)(conn, spec, sources, limit - len(out) + len(seen))
+        rows = (_reverse if spec.reverse else _forward)(conn, spec, sources, limit - len(out) + len(seen), dialect)
         for rid, rtype, rid_str, data, patients in rows:
             if (rtype, rid_str) not in seen and len(out) < limit:
                 seen.add((rtype, rid_str))

@@ -70,13 +70,13 @@ def _where(query: SearchQuery, ctx: SqlContext, types: tuple[str, ...]) -> tuple
     drive: Sql | None = None
     rest = list(ranked)
     if query.compartment is not None:
-        comp_types = in_types("c.type", types)
+        comp_types = in_types("c.type", types, ctx.dialect)
         drive = (f"SELECT c.rid FROM sp_compartment c WHERE c.comp_type = ? AND c.comp_id = ? AND {comp_types[0]}",
                  [query.compartment[0], query.compartment[1], *comp_types[1]])
     elif ranked and strength(ranked[0]) >= _DRIVE_THRESHOLD:
         drive = driving(ranked[0], types, ctx)
         rest = ranked[1:] if drive is not None else ranked
-    conds = [("r.deleted = 0", []), in_types("r.type", types)]
+    conds = [("r.deleted = 0", []), in_types("r.type", types, ctx.dialect)]
     conds.extend(probe(c, "r", ctx) for c in rest)
     return drive, conds
 
@@ -119,8 +119,8 @@ def plan_page(query: SearchQuery, ctx: SqlContext, want_total: bool = False) -> 
     where = " AND ".join(c[0] for c in conds)
     args: list[Any] = [a for e in sort for a in e[1]]
     if drive is not None:
-        sql = (f"WITH m AS (SELECT DISTINCT rid FROM ({drive[0]})) SELECT {select} FROM m CROSS JOIN resources r "
-               f"ON r.rid = m.rid WHERE {where} ORDER BY {order} LIMIT ?")
+        sql = (f"WITH m AS (SELECT DISTINCT rid FROM ({drive[0]}) d) SELECT {select} FROM m "
+               f"{ctx.dialect.ordered_join} resources r ON r.rid = m.rid WHERE {where} ORDER BY {order} LIMIT ?")
         args = [*drive[1], *args]
     else:
         sql = f"SELECT {select} FROM resources r WHERE {where} ORDER BY {order} LIMIT ?"
@@ -135,10 +135,10 @@ def plan_count(query: SearchQuery, ctx: SqlContext, estimate: bool) -> Sql:
     alone (deleted resources have no index rows); ``estimate`` ignores the other clauses."""
     drive, conds = _where(query, ctx, query.resource_types)
     if drive is not None and (estimate or len(conds) == 2):
-        return f"SELECT count(DISTINCT rid) FROM ({drive[0]})", drive[1]
+        return f"SELECT count(DISTINCT rid) FROM ({drive[0]}) d", drive[1]
     where = " AND ".join(c[0] for c in conds)
     args = [a for c in conds for a in c[1]]
     if drive is not None:
-        return (f"SELECT count(*) FROM (SELECT DISTINCT rid FROM ({drive[0]})) m CROSS JOIN resources r "
-                f"ON r.rid = m.rid WHERE {where}", [*drive[1], *args])
+        return (f"SELECT count(*) FROM (SELECT DISTINCT rid FROM ({drive[0]}) d) m {ctx.dialect.ordered_join} "
+                f"resources r ON r.rid = m.rid WHERE {where}", [*drive[1], *args])
     return f"SELECT count(*) FROM resources r WHERE {where}", args

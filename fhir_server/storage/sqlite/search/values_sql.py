@@ -28,6 +28,7 @@ from fhir_server.search.query import (
     Value,
 )
 from fhir_server.search.text import normalize
+from fhir_server.storage.sqlite.search.dialect import SQLITE, Dialect
 
 Sql = tuple[str, list[Any]]
 Lookup = Callable[[str, str], dict[str, Any] | None]
@@ -92,11 +93,11 @@ def quantity_sql(v: QuantityValue, a: str) -> Sql:
     return sql, args
 
 
-def token_sql(v: TokenValue, a: str, modifier: str | None, lookup: Lookup | None) -> Sql:
+def token_sql(v: TokenValue, a: str, modifier: str | None, lookup: Lookup | None, dialect: Dialect = SQLITE) -> Sql:
     if modifier in ("above", "below") and v.code is not None:
         expand = terminology.above if modifier == "above" else terminology.below
         codes = sorted(expand(v.system, v.code, lookup))
-        sql = f"{a}.code IN (SELECT value FROM json_each(?))"
+        sql = f"{a}.code IN ({dialect.text_list})"
         if v.system is not None:
             return f"({sql} AND {a}.system = ?)", [orjson.dumps(codes).decode(), v.system]
         return sql, [orjson.dumps(codes).decode()]
@@ -109,15 +110,14 @@ def token_sql(v: TokenValue, a: str, modifier: str | None, lookup: Lookup | None
     return f"({a}.code = ? AND {a}.system = ?)", [v.code, v.system]
 
 
-def in_sql(v: InValue, a: str, param: str, lookup: Lookup | None) -> Sql:
+def in_sql(v: InValue, a: str, param: str, lookup: Lookup | None, dialect: Dialect = SQLITE) -> Sql:
     pairs = terminology.expand_valueset(v.valueset, lookup)
     if pairs is None:
         raise SearchError(param, f"value set '{v.valueset}' is unknown or cannot be expanded here")
     codes = orjson.dumps(sorted({c for _, c in pairs})).decode()
     joined = orjson.dumps(sorted(f"{s}|{c}" for s, c in pairs)).decode()
     return (
-        f"({a}.code IN (SELECT value FROM json_each(?)) AND ({a}.system || '|' || {a}.code) IN "
-        "(SELECT value FROM json_each(?)))",
+        f"({a}.code IN ({dialect.text_list}) AND ({a}.system || '|' || {a}.code) IN ({dialect.text_list}))",
         [codes, joined],
     )
 
@@ -137,17 +137,17 @@ def string_sql(v: StringValue, a: str, modifier: str | None) -> Sql:
     return f"({a}.norm >= ? AND {a}.norm < ?)", [norm, norm + TOP]  # starts with (R4 §3.1.1.4.8)
 
 
-def uri_sql(v: UriValue, column: str, modifier: str | None) -> Sql:
+def uri_sql(v: UriValue, column: str, modifier: str | None, dialect: Dialect = SQLITE) -> Sql:
     if modifier == "below":
         return f"({column} >= ? AND {column} < ?)", [v.value, v.value + TOP]
     if modifier == "above":  # the stored URI is the value or one of its parent paths
         parts = v.value.split("/")
         prefixes = ["/".join(parts[:i]) for i in range(3, len(parts) + 1)] or [v.value]
-        return f"{column} IN (SELECT value FROM json_each(?))", [orjson.dumps(prefixes).decode()]
+        return f"{column} IN ({dialect.text_list})", [orjson.dumps(prefixes).decode()]
     return f"{column} = ?", [v.value]
 
 
-def reference_sql(v: ReferenceValue, a: str) -> Sql:
+def reference_sql(v: ReferenceValue, a: str, dialect: Dialect = SQLITE) -> Sql:
     conds: list[str] = []
     args: list[Any] = []
     if v.ref_id is not None:
@@ -162,17 +162,18 @@ def reference_sql(v: ReferenceValue, a: str) -> Sql:
     if v.version is not None:
         conds.append(f"{a}.ref_version = ?")
         args.append(v.version)
-    return "(" + " AND ".join(conds or ["0"]) + ")", args
+    return "(" + " AND ".join(conds or [dialect.false]) + ")", args
 
 
-def value_sql(ptype: str, modifier: str | None, value: Value, a: str, param: str, lookup: Lookup | None) -> Sql:
+def value_sql(ptype: str, modifier: str | None, value: Value, a: str, param: str, lookup: Lookup | None,
+              dialect: Dialect = SQLITE) -> Sql:
     """The condition one OR-ed value puts on an index row of parameter type ``ptype``."""
     if isinstance(value, TextValue):
         return text_sql(value, a)
     if isinstance(value, InValue):
-        return in_sql(value, a, param, lookup)
+        return in_sql(value, a, param, lookup, dialect)
     if isinstance(value, TokenValue):
-        return token_sql(value, a, modifier, lookup)
+        return token_sql(value, a, modifier, lookup, dialect)
     if isinstance(value, StringValue):
         return string_sql(value, a, modifier)
     if isinstance(value, DateValue):
@@ -182,7 +183,7 @@ def value_sql(ptype: str, modifier: str | None, value: Value, a: str, param: str
     if isinstance(value, QuantityValue):
         return quantity_sql(value, a)
     if isinstance(value, ReferenceValue):
-        return reference_sql(value, a)
+        return reference_sql(value, a, dialect)
     if isinstance(value, UriValue):
-        return uri_sql(value, f"{a}.url" if ptype == "reference" else f"{a}.value", modifier)
+        return uri_sql(value, f"{a}.url" if ptype == "reference" else f"{a}.value", modifier, dialect)
     raise SearchError(param, f"value {value!r} cannot be used here")

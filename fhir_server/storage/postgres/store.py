@@ -1,0 +1,220 @@
+"""The PostgreSQL store: resources, history, search indexes, outbox, jobs and the audit trail in one
+PostgreSQL 15+ database, reached with psycopg 3 through connection pools (issue 11 §2).
+
+Write units (``Store.transaction``) are synchronous functions (storage/protocols.py): each runs on a
+worker thread with a connection of the synchronous pool, inside one transaction that first takes the
+one row of ``store_head`` ``FOR UPDATE``. That lock makes units serializable across threads, processes
+and nodes — exactly the single writer's guarantee the interactions are written against: a conditional
+create has one winner, If-Match one winner, version numbers and history seqs never collide, and the
+audit chain has one order (every unit that writes appends to it, so units would queue on the chain's
+head anyway). The row also carries the last unit's instant, so ``meta.lastUpdated`` is unique and
+increasing across nodes whatever their clocks say. Reads never take it. A relaxed unit (read audit)
+commits with ``synchronous_commit = off``.
+
+Reads by id run on the event loop through the asynchronous pool; search, history, include and the audit
+queries run the SQLite backend's shared query code (storage/sqlite/search with ``POSTGRES`` dialect) on
+worker threads, in one REPEATABLE READ snapshot where they read more than one statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from fhir_server.storage.audit import ChainRules
+from fhir_server.storage.postgres.audit import PgAuditLog
+from fhir_server.storage.postgres.conn import QmarkConnection
+from fhir_server.storage.postgres.schema import create_schema
+from fhir_server.storage.postgres.txview import PgTxView
+from fhir_server.storage.protocols import HistoryPage, HistoryQuery, OutboxItem, StoredResource
+from fhir_server.storage.sqlite import outbox
+from fhir_server.storage.sqlite.history import query_history
+from fhir_server.storage.sqlite.search.dialect import POSTGRES
+from fhir_server.storage.sqlite.search.executor import _run as run_planned_search
+from fhir_server.storage.sqlite.search.executor import match_ids
+from fhir_server.storage.sqlite.search.includes import include_round
+
+T = TypeVar("T")
+
+_READ = "SELECT version, last_updated, deleted, data, patients FROM resources WHERE type = %s AND id = %s"
+_VREAD = ("SELECT h.version, h.last_updated, h.deleted, h.data, h.method, h.patients FROM history h "
+          "JOIN resources r ON r.rid = h.rid WHERE r.type = %s AND r.id = %s AND h.version = %s")
+_HEAD = "SELECT last_micros, next_seq, next_rid FROM store_head WHERE id = 1 FOR UPDATE"
+
+
+def _stamp(micros: int) -> str:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class PostgresStore:
+    """Implements :class:`fhir_server.storage.protocols.Store` on one PostgreSQL database (``url``, a
+    libpq ``postgresql://`` URL); the audit trail keeps the chain by ``rules`` (fhir_server/backends.py)."""
+
+    def __init__(self, url: str, *, rules: ChainRules, pool_size: int = 8, statement_timeout_ms: int = 0) -> None:
+        self.url = url
+        self._rules = rules
+        self.audit = PgAuditLog(self, rules)
+        self._pool_size = max(1, pool_size)
+        self._timeout_ms = int(statement_timeout_ms)
+        options = f"-c statement_timeout={self._timeout_ms}" if statement_timeout_ms > 0 else ""
+        self._kwargs: dict[str, Any] = {"autocommit": True, **({"options": options} if options else {})}
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._apool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        # Units are serialized anyway (store_head): one writer thread per process queues them here, so that
+        # waiting writes hold neither the readers' threads nor more than one connection.
+        self._writer: ThreadPoolExecutor | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._threads = ThreadPoolExecutor(self._pool_size, thread_name_prefix="kzfhir-pg-read")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="kzfhir-pg-write")
+        pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            self.url, min_size=1, max_size=self._pool_size + 1, kwargs=self._kwargs, open=False, name="kzfhir")
+        await loop.run_in_executor(self._threads, lambda: pool.open(wait=True, timeout=30))
+        self._pool = pool
+
+        def schema() -> None:
+            with pool.connection() as conn:
+                create_schema(conn, self._rules.genesis)
+
+        await loop.run_in_executor(self._threads, schema)
+        apool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            self.url, min_size=1, max_size=self._pool_size, kwargs=self._kwargs, open=False, name="kzfhir-async")
+        await apool.open(wait=True, timeout=30)
+        self._apool = apool
+
+    async def close(self) -> None:
+        if self._apool is not None:
+            await self._apool.close()
+            self._apool = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await asyncio.get_running_loop().run_in_executor(self._threads, pool.close)
+        for executor in (self._writer, self._threads):
+            if executor is not None:
+                executor.shutdown(wait=True)
+        self._threads = self._writer = None
+
+    # -- writes ------------------------------------------------------------------------------------
+    def _apply(self, unit: Callable[[Any], T], relaxed: bool) -> T:
+        assert self._pool is not None
+        with self._pool.connection() as raw:
+            conn = QmarkConnection(raw)
+            with raw.transaction():
+                if relaxed:
+                    raw.execute("SET LOCAL synchronous_commit = off")
+                head = self._lock_head(raw)
+                assert head is not None, "store_head is missing"
+                micros = max(time.time_ns() // 1000, int(head[0]) + 1)
+                view = PgTxView(conn, _stamp(micros), int(head[1]), self._rules, int(head[2]))
+                # pipeline mode: writes whose results the unit does not read (index rows, history, chain
+                # rows) go out without waiting each for its answer; a read (current, search_ids) syncs
+                with raw.pipeline():
+                    result = unit(view)
+                raw.execute("UPDATE store_head SET last_micros = %s, next_seq = %s, next_rid = %s WHERE id = 1",
+                            [micros, view.next_seq, view.next_rid])
+        for callback in view.after_commit:  # after COMMIT, before the caller hears of it
+            callback()
+        return result
+
+    def _lock_head(self, raw: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
+        """Take ``store_head``: the wait for another node's unit is queueing, not a slow statement, so the
+        statement timeout is lifted for it (one round trip: the three statements go as one query)."""
+        if self._timeout_ms <= 0:
+            return raw.execute(_HEAD).fetchone()
+        cur = raw.execute(f"SET LOCAL statement_timeout = 0; {_HEAD}; SET LOCAL statement_timeout = {self._timeout_ms}")
+        cur.nextset()
+        return cur.fetchone()
+
+    async def transaction(self, unit: Callable[[Any], T], *, relaxed: bool = False) -> T:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._apply, unit, relaxed)
+
+    # -- reads -------------------------------------------------------------------------------------
+    def _read(self, fn: Callable[[QmarkConnection], T], snapshot: bool) -> T:
+        assert self._pool is not None
+        with self._pool.connection() as raw:
+            conn = QmarkConnection(raw)
+            if not snapshot:
+                return fn(conn)
+            with raw.transaction():
+                raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                return fn(conn)
+
+    async def run_query(self, fn: Callable[[QmarkConnection], T], *, snapshot: bool = False) -> T:
+        """Run a read on a worker thread with a pooled connection (``snapshot``: in one REPEATABLE READ
+        transaction). Not named ``run_read``: that is the SQLite store's, whose callers pass sqlite3 code
+        (api/operator.py's schema check)."""
+        if self._threads is None:
+            raise RuntimeError("store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._threads, self._read, fn, snapshot)
+
+    async def _fetchone(self, sql: str, args: list[Any]) -> tuple[Any, ...] | None:
+        if self._apool is None:
+            raise RuntimeError("store is not open")
+        async with self._apool.connection() as conn:
+            cur = await conn.execute(sql, args)
+            row: tuple[Any, ...] | None = await cur.fetchone()
+            return row
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
+        row = await self._fetchone(_READ, [resource_type, resource_id])
+        if row is None:
+            return None
+        return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], "PUT", row[4])
+
+    async def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
+        row = await self._fetchone(_VREAD, [resource_type, resource_id, version])
+        if row is None:
+            return None
+        return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], row[4], row[5])
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        return await self.run_query(lambda conn: query_history(conn, query, POSTGRES), snapshot=True)
+
+    async def search(self, query: Any) -> Any:
+        return await self.run_query(lambda conn: run_planned_search(conn, query, POSTGRES), snapshot=True)
+
+    async def include(self, specs: Any, sources: Any, limit: int) -> Any:
+        return await self.run_query(lambda conn: include_round(conn, specs, sources, limit, POSTGRES))
+
+    async def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:
+        return await self.run_query(lambda conn: match_ids(conn, query, limit, POSTGRES))
+
+    # -- outbox and jobs ---------------------------------------------------------------------------
+    async def outbox_due(self, topic: str, now: str, limit: int) -> list[OutboxItem]:
+        return await self.run_query(lambda conn: outbox.due(conn, topic, now, limit))  # type: ignore[arg-type]
+
+    async def outbox_partition(self, topic: str, partition: str, limit: int,
+                               before_id: int | None = None) -> list[OutboxItem]:
+        return await self.run_query(
+            lambda conn: outbox.by_partition(conn, topic, partition, limit, before_id))  # type: ignore[arg-type]
+
+    async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
+        row = await self._fetchone("SELECT kind, status, updated, data FROM jobs WHERE id = %s", [job_id])
+        return (row[0], row[1], row[2], bytes(row[3])) if row else None
+
+    async def list_jobs(self, kind: str, status: str) -> list[tuple[str, bytes]]:
+        if self._apool is None:
+            raise RuntimeError("store is not open")
+        async with self._apool.connection() as conn:
+            cur = await conn.execute("SELECT id, data FROM jobs WHERE kind = %s AND status = %s", [kind, status])
+            return [(r[0], bytes(r[1])) for r in await cur.fetchall()]
+
+
+if TYPE_CHECKING:  # mypy holds the backend to the protocols it implements
+    from fhir_server.storage.audit import AuditLog, AuditTx
+    from fhir_server.storage.protocols import Store, TxView
+
+    def _implements(store: PostgresStore, view: PgTxView) -> tuple[Store, TxView, AuditLog, AuditTx]:
+        return store, view, store.audit, view.audit
