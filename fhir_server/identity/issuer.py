@@ -47,14 +47,16 @@ class IdentityConfig:
         if settings.auth_backend_token_seconds > BACKEND_MAX_SECONDS:
             raise ValueError(f"KZFHIR_AUTH_BACKEND_TOKEN_SECONDS: SMART Backend Services tokens live at most "
                              f"{BACKEND_MAX_SECONDS} s")
-        folder = settings.database.parent
+        # beside a SQLite file; for a PostgreSQL URL in data/ (or KZFHIR_AUTH_KEY_PATH / KZFHIR_AUTH_DATABASE)
+        database = settings.database if isinstance(settings.database, Path) else Path("data/kzfhir")
+        folder = database.parent
         # a token lives at most as long as the resource server accepts (issue 10 §6)
         ceiling = settings.max_token_lifetime_seconds
         return cls(
             issuer=issuer,
             audience=base,
             key_path=settings.auth_key_path or folder / "auth-jwks.json",
-            database=settings.auth_database or folder / f"{settings.database.stem}-identity.sqlite",
+            database=settings.auth_database or folder / f"{database.stem}-identity.sqlite",
             access_seconds=min(settings.auth_access_token_seconds, ceiling),
             backend_seconds=min(settings.auth_backend_token_seconds, ceiling),
             refresh_seconds=settings.auth_refresh_token_seconds,
