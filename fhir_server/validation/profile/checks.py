@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -14,7 +17,14 @@ from fhir_server.validation.profile.registry import CORE_PREFIX, ProfileRegistry
 from fhir_server.validation.profile.slicing import Item
 from fhir_server.validation.profile.values import codes_of, matches_fixed, matches_pattern
 
-__all__ = ["Terminology", "check_binding", "check_fixed_and_pattern", "check_reference", "membership"]
+__all__ = [
+    "Terminology",
+    "check_attachment",
+    "check_binding",
+    "check_fixed_and_pattern",
+    "check_reference",
+    "membership",
+]
 
 
 class Terminology(Protocol):
@@ -87,6 +97,8 @@ def check_reference(
         return []
     allowed = _allowed_types(rule, registry)
     found = referenced_type(item.value, root)
+    if found is not None and not registry.is_resource_type(found):
+        found = None  # e.g. an IG's logical model in an absolute URL: not a resource type this server can judge
     if allowed is not None and found is not None and found not in allowed:
         return [Issue("error", "structure", f"{rule.path}: a reference to {found} is not allowed here "
                       f"(allowed: {', '.join(sorted(allowed))})", item.expression)]
@@ -98,4 +110,40 @@ def check_reference(
     if target is not None and profiles and not any(conforms(target, p) for p in profiles):
         return [Issue("error", "structure", f"{rule.path}: the contained target does not conform to "
                       f"{' or '.join(profiles)}", item.expression)]
+    return []
+
+
+# What the reference validator's markdown check treats as the start of an embedded HTML tag: '<' then a letter,
+# '/' or '!' ("<b>", "</p>", "<!--"); "a < b" and "<5 mg" are text.
+_HTML_TAG = re.compile(r"<[A-Za-z/!]")
+
+
+def check_markdown(item: Item) -> list[Issue]:
+    """Markdown is GFM for optional rendering (R4 datatypes §2.24.0.1, markdown): HTML embedded in it is
+    reported as a warning, as the reference validator does by default (JIRA FHIR-38714), so that a patient
+    cabinet or an MIS rendering it knows to escape it."""
+    value = item.value
+    if not isinstance(value, str):
+        return []
+    found = _HTML_TAG.search(value)
+    if found is None:
+        return []
+    return [Issue("warning", "invalid", "The markdown contains content that appears to be an embedded HTML tag "
+                  f"starting at {value[found.start():found.start() + 2]!r}; it will (or should) be escaped "
+                  "when rendered", item.expression)]
+
+
+def check_attachment(item: Item) -> list[Issue]:
+    """Attachment.size is the number of bytes of the data (R4 datatypes §2.24.0.10), when both are given."""
+    value = item.value
+    if not isinstance(value, dict) or not isinstance(value.get("data"), str) or "size" not in value:
+        return []
+    size = value["size"]
+    try:
+        actual = len(base64.b64decode("".join(value["data"].split()), validate=True))
+    except (binascii.Error, ValueError):
+        return []  # not base64: the structural validator reports the data itself
+    if isinstance(size, int) and not isinstance(size, bool) and size != actual:
+        return [Issue("error", "value", f"Attachment.size {size} does not match the size of the data ({actual} "
+                      "bytes)", f"{item.expression}.size")]
     return []

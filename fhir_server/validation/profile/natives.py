@@ -15,6 +15,7 @@ from typing import Any
 
 from lxml import etree
 
+from fhir_server.validation.profile.comparisons import compare_datetimes, compare_quantities
 from profiles.identifiers import validate_bin, validate_iin
 
 __all__ = ["NATIVES", "Env", "html_checks_ok", "html_has_content"]
@@ -176,6 +177,46 @@ def _twelve_digits(focus: Any, env: Env) -> bool:
     return value is None or (isinstance(value, str) and len(value) == 12 and value.isascii() and value.isdigit())
 
 
+def _per_1(focus: Any, env: Env) -> bool:
+    """start <= end, with FHIRPath's precision rule: equal up to the shorter value → unknown → violated."""
+    start, end = focus.get("start"), focus.get("end")
+    if start is None or end is None:
+        return True
+    return compare_datetimes(start, end) in (-1, 0)
+
+
+def _rng_2(focus: Any, env: Env) -> bool:
+    """low <= high as Quantities (fhirpathpy cannot compare them); incomparable units → violated."""
+    low, high = focus.get("low"), focus.get("high")
+    if low is None or high is None:
+        return True
+    return compare_quantities(low, high) in (-1, 0)
+
+
+def _has_value_key(focus: dict[str, Any]) -> bool:
+    return any(key.startswith("value") and key[5:6].isupper() for key in focus)
+
+
+def _inv_1_parameters(focus: Any, env: Env) -> bool:
+    """A parameter (or part) has exactly one of value[x], resource, part (the choice ``value`` resolved by
+    its JSON names, which fhirpathpy misses inside ``part``)."""
+    part, value, resource = bool(focus.get("part")), _has_value_key(focus), "resource" in focus
+    return (part and not value and not resource) or (not part and value != resource)
+
+
+_TIMING_EVENTS = frozenset({"C", "CM", "CD", "CV"})
+
+
+def _tim_9(focus: Any, env: Env) -> bool:
+    """An offset needs a ``when`` that is not a meal (C, CM, CD, CV); ``when`` repeats, so every code counts
+    (fhirpathpy refuses ``in`` with a collection)."""
+    if "offset" not in focus:
+        return True
+    when = focus.get("when")
+    codes = when if isinstance(when, list) else [when] if when is not None else []
+    return bool(codes) and not _TIMING_EVENTS.intersection(c for c in codes if isinstance(c, str))
+
+
 _HTML = "htmlChecks()"
 _TWELVE = "value.empty() or value.matches('^[0-9]{12}$')"
 
@@ -203,6 +244,14 @@ NATIVES: dict[tuple[str, str], Native] = {
     ("cpt-2", "value.empty() or system.exists()"): _absent_or("value", "system"),
     ("qty-3", "code.empty() or system.exists()"): _absent_or("code", "system"),
     ("sqty-1", "comparator.empty()"): _sqty_1,
+    ("per-1", "start.hasValue().not() or end.hasValue().not() or (start <= end)"): _per_1,
+    ("rng-2", "low.empty() or high.empty() or (low <= high)"): _rng_2,
+    (
+        "inv-1",
+        "(part.exists() and value.empty() and resource.empty()) or (part.empty() and (value.exists() xor "
+        "resource.exists()))",
+    ): _inv_1_parameters,
+    ("tim-9", "offset.empty() or (when.exists() and ((when in ('C' | 'CM' | 'CD' | 'CV')).not()))"): _tim_9,
     ("kz-iin-1", _TWELVE): _twelve_digits,
     ("kz-iin-2", "value.empty() or value.matches('^[0-9]{12}$').not() or value.kzIinValid()"): _identifier_check(
         "iin"

@@ -11,9 +11,10 @@ from fhir_server.validation.profile.compiler import compile_structure, constrain
 from fhir_server.validation.profile.model import CompiledProfile, Constraint, TypeRule
 from fhir_server.validation.profile.snapshot import generate_snapshot
 
-__all__ = ["CORE_PREFIX", "ProfileRegistry"]
+__all__ = ["CORE_DEFINITIONS", "CORE_PREFIX", "ProfileRegistry"]
 
 CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
+CORE_DEFINITIONS = ("profiles-types", "profiles-resources", "extension-definitions", "profiles-others")
 
 
 class ProfileRegistry:
@@ -28,7 +29,9 @@ class ProfileRegistry:
         self._compiled: dict[str, CompiledProfile] = {}
         self._type_constraints: dict[str, tuple[Constraint, ...]] = {}
         self._lock = threading.RLock()
-        for name in ("profiles-types", "profiles-resources"):
+        # The R4 core package: data types, resources, the core extension definitions and the core profiles
+        # (vitalsigns, bodytemp, bp, ...), all known by URL without being declared anywhere.
+        for name in CORE_DEFINITIONS:
             for sd in core_resources(name, "StructureDefinition"):
                 self._sds[sd["url"]] = sd
         if include_kz:
@@ -46,6 +49,14 @@ class ProfileRegistry:
             self._sds[sd["url"]] = sd
             self._compiled.clear()
             self._type_constraints.clear()
+
+    def holds(self, sd: dict[str, Any]) -> bool:
+        """Whether this very definition (ignoring meta, text and a generated snapshot) is registered."""
+        known = self._sds.get(str(sd.get("url")))
+        if known is None:
+            return False
+        ignored = ("meta", "text", "snapshot")
+        return {k: v for k, v in known.items() if k not in ignored} == {k: v for k, v in sd.items() if k not in ignored}
 
     def urls(self) -> list[str]:
         return sorted(self._sds)

@@ -39,23 +39,36 @@ class SliceOutcome:
 
 
 def _rule_at(rule: ElementRule, path: str) -> ElementRule | None:
+    found = _rules_at(rule, path)
+    return found[0] if found else None
+
+
+def _rules_at(rule: ElementRule, path: str) -> list[ElementRule]:
+    """The rules for ``path`` below ``rule``: the element itself, then (where an element on the way is sliced)
+    its required slices, whose fixed values any conforming item must also carry (``code.coding.code`` of the
+    bp profile's components is fixed inside the required coding slice ``SBPCode``)."""
     if path in ("$this", ""):
-        return rule
-    current: ElementRule | None = rule
+        return [rule]
+    current = [rule]
     for segment in path.split("."):
-        if current is None:
-            return None
-        current = current.children.get(segment.removesuffix("[x]"))
+        name = segment.removesuffix("[x]")
+        step = []
+        for candidate in current:
+            child = candidate.children.get(name)
+            if child is not None:
+                step.append(child)
+                step.extend(s for s in child.slices if s.min > 0)
+        current = step
     return current
 
 
 def _expected(slice_rule: ElementRule, path: str) -> tuple[str, Any] | None:
     """The value the slice requires at ``path``: ('fixed'|'pattern', value) or None."""
-    target = _rule_at(slice_rule, path)
-    if target is not None and target.fixed is not None:
-        return "fixed", target.fixed
-    if target is not None and target.pattern is not None:
-        return "pattern", target.pattern
+    for target in _rules_at(slice_rule, path):
+        if target.fixed is not None:
+            return "fixed", target.fixed
+        if target.pattern is not None:
+            return "pattern", target.pattern
     if path == "url" and slice_rule.types and slice_rule.types[0].code == "Extension":
         profiles = slice_rule.types[0].profiles
         if profiles:

@@ -4,7 +4,8 @@ For each element: cardinality and slicing (at the parent), fixed/pattern, bindin
 invariants; then its children — from the profile when the snapshot has them, otherwise from the data
 type's own definition. Extensions are validated against their definitions, contained and Bundle entry
 resources against their own type. ``invariants_only`` keeps just the invariant evaluation (used for the
-R4 core invariants, when the structural checks are the base validator's job).
+R4 core invariants, when the structural checks are the base validator's job); ``invariants=False`` leaves
+the invariants out (writes of resources without a profile when the deployment does not enforce them).
 """
 
 from __future__ import annotations
@@ -21,10 +22,20 @@ from fhir_server.validation.profile.natives import Env
 from fhir_server.validation.profile.registry import CORE_PREFIX, ProfileRegistry
 from fhir_server.validation.profile.slicing import Item, assign_slices
 
-__all__ = ["Walk"]
+__all__ = ["Walk", "unknown_extension_severity"]
 
 _STRUCTURAL = ("BackboneElement", "Element")
 _ANY_CONTEXT = frozenset({"Element", "Resource", "DomainResource", "Base"})
+# Extensions without a definition cannot be validated and are errors (as the HL7 reference validator
+# judges them), except in the domains reserved for examples, which it accepts with a warning.
+_EXAMPLE_DOMAINS = ("example.org", "example.com", "acme.com", "nema.org")
+
+
+def unknown_extension_severity(url: object, modifier: bool) -> Severity:
+    """error for an extension nobody defined; warning for example domains (never for a modifier)."""
+    if not modifier and isinstance(url, str) and any(domain in url for domain in _EXAMPLE_DOMAINS):
+        return "warning"
+    return "error"
 
 
 @dataclass(slots=True)
@@ -82,6 +93,7 @@ class Walk:
     terminology: checks.Terminology | None = None
     relaxed_iin: bool = False
     invariants_only: bool = False
+    invariants: bool = True
     issues: list[Issue] = field(default_factory=list)
 
     def resource(
@@ -147,12 +159,18 @@ class Walk:
             self.issues.extend(checks.check_binding(item, rule.binding, self.terminology))
         if item.type_code == "Reference":
             self.issues.extend(checks.check_reference(item, rule, self.registry, env.root, self.conforms))
+        elif item.type_code == "Attachment":
+            self.issues.extend(checks.check_attachment(item))
+        elif item.type_code == "markdown":
+            self.issues.extend(checks.check_markdown(item))
 
     def _invariants(self, item: Item, rule: ElementRule, env: Env, type_path: str, skip: frozenset[str]) -> None:
         constraints = rule.constraints if not skip else [c for c in rule.constraints if c.key not in skip]
         self._check_constraints(item, constraints, env, type_path)
 
     def _check_constraints(self, item: Item, constraints: Iterable[Constraint], env: Env, type_path: str) -> None:
+        if not self.invariants:
+            return
         focus = item.value if item.value is not None else item.extension
         for constraint in constraints:
             try:
@@ -235,11 +253,15 @@ class Walk:
         url = profiles[0] if profiles else item.value.get("url")
         definition = self.registry.compiled(url) if isinstance(url, str) else None
         if definition is None or definition.type != "Extension":
-            if not self.invariants_only:
+            # A relative url inside an extension names a sub-extension its parent defines (R4 §2.22.1.1); an
+            # unknown parent is reported once, not each of its parts.
+            nested = container[0] == "Extension" and isinstance(url, str) and ":" not in url
+            if not self.invariants_only and not nested:
                 modifier = rule.name == "modifierExtension"
-                self.issues.append(Issue("error" if modifier else "warning", "structure",
-                                         f"Unknown extension {url}" + (" (modifier extensions must be understood)"
-                                                                       if modifier else ""), item.expression))
+                why = ("a modifier extension must be understood" if modifier else
+                       "no definition is known, so it cannot be validated")
+                self.issues.append(Issue(unknown_extension_severity(url, modifier), "structure",
+                                         f"Unknown extension {url}: {why}", item.expression))
             core = self.registry.core("Extension")
             if core is None:
                 return

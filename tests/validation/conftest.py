@@ -1,0 +1,1 @@
+"""Validation tests run against a server in open mode: they are about FHIR rules, not access."""
