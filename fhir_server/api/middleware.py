@@ -167,7 +167,9 @@ class Hardened:
                                             for k, v in scope["headers"] if k == b"x-request-id"}) \
                 or next_request_id()
             state["request_id"] = request_id
-        started, status = time.perf_counter(), [0]
+        started = time.perf_counter()
+        given_status: list[int] | None = state.get("response_status")  # the operator layer's box
+        status = given_status if given_status is not None else [0]
         # HEAD is GET without the body (RFC 9110 §9.3.2; FHIR R4 http.html: read and search support HEAD):
         # the same route, access decision, audit record and headers (ETag, Last-Modified, Content-Length)
         head = scope.get("method") == "HEAD"
@@ -183,9 +185,11 @@ class Hardened:
                 message = {**message, "body": b""}
             await send(message)
 
+        # under the operator layer, a GET's messages need nothing from this one: no wrapper at all
+        through: Send = send if (given_status is not None and not answer_id and not head) else sending
         client = (scope.get("client") or ("-", 0))[0]
         if self.per_client and self.running.get(client, 0) >= self.per_client:
-            await send_outcome(sending, 429, "throttled", f"more than {self.per_client} requests of this client "
+            await send_outcome(through, 429, "throttled", f"more than {self.per_client} requests of this client "
                                "at once (setting max_requests_per_client)", [(b"retry-after", b"1")])
             self._log(scope, status[0], started, request_id, "throttled")
             return
@@ -196,16 +200,16 @@ class Hardened:
             inner_scope, inner_receive = _decoding(scope, receive, self.max_body)
             if head:
                 inner_scope = {**inner_scope, "method": "GET"}
-            await self.wrapped(inner_scope, inner_receive, sending)
+            await self.wrapped(inner_scope, inner_receive, through)
         except FhirError as exc:  # refused before the application ran (415 for an unknown coding)
             if not status[0]:
-                await send_outcome(sending, exc.status, exc.issues[0].code, exc.message)
+                await send_outcome(through, exc.status, exc.issues[0].code, exc.message)
         except ClientDisconnect:
             note = "client disconnected"
         except Exception as exc:  # already logged where it was handled (api/errors.py), or a server fault
             note = f"{type(exc).__name__}: {str(exc)[:200]}"
             if not status[0]:
-                await send_outcome(sending, 500, "exception", "internal server error; the incident was logged")
+                await send_outcome(through, 500, "exception", "internal server error; the incident was logged")
         finally:
             self.in_flight -= 1
             self._trim_when_idle()

@@ -195,10 +195,12 @@ class Operator:
         if given is None:  # the audit reads the id from the request: give it the one we answer with
             scope["headers"] = [*[(k, v) for k, v in headers if k != b"x-request-id"],
                                 (b"x-request-id", request_id.encode())]
-        # the inner layers (api/middleware.py) take the id from here and leave the response header to us
-        scope.setdefault("state", {})["request_id"] = request_id
-        id_header = (b"x-request-id", request_id.encode())
+        # the inner layers (api/middleware.py) take the id and the status box from here, and leave the
+        # response header to us: one send wrapper for both layers
         status = [0]
+        state = scope.setdefault("state", {})
+        state["request_id"], state["response_status"] = request_id, status
+        id_header = (b"x-request-id", request_id.encode())
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -208,7 +210,6 @@ class Operator:
                     message = {**message, "headers": [*out, id_header]}
             await send(message)
 
-        kind = interaction(method, path)
         self.metrics.started(method)
         try:
             # FHIR paths start with a resource type, $operation or _history: only the few others are ours
@@ -217,6 +218,8 @@ class Operator:
                 await self.wrapped(scope, receive, sending)
         finally:
             seconds = time.perf_counter() - started
+            # the read fast path names its interaction (api/fastpath.py); the others are parsed from the path
+            kind = state.get("interaction") or interaction(method, path)
             self.metrics.observe(method, kind, status[0], seconds)
             if self.settings.access_log and (_sink is not None or access_log.isEnabledFor(logging.INFO)):
                 self._log(scope, request_id, kind, status[0], seconds)
