@@ -11,6 +11,7 @@ chain's rules as the server composes it) and how to tamper with one stored row b
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from fhir_server.security.context import RequestContext
 from fhir_server.security.policy import Verdict
 from fhir_server.security.policy.decision import Decision
 from fhir_server.storage.protocols import Store, TxView
+from fhir_server.storage.sqlite.audit.chain import block_data
 from tests.pg import fresh_database, release_database
 
 DOCTOR = RequestContext(subject="u1", fhir_user="Practitioner/dr1", role="practitioner", authenticated=True,
@@ -46,8 +48,9 @@ def _sqlite_tamper(store: Store, seq: int) -> None:
     try:
         conn.execute("DROP TRIGGER audit_chain_no_update")  # as someone with write access to the file
         (data,) = conn.execute("SELECT data FROM audit_chain WHERE seq = ?", (seq,)).fetchone()
+        changed = block_data(data).replace(b"Practitioner/dr1", b"Practitioner/dr7", 1)  # a block is compressed
         conn.execute("UPDATE audit_chain SET data = ? WHERE seq = ?",
-                     (bytes(data).replace(b"Practitioner/dr1", b"Practitioner/dr7", 1), seq))
+                     (changed if bytes(data)[:1] != b"x" else zlib.compress(changed), seq))
         conn.commit()
     finally:
         conn.close()

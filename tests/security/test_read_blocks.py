@@ -6,6 +6,7 @@ torn tails are handled (AC-14, AC-18, TM-13)."""
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from fhir_server.security.context import RequestContext
 from fhir_server.security.policy import Verdict
 from fhir_server.security.policy.decision import Decision
 from fhir_server.storage.sqlite import indexing
+from fhir_server.storage.sqlite.audit.chain import block_data
 from fhir_server.storage.sqlite.audit.index import index_blocks
 from fhir_server.storage.sqlite.audit.journal import AuditJournal, TemplateCache
 from fhir_server.storage.sqlite.audit.queries import audit_event_row, audit_rows
@@ -196,8 +198,10 @@ def test_verify_detects_a_changed_read_record_template_or_removed_index_row(tmp_
         prefix = "r" if tamper == "record" else "t"
         seq, data = conn.execute("SELECT seq, data FROM audit_chain WHERE event_id LIKE ? ORDER BY seq LIMIT 1",
                                  (f"{prefix}%",)).fetchone()
-        changed = bytes(data).replace(b"Observation", b"Observatiox", 1) if tamper == "record" else \
-            bytes(data).replace(b"Practitioner/dr1", b"Practitioner/dr7", 1)
+        plain = block_data(data)  # blocks are stored compressed: tamper with what they say, store it as the store does
+        changed = zlib.compress(plain.replace(b"Observation", b"Observatiox", 1)) if tamper == "record" else \
+            plain.replace(b"Practitioner/dr1", b"Practitioner/dr7", 1)
+        assert block_data(changed) != plain
         conn.execute("UPDATE audit_chain SET data = ? WHERE seq = ?", (changed, seq))
     conn.commit()
     conn.close()

@@ -16,6 +16,7 @@ import pytest
 
 from fhir_server.security.audit.read_blocks import parse_block
 from fhir_server.security.auth import issue_dev_token
+from fhir_server.storage.sqlite.audit.chain import block_data
 from fhir_server.storage.sqlite.audit.journal import unchained_lines
 from tests.live_server import free_port, start_server
 from tests.security_http.conftest import FHIR_JSON, SEED, consent
@@ -170,7 +171,7 @@ def test_every_answered_read_is_in_the_audit_trail_after_a_kill(tmp_path):
             proc.kill()
     # before a server opens the database again: some reads are chained, the rest wait in the journal
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    chained = sum(len(parse_block(bytes(data))["records"])
+    chained = sum(len(parse_block(block_data(data))["records"])
                   for seq, data in conn.execute("SELECT seq, data FROM audit_chain WHERE event_id = 'r' || seq"))
     conn.close()
     assert chained + unchained_lines(str(db)) in (answered, answered + 1)  # + the template line if unchained

@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from fhir_server.storage.audit import ChainReport, ChainRules
 from fhir_server.storage.postgres.conn import QmarkConnection
-from fhir_server.storage.sqlite.audit.chain import SELECT_SQL, append_events, append_special
+from fhir_server.storage.sqlite.audit.chain import SELECT_SQL, append_events, append_special, decoded
 from fhir_server.storage.sqlite.audit.index import index_blocks, index_mark, indexed_blocks
 from fhir_server.storage.sqlite.audit.queries import audit_event_row, audit_rows, block_events
 from fhir_server.storage.sqlite.audit.verify import _checked_rows
@@ -59,7 +59,7 @@ def _stream_rows(conn: QmarkConnection) -> Iterator[tuple[Any, ...]]:
     with conn.raw.cursor(name="kzfhir_audit_verify") as cur:
         cur.itersize = 2000
         cur.execute(SELECT_SQL)
-        yield from cur
+        yield from decoded(cur)
 
 
 def verify_connection(conn: QmarkConnection, rules: ChainRules, anchors: Mapping[int, str] | None) -> ChainReport:

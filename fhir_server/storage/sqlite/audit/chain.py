@@ -5,6 +5,7 @@ injected ``ChainRules``'; here the head is read and rows inserted."""
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -36,12 +37,28 @@ def append_events(conn: sqlite3.Connection, rules: ChainRules, events: Iterable[
     return rows
 
 
+# Read blocks are stored zlib-compressed (issue 12: the bytes an audited read costs). A block repeats its
+# caller templates' ids and its records' id prefixes, and compresses about 6-fold; the chain hash is over
+# the uncompressed bytes (``rules.link``), so verification does not depend on the compressor. A stored
+# value that starts with zlib's header byte (0x78) is compressed: JSON never starts with "x", so rows
+# written before compression, events and templates read as they are.
+_ZLIB_HEADER = b"\x78"
+BLOCK_LEVEL = 6
+
+
+def block_data(stored: Any) -> bytes:
+    """The bytes a chain row holds, as chained (a compressed read block decompressed)."""
+    raw = bytes(stored)
+    return zlib.decompress(raw) if raw[:1] == _ZLIB_HEADER else raw
+
+
 def append_special(conn: sqlite3.Connection, rules: ChainRules, prefix: str, data: bytes, recorded: str) -> int:
-    """Append a read block (``prefix`` "r") or a read template ("t") as a chain row inside the caller's
-    open transaction; returns the row's seq (its ``event_id`` is ``{prefix}{seq}``)."""
+    """Append a read block (``prefix`` "r", stored compressed) or a read template ("t") as a chain row inside
+    the caller's open transaction; returns the row's seq (its ``event_id`` is ``{prefix}{seq}``)."""
     head = conn.execute(HEAD_SQL).fetchone()
     seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, rules.genesis)
-    conn.execute(INSERT_SQL, (seq, f"{prefix}{seq}", recorded, None, data, prev, rules.link(prev, data)))
+    stored = zlib.compress(data, BLOCK_LEVEL) if prefix == "r" else data
+    conn.execute(INSERT_SQL, (seq, f"{prefix}{seq}", recorded, None, stored, prev, rules.link(prev, data)))
     return seq
 
 
@@ -49,12 +66,18 @@ def special_row(conn: sqlite3.Connection, prefix: str, seq: int) -> bytes | None
     """The data of read block ``r{seq}`` (``prefix`` "r") or read template ``t{seq}`` ("t"), if any."""
     row = conn.execute("SELECT data FROM audit_chain WHERE seq = ? AND event_id = ?",
                        (seq, f"{prefix}{seq}")).fetchone()
-    return bytes(row[0]) if row else None
+    return block_data(row[0]) if row else None
+
+
+def decoded(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """``SELECT_SQL`` rows with the data as chained (``block_data``): what verification hashes."""
+    for seq, event_id, recorded, patient, data, prev, digest in rows:
+        yield seq, event_id, recorded, patient, block_data(data), prev, digest
 
 
 def read_rows(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:
-    """All chain rows in seq order, streamed."""
-    yield from conn.execute(SELECT_SQL)
+    """All chain rows in seq order, streamed, with the data as chained."""
+    yield from decoded(conn.execute(SELECT_SQL))
 
 
 class SqliteAuditTx:

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 
 from fhir_server.storage.audit import ChainRules
+from fhir_server.storage.sqlite.audit.chain import block_data
 
 #: How far ``audit_patient_blocks`` covers the read blocks (kv key; every block up to it is indexed).
 INDEX_MARK = "audit-patient-index"
@@ -39,7 +40,7 @@ def unindexed_blocks(conn: sqlite3.Connection, rules: ChainRules, after: int) ->
     """seq -> patients of the read blocks above the index mark (to index them after a restart)."""
     rows = conn.execute("SELECT seq, data FROM audit_chain WHERE seq > ? AND event_id = 'r' || seq ORDER BY seq",
                         (after,))
-    return {int(seq): rules.block_patients(bytes(data)) for seq, data in rows}
+    return {int(seq): rules.block_patients(block_data(data)) for seq, data in rows}
 
 
 def indexed_blocks(conn: sqlite3.Connection) -> dict[int, list[str]]:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from fhir_server.storage.audit import ChainRules
-from fhir_server.storage.sqlite.audit.chain import special_row
+from fhir_server.storage.sqlite.audit.chain import block_data, special_row
 from fhir_server.storage.sqlite.audit.index import index_mark
 
 BY_PATIENT_SQL = "SELECT data FROM audit_chain WHERE patient = ? ORDER BY recorded DESC, seq DESC LIMIT ?"
@@ -64,7 +64,7 @@ def audit_rows(conn: sqlite3.Connection, rules: ChainRules, patient: str | None,
         rows = _chain_rows(conn, rules, patient, limit, below)
         for seq, event_id, data in rows:
             if event_id == f"r{seq}":
-                events = rules.block(seq, bytes(data), template).events(patient)
+                events = rules.block(seq, block_data(data), template).events(patient)
             elif event_id == f"t{seq}":
                 continue  # a read template: part of the events of the blocks that name it, not one itself
             else:
@@ -106,6 +106,7 @@ def _patient_seqs(conn: sqlite3.Connection, rules: ChainRules, patient: str, lim
     needle = orjson.dumps(patient.removeprefix("Patient/")) + b"]"
     for seq, data in conn.execute("SELECT seq, data FROM audit_chain WHERE seq > ? AND seq < ? "
                                   "AND event_id = 'r' || seq", (mark, top)):
+        data = block_data(data)
         if needle in data and f"Patient/{patient.removeprefix('Patient/')}" in rules.block_patients(data):
             seqs.append(int(seq))
     found = 0
