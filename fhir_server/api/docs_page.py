@@ -15,6 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from fhir_server.api.compression import accepts_gzip
+
 ASSETS = Path(__file__).parent / "docs_assets"
 #: name served -> (file in docs_assets, media type). Only these are served: no path is read from the URL.
 FILES: dict[str, tuple[str, str]] = {
@@ -70,7 +72,7 @@ class Pages:
             headers += [(b"content-security-policy", CSP), (b"referrer-policy", b"no-referrer")]
         if name.endswith(".gz"):
             headers.append((b"vary", b"Accept-Encoding"))
-            if _accepts(scope, b"accept-encoding", b"gzip"):
+            if any(k == b"accept-encoding" and accepts_gzip(v) for k, v in scope["headers"]):
                 body = _content(name)
                 headers.append((b"content-encoding", b"gzip"))
             else:

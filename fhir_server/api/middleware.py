@@ -30,7 +30,6 @@ from fhir_server.api.compression import Compression
 from fhir_server.config import Settings
 from fhir_server.errors import FhirError, operation_outcome
 from fhir_server.jsonio import dumps
-from fhir_server.security.auth.request import request_id_header
 from fhir_server.security.context import next_request_id
 from fhir_server.validation.issues import Issue
 
@@ -157,36 +156,22 @@ class Hardened:
         if scope["type"] != "http":
             await self.wrapped(scope, receive, send)
             return
-        # the request id the operator layer chose (api/operator.py), which also puts it on the response; the
-        # same id is in the log line and the AuditEvents (security/auth/request.py reads the same header)
+        # The operator layer (api/operator.py, always outside this one) chose the request id, echoes it in the
+        # response and records the status in its box; the same id is in the log line and the AuditEvents.
         state = scope.setdefault("state", {})
-        request_id = state.get("request_id")
-        answer_id = request_id is None  # this layer runs alone (no operator layer): it answers the id itself
-        if request_id is None:
-            request_id = request_id_header({k.decode("latin-1"): v.decode("latin-1")
-                                            for k, v in scope["headers"] if k == b"x-request-id"}) \
-                or next_request_id()
-            state["request_id"] = request_id
+        request_id: str = state.get("request_id") or next_request_id()
+        status: list[int] = state.setdefault("response_status", [0])
         started = time.perf_counter()
-        given_status: list[int] | None = state.get("response_status")  # the operator layer's box
-        status = given_status if given_status is not None else [0]
         # HEAD is GET without the body (RFC 9110 §9.3.2; FHIR R4 http.html: read and search support HEAD):
         # the same route, access decision, audit record and headers (ETag, Last-Modified, Content-Length)
         head = scope.get("method") == "HEAD"
 
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                if answer_id:
-                    headers = message.get("headers", [])
-                    if not any(k.lower() == b"x-request-id" for k, _ in headers):
-                        message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
-            elif head and message["type"] == "http.response.body":
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
                 message = {**message, "body": b""}
             await send(message)
 
-        # under the operator layer, a GET's messages need nothing from this one: no wrapper at all
-        through: Send = send if (given_status is not None and not answer_id and not head) else sending
+        through: Send = without_body if head else send
         client = (scope.get("client") or ("-", 0))[0]
         if self.per_client and self.running.get(client, 0) >= self.per_client:
             await send_outcome(through, 429, "throttled", f"more than {self.per_client} requests of this client "

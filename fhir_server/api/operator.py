@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import re
 import sqlite3
@@ -126,11 +127,9 @@ class AccessLines:
         self.scheduled = False
         lines, self.pending = self.pending, []
         if lines:
-            try:
+            with contextlib.suppress(OSError, ValueError):  # stdout closed or gone: the server goes on
                 self.stream.write(b"".join(lines))
                 self.stream.flush()
-            except (OSError, ValueError):  # stdout closed or gone: an access log must not stop the server
-                pass
 
 
 _sink: AccessLines | None = None

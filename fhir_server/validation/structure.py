@@ -9,7 +9,6 @@ enumerable from the core package. Invariants, slicing and profiles are the profi
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fhir_server.definitions import Definitions, Field, get_definitions, required_codes
@@ -17,13 +16,6 @@ from fhir_server.validation.issues import Issue
 from fhir_server.validation.primitives import Check, build_checks, json_kind
 
 MAX_DEPTH = 64
-_ID_CHARS = re.compile(r"[A-Za-z0-9\-.]+")
-
-
-def _contained(path: str | None) -> bool:
-    """Whether the resource at ``path`` is a contained resource (``….contained[n]``)."""
-    return path is not None and path.rsplit(".", 1)[-1].startswith("contained[")
-
 
 
 class StructureValidator:
@@ -53,11 +45,6 @@ class StructureValidator:
         rid = res.get("id")
         if rid is not None:
             problem = self.checks["id"](rid)
-            if problem and _contained(path) and isinstance(rid, str) and _ID_CHARS.fullmatch(rid):
-                # The HL7 reference validator does not hold a contained resource's id to the 64-character
-                # limit, only to the id characters (its case contained-resource-bad-id-ignore): a contained id
-                # is local to its container and never a server id (R4 §2.4 Contained Resources).
-                problem = None
             if problem:
                 issues.append(Issue("error", "value", f"invalid id: {problem}", f"{path or rtype}.id"))
         self._object(res, rtype, path or rtype, issues, depth, is_resource=True)
