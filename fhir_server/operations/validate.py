@@ -55,7 +55,7 @@ async def _check(services: Services, resource: dict[str, Any], mode: str, profil
             profiles = services.profiles.policy.profiles_for(resource)
             if profile:
                 profiles = [*profiles, profile]
-            issues += services.profiles.validate(resource, profiles, invariants=True)
+            issues += services.profiles.validate(resource, profiles, level="strict")
         elif getattr(extra, "blocking", False):
             # it waits on a worker (signature verification: crypto, CRL/OCSP): not on the event loop
             issues += await asyncio.to_thread(extra, resource, mode)
