@@ -84,7 +84,7 @@ class ProfileValidation:
         elif resource.get("resourceType") == "StructureDefinition":
             issues += self._usable_profile(resource)
         if level == "standard":
-            issues = [_as_warning(i) if _relaxed_when_standard(i) else i for i in issues]
+            issues = [_as_warning(i) if _relaxed_when_standard(i, profiled) else i for i in issues]
         elif level == "lenient":
             issues = [issue for issue in issues if _enforced_when_lenient(issue) or not _strict_only(issue, profiled)]
         return apply_example_errata(resource, issues)
@@ -103,7 +103,10 @@ class ProfileValidation:
         return []
 
 
-def _relaxed_when_standard(issue: Issue) -> bool:
+_CARDINALITY = (" minimum required = ", " maximum allowed = ", " requires at least ", " allows at most ")
+
+
+def _relaxed_when_standard(issue: Issue, profiled: bool) -> bool:
     """What a standard write keeps with a warning instead of refusing (docs/validation.md, "Strict and lenient"):
 
     - an extension no package or upload defines, which the walk cannot judge: Synthea's and US Core's
@@ -112,13 +115,20 @@ def _relaxed_when_standard(issue: Issue) -> bool:
       the meaning of what carries it (R4 extensibility.html §2.4.2.1);
     - a RESTful ``fullUrl`` naming another id than its entry's (R4 §3.3.1 "SHALL NOT disagree"): MIS systems
       number the entries of a signed document apart from the ids, and the receiver cannot correct a signed
-      document without breaking its signature.
+      document without breaking its signature;
+    - of a resource no known profile covers, the cardinality of the parts of a known extension (its
+      sub-extensions and their slices): the access policy reads a representative's authority recorded as
+      ``verified: true`` alone (``security/policy/relationships.py``, AC-09), which the KZ IG's
+      ``kz-representative-authority`` (document and verifiedBy 1..1) does not allow. The context and value
+      types of extensions stay errors, and a declared profile is enforced whole.
     """
     if not issue.is_error:
         return False
     text = issue.diagnostics
     return (text.startswith("Unknown extension ") and not text.endswith("a modifier extension must be understood")) \
-        or (" looks like a RESTful server URL, so it must end with the resource's type and id " in text)
+        or (" looks like a RESTful server URL, so it must end with the resource's type and id " in text) \
+        or (not profiled and (text.startswith("Extension.") or " of Extension." in text)
+            and any(c in text for c in _CARDINALITY))
 
 
 def _as_warning(issue: Issue) -> Issue:

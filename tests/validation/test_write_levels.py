@@ -2,8 +2,9 @@
 (issue 14 §2, docs/validation.md "Strict and lenient"), over HTTP, each against ``$validate`` (always strict).
 
 Standard refuses what breaks an invariant or a Bundle rule, as ``$validate`` does, but keeps two things the
-field sends: extensions nobody defines (Synthea's US Core ones) and vital signs that miss the core profile
-their code implies; and a signed document's RESTful fullUrls numbered apart from the ids.
+field sends: extensions nobody defines (Synthea's US Core ones), vital signs that miss the core profile
+their code implies, a signed document's RESTful fullUrls numbered apart from the ids, and the cardinality
+inside known extensions of unprofiled resources.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.conftest import BASE
 FHIR_JSON = {"content-type": "application/fhir+json"}
 US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
 LOINC = "http://loinc.org"
+AUTHORITY = "https://fhir.kzfhir.kz/StructureDefinition/kz-representative-authority"
 VITAL = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}
 
 
@@ -57,6 +59,12 @@ CASES: dict[str, tuple[dict[str, Any], bool, bool, bool]] = {
         {"resourceType": "Bundle", "type": "collection", "entry": [
             {"fullUrl": "http://mis.example.kz/fhir/Patient/1", "resource": {"resourceType": "Patient", "id": "p1"}}]},
         True, False, False),
+    "a representative's authority recorded as verified only (the access policy's AC-09 form)": (
+        {"resourceType": "RelatedPerson", "patient": {"reference": "Patient/p1"}, "extension": [
+            {"url": AUTHORITY, "extension": [{"url": "verified", "valueBoolean": True}]}]}, True, False, False),
+    "a sub-extension of a known extension with the wrong value type": (
+        {"resourceType": "RelatedPerson", "patient": {"reference": "Patient/p1"}, "extension": [
+            {"url": AUTHORITY, "extension": [{"url": "verified", "valueString": "yes"}]}]}, True, True, False),
     "an unknown modifierExtension": (
         {"resourceType": "Patient", "modifierExtension": [{"url": "https://vendor.kz/ext/flag", "valueBoolean": True}]},
         True, True, True),
