@@ -63,10 +63,11 @@ class Settings(BaseSettings):
     write_validation: str = Field(
         default="standard", pattern="^(strict|standard|lenient)$",
         description="How writes judge a resource (docs/validation.md, Strict and lenient). standard: as "
-        "$validate, every invariant included, except that an extension nobody defines is a warning and the "
-        "vital-signs profiles implied by an Observation's code are not imposed (what Synthea and US Core "
-        "systems send stays loadable); strict: exactly as $validate; lenient: structure, reference types, "
-        "known extensions and declared profiles only, no invariants of unprofiled resources",
+        "$validate, every invariant and Bundle rule included, except that extensions nobody defines, RESTful "
+        "fullUrls naming another id and the cardinality inside known extensions of unprofiled resources are "
+        "warnings, and the vital-signs profiles implied by an Observation's code are not imposed (what Synthea, "
+        "US Core and MIS systems send stays loadable); strict: exactly as $validate; lenient: structure, "
+        "reference types, known extensions and declared profiles only, no invariants of unprofiled resources",
     )
     validate_invariants_on_write: bool | None = Field(
         default=None, description="Deprecated, use write_validation: true = strict, false = lenient",
