@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?=
 PORT ?=
 
-.PHONY: run demo test test-postgres postgres bench lint typecheck clean
+.PHONY: run demo test test-postgres postgres fhir-js bench lint typecheck clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -35,7 +35,17 @@ postgres:
 	else echo "installing PostgreSQL for the tests (apt-get install postgresql)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
 
-test: $(VENV)/.installed-test postgres
+# The independent FHIR XML converter (npm `fhir`, pinned by tools/fhir-js/package-lock.json) that
+# tests/formats/test_xml_npm_live.py compares our XML with (docs/formats.md). `npm ci --prefer-offline`
+# takes it from npm's cache when it was fetched once; without npm or the registry the live test skips and
+# the committed comparison is still checked (tests/formats/test_xml_npm_agreement.py).
+fhir-js:
+	@if ! command -v npm >/dev/null 2>&1; then echo "no npm: tests/formats/test_xml_npm_live.py will skip"; \
+	elif [ tools/fhir-js/node_modules/.package-lock.json -nt tools/fhir-js/package-lock.json ]; then :; \
+	else (cd tools/fhir-js && npm ci --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error) \
+		|| echo "npm ci failed (offline, empty cache?): tests/formats/test_xml_npm_live.py will skip"; fi
+
+test: $(VENV)/.installed-test postgres fhir-js
 	$(BIN)/ruff check fhir_server profiles terminology signing conformance mappings tests bench scripts
 	$(BIN)/mypy fhir_server signing terminology profiles conformance mappings
 	$(BIN)/pytest -q -n 2 --dist loadfile
@@ -51,4 +61,4 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check fhir_server profiles terminology signing conformance mappings tests bench scripts
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache tools/fhir-js/node_modules

@@ -1,5 +1,8 @@
 """Validation throughput: KZ-profile validation of the IG's valid examples and R4 core invariants of
-the official examples, warm (profiles compiled once, as in the server). Bounded to a few seconds."""
+the official examples, warm (profiles compiled once, as in the server); and the write path's profile
+validation (``ProfileValidation``, after the structure check) at each ``write_validation`` level over KZ
+resources, official examples and Synthea resources (issue 14 §2: lenient was the default before, standard
+is now). Bounded to about a minute."""
 
 from __future__ import annotations
 
@@ -8,6 +11,9 @@ import statistics
 import time
 from typing import Any
 
+from fhir_server.config import Settings
+from fhir_server.jsonio import loads
+from fhir_server.validation.on_write import LEVELS, ProfileValidation
 from fhir_server.validation.profile import (
     ProfilePolicy,
     ProfileRegistry,
@@ -15,7 +21,8 @@ from fhir_server.validation.profile import (
     validate_profiles,
 )
 from profiles import examples_dir
-from tests.data import r4_examples
+from terminology import default_service
+from tests.data import r4_examples, synthea_bundle_bytes
 
 _ROUNDS = 20
 
@@ -60,9 +67,46 @@ def _core(registry: ProfileRegistry) -> None:
           f"{statistics.median(timings):.3f} ms, p90 {statistics.quantiles(timings, n=10)[-1]:.3f} ms")
 
 
+def _synthea_sample(per_bundle: int = 12) -> list[dict[str, Any]]:
+    """The first resources of each Synthea Bundle (Patient, Encounters, Observations, ...)."""
+    out: list[dict[str, Any]] = []
+    for raw in synthea_bundle_bytes()[:20]:
+        out += [entry["resource"] for entry in json.loads(raw)["entry"][:per_bundle]]
+    return out
+
+
+def _write_levels(registry: ProfileRegistry) -> None:
+    """ProfileValidation as a write calls it, per level; the workloads as the server would see them."""
+    kz = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((examples_dir() / "valid").glob("*.json"))]
+    workloads = {
+        "KZ resources (IG valid examples)": kz,
+        "official examples < 50 kB": [loads(raw) for raw in r4_examples().values() if len(raw) < 50_000],
+        "Synthea resources": _synthea_sample(),
+    }
+    terminology = default_service()  # as api/app.py gives it
+    validations = {level: ProfileValidation(Settings(write_validation=level), terminology=terminology,
+                                            registry=registry) for level in LEVELS}
+    for title, resources in workloads.items():
+        timings: dict[str, list[float]] = {level: [] for level in LEVELS}
+        for resource in resources:
+            for validation in validations.values():
+                validation(resource, "create")  # warm: compiled profiles, FHIRPath caches
+            rounds: dict[str, list[float]] = {level: [] for level in LEVELS}
+            for _ in range(7):  # the levels interleaved, so that the load of a shared machine hits all alike
+                for level, validation in validations.items():
+                    started = time.perf_counter()
+                    validation(resource, "create")
+                    rounds[level].append(time.perf_counter() - started)
+            for level in LEVELS:
+                timings[level].append(statistics.median(rounds[level]) * 1000)
+        figures = ", ".join(f"{level} {statistics.median(timings[level]):.3f}" for level in LEVELS)
+        print(f"write-path profile validation, {title} ({len(resources)}), median ms/resource: {figures}")
+
+
 def main() -> None:
     started = time.perf_counter()
     registry = ProfileRegistry()
     print(f"registry load (R4 core + KZ IG): {time.perf_counter() - started:.2f} s")
     _kz(registry)
     _core(registry)
+    _write_levels(registry)

@@ -60,10 +60,17 @@ class Settings(BaseSettings):
     relaxed_iin: bool = Field(
         default=False, description="Accept 12-digit IINs/BINs failing date/checksum rules (NCA test certificates)"
     )
-    validate_invariants_on_write: bool = Field(
-        default=False,
-        description="Also run the R4 core FHIRPath invariants on writes of resources that declare no profile "
-        "(they always run for profiled resources and in $validate)",
+    write_validation: str = Field(
+        default="standard", pattern="^(strict|standard|lenient)$",
+        description="How writes judge a resource (docs/validation.md, Strict and lenient). standard: as "
+        "$validate, every invariant and Bundle rule included, except that extensions nobody defines, RESTful "
+        "fullUrls naming another id and the cardinality inside known extensions of unprofiled resources are "
+        "warnings, and the vital-signs profiles implied by an Observation's code are not imposed (what Synthea, "
+        "US Core and MIS systems send stays loadable); strict: exactly as $validate; lenient: structure, "
+        "reference types, known extensions and declared profiles only, no invariants of unprofiled resources",
+    )
+    validate_invariants_on_write: bool | None = Field(
+        default=None, description="Deprecated, use write_validation: true = strict, false = lenient",
     )
     # -- security (issue 5; docs/security.md) --
     env: str = Field(

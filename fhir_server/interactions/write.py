@@ -35,8 +35,8 @@ def validate(services: Services, resource: dict[str, Any], *, mode: str = "creat
             issues.extend(extra(resource, mode))
     issues = merge(issues)
     errors = [i for i in issues if i.is_error]
-    if errors:
-        raise FhirError("unprocessable", errors[0].diagnostics, issues=issues)
+    if errors:  # the reasons first: invariant warnings (dom-6 narrative) would otherwise lead the outcome
+        raise FhirError("unprocessable", errors[0].diagnostics, issues=errors + [i for i in issues if not i.is_error])
     return issues
 
 

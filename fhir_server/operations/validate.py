@@ -1,12 +1,15 @@
 """``$validate`` at type and instance level (FHIR R4 resource-operation-validate, issue 4 §5).
 
 Always answers 200 with an OperationOutcome listing every issue (error, warning, information) with
-its FHIRPath expression; 4xx only when the operation itself cannot run. Checks the base R4 structure,
-the declared and mandatory profiles plus the ``profile`` parameter, and the R4 core invariants.
+its FHIRPath expression; 4xx only when the operation itself cannot run. It runs the write path's own
+validators (``Services.extra_validators``), so it refuses what a write refuses (issue 14 §2): the base R4
+structure, the declared and mandatory profiles plus the ``profile`` parameter with every invariant, a Bundle's
+signature (``signatures/validator.py``) and the other write rules.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fhir_server.errors import FhirError, operation_outcome
@@ -38,13 +41,26 @@ def _parameters(body: Any) -> tuple[dict[str, Any] | None, str | None, str | Non
     return resource, mode, profile
 
 
-def _check(services: Services, resource: dict[str, Any], profile: str | None) -> list[Issue]:
+async def _check(services: Services, resource: dict[str, Any], mode: str, profile: str | None) -> list[Issue]:
+    """The write path's validation (interactions/write.py ``validate``), judged strictly: every validator a
+    write runs, the profile validator with the ``profile`` parameter and every invariant."""
     issues = services.validator.validate(resource)
-    if services.profiles is not None and not any(i.is_error for i in issues):
-        profiles = services.profiles.policy.profiles_for(resource)
-        if profile:
-            profiles = [*profiles, profile]
-        issues += services.profiles.validate(resource, profiles, invariants=True)
+    if any(i.is_error for i in issues):  # the validators after it assume a structurally sound resource
+        return merge(issues)
+    validators = list(services.extra_validators)
+    if services.profiles is not None and services.profiles not in validators:
+        validators.insert(0, services.profiles)
+    for extra in validators:
+        if extra is services.profiles:
+            profiles = services.profiles.policy.profiles_for(resource)
+            if profile:
+                profiles = [*profiles, profile]
+            issues += services.profiles.validate(resource, profiles, level="strict")
+        elif getattr(extra, "blocking", False):
+            # it waits on a worker (signature verification: crypto, CRL/OCSP): not on the event loop
+            issues += await asyncio.to_thread(extra, resource, mode)
+        else:
+            issues += extra(resource, mode)
     return merge(issues)
 
 
@@ -90,5 +106,5 @@ async def handle(services: Services, resource_type: str, resource_id: str | None
         issues = [Issue("error", "invalid", f"resourceType {resource.get('resourceType')!r} is not {resource_type}",
                         "resourceType")]
     else:
-        issues = _mode_issues(mode, resource, resource_id) + _check(services, resource, profile)
+        issues = _mode_issues(mode, resource, resource_id) + await _check(services, resource, mode, profile)
     return FhirResponse(200, dumps(operation_outcome(issues), pretty=pretty))

@@ -64,7 +64,13 @@ def identity_issues(expected: ExpectedSigner, *, required: bool) -> list[Issue]:
 
 
 class SignatureValidation:
-    """Callable ``(resource, mode) -> issues`` appended to ``Services.extra_validators``."""
+    """Callable ``(resource, mode) -> issues`` appended to ``Services.extra_validators``.
+
+    The one signature rule of the server: writes and ``$validate`` both call it. It blocks until the
+    verification worker answers, so ``$validate`` calls it in a thread (``blocking``).
+    """
+
+    blocking = True
 
     def __init__(self, settings: Settings, service: SignatureService | None = None) -> None:
         self.settings = settings

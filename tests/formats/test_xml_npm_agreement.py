@@ -1,9 +1,9 @@
 """kzfhir's FHIR XML agrees with an independent converter, the npm ``fhir`` package (FHIR.js 4.12.0),
 but for differences each explained by a category of ``npm/differences.py`` (issue 14 item 3).
 
-The full comparison over every official example ran once (``python -m tests.formats.npm.compare``)
-and is committed in ``npm/comparison.json``; npm's output for a sample is committed in
-``npm/expected/``. These tests re-derive the sample's differences offline, without node.
+The full comparison over every official example (``python scripts/xml_npm_compare.py``) is committed in
+``npm/comparison.json``, npm's output for a sample in ``npm/expected/``. These tests re-derive the sample's
+differences offline, without node; ``test_xml_npm_live.py`` reruns the whole comparison where node is.
 """
 
 from __future__ import annotations

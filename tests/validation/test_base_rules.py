@@ -1,6 +1,7 @@
 """Rules that hold without a declared profile, on write and in $validate alike (issue 14 §1-2): reference
 targets, extensions (R4 core definitions, contexts, value types, unknown ones), declared core profiles and
-Attachment.size; and the core profiles R4 implies (vital signs), which run with the invariants."""
+Attachment.size; and the core profiles R4 implies (vital signs), which only $validate and strict writes
+impose. What each write level refuses is in test_write_levels.py."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ async def test_an_extension_nobody_defines_is_an_error_except_in_example_domains
     unknown = {"resourceType": "Patient", "extension": [{"url": "https://vendor.kz/ext/x", "valueString": "a"}]}
     write, errors = await _write_and_validate(client, unknown)
     assert errors  # $validate judges as the reference validator
-    assert write.status_code == 201  # a default write stores it with a warning (strict: validate_invariants_on_write)
+    assert write.status_code == 201  # a default write stores it with a warning (strict writes refuse it)
     example = {"resourceType": "Patient", "extension": [{"url": "http://example.org/ext/x", "valueString": "a"}]}
     write, errors = await _write_and_validate(client, example)
     assert write.status_code == 201 and errors == []
@@ -95,8 +96,8 @@ async def test_vital_signs_meet_the_core_profile_r4_requires_of_their_code(clien
                                valueQuantity={"value": 36.6, "unit": "Cel", "system": "http://unitsofmeasure.org",
                                               "code": "Cel"})
     write, errors = await _write_and_validate(client, temperature)
-    # bodytemp wants the LOINC code 8310-5 as well; like the invariants, implied profiles run in $validate
-    # and on writes only with validate_invariants_on_write
+    # bodytemp wants the LOINC code 8310-5 as well; implied profiles run in $validate and on strict writes
+    # (KZFHIR_WRITE_VALIDATION=strict) only
     assert write.status_code == 201
     assert any("8310-5" in e["diagnostics"] or "BodyTempCode" in e["diagnostics"] for e in errors), errors
     temperature["code"]["coding"].append({"system": "http://loinc.org", "code": "8310-5"})
@@ -127,21 +128,22 @@ async def test_attachment_size_is_the_size_of_the_data(client: httpx.AsyncClient
                                                                        "data": "aGVsbG8=", "size": 100}}
     write, errors = await _write_and_validate(client, media)
     assert errors[0]["expression"] == ["Media.content.size"]
-    assert write.status_code == 201  # a warning on a default write
+    assert write.status_code == 422  # refused by default writes too (issue 14 §2)
+    assert write.json()["issue"][0]["expression"] == ["Media.content.size"]
     media["content"]["size"] = 5
     write, errors = await _write_and_validate(client, media)
     assert write.status_code == 201 and errors == []
 
 
 async def test_a_strict_server_refuses_on_write_what_validate_finds(tmp_path: Any) -> None:
-    """With validate_invariants_on_write, writes judge as $validate does (invariants, implied profiles,
-    undefined extensions, Attachment.size, Bundle rules)."""
+    """With KZFHIR_WRITE_VALIDATION=strict, writes judge as $validate does (also implied profiles and
+    undefined extensions, which a default write keeps)."""
     from fhir_server.api.app import create_app
     from fhir_server.config import Settings
     from tests.conftest import BASE
 
     settings = Settings(database=tmp_path / "db.sqlite", synchronous_full=False, security_enabled=False,
-                        dev_key_path=tmp_path / "dev-jwks.json", validate_invariants_on_write=True)
+                        dev_key_path=tmp_path / "dev-jwks.json", write_validation="strict")
     app = create_app(settings)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=BASE, timeout=60
