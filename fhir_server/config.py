@@ -227,8 +227,8 @@ class Settings(BaseSettings):
     import_chunk_size: int = Field(
         default=1000, description="resources per write unit of an $import (one store transaction each)")
     import_validation_workers: int = Field(
-        default=0, description="processes validating $import lines besides the server (0: one per core, at "
-        "most 4, or a thread when the machine has one core)")
+        default=0, description="processes (forked from the server) validating $import lines while it writes: "
+        "0 = one per core, at most 4; -1 = a thread of the server process instead")
     import_max_running_jobs: int = Field(
         default=2, description="$import jobs running at once per process; more kick-offs get 429")
 
