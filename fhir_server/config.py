@@ -221,6 +221,24 @@ class Settings(BaseSettings):
     metrics: bool = Field(default=True, description="Prometheus metrics at GET /metrics (no token needed)")
     docs_page: bool = Field(default=True, description="the browsable API page at GET /docs/ (Swagger UI, no CDN)")
 
+    # -- Bulk Data $import (issue 14 §5; docs/bulk-import.md) --
+    import_root: Path | None = Field(
+        default=None, description="the only server folder $import may read NDJSON files from (inputs name paths "
+        "inside it); unset: folder imports are refused and only posted NDJSON is imported")
+    import_max_file_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024, description="an input file (or posted NDJSON body) above this is refused")
+    import_max_line_bytes: int = Field(
+        default=16 * 1024 * 1024, description="an NDJSON line above this is reported as an error and skipped")
+    import_max_resources: int = Field(
+        default=10_000_000, description="resources one $import job imports at most; the rest is reported and skipped")
+    import_chunk_size: int = Field(
+        default=1000, description="resources per write unit of an $import (one store transaction each)")
+    import_validation_workers: int = Field(
+        default=0, description="processes (forked from the server) validating $import lines while it writes: "
+        "0 = one per core, at most 4; -1 = a thread of the server process instead")
+    import_max_running_jobs: int = Field(
+        default=2, description="$import jobs running at once per process; more kick-offs get 429")
+
     @field_validator("database", mode="before")
     @classmethod
     def _database(cls, value: object) -> object:

@@ -13,7 +13,7 @@ from fhir_server.api import errors, openapi
 from fhir_server.api.fastpath import FastReads
 from fhir_server.api.middleware import Hardened, client_gone
 from fhir_server.api.operator import Operator
-from fhir_server.api.routes import bulk, instance, operations, search, system
+from fhir_server.api.routes import bulk, bulk_import, instance, operations, search, system
 from fhir_server.api.routes import type as type_routes
 from fhir_server.backends import store_for
 from fhir_server.config import Settings
@@ -27,6 +27,7 @@ from fhir_server.jobs.monitoring import MonitoringAlerts
 from fhir_server.jobs.runtime import build_worker
 from fhir_server.operations.dsr_tasks import dsr_task_issues
 from fhir_server.operations.export import recover_jobs, stop_exports
+from fhir_server.operations.import_operation import recover_imports, stop_imports
 from fhir_server.search import get_indexer
 from fhir_server.search.cursor import use_key as use_cursor_key
 from fhir_server.search.parse_controls import configure_paging
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         await services.store.open()
         await publish(services)  # the KZ IG, its terminology and our OperationDefinitions, readable over REST
         await recover_jobs(services.store, settings)  # exports cut off by a restart: marked failed, not hanging
+        await recover_imports(services.store, settings)  # imports too (docs/bulk-import.md)
         worker = build_worker(settings, services.store)  # AC-18 deliveries, when a channel is configured
         app.state.outbox_worker = worker
         if worker is not None:
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             if worker is not None:
                 await worker.stop()
             await stop_exports(services.store, settings)
+            await stop_imports(services.store, settings)
             await services.store.close()
 
     app = FastAPI(title="kzfhir", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -102,6 +105,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(openapi.router)  # before the type routes: /openapi.json is no resource type
     app.include_router(system.router)
     app.include_router(bulk.router)  # before operations: $export needs Prefer, and owns $export-status/-file
+    app.include_router(bulk_import.router)  # likewise $import (NDJSON bodies) and $import-status/-file
     app.include_router(operations.router)
     app.include_router(type_routes.router)
     app.include_router(instance.router)

@@ -243,6 +243,7 @@ async def writes(p: Prober, rtype: str, rid: str) -> None:
     await p.pair("patch", lambda i: c.patch(f"/{rtype}/{i}", json=patch, headers={
         **p.h, "content-type": "application/json-patch+json"}), rid)
     await p.pair("delete", lambda i: c.delete(f"/{rtype}/{i}", headers=p.h), rid)
+    await p.pair("$import", lambda i: imported_line(p, {**body, "id": i}), rid)
     for kind in ("batch", "transaction"):
         for entry in ({"resource": body, "request": {"method": "POST", "url": rtype, "ifNoneExist": "_id={}"}},
                       {"resource": body, "request": {"method": "PUT", "url": f"{rtype}?_id={{}}"}},
@@ -254,6 +255,29 @@ async def writes(p: Prober, rtype: str, rid: str) -> None:
                 return p.bundle(k, [filled])
 
             await p.pair(f"{kind}-{entry['request']['method']}", send, rid)
+
+
+async def imported_line(p: Prober, resource: dict[str, Any]) -> httpx.Response:
+    """``$import`` of one NDJSON line (an update of its id): the answer is the job's outcome for the line (its
+    error file's OperationOutcome, or the manifest when it was imported), then the job is deleted."""
+    r = await p.c.post("/$import", content=json.dumps(resource).encode() + b"\n", headers={
+        **p.h, "Prefer": "respond-async", "content-type": "application/fhir+ndjson"})
+    if r.status_code != 202:
+        return r
+    status = r.headers["content-location"].removeprefix(BASE)
+    for _ in range(200):
+        done = await p.c.get(status, headers=p.h)
+        if done.status_code != 202:
+            break
+        await asyncio.sleep(0.05)
+    result = done
+    if done.status_code == 200 and done.json().get("error"):
+        file = await p.c.get(done.json()["error"][0]["url"].removeprefix(BASE), headers=p.h)
+        result = httpx.Response(422, content=file.content.splitlines()[0], headers={"content-type": "application/json"})
+    elif done.status_code == 200:
+        result = httpx.Response(200, json={"imported": done.json()["output"][0]["count"]})
+    await p.c.delete(status, headers=p.h)
+    return result
 
 
 #: every route the app registers -> the probe above that reaches it (the inventory test keeps this whole)
@@ -287,6 +311,8 @@ ROUTES: dict[str, str] = {
     "GET /Group/{group_id}/$export": "operations", "POST /Group/{group_id}/$export": "operations",
     "GET /$export-status/{job_id}": "exports", "DELETE /$export-status/{job_id}": "exports",
     "GET /$export-file/{job_id}/{name}": "exports",
+    "POST /$import": "writes", "GET /$import-status/{job_id}": "writes", "DELETE /$import-status/{job_id}": "writes",
+    "GET /$import-file/{job_id}/{name}": "writes",
 }
 
 #: routes that hold no patient data, and why (answered without reading any resource)
@@ -305,6 +331,7 @@ OPERATIONS: dict[tuple[str, str, str], str] = {
     ("instance", "Group", "export"): "operations",
     ("type", "Patient", "export"): "exports",
     ("system", "*", "export"): "exports",
+    ("system", "*", "import"): "writes",
     ("instance", "Patient", "access-log"): "operations",
     ("instance", "Patient", "data-report"): "operations",
     ("instance", "Patient", "data-subject-request"): "operations",
