@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import Message, msg
 from fhir_server.interactions.base import check_id, check_type, parse_etag
 from fhir_server.interactions.request import FhirRequest
 from fhir_server.interactions.write import parse_criteria, require_resource, validate
@@ -78,11 +79,17 @@ def prefixed(exc: FhirError, op: WriteOp) -> FhirError:
             expression = f"{op.where}.request"
         elif not expression:
             expression = op.where
-        text = issue.diagnostics if issue.diagnostics.startswith("entry ") else f"entry {op.index}: {issue.diagnostics}"
+        text = issue.diagnostics if issue.diagnostics.startswith("entry ") else _in_entry(op.index, issue.diagnostics)
         issues.append(replace(issue, expression=expression, diagnostics=text))
-    message = exc.message if exc.message.startswith("entry ") else f"entry {op.index}: {exc.message}"
+    message = exc.message if exc.message.startswith("entry ") else _in_entry(op.index, exc.message)
     out = FhirError(exc.category, message, issues=issues, headers=exc.headers)
     return out
+
+
+def _in_entry(index: int, text: str) -> str:
+    """``entry 3: text``; in the caller's language when ``text`` has a catalogue key (validation findings
+    without one stay English as a whole)."""
+    return msg("bundle.entry", index=index, text=text) if isinstance(text, Message) else f"entry {index}: {text}"
 
 
 async def _validated(req: FhirRequest, resource: dict[str, Any], mode: str, op: WriteOp) -> None:
