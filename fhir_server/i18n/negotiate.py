@@ -4,7 +4,8 @@
 - ranges are tried by quality (``q``, RFC 9110 §12.4.2), equal qualities in the order given;
 - a range is truncated subtag by subtag until it names a catalogue: ``kk-KZ`` and ``kk-Cyrl-KZ``
   are ``kk``, ``ru-RU`` is ``ru``;
-- ``*`` is the server's default language; ``q=0`` makes a language unacceptable;
+- ``*`` is the server's default language; ``q=0`` makes a language unacceptable (``kk-KZ;q=0`` refuses
+  Kazakh: there is one Kazakh catalogue);
 - ``kz``, the country code often sent for Kazakh, is taken as ``kk``;
 - anything that does not parse is ignored, and a header with nothing usable gives the default:
   a language preference never makes a request fail.
@@ -68,7 +69,7 @@ def _choose(header: str, default: Language) -> Language:
         if not _RANGE.fullmatch(tag) or quality is None:
             continue
         if quality == 0:
-            refused.add(_KNOWN.get(tag, tag))
+            refused.add(lookup(tag) or tag)  # "kk-KZ;q=0" refuses the one Kazakh catalogue there is
             continue
         ranges.append((-quality, order, tag))
     for _, _, tag in sorted(ranges):
