@@ -72,7 +72,8 @@ async def fhir_request(request: Request) -> FhirRequest:
     """Authenticate and open the caller's access session: the only way a route reaches an interaction."""
     svc = services(request)
     ctx = await authenticate(svc, request.headers, request.client.host if request.client else None)
-    return open_request(svc, ctx, base_url=base_url(request), prefer=prefer(request), pretty=is_pretty(request))
+    return open_request(svc, ctx, base_url=base_url(request), prefer=prefer(request), pretty=is_pretty(request),
+                        accept_language=request.headers.get("accept-language"))
 
 
 async def serve(request: Request, handler: Callable[[FhirRequest], Awaitable[FhirResponse]]) -> Response:

@@ -27,7 +27,8 @@ _HTTP_CATEGORY = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "n
 
 def default_language(request: Request | None) -> Language:
     """The server's ``default_language`` setting (English without a request or before start-up)."""
-    services = getattr(request.app.state, "services", None) if request is not None else None
+    app = request.scope.get("app") if request is not None else None  # a bare Request (tests) has none
+    services = getattr(getattr(app, "state", None), "services", None)
     settings = getattr(services, "settings", None)
     lang: Language = getattr(settings, "default_language", DEFAULT)
     return lang

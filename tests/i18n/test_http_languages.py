@@ -201,3 +201,26 @@ async def test_a_successful_answer_never_reads_accept_language(client: httpx.Asy
         assert r.status_code == 200 and "content-language" not in r.headers
     after = negotiate._choose.cache_info()
     assert (after.hits, after.misses) == (before.hits, before.misses)
+
+
+@pytest.mark.req("AC-14")
+async def test_batch_entries_are_localised_and_the_audit_stays_english(
+        client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]) -> None:
+    system = {**auth("system", bin=BIN), "Content-Type": "application/fhir+json", "Accept-Language": "kk"}
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "Patient/nope"}},
+        {"request": {"method": "GET", "url": "Patient/nope/_history/3"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "пульс"},
+                      "subject": {"reference": "Patient/absent"}},
+         "request": {"method": "POST", "url": "Observation"}}]}
+    r = await client.post("/", json=bundle, headers=system)
+    assert r.status_code == 200, r.text
+    outcomes = [e["response"].get("outcome", {}).get("issue", [{}])[0] for e in r.json()["entry"]]
+    assert outcomes[0]["details"]["text"] == "Patient/nope табылмады" and outcomes[0]["code"] == "not-found"
+    assert outcomes[1]["diagnostics"] == "Patient/nope ресурсының 3 нұсқасы жоқ"
+    assert "келісім" in outcomes[2]["diagnostics"] and outcomes[2]["code"] == "forbidden"
+    audit = await client.get("/AuditEvent?_count=100", headers=auth("auditor", "Practitioner/aud1"))
+    assert audit.status_code == 200, audit.text
+    described = [e["resource"].get("outcomeDesc", "") for e in audit.json().get("entry", [])]
+    assert any(d.startswith("no active Consent of Patient/absent") for d in described), described
+    assert not any(KAZAKH_LETTERS & set(d) for d in described)  # operators and the regulator read one language
