@@ -7,7 +7,7 @@ asked for (``Accept-Language``, RFC 9110 §12.5.4). The texts are data: one JSON
 language in ``messages/``, loaded once at import.
 """
 
-from fhir_server.i18n.catalogue import DEFAULT, LANGUAGES, Language, Message, msg, render, substitute
+from fhir_server.i18n.catalogue import DEFAULT, LANGUAGES, Language, Message, english, msg, render, substitute
 from fhir_server.i18n.negotiate import choose
 
-__all__ = ["DEFAULT", "LANGUAGES", "Language", "Message", "choose", "msg", "render", "substitute"]
+__all__ = ["DEFAULT", "LANGUAGES", "Language", "Message", "choose", "english", "msg", "render", "substitute"]

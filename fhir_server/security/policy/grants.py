@@ -19,7 +19,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from fhir_server.i18n import msg
+from fhir_server.i18n import english, msg
 from fhir_server.security.context import RequestContext
 from fhir_server.security.policy.conditions import AccessRequest, describe_resource
 from fhir_server.security.policy.consent import Ruling, evaluate_consents
@@ -201,7 +201,8 @@ def patient_grant(
 def _no_consent(ctx: RequestContext, action: Action, patient_id: str) -> str:
     """Who lacks what, and where to read how to get it (issue 13 §3). Only ever shown to the caller about
     data they named themselves (their own write); refused reads answer as absent (docs/security.md)."""
-    who = msg("policy.who_organisation", bin=ctx.organization_bin) if ctx.role == SYSTEM and ctx.organization_bin \
-        else (ctx.fhir_user or msg("policy.who_role", role=ctx.role))
+    text = msg if action.is_write else english  # a refused read is never shown: answered as absent, audited
+    who = text("policy.who_organisation", bin=ctx.organization_bin) if ctx.role == SYSTEM and ctx.organization_bin \
+        else (ctx.fhir_user or text("policy.who_role", role=ctx.role))
     wanted = "/".join(sorted(CONSENT_ACTIONS[action]))
-    return msg("policy.no_consent", patient=f"Patient/{patient_id}", who=who, wanted=wanted)
+    return text("policy.no_consent", patient=f"Patient/{patient_id}", who=who, wanted=wanted)
