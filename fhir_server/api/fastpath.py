@@ -61,6 +61,9 @@ class FastReads:
         if target is None:
             await self.app(scope, receive, send)
             return
+        state = scope.get("state")
+        if state is not None:
+            state["interaction"] = "read"  # for the metrics (api/operator.py): no second parse of the path
         headers = LowerCaseHeaders((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
         if not accept_ok(headers.get("accept")):
             await self.app(scope, receive, send)  # let the regular route produce the 406

@@ -95,7 +95,9 @@ class FhirHttpProtocol(HttpToolsProtocol):
         self._disarm()
         super().on_headers_complete()
         self._in_body = True
-        self._arm(self.body_timeout, self._body_timed_out)
+        # a request without a body (a GET, most reads) completes in this same parser call: no timer for it
+        if any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers):
+            self._arm(self.body_timeout, self._body_timed_out)
 
     def on_body(self, body: bytes) -> None:
         self._arm(self.body_timeout, self._body_timed_out)

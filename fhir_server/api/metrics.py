@@ -11,8 +11,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from bisect import bisect_left
 from collections import Counter
 from datetime import datetime
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +78,16 @@ class Metrics:
         self.in_flight -= 1
         if method in WRITES:
             self.writes_in_flight -= 1
+        # one bucket per observation (the first bound >= seconds; past the last: +Inf only), cumulated in
+        # render(): a bisection instead of a comparison per bucket on every request
         with self._lock:
             self.requests[(kind, method, status)] += 1
-            row = self.latency.setdefault(kind, [0.0] * (len(BUCKETS) + 2))
-            for n, bound in enumerate(BUCKETS):
-                if seconds <= bound:
-                    row[n] += 1
+            row = self.latency.get(kind)
+            if row is None:
+                row = self.latency[kind] = [0.0] * (len(BUCKETS) + 2)
+            n = bisect_left(BUCKETS, seconds)
+            if n < len(BUCKETS):
+                row[n] += 1
             row[-2] += seconds
             row[-1] += 1
 
@@ -100,8 +106,9 @@ class Metrics:
         out += ["# HELP kzfhir_http_request_duration_seconds Time to answer, by FHIR interaction.",
                 "# TYPE kzfhir_http_request_duration_seconds histogram"]
         for kind, row in latency.items():
-            out += [f'kzfhir_http_request_duration_seconds_bucket{{interaction="{kind}",le="{b}"}} {int(row[n])}'
-                    for n, b in enumerate(BUCKETS)]
+            cumulated = list(accumulate(row[:len(BUCKETS)]))  # Prometheus buckets count all below their bound
+            out += [f'kzfhir_http_request_duration_seconds_bucket{{interaction="{kind}",le="{b}"}} '
+                    f'{int(cumulated[n])}' for n, b in enumerate(BUCKETS)]
             out += [f'kzfhir_http_request_duration_seconds_bucket{{interaction="{kind}",le="+Inf"}} {int(row[-1])}',
                     f'kzfhir_http_request_duration_seconds_sum{{interaction="{kind}"}} {row[-2]:.6f}',
                     f'kzfhir_http_request_duration_seconds_count{{interaction="{kind}"}} {int(row[-1])}']

@@ -5,7 +5,7 @@
 - ``Content-Encoding: gzip`` / ``deflate`` request bodies are decompressed as they arrive, with
   ``max_body_bytes`` applied to the decompressed bytes (a gzip bomb is 413 after at most that much
   output); any other coding is 415 (RFC 9110 §8.4.1, §15.5.16);
-- responses are gzip-compressed when the client accepts it (Starlette's ``GZipMiddleware``);
+- responses are gzip-compressed when the client accepts it (``api/compression.py``);
 - at most ``max_requests_per_client`` requests of one client address run at once (429 beyond);
 - whatever escapes the application is a 500 OperationOutcome, not the ASGI server's text page;
 - once the server falls idle, freed heap is handed back to the system (glibc ``malloc_trim``):
@@ -23,10 +23,10 @@ import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from fhir_server.api.compression import Compression
 from fhir_server.config import Settings
 from fhir_server.errors import FhirError
 from fhir_server.i18n import DEFAULT, Language, choose, msg
@@ -144,7 +144,7 @@ class Hardened:
 
     def __init__(self, app: Any, settings: Settings) -> None:
         self.inner = app
-        self.wrapped: App = GZipMiddleware(app, minimum_size=settings.compress_min_bytes, compresslevel=5) \
+        self.wrapped: App = Compression(app, settings.compress_min_bytes, level=5) \
             if settings.compress_responses else app
         self.max_body = settings.max_body_bytes
         self.per_client = settings.max_requests_per_client
@@ -169,31 +169,39 @@ class Hardened:
         if scope["type"] != "http":
             await self.wrapped(scope, receive, send)
             return
-        # the client's X-Request-Id (or the one the operator layer put there): the same id in the answer,
-        # the log line and the AuditEvents (security/auth/request.py reads the same header)
-        request_id = request_id_header({k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
-                                        if k == b"x-request-id"}) or next_request_id()
+        # the request id the operator layer chose (api/operator.py), which also puts it on the response; the
+        # same id is in the log line and the AuditEvents (security/auth/request.py reads the same header)
         state = scope.setdefault("state", {})
-        state["request_id"] = request_id
-        started, status = time.perf_counter(), [0]
+        request_id = state.get("request_id")
+        answer_id = request_id is None  # this layer runs alone (no operator layer): it answers the id itself
+        if request_id is None:
+            request_id = request_id_header({k.decode("latin-1"): v.decode("latin-1")
+                                            for k, v in scope["headers"] if k == b"x-request-id"}) \
+                or next_request_id()
+            state["request_id"] = request_id
+        started = time.perf_counter()
+        given_status: list[int] | None = state.get("response_status")  # the operator layer's box
+        status = given_status if given_status is not None else [0]
         # HEAD is GET without the body (RFC 9110 §9.3.2; FHIR R4 http.html: read and search support HEAD):
         # the same route, access decision, audit record and headers (ETag, Last-Modified, Content-Length)
         head = scope.get("method") == "HEAD"
 
         async def sending(message: Message) -> None:
-            if head and message["type"] == "http.response.body":
-                message = {**message, "body": b""}
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
-                headers = list(message.get("headers", []))
-                if not any(k.lower() == b"x-request-id" for k, _ in headers):
-                    headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}
+                if answer_id:
+                    headers = message.get("headers", [])
+                    if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                        message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
+        # under the operator layer, a GET's messages need nothing from this one: no wrapper at all
+        through: Send = send if (given_status is not None and not answer_id and not head) else sending
         client = (scope.get("client") or ("-", 0))[0]
         if self.per_client and self.running.get(client, 0) >= self.per_client:
-            await send_outcome(sending, 429, "throttled", msg("http.too_many_requests", limit=self.per_client),
+            await send_outcome(through, 429, "throttled", msg("http.too_many_requests", limit=self.per_client),
                                [(b"retry-after", b"1")], scope_language(scope, self.default_language))
             self._log(scope, status[0], started, request_id, "throttled")
             return
@@ -204,17 +212,17 @@ class Hardened:
             inner_scope, inner_receive = _decoding(scope, receive, self.max_body)
             if head:
                 inner_scope = {**inner_scope, "method": "GET"}
-            await self.wrapped(inner_scope, inner_receive, sending)
+            await self.wrapped(inner_scope, inner_receive, through)
         except FhirError as exc:  # refused before the application ran (415 for an unknown coding)
             if not status[0]:
-                await send_outcome(sending, exc.status, exc.issues[0].code, exc.message,
+                await send_outcome(through, exc.status, exc.issues[0].code, exc.message,
                                    lang=scope_language(scope, self.default_language))
         except ClientDisconnect:
             note = "client disconnected"
         except Exception as exc:  # already logged where it was handled (api/errors.py), or a server fault
             note = f"{type(exc).__name__}: {str(exc)[:200]}"
             if not status[0]:
-                await send_outcome(sending, 500, "exception", msg("http.internal_error"),
+                await send_outcome(through, 500, "exception", msg("http.internal_error"),
                                    lang=scope_language(scope, self.default_language))
         finally:
             self.in_flight -= 1

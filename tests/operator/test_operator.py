@@ -151,3 +151,23 @@ async def test_cors_for_the_configured_origins_only(cors_client: httpx.AsyncClie
 async def test_no_cors_headers_by_default(client: httpx.AsyncClient) -> None:
     r = await client.get("/metadata", headers={"Origin": "https://mis.example.kz"})
     assert "access-control-allow-origin" not in r.headers
+
+
+async def test_served_access_lines_are_written_in_batches_and_none_is_lost() -> None:
+    """``kzfhir serve``'s access log (operator.AccessLines): lines queued on the loop reach the stream
+    together within FLUSH_SECONDS, in order, one JSON object per line."""
+    import asyncio
+    import io
+
+    from fhir_server.api.operator import AccessLines
+
+    stream = io.BytesIO()
+    lines = AccessLines(stream)
+    for n in range(500):
+        lines.write(b'{"n":%d}\n' % n)
+    assert stream.getvalue() == b""  # nothing written per line
+    await asyncio.sleep(AccessLines.FLUSH_SECONDS * 2)
+    assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == list(range(500))
+    lines.write(b'{"n":500}\n')
+    lines.flush()  # at exit
+    assert stream.getvalue().endswith(b'{"n":500}\n')

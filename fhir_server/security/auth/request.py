@@ -56,7 +56,11 @@ def _bearer(value: str) -> str:
 
 def request_id_header(headers: Mapping[str, str]) -> str | None:
     """The client's ``X-Request-Id`` when usable as an audit identifier, else None."""
-    value = _header(headers, "X-Request-Id")
+    return usable_request_id(_header(headers, "X-Request-Id"))
+
+
+def usable_request_id(value: str | None) -> str | None:
+    """``value`` when usable as an audit identifier (1-64 of ``A-Za-z0-9._-``), else None."""
     return value if value and _REQUEST_ID.match(value) else None
 
 

@@ -76,18 +76,23 @@ class ElementRule:
     is_modifier: bool = False
     # Walker-private lookup over ``children`` (built on first use, see walker.child_index).
     index: Any = None
+    # Derived once: the walker asks for these of every child rule of every object it validates (about a
+    # million times per thousand Synthea resources), so they are not recomputed per call.
+    is_choice: bool = field(init=False, repr=False, compare=False)
+    json_name: str = field(init=False, repr=False, compare=False)
+    _codes: tuple[tuple[TypeRule, ...], tuple[str, ...]] | None = field(default=None, init=False, repr=False,
+                                                                        compare=False)
 
-    @property
-    def is_choice(self) -> bool:
-        return self.name.endswith("[x]")
-
-    @property
-    def json_name(self) -> str:
-        return self.name[:-3] if self.is_choice else self.name
+    def __post_init__(self) -> None:
+        self.is_choice = self.name.endswith("[x]")
+        self.json_name = self.name[:-3] if self.is_choice else self.name
 
     @property
     def type_codes(self) -> tuple[str, ...]:
-        return tuple(t.code for t in self.types)
+        cached = self._codes
+        if cached is None or cached[0] is not self.types:  # the compiler may give a rule its target's types
+            cached = self._codes = (self.types, tuple(t.code for t in self.types))
+        return cached[1]
 
 
 @dataclass(slots=True)

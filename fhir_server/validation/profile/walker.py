@@ -40,7 +40,8 @@ def unknown_extension_severity(url: object, modifier: bool) -> Severity:
 
 @dataclass(slots=True)
 class _ChildIndex:
-    entries: list[tuple[ElementRule, list[tuple[str, str]] | None]]  # rule, choice (key, type) pairs
+    # rule, its choice (key, type) pairs (None when not a choice), its primitive-extension key ``_name``
+    entries: list[tuple[ElementRule, list[tuple[str, str]] | None, str]]
     known: frozenset[str]
     required: frozenset[str]  # ids of children that must be checked even when absent
 
@@ -51,15 +52,15 @@ def _suffix(code: str) -> str:
 
 def child_index(rule: ElementRule) -> _ChildIndex:
     if rule.index is None:
-        entries: list[tuple[ElementRule, list[tuple[str, str]] | None]] = []
+        entries: list[tuple[ElementRule, list[tuple[str, str]] | None, str]] = []
         known: set[str] = set()
         for name, child in rule.children.items():
             if child.is_choice:
                 keys = [(name + _suffix(t.code), t.code) for t in child.types]
-                entries.append((child, keys))
+                entries.append((child, keys, "_" + name))
                 known.update(k for k, _ in keys)
             else:
-                entries.append((child, None))
+                entries.append((child, None, "_" + name))
                 known.add(name)
         required = frozenset(
             c.id for c in rule.children.values() if c.min > 0 or any(s.min > 0 for s in c.slices)
@@ -187,9 +188,12 @@ class Walk:
     def _children(self, obj: dict[str, Any], source: ElementRule, expression: str, env: Env,
                   container: tuple[str, str]) -> None:
         index = child_index(source)
-        for rule, choice_keys in index.entries:
+        for rule, choice_keys, twin in index.entries:
             foreign = 0
             if choice_keys is None:
+                # most of a definition's elements are absent from a given object: skip them before any work
+                if rule.json_name not in obj and twin not in obj and rule.id not in index.required:
+                    continue
                 items = _items(obj, rule.json_name, rule.type_codes[0] if rule.types else "", expression)
             else:
                 items = [i for key, code in choice_keys for i in _items(obj, key, code, expression)]
