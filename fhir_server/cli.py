@@ -12,6 +12,8 @@ from pydantic import ValidationError
 
 from fhir_server import __version__
 from fhir_server.cli_errors import OneLineParser, fail, settings_error
+from fhir_server.i18n import msg
+from fhir_server.i18n.locale import say
 from fhir_server.serve_options import LOG_LEVELS, port
 
 #: Which module registers each subcommand. Only the one a command line names is imported (issue 13:
@@ -55,8 +57,8 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings)
     notice = development_notice(settings)
     if notice:
-        print(notice, file=sys.stderr, flush=True)
-    print(f"kzfhir serving FHIR R4 at http://{settings.host}:{settings.port} (database {settings.database})",
+        print(say(notice), file=sys.stderr, flush=True)
+    print(say(msg("cli.serving", url=f"http://{settings.host}:{settings.port}", database=settings.database)),
           flush=True)
     # issue 12: header/body timeouts, header size, connection cap and OperationOutcome error pages live
     # in the protocol (api/http_protocol.py); no WebSocket, one log format for uvicorn's and our lines
@@ -77,21 +79,17 @@ def _log_config(level: str) -> dict[str, Any]:
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line; ``only`` (a key of ``COMMANDS``) registers just that subcommand besides serve."""
-    parser = OneLineParser(prog="kzfhir", description="FHIR R4 server for Kazakhstan's digital health")
+    parser = OneLineParser(prog="kzfhir", description=say(msg("cli.description")))
     parser.add_argument("--version", action="version", version=f"kzfhir {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the FHIR server")
-    serve.add_argument("--host", help="address to listen on (default $KZFHIR_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=port, help="port to listen on (default $KZFHIR_PORT or 8080)")
-    serve.add_argument("--database", help="the store: a SQLite file (a path or sqlite:///path) or a PostgreSQL URL "
-                       "postgresql://user@host:port/db (default $KZFHIR_DATABASE or data/kzfhir.sqlite; with --open "
-                       "data/open.sqlite; docs/postgres.md)")
-    serve.add_argument("--base-url", help="public base URL used in Location headers and links")
+    serve = sub.add_parser("serve", help=say(msg("cli.serve.help")))
+    serve.add_argument("--host", help=say(msg("cli.serve.host")))
+    serve.add_argument("--port", type=port, help=say(msg("cli.serve.port")))
+    serve.add_argument("--database", help=say(msg("cli.serve.database")))
+    serve.add_argument("--base-url", help=say(msg("cli.serve.base_url")))
     serve.add_argument("--log-level", default="info", choices=LOG_LEVELS)
-    serve.add_argument("--require-kz-profiles", action="store_true",
-                       help="national strict mode: KZ profiles mandatory (env KZFHIR_REQUIRE_KZ_PROFILES)")
-    serve.add_argument("--open", action="store_true",
-                       help="development/test mode without authentication, policy or audit (never in production)")
+    serve.add_argument("--require-kz-profiles", action="store_true", help=say(msg("cli.serve.require_kz_profiles")))
+    serve.add_argument("--open", action="store_true", help=say(msg("cli.serve.open")))
     serve.set_defaults(func=_serve)
     modules = dict.fromkeys(COMMANDS.values()) if only is None else dict.fromkeys([COMMANDS[only]])
     for name in modules:

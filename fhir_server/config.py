@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -220,6 +221,9 @@ class Settings(BaseSettings):
         "empty: no CORS headers")
     metrics: bool = Field(default=True, description="Prometheus metrics at GET /metrics (no token needed)")
     docs_page: bool = Field(default=True, description="the browsable API page at GET /docs/ (Swagger UI, no CDN)")
+    default_language: Literal["en", "ru", "kk"] = Field(
+        default="en", description="language of error texts when a request's Accept-Language names none of en, ru, "
+        "kk (docs/languages.md)")
 
     # -- Bulk Data $import (issue 14 §5; docs/bulk-import.md) --
     import_root: Path | None = Field(

@@ -214,6 +214,8 @@ def _default(obj: Any) -> Any:
         return orjson.Fragment(obj.text)
     if isinstance(obj, BigInt):
         return orjson.Fragment(str(int(obj)))
+    if isinstance(obj, str):  # a text with a catalogue key (i18n.Message) is written as its English text
+        return str(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from fhir_server.config import Settings
+from fhir_server.i18n import msg
+from fhir_server.i18n.locale import say
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
 #: Open mode's own database: never the secure default's, unless the operator names one.
@@ -18,7 +20,7 @@ OPEN_DATABASE = Path("data/open.sqlite")
 def port(text: str) -> int:
     """A TCP port, 1-65535."""
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be a number from 1 to 65535, got {text!r}")
+        raise argparse.ArgumentTypeError(say(msg("cli.bad_port", value=text)))
     return int(text)
 
 
@@ -27,6 +29,5 @@ def open_mode_database(overrides: dict[str, object]) -> None:
     loudly that nothing is checked or audited."""
     if "database" not in overrides and "database" not in Settings().model_fields_set:
         overrides["database"] = OPEN_DATABASE
-    print(f"WARNING: OPEN MODE — no authentication, no access policy, no audit trail, on database "
-          f"{overrides.get('database') or Settings().database}. Development and tests only; never real patients' "
-          "data.", file=sys.stderr, flush=True)
+    print(say(msg("cli.open_mode", database=overrides.get("database") or Settings().database)), file=sys.stderr,
+          flush=True)

@@ -9,19 +9,20 @@ from starlette.requests import Request
 from fhir_server.api.negotiation import is_xml
 from fhir_server.errors import FhirError
 from fhir_server.formats import resource_from_xml
+from fhir_server.i18n import msg
 from fhir_server.jsonio import BOM, loads
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise FhirError("too_large", f"request body of {declared} bytes is over the limit of {limit} bytes")
+        raise FhirError("too_large", msg("http.body_too_large_declared", size=declared, limit=limit))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise FhirError("too_large", f"request body is over the limit of {limit} bytes")
+            raise FhirError("too_large", msg("http.body_too_large", limit=limit))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -31,14 +32,14 @@ async def read_json(request: Request, limit: int) -> Any:
     without Content-Type is XML when it starts with ``<``)."""
     raw = await read_body(request, limit)
     if not raw.strip():
-        raise FhirError("invalid", "the request body is empty", code="structure")
+        raise FhirError("invalid", msg("http.body_empty"), code="structure")
     ctype = request.headers.get("content-type")
     if is_xml(ctype) if ctype is not None else raw.removeprefix(BOM).lstrip().startswith(b"<"):
         return resource_from_xml(raw)
     try:
         return loads(raw)
     except RecursionError as exc:
-        raise FhirError("invalid", "the JSON body is nested too deeply", code="structure") from exc
+        raise FhirError("invalid", msg("json.too_deep"), code="structure") from exc
     except ValueError as exc:
-        raise FhirError("invalid", f"the body is not valid JSON: {exc}", code="structure",
+        raise FhirError("invalid", msg("json.invalid", detail=str(exc)), code="structure",
                         expression=getattr(exc, "expression", None)) from exc  # jsonio.JsonInputError says where

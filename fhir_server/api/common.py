@@ -11,6 +11,7 @@ from starlette.responses import Response
 from fhir_server.api.negotiation import MEDIA_TYPE, MEDIA_TYPES, is_pretty, preferred_format
 from fhir_server.errors import FhirError
 from fhir_server.formats import resource_to_xml
+from fhir_server.i18n import msg
 from fhir_server.interactions.base import FhirResponse, Prefer, Services
 from fhir_server.interactions.request import FhirRequest, open_request
 from fhir_server.jsonio import dumps, loads
@@ -71,7 +72,8 @@ async def fhir_request(request: Request) -> FhirRequest:
     """Authenticate and open the caller's access session: the only way a route reaches an interaction."""
     svc = services(request)
     ctx = await authenticate(svc, request.headers, request.client.host if request.client else None)
-    return open_request(svc, ctx, base_url=base_url(request), prefer=prefer(request), pretty=is_pretty(request))
+    return open_request(svc, ctx, base_url=base_url(request), prefer=prefer(request), pretty=is_pretty(request),
+                        accept_language=request.headers.get("accept-language"))
 
 
 async def serve(request: Request, handler: Callable[[FhirRequest], Awaitable[FhirResponse]]) -> Response:
@@ -115,5 +117,5 @@ def _xml(value: dict[str, object], pretty: bool) -> bytes:
     try:
         return resource_to_xml(value, pretty=pretty)
     except FhirError as exc:  # stored JSON that XML 1.0 cannot carry (a control character, say)
-        raise FhirError("not_acceptable", f"the response cannot be written as FHIR XML: {exc.message}",
+        raise FhirError("not_acceptable", msg("http.not_xml_writable", detail=exc.message),
                         code="not-supported") from exc

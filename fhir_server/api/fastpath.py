@@ -17,6 +17,8 @@ from starlette.datastructures import State
 from fhir_server.api.common import authenticate
 from fhir_server.api.negotiation import MEDIA_TYPE, accept_ok
 from fhir_server.errors import FhirError
+from fhir_server.i18n import choose
+from fhir_server.i18n.outcome import language_headers, localised_outcome
 from fhir_server.interactions import read
 from fhir_server.interactions.base import Services
 from fhir_server.interactions.request import open_request
@@ -82,8 +84,10 @@ class FastReads:
                 finally:
                     await req.access.flush()
             status, body, extra = resp.status, resp.body, resp.headers
-        except FhirError as exc:
-            status, body, extra = exc.status, dumps(exc.outcome()), exc.headers
+        except FhirError as exc:  # only now is Accept-Language read (docs/languages.md)
+            outcome, lang = localised_outcome(exc.issues, choose(headers.get("accept-language"),
+                                                                 self.services.settings.default_language))
+            status, body, extra = exc.status, dumps(outcome), {**exc.headers, **language_headers(lang)}
         out = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
         if body is not None and status != 304:
             out += [(b"content-type", _MEDIA), (b"content-length", str(len(body)).encode())]

@@ -25,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from fhir_server.api.middleware import MEDIA_TYPE, outcome_body
 from fhir_server.config import Settings
+from fhir_server.i18n import DEFAULT, Language, msg
 
 log = logging.getLogger("kzfhir.http")
 
@@ -40,6 +41,8 @@ class FhirHttpProtocol(HttpToolsProtocol):
     body_timeout = 30.0
     max_header_bytes = 65_536
     max_connections = 1000
+    #: its answers precede any header, so they are in the server's default language (docs/languages.md)
+    language: Language = DEFAULT
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -51,8 +54,8 @@ class FhirHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
-            self._refuse(503, "transient", f"the server has {self.max_connections} connections open (setting "
-                         "max_connections); try again shortly", b"retry-after: 1\r\n")
+            self._refuse(503, "transient", msg("http.too_many_connections", limit=self.max_connections),
+                         b"retry-after: 1\r\n")
             return
         self._arm(self.header_timeout, self._header_timed_out)
 
@@ -73,7 +76,7 @@ class FhirHttpProtocol(HttpToolsProtocol):
             if isinstance(cause, _Refused):
                 self._refuse(cause.status, cause.code, cause.message)
             else:
-                self._refuse(400, "structure", f"the request is not valid HTTP/1.1: {str(exc)[:200]}")
+                self._refuse(400, "structure", msg("http.bad_http", detail=str(exc)[:200]))
 
     # -- parser callbacks --
     def on_message_begin(self) -> None:
@@ -112,8 +115,7 @@ class FhirHttpProtocol(HttpToolsProtocol):
     def _count(self, n: int) -> None:
         self._header_bytes += n
         if self._header_bytes > self.max_header_bytes:
-            raise _Refused(431, "too-costly", f"the request line and headers exceed {self.max_header_bytes} "
-                           "bytes (setting max_header_bytes)")
+            raise _Refused(431, "too-costly", msg("http.headers_too_large", limit=self.max_header_bytes))
 
     def _arm(self, delay: float, callback: Any) -> None:
         self._disarm()
@@ -126,8 +128,7 @@ class FhirHttpProtocol(HttpToolsProtocol):
 
     def _header_timed_out(self) -> None:
         self._timer = None
-        self._refuse(408, "timeout", f"the request headers did not arrive within {self.header_timeout:g} s "
-                     "(setting header_timeout)")
+        self._refuse(408, "timeout", msg("http.header_timeout", seconds=f"{self.header_timeout:g}"))
 
     def _body_timed_out(self) -> None:
         self._timer = None
@@ -141,17 +142,17 @@ class FhirHttpProtocol(HttpToolsProtocol):
             if started:
                 self._close("body timeout after the response started")
                 return
-        self._refuse(408, "timeout", f"the request body paused for more than {self.body_timeout:g} s "
-                     "(setting body_timeout)")
+        self._refuse(408, "timeout", msg("http.body_timeout", seconds=f"{self.body_timeout:g}"))
 
     def _refuse(self, status: int, code: str, message: str, extra: bytes = b"") -> None:
         """Answer on the server's own behalf and close the connection."""
         self._disarm()
         if self.transport is None or self.transport.is_closing():
             return
-        body = outcome_body(code, message)
+        body, lang = outcome_body(code, message, self.language)
         head = b"".join([STATUS_LINE[status], b"content-type: ", MEDIA_TYPE, b"\r\ncontent-length: ",
-                         str(len(body)).encode(), b"\r\nconnection: close\r\n", extra, b"\r\n"])
+                         str(len(body)).encode(), b"\r\ncontent-language: ", lang.encode(),
+                         b"\r\nconnection: close\r\n", extra, b"\r\n"])
         self.transport.write(head + body)
         self._close(f"{status} {message}")
 
@@ -165,4 +166,5 @@ def protocol_class(settings: Settings) -> type[FhirHttpProtocol]:
     """The protocol with this server's limits (uvicorn instantiates it once per connection)."""
     return type("KzfhirHttpProtocol", (FhirHttpProtocol,), {
         "header_timeout": settings.header_timeout, "body_timeout": settings.body_timeout,
-        "max_header_bytes": settings.max_header_bytes, "max_connections": settings.max_connections})
+        "max_header_bytes": settings.max_header_bytes, "max_connections": settings.max_connections,
+        "language": settings.default_language})

@@ -28,7 +28,9 @@ from starlette.responses import Response
 
 from fhir_server.api.compression import Compression
 from fhir_server.config import Settings
-from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.errors import FhirError
+from fhir_server.i18n import DEFAULT, Language, choose, msg
+from fhir_server.i18n.outcome import localised_outcome
 from fhir_server.jsonio import dumps
 from fhir_server.security.context import next_request_id
 from fhir_server.validation.issues import Issue
@@ -57,15 +59,24 @@ _MALLOC_TRIM = _libc_trim()
 IDLE_TRIM_SECONDS = 1.0
 
 
-def outcome_body(code: str, message: str) -> bytes:
-    return dumps(operation_outcome([Issue("error", code, message)]))
+def outcome_body(code: str, message: str, lang: Language = DEFAULT) -> tuple[bytes, Language]:
+    """The OperationOutcome of one error, in ``lang`` when ``message`` has a catalogue key."""
+    outcome, used = localised_outcome([Issue("error", code, message)], lang)
+    return dumps(outcome), used
+
+
+def scope_language(scope: Scope, default: Language) -> Language:
+    """The answer language of a request the application never saw (docs/languages.md)."""
+    header = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"accept-language"), None)
+    return choose(header, default)
 
 
 async def send_outcome(send: Send, status: int, code: str, message: str,
-                       headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = outcome_body(code, message)
+                       headers: list[tuple[bytes, bytes]] | None = None, lang: Language = DEFAULT) -> None:
+    body, used = outcome_body(code, message, lang)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", MEDIA_TYPE), (b"content-length", str(len(body)).encode()),
+                            (b"content-language", used.encode()), (b"vary", b"Accept-Language"),
                             *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
 
@@ -92,15 +103,15 @@ class _Decoder:
         try:
             out = self.inflater.decompress(data, self.room + 1)
             if len(out) > self.room:
-                raise FhirError("too_large", f"the {self.coding} request body decompresses to more than "
-                                f"{self.limit} bytes (setting max_body_bytes)")
+                raise FhirError("too_large", msg("http.body_decompressed_too_large", coding=self.coding,
+                                                   limit=self.limit))
             self.room -= len(out)
             if not more and self.seen_input:
                 out += self.inflater.flush()
                 if not self.inflater.eof or self.inflater.unused_data:
                     raise zlib.error("the stream is truncated or has data after its end")
         except zlib.error as exc:
-            raise FhirError("invalid", f"the request body is not valid {self.coding} data: {exc}",
+            raise FhirError("invalid", msg("http.body_bad_coding", coding=self.coding, detail=str(exc)),
                             code="structure") from None
         return out
 
@@ -112,8 +123,8 @@ def _decoding(scope: Scope, receive: Receive, limit: int) -> tuple[Scope, Receiv
     if not codings:
         return scope, receive
     if len(codings) > 1 or codings[0].strip() not in _WBITS:
-        raise FhirError("unsupported_media_type", f"Content-Encoding {', '.join(codings)!r} is not supported; "
-                        "send gzip, deflate or identity", code="not-supported")
+        raise FhirError("unsupported_media_type", msg("http.content_encoding", coding=", ".join(codings)),
+                        code="not-supported")
     decoder = _Decoder(codings[0].strip(), limit)
     headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")]
 
@@ -136,6 +147,7 @@ class Hardened:
             if settings.compress_responses else app
         self.max_body = settings.max_body_bytes
         self.per_client = settings.max_requests_per_client
+        self.default_language: Language = settings.default_language
         self.running: dict[str, int] = {}
         self.in_flight = 0
         self.trim_pending = False
@@ -174,8 +186,8 @@ class Hardened:
         through: Send = without_body if head else send
         client = (scope.get("client") or ("-", 0))[0]
         if self.per_client and self.running.get(client, 0) >= self.per_client:
-            await send_outcome(through, 429, "throttled", f"more than {self.per_client} requests of this client "
-                               "at once (setting max_requests_per_client)", [(b"retry-after", b"1")])
+            await send_outcome(through, 429, "throttled", msg("http.too_many_requests", limit=self.per_client),
+                               [(b"retry-after", b"1")], scope_language(scope, self.default_language))
             self._log(scope, status[0], started, request_id, "throttled")
             return
         self.running[client] = self.running.get(client, 0) + 1
@@ -188,13 +200,15 @@ class Hardened:
             await self.wrapped(inner_scope, inner_receive, through)
         except FhirError as exc:  # refused before the application ran (415 for an unknown coding)
             if not status[0]:
-                await send_outcome(through, exc.status, exc.issues[0].code, exc.message)
+                await send_outcome(through, exc.status, exc.issues[0].code, exc.message,
+                                   lang=scope_language(scope, self.default_language))
         except ClientDisconnect:
             note = "client disconnected"
         except Exception as exc:  # already logged where it was handled (api/errors.py), or a server fault
             note = f"{type(exc).__name__}: {str(exc)[:200]}"
             if not status[0]:
-                await send_outcome(through, 500, "exception", "internal server error; the incident was logged")
+                await send_outcome(through, 500, "exception", msg("http.internal_error"),
+                                   lang=scope_language(scope, self.default_language))
         finally:
             self.in_flight -= 1
             self._trim_when_idle()

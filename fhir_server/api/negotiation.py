@@ -11,6 +11,7 @@ from typing import Literal
 from starlette.requests import Request
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 
 Format = Literal["json", "xml"]
 
@@ -67,15 +68,14 @@ def response_format(request: Request) -> Format:
     if fmt is not None:
         chosen = _FORMAT_VALUES.get(_media(fmt))
         if chosen is None:
-            raise FhirError("not_acceptable", f"_format {fmt!r} is not supported; use json or xml",
-                            code="not-supported")
+            raise FhirError("not_acceptable", msg("http.format_unsupported", format=fmt), code="not-supported")
         return chosen
     accept = request.headers.get("accept")
     if not accept:
         return "json"
     chosen = _accepted(accept)
     if chosen is None:
-        raise FhirError("not_acceptable", f"cannot produce {accept!r}; this server speaks {FHIR_JSON} and {FHIR_XML}",
+        raise FhirError("not_acceptable", msg("http.not_acceptable", accept=accept, json=FHIR_JSON, xml=FHIR_XML),
                         code="not-supported")
     return chosen
 
@@ -111,10 +111,10 @@ def check_content_type(request: Request, *, patch: bool = False) -> None:
     # a PATCH body is a JSON Patch, or a FHIRPath Patch: a Parameters resource (R4 fhirpatch.html)
     allowed = {JSON_PATCH} | _JSON_TYPES | _XML_TYPES if patch else _JSON_TYPES | _XML_TYPES
     if media not in allowed:
-        wanted = f"{JSON_PATCH}, or a FHIRPath Patch as {FHIR_JSON} or {FHIR_XML}" if patch else \
-            f"{FHIR_JSON} or {FHIR_XML}"
-        raise FhirError("unsupported_media_type", f"Content-Type {ctype!r} is not supported here; send {wanted}",
-                        code="not-supported")
+        message = msg("http.content_type_patch", content_type=ctype, patch=JSON_PATCH, json=FHIR_JSON,
+                      xml=FHIR_XML) if patch else msg("http.content_type", content_type=ctype, json=FHIR_JSON,
+                                                      xml=FHIR_XML)
+        raise FhirError("unsupported_media_type", message, code="not-supported")
 
 
 def check_patch_body(request: Request, body: object) -> None:
@@ -123,11 +123,9 @@ def check_patch_body(request: Request, body: object) -> None:
     ctype = request.headers.get("content-type")
     json_patch = ctype is None or _media(ctype) == JSON_PATCH
     if json_patch and not isinstance(body, list):
-        raise FhirError("invalid", f"a {JSON_PATCH} body is an array of operations; a FHIRPath Patch is sent as "
-                        f"{FHIR_JSON}", code="structure")
+        raise FhirError("invalid", msg("patch.json_patch_array", patch=JSON_PATCH, json=FHIR_JSON), code="structure")
     if not json_patch and not (isinstance(body, dict) and body.get("resourceType") == "Parameters"):
-        raise FhirError("invalid", "a FHIRPath Patch is a Parameters resource (R4 fhirpatch.html); a JSON Patch is "
-                        f"sent as {JSON_PATCH}", code="structure")
+        raise FhirError("invalid", msg("patch.fhirpath_parameters", patch=JSON_PATCH), code="structure")
 
 
 def is_pretty(request: Request) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 from fhir_server.config import Settings
 from fhir_server.definitions import Definitions
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.jsonio import dumps
 from fhir_server.security.context import RequestContext
 from fhir_server.storage.protocols import Store, StoredResource
@@ -105,12 +106,12 @@ def version_headers(stored: StoredResource, base_url: str, *, location: bool) ->
 
 def check_type(services: Services, resource_type: str) -> None:
     if not services.definitions.is_resource_type(resource_type):
-        raise FhirError("not_found", f"unknown resource type {resource_type!r}", code="not-supported")
+        raise FhirError("not_found", msg("resource.unknown_type", type=resource_type), code="not-supported")
 
 
 def check_id(resource_id: str) -> None:
     if not ID_RE.fullmatch(resource_id):
-        raise FhirError("invalid", f"invalid resource id {resource_id[:80]!r}: [A-Za-z0-9-.]{{1,64}}",
+        raise FhirError("invalid", msg("resource.bad_id", id=resource_id[:80]),
                         code="value", expression="id")
 
 
@@ -123,7 +124,7 @@ def parse_etag(value: str | None, header: str) -> int | None:
         v = v[2:]
     v = v.strip('"')
     if not (v.isascii() and v.isdigit()):
-        raise FhirError("invalid", f"{header} must be an ETag like W/\"3\", got {value!r}", code="value")
+        raise FhirError("invalid", msg("version.bad_etag", header=header, value=value), code="value")
     return int(v)
 
 

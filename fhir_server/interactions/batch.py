@@ -44,20 +44,22 @@ async def _one(req: FhirRequest, index: int, raw: Any) -> dict[str, Any]:
     method, url = (request.get("method"), request.get("url")) if isinstance(request, dict) else (None, None)
     path, _, query = str(url or "").partition("?")
     target = request_target(str(method or "GET"), path, query)
+    reason: str | None = None  # English, for the audit record (docs/languages.md)
     try:
         e = parse_entry(own.services, index, raw, own.base_url)
         if e.method in ("GET", "HEAD"):
-            entry = await entry_response.run_get(own, e)
+            entry, reason = await entry_response.get_entry(own, e)
         else:
             op = await write_op(own, e)
             await execute(own, [op], transaction=False)
             entry = entry_response.for_write(op, own.prefer, own.base_url)
     except FhirError as exc:
         own.access.ensure_recorded(target, exc.status, exc.message)
-        entry = entry_response.for_error(exc)
+        entry = entry_response.for_error(exc, own.language())
     status = entry["response"]["status"]
+    outcome = entry["response"].get("outcome") or {}
     own.access.ensure_recorded(target, int(status[:3]) if status[:3].isdigit() else 200,
-                               (entry["response"].get("outcome") or {}).get("issue", [{}])[0].get("diagnostics"))
+                               reason or outcome.get("issue", [{}])[0].get("diagnostics"))
     await own.access.flush()
     return entry
 

@@ -7,6 +7,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.i18n import DEFAULT, Language
+from fhir_server.i18n.outcome import localised_outcome
 from fhir_server.interactions import history, read, search, vread
 from fhir_server.interactions.base import FhirResponse, Prefer, etag
 from fhir_server.interactions.bundle_entries import Entry
@@ -65,20 +67,27 @@ def for_response(resp: FhirResponse, prefer: Prefer, base_url: str) -> dict[str,
     return entry
 
 
-def for_error(exc: FhirError) -> dict[str, Any]:
-    return {"response": {"status": status_line(exc.status), "outcome": exc.outcome()}}
+def for_error(exc: FhirError, lang: Language = DEFAULT) -> dict[str, Any]:
+    """A failed batch entry: its OperationOutcome in the caller's language (docs/languages.md)."""
+    return {"response": {"status": status_line(exc.status), "outcome": localised_outcome(exc.issues, lang)[0]}}
 
 
 async def run_get(req: FhirRequest, entry: Entry) -> dict[str, Any]:
     """GET/HEAD entries: read, vread, history, search, compartment search and operations."""
+    return (await get_entry(req, entry))[0]
+
+
+async def get_entry(req: FhirRequest, entry: Entry) -> tuple[dict[str, Any], str | None]:
+    """A GET/HEAD entry and, when it failed, its reason in English for the audit record (the entry's own
+    OperationOutcome is in the caller's language)."""
     try:
         resp = await dispatch_get(req, entry)
     except FhirError as exc:
-        return for_error(exc)
+        return for_error(exc, req.language()), exc.message
     out = for_response(resp, Prefer(), req.base_url)
     if entry.method == "HEAD":
         out.pop("resource", None)
-    return out
+    return out, None
 
 
 async def dispatch_get(req: FhirRequest, entry: Entry) -> FhirResponse:

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg, substitute
 from fhir_server.interactions.plan import INTERACTIONS, WriteOp, prefixed
 from fhir_server.interactions.references import is_conditional, is_local_urn, rewrite_references, unresolved
 from fhir_server.interactions.request import FhirRequest
@@ -130,9 +131,8 @@ class _Unit:
             limit = settings.max_conditional_delete if settings.allow_multiple_conditional_delete else 1
             ids = [rid for _, rid in self._visible_matches(op, view, facts)]
             if len(ids) > limit:
-                raise FhirError("precondition_failed", "conditional delete matched more than one resource; this "
-                                "server deletes one match only (setting allow_multiple_conditional_delete)"
-                                if limit == 1 else f"conditional delete matched more than {limit} resources")
+                raise FhirError("precondition_failed", msg("conditional.delete_one")
+                                if limit == 1 else msg("conditional.delete_many", limit=limit))
         else:
             ids = [op.resource_id or ""]
             op.target = op.resource_id  # its identity counts for overlaps whether or not it exists (§3.1.0.11.2)
@@ -156,8 +156,7 @@ class _Unit:
             if op.criteria is not None:
                 matches = self._visible_matches(op, view, facts)
                 if len(matches) > 1:
-                    raise FhirError("precondition_failed",
-                                    f"If-None-Exist matched {len(matches)} resources; it must match at most one")
+                    raise FhirError("precondition_failed", msg("conditional.create_many", count=len(matches)))
                 if matches:
                     op.target = matches[0][1]
                     op.stored = view.current(op.resource_type, op.target)
@@ -176,7 +175,7 @@ class _Unit:
         if op.criteria is not None:
             matches = self._visible_matches(op, view, facts)
             if len(matches) > 1:
-                raise FhirError("precondition_failed", f"conditional update criteria matched {len(matches)} resources")
+                raise FhirError("precondition_failed", msg("conditional.update_many", count=len(matches)))
             body_id = resource.get("id")
             if matches:
                 op.target = matches[0][1]
@@ -196,14 +195,15 @@ class _Unit:
         current = view.current(op.resource_type, op.target or "")
         if current is not None and not current.deleted and self._visible(view, facts, current):
             if op.if_match is not None and current.version != op.if_match:
-                raise FhirError("precondition_failed", f"If-Match expects version {op.if_match} of "
-                                f"{op.resource_type}/{op.target}; current is {current.version}")
+                raise FhirError("precondition_failed", msg("version.if_match", expected=op.if_match,
+                                                           type=op.resource_type, id=op.target,
+                                                           current=current.version))
             op.previous = current
             return
         # No version the caller may see: this is a create with the client's id.
         if op.if_match is not None:
-            raise FhirError("precondition_failed", f"If-Match expects version {op.if_match} of "
-                            f"{op.resource_type}/{op.target}; current is none")
+            raise FhirError("precondition_failed", msg("version.if_match_none", expected=op.if_match,
+                                                       type=op.resource_type, id=op.target))
         if current is not None and not self._create_with_id_allowed(view, facts, current):
             if not current.deleted:
                 self._probe(op, current)
@@ -231,7 +231,7 @@ class _Unit:
         current = view.current(op.resource_type, op.target)
         if current is None or current.version != base.version or current.deleted:
             category = "precondition_failed" if op.if_match is not None else "conflict"
-            raise FhirError(category, f"{op.resource_type}/{op.target} changed while the patch was applied; retry it")
+            raise FhirError(category, msg("version.patch_raced", type=op.resource_type, id=op.target))
         op.previous = current
 
     def _check_overlap(self) -> None:
@@ -298,7 +298,7 @@ class _Unit:
         assert self.view is not None
         judged = self.access.decide_with(TxFacts(self.view), Action.CREATE, full, patients, signers=op.signers)
         if not judged.allowed:
-            raise FhirError("forbidden", f"{op.entry_prefix()}access denied: {self._unassigned(judged.verdict.reason)}",
+            raise FhirError("forbidden", _denied(op, self._unassigned(judged.verdict.reason)),
                             code="forbidden", expression=op.where or None)
         raise prefixed(update_create_refused(op.resource_type), op)
 
@@ -336,7 +336,7 @@ class _Unit:
         target = AuditTarget(INTERACTIONS[op.method], version.type, version.id, str(version.version))
         self.access.refused(target, judged.verdict.reason, judged.patients)
         reason = self._unassigned(judged.verdict.reason)
-        raise FhirError("forbidden", f"{op.entry_prefix()}access denied: {reason}", code="forbidden",
+        raise FhirError("forbidden", _denied(op, reason), code="forbidden",
                         expression=op.where or None)
 
     def _unassigned(self, text: str) -> str:
@@ -344,9 +344,9 @@ class _Unit:
         the unit that is being rolled back (issue 13: such ids exist nowhere afterwards)."""
         for op in self.ops:
             if op.target and op.outcome == "created" and (op.method == "POST" or op.resource_id is None):
-                named = f"{op.resource_type} {op.full_url} (entry {op.index})" if op.full_url and \
-                    op.index is not None else f"the new {op.resource_type}"
-                text = text.replace(f"{op.resource_type}/{op.target}", named)
+                named = msg("bundle.named_entry", type=op.resource_type, full_url=op.full_url, index=op.index) \
+                    if op.full_url and op.index is not None else msg("bundle.new_resource", type=op.resource_type)
+                text = substitute(text, f"{op.resource_type}/{op.target}", named)
         return text
 
 
@@ -382,8 +382,12 @@ def update_create_refused(resource_type: str) -> FhirError:
     not allow client defined ids"). Under the policy patient data is never created with a client-chosen
     id (setting ``update_as_create``): the answer is then the same whether the id is free or taken by
     data the caller may not see."""
-    return FhirError("method_not_allowed", f"this server does not create {resource_type} resources with a "
-                     "client-chosen id that is in use or not visible to the caller; create it with POST, or "
-                     "update it by a conditional update without id (docs/security.md \"Hidden means absent\")",
-                     code="not-supported")
+    return FhirError("method_not_allowed", msg("write.client_id_refused", type=resource_type), code="not-supported")
+
+
+def _denied(op: WriteOp, reason: str) -> str:
+    """The refusal of one write, naming its Bundle entry when it has one."""
+    if op.index is None:
+        return msg("access.denied", reason=reason)
+    return msg("access.denied_entry", index=op.index, reason=reason)
 

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.interactions.base import FhirResponse, Services, check_id, check_type, etag, http_date
 from fhir_server.interactions.dates import parse_range, stamp
 from fhir_server.interactions.request import FhirRequest
@@ -51,7 +52,8 @@ def _query(params: dict[str, str], services: Services, resource_type: str | None
            resource_id: str | None) -> HistoryQuery:
     unknown = [k for k in params if k not in _KNOWN]
     if unknown:
-        raise FhirError("invalid", f"unknown history parameter(s): {', '.join(sorted(unknown))}", code="not-supported")
+        raise FhirError("invalid", msg("history.unknown_parameters", names=", ".join(sorted(unknown))),
+                        code="not-supported")
     since = stamp(parse_range(params["_since"], "_since")[0]) if "_since" in params else None
     at_start = at_end = None
     if "_at" in params:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import Message, msg
 from fhir_server.interactions.base import check_id, check_type, parse_etag
 from fhir_server.interactions.request import FhirRequest
 from fhir_server.interactions.write import parse_criteria, require_resource, validate
@@ -78,11 +79,17 @@ def prefixed(exc: FhirError, op: WriteOp) -> FhirError:
             expression = f"{op.where}.request"
         elif not expression:
             expression = op.where
-        text = issue.diagnostics if issue.diagnostics.startswith("entry ") else f"entry {op.index}: {issue.diagnostics}"
+        text = issue.diagnostics if issue.diagnostics.startswith("entry ") else _in_entry(op.index, issue.diagnostics)
         issues.append(replace(issue, expression=expression, diagnostics=text))
-    message = exc.message if exc.message.startswith("entry ") else f"entry {op.index}: {exc.message}"
+    message = exc.message if exc.message.startswith("entry ") else _in_entry(op.index, exc.message)
     out = FhirError(exc.category, message, issues=issues, headers=exc.headers)
     return out
+
+
+def _in_entry(index: int, text: str) -> str:
+    """``entry 3: text``; in the caller's language when ``text`` has a catalogue key (validation findings
+    without one stay English as a whole)."""
+    return msg("bundle.entry", index=index, text=text) if isinstance(text, Message) else f"entry {index}: {text}"
 
 
 async def _validated(req: FhirRequest, resource: dict[str, Any], mode: str, op: WriteOp) -> None:
@@ -128,13 +135,13 @@ async def update_op(req: FhirRequest, resource_type: str, resource_id: str | Non
         if resource_id is not None:
             check_id(resource_id)
             if "id" not in resource:
-                raise FhirError("invalid", "the resource in an update must carry its id", code="required",
+                raise FhirError("invalid", msg("write.update_needs_id"), code="required",
                                 expression="id")
             if resource["id"] != resource_id:
-                raise FhirError("invalid", f"body id {resource['id']!r} does not match the URL id {resource_id!r}",
+                raise FhirError("invalid", msg("write.id_mismatch", body_id=resource["id"], id=resource_id),
                                 code="invalid", expression="id")
         elif criteria is None:
-            raise FhirError("invalid", "PUT needs an id or search criteria", code="required")
+            raise FhirError("invalid", msg("write.needs_id_or_criteria", method="PUT"), code="required")
         elif "id" in resource:
             check_id(str(resource["id"]))
         await _validated(req, resource, "update", op)
@@ -155,7 +162,7 @@ async def delete_op(req: FhirRequest, resource_type: str, resource_id: str | Non
         if resource_id is not None:
             check_id(resource_id)
         elif criteria is None:
-            raise FhirError("invalid", "DELETE needs an id or search criteria", code="required")
+            raise FhirError("invalid", msg("write.needs_id_or_criteria", method="DELETE"), code="required")
         op.criteria_text = criteria
         op.criteria = _criteria(req, resource_type, criteria) if resource_id is None else None
     except FhirError as exc:
@@ -175,13 +182,13 @@ async def patch_op(req: FhirRequest, resource_type: str, resource_id: str | None
         op.if_match = parse_etag(if_match, "If-Match")
         if resource_id is None:
             if criteria is None:
-                raise FhirError("invalid", "PATCH needs an id or search criteria", code="required")
+                raise FhirError("invalid", msg("write.needs_id_or_criteria", method="PATCH"), code="required")
             op.criteria_text = criteria
             op.criteria = _criteria(req, resource_type, criteria)
             matches = await req.access.visible_matches(op.criteria, op.action)
             if len(matches) != 1:
                 raise FhirError("precondition_failed" if matches else "not_found",
-                                f"conditional patch criteria matched {len(matches)} resources; it must match one")
+                                msg("conditional.patch_matches", count=len(matches)))
             resource_id = matches[0]
         check_id(resource_id)
         op.target = resource_id
@@ -189,11 +196,11 @@ async def patch_op(req: FhirRequest, resource_type: str, resource_id: str | None
                                         record=False)
         if op.if_match is not None and current.version != op.if_match:
             raise FhirError("precondition_failed",
-                            f"If-Match expects version {op.if_match}; current is {current.version}")
+                            msg("version.if_match_patch", expected=op.if_match, current=current.version))
         patched = apply_any_patch(reload(current.data or b"{}"), patch)
         if not isinstance(patched, dict) or patched.get("resourceType") != resource_type \
                 or patched.get("id") != resource_id:
-            raise FhirError("unprocessable", "a patch must not change resourceType or id", code="processing")
+            raise FhirError("unprocessable", msg("patch.changes_identity"), code="processing")
         await _validated(req, patched, "update", op)
         op.resource, op.base = patched, current
     except FhirError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fhir_server.config import Settings
+from fhir_server.i18n import Language, choose
 from fhir_server.interactions.base import Prefer, Services
 from fhir_server.security.context import RequestContext
 from fhir_server.security.session import AccessSession
@@ -23,6 +24,9 @@ class FhirRequest:
     base_url: str = ""
     prefer: Prefer = field(default_factory=Prefer)
     pretty: bool = False
+    #: the request's Accept-Language header, parsed only if an answer inside a 200 needs a text (a batch
+    #: entry's OperationOutcome; docs/languages.md)
+    accept_language: str | None = None
 
     @property
     def ctx(self) -> RequestContext:
@@ -36,10 +40,15 @@ class FhirRequest:
         """The same caller with a session of its own: each batch entry records (and commits, or loses
         with its rolled-back unit) only what it did itself."""
         return FhirRequest(self.services, self.services.enforcer.session(self.ctx), self.base_url, self.prefer,
-                           self.pretty)
+                           self.pretty, self.accept_language)
+
+    def language(self) -> Language:
+        """The language for a human text inside the answer (the default_language setting without a header)."""
+        return choose(self.accept_language, self.settings.default_language)
 
 
 def open_request(services: Services, ctx: RequestContext, *, base_url: str = "", prefer: Prefer | None = None,
-                 pretty: bool = False) -> FhirRequest:
+                 pretty: bool = False, accept_language: str | None = None) -> FhirRequest:
     """A request for an authenticated caller (or the server's own context for its start-up work)."""
-    return FhirRequest(services, services.enforcer.session(ctx), base_url, prefer or Prefer(), pretty)
+    return FhirRequest(services, services.enforcer.session(ctx), base_url, prefer or Prefer(), pretty,
+                       accept_language)

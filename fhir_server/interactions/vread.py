@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.interactions.base import FhirResponse, check_id, check_type, version_headers
 from fhir_server.interactions.request import FhirRequest
 from fhir_server.security.audit.balp import AuditTarget
@@ -15,7 +16,8 @@ MAX_VERSION = 2**63 - 1
 def parse_version(version: str, resource_type: str, resource_id: str) -> int:
     """The version number of a vread URL; an id that cannot be a version is simply not one (404)."""
     if not (version.isascii() and version.isdigit()) or int(version) > MAX_VERSION or int(version) < 1:
-        raise FhirError("not_found", f"{resource_type}/{resource_id} has no version {version[:40]!r}")
+        raise FhirError("not_found", msg("resource.no_version", type=resource_type, id=resource_id,
+                                         version=version[:40]))
     return int(version)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.interactions.base import Services, with_meta
 from fhir_server.jsonio import dumps
 from fhir_server.search.compartments import patient_compartment, patients_text, with_patients
@@ -17,10 +18,10 @@ from fhir_server.validation.on_write import merge
 def require_resource(body: Any, resource_type: str) -> dict[str, Any]:
     """The body must be a resource of the type in the URL (FHIR R4 http.html §3.1.0.4/3.1.0.8: 400)."""
     if not isinstance(body, dict):
-        raise FhirError("invalid", "the request body must be a JSON object (a FHIR resource)", code="structure")
+        raise FhirError("invalid", msg("write.body_not_object"), code="structure")
     actual = body.get("resourceType")
     if actual != resource_type:
-        raise FhirError("invalid", f"resourceType {actual!r} does not match the URL type {resource_type!r}",
+        raise FhirError("invalid", msg("write.type_mismatch", actual=actual, type=resource_type),
                         code="invalid", expression="resourceType")
     return body
 
@@ -84,7 +85,7 @@ def parse_criteria(services: Services, resource_type: str, criteria: str) -> Any
 
     params = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
     if not params:
-        raise FhirError("invalid", "conditional interaction without search criteria", code="required")
+        raise FhirError("invalid", msg("write.conditional_without_criteria"), code="required")
     try:
         return parse_search(resource_type, params, strict=True)
     except SearchError as exc:

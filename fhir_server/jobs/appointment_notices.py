@@ -14,17 +14,16 @@ from typing import Any
 
 import orjson
 
+from fhir_server.i18n import Message, msg
+from fhir_server.i18n.notices import payload
 from fhir_server.interactions.base import Services
 from fhir_server.security.session import NOTIFY_TOPIC
 from fhir_server.storage.protocols import StoredResource, TxView
 
 CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"
 _RECIPIENTS = ("Patient/", "Practitioner/", "RelatedPerson/")
-_TEXT = {
-    "booked": ("Appointment booked: {what}, {when}.", "Вы записаны: {what}, {when}."),
-    "rescheduled": ("Appointment moved: {what}, now {when}.", "Запись перенесена: {what}, теперь {when}."),
-    "cancelled": ("Appointment cancelled: {what}, {when}.", "Запись отменена: {what}, {when}."),
-}
+_TEXT = {"booked": "notice.appointment_booked", "rescheduled": "notice.appointment_moved",
+         "cancelled": "notice.appointment_cancelled"}  # catalogue keys (fhir_server/i18n/messages)
 
 
 def _event(previous: dict[str, Any] | None, current: dict[str, Any]) -> str | None:
@@ -39,25 +38,26 @@ def _event(previous: dict[str, Any] | None, current: dict[str, Any]) -> str | No
     return "rescheduled" if moved else None
 
 
-def _what(appointment: dict[str, Any]) -> str:
+def _what(appointment: dict[str, Any]) -> str | Message:
     for concept in appointment.get("serviceType", []) or []:
         for coding in concept.get("coding", []) or []:
             if coding.get("display"):
                 return str(coding["display"])
         if concept.get("text"):
             return str(concept["text"])
-    return str(appointment.get("description") or "consultation")
+    description = appointment.get("description")
+    return str(description) if description else msg("notice.consultation")
 
 
 def notice(event: str, appointment: dict[str, Any], recipient: str) -> dict[str, Any]:
-    when = str(appointment.get("start") or "time to be confirmed")
-    english, russian = (t.format(what=_what(appointment), when=when) for t in _TEXT[event])
+    when = str(appointment["start"]) if appointment.get("start") else msg("notice.time_to_be_confirmed")
+    text = msg(_TEXT[event], what=_what(appointment), when=when)
     return {
         "resourceType": "Communication", "id": str(uuid.uuid4()), "status": "preparation",
         "category": [{"coding": [{"system": CATEGORY, "code": "reminder" if event == "booked" else "notification"}]}],
         "priority": "routine", "recipient": [{"reference": recipient}],
         "about": [{"reference": f"Appointment/{appointment['id']}"}],
-        "payload": [{"contentString": english}, {"contentString": russian}],
+        "payload": payload(text),
     }
 
 

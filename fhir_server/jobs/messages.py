@@ -1,20 +1,23 @@
-"""Human-readable text of a patient notification (AC-18), in English and Russian.
+"""Human-readable text of a patient notification (AC-18), in English, Russian and Kazakh.
 
 Used for e-mail bodies and for the Communication view of ``Patient/{id}/$notifications``. The
 payload of a ``notification`` message is an access-log line plus ``patient``; an urgent
-(break-glass) message is a Communication that carries its own text; a digest holds ``items``.
+(break-glass) message is a Communication that carries its own texts; a digest holds ``items``. The
+words are in the catalogues (fhir_server/i18n/messages, keys ``notice.*``; docs/languages.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-_VERBS_EN = {"read": "read", "vread": "read", "create": "added", "update": "changed", "patch": "changed",
-             "delete": "deleted", "search-type": "searched", "search-system": "searched",
-             "history-instance": "read the history of", "operation": "used"}
-_VERBS_RU = {"read": "просмотр", "vread": "просмотр", "create": "добавление", "update": "изменение",
-             "patch": "изменение", "delete": "удаление", "search-type": "поиск", "search-system": "поиск",
-             "history-instance": "просмотр истории", "operation": "использование"}
+from fhir_server.i18n import Language, msg
+from fhir_server.i18n.notices import NOTICE_LANGUAGES, texts
+
+#: access-log action -> catalogue key of what was done
+_VERBS = {"read": "notice.verb_read", "vread": "notice.verb_read", "create": "notice.verb_create",
+          "update": "notice.verb_update", "patch": "notice.verb_update", "delete": "notice.verb_delete",
+          "search-type": "notice.verb_search", "search-system": "notice.verb_search",
+          "history-instance": "notice.verb_history", "operation": "notice.verb_operation"}
 
 
 def patient_of(payload: dict[str, Any]) -> str | None:
@@ -26,37 +29,37 @@ def patient_of(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def line_text(line: dict[str, Any]) -> tuple[str, str]:
-    """(English, Russian) sentence for one access-log line."""
-    who = line.get("who") or "someone"
-    org = f" (organisation {line['organization']})" if line.get("organization") else ""
-    what = ", ".join(str(w) for w in line.get("what", [])) or "your data"
+def _line(line: dict[str, Any], lang: Language) -> str:
+    who = line.get("who") or msg("notice.someone").localised(lang)
+    org = msg("notice.organisation", organisation=line["organization"]).localised(lang) \
+        if line.get("organization") else ""
+    what = ", ".join(str(w) for w in line.get("what", [])) or msg("notice.your_data").localised(lang)
     action = str(line.get("action") or "operation")
-    when = line.get("when", "")
+    verb = msg(_VERBS[action]).localised(lang) if action in _VERBS else action
+    text = msg("notice.access_line", when=line.get("when", ""), who=who, organisation=org, verb=verb,
+               what=what).localised(lang)
     why = ", ".join(line.get("why", []))
-    english = f"{when}: {who}{org} {_VERBS_EN.get(action, action)} {what}"
-    russian = f"{when}: {who}{org} — {_VERBS_RU.get(action, action)}: {what}"
     if why:
-        english += f"; purpose: {why}"
-        russian += f"; цель: {why}"
+        text += msg("notice.purpose", why=why).localised(lang)
     if line.get("breakGlassReason"):
-        english += f"; emergency access, reason: {line['breakGlassReason']}"
-        russian += f"; экстренный доступ, причина: {line['breakGlassReason']}"
+        text += msg("notice.emergency_reason", reason=line["breakGlassReason"]).localised(lang)
     if line.get("outcome") not in (None, "success"):
-        english += f" — {line['outcome']}"
-        russian += f" — {line['outcome']}"
-    return english + ".", russian + "."
+        text += f" — {line['outcome']}"
+    return text + "."
 
 
-def message_text(payload: dict[str, Any]) -> tuple[str, str]:
-    """(English, Russian) text of any notification payload."""
+def line_text(line: dict[str, Any]) -> tuple[str, ...]:
+    """The sentence for one access-log line in each notice language (English, Russian, Kazakh)."""
+    return tuple(_line(line, lang) for lang in NOTICE_LANGUAGES)
+
+
+def message_text(payload: dict[str, Any]) -> tuple[str, ...]:
+    """The text of any notification payload in each notice language (English, Russian, Kazakh)."""
     if payload.get("resourceType") == "Communication":
-        texts = [p["contentString"] for p in payload.get("payload", [])
-                 if isinstance(p.get("contentString"), str)]
-        return (texts[0] if texts else "", texts[1] if len(texts) > 1 else (texts[0] if texts else ""))
+        return texts(payload.get("payload", []))
     if payload.get("digest"):
-        pairs = [message_text(item) for item in payload.get("items", []) if isinstance(item, dict)]
-        return "\n".join(p[0] for p in pairs), "\n".join(p[1] for p in pairs)
+        parts = [message_text(item) for item in payload.get("items", []) if isinstance(item, dict)]
+        return tuple("\n".join(p[i] for p in parts) for i in range(len(NOTICE_LANGUAGES)))
     return line_text(payload)
 
 
@@ -65,14 +68,14 @@ def email_message(topic: str, payload: dict[str, Any]) -> tuple[str, str]:
     ``text`` strings (other topics) is sent as it is."""
     if isinstance(payload.get("text"), str) and isinstance(payload.get("subject"), str):
         return payload["subject"], payload["text"]
-    english, russian = message_text(payload)
+    body = "\n\n".join(dict.fromkeys(message_text(payload)))  # a notice from before Kazakh: no repeat
     about = [a.get("reference", "") for a in payload.get("about", []) or [] if isinstance(a, dict)]
     if payload.get("resourceType") == "Communication" and any(r.startswith("Appointment/") for r in about):
-        subject = "Your appointment / Ваша запись на приём"
+        subject = msg("notice.subject_appointment")
     elif payload.get("resourceType") == "Communication":
-        subject = "Emergency access to your medical data / Экстренный доступ к вашим данным"
+        subject = msg("notice.subject_emergency")
     elif payload.get("digest"):
-        subject = f"{payload.get('count', 0)} uses of your medical data / Использование ваших данных"
+        subject = msg("notice.subject_digest", count=payload.get("count", 0))
     else:
-        subject = "Use of your medical data / Использование ваших медицинских данных"
-    return subject, f"{english}\n\n{russian}\n\n({topic})"
+        subject = msg("notice.subject_use")
+    return " / ".join(subject.localised(lang) for lang in NOTICE_LANGUAGES), f"{body}\n\n({topic})"

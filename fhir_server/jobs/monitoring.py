@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from fhir_server.i18n import Message, msg
+from fhir_server.i18n.notices import payload
 from fhir_server.interactions.base import Services
 from fhir_server.interactions.write import store_version
 from fhir_server.search.in_unit import find_in_unit
@@ -114,16 +116,17 @@ class MonitoringAlerts:
         unit = (observation.get("valueQuantity") or {}).get("unit", "")
         low = "-" if limit.low is None else limit.low
         high = "-" if limit.high is None else limit.high
-        text = f"Critical value: {what} {value} {unit} outside {low}..{high} ({limit.goal})"
+        notice_text = msg("notice.critical_value", what=what, value=value, unit=unit, low=low, high=high,
+                          goal=limit.goal)
+        text = str(notice_text)  # the DetectedIssue and the Task are clinical records: English, as before
         issue_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
         store_version(view, services, _issue(patient, obs_ref, text, view.timestamp), "DetectedIssue", issue_id, 1,
                       "POST")
         store_version(view, services, _task(patient, obs_ref, issue_id, text, limit, view.timestamp), "Task",
                       task_id, 1, "POST")
         about = [obs_ref, f"DetectedIssue/{issue_id}", f"Task/{task_id}"]
-        russian = f"Критическое значение показателя: {what} {value} {unit}."
         for recipient in _participants(view, patient, limit):
-            notice = _notice(patient, recipient, about, text, russian)
+            notice = _notice(patient, recipient, about, notice_text)
             view.enqueue(URGENT_TOPIC, recipient, f"alert:{observation['id']}:{recipient}", orjson.dumps(notice))
 
 
@@ -146,13 +149,13 @@ def _task(patient: str, obs_ref: str, issue_id: str, text: str, limit: Limit, wh
     return task
 
 
-def _notice(patient: str, recipient: str, about: list[str], english: str, russian: str) -> dict[str, Any]:
+def _notice(patient: str, recipient: str, about: list[str], text: Message) -> dict[str, Any]:
     return {"resourceType": "Communication", "id": str(uuid.uuid4()), "status": "preparation",
             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/communication-category",
                                       "code": "alert"}]}],
             "priority": "stat", "subject": {"reference": f"Patient/{patient}"},
             "recipient": [{"reference": recipient}], "about": [{"reference": ref} for ref in about],
-            "payload": [{"contentString": english}, {"contentString": russian}]}
+            "payload": payload(text)}
 
 
 def _participants(view: TxView, patient: str, limit: Limit) -> list[str]:

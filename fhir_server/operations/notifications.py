@@ -72,7 +72,7 @@ def _about(payload: dict[str, Any]) -> list[dict[str, str]]:
 def communication(item: OutboxItem, payload: dict[str, Any]) -> dict[str, Any]:
     """The notification (``payload`` expanded, read_notices.expand) as an R4 Communication with its
     delivery status."""
-    english, russian = message_text(payload)
+    texts = message_text(payload)  # English, Russian, Kazakh (i18n/notices.py)
     status, reason = _status(item)
     comm: dict[str, Any] = {
         "resourceType": "Communication",
@@ -83,7 +83,7 @@ def communication(item: OutboxItem, payload: dict[str, Any]) -> dict[str, Any]:
         "priority": "urgent" if item.topic == URGENT_TOPIC else "routine",
         "subject": {"reference": item.partition},
         "recipient": [{"reference": item.partition}],
-        "payload": [{"contentString": english}, {"contentString": russian}],
+        "payload": [{"contentString": text} for text in texts],
     }
     about = payload.get("about") if payload.get("resourceType") == "Communication" else _about(payload)
     if about:

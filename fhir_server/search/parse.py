@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fhir_server.definitions import get_definitions
+from fhir_server.i18n import msg
 from fhir_server.search import parse_controls as pc
 from fhir_server.search import parse_limits
 from fhir_server.search.compartments import get_compartments
@@ -157,7 +158,7 @@ def _parse_clause(state: _State, types: tuple[str, ...], name: str, raw: str) ->
     code, _, modifier = head.partition(":")
     d = lookup(state.indexer, types, code)
     if d is None:
-        state.ignore(name, f"unknown or unsupported search parameter for {', '.join(types) or 'all types'}")
+        state.ignore(name, msg("search.unknown_parameter", types=", ".join(types) or msg("policy.all_types")))
         return None
     if dot:
         return _parse_chain(state, d, code, modifier or None, rest, raw)

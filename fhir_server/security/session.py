@@ -31,6 +31,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 import orjson
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.security.audit.access_log import access_log_entry
 from fhir_server.security.audit.balp import AuditTarget, denied_event, rest_event, rest_events
 from fhir_server.security.audit.codes import MINOR_FAILURE
@@ -268,7 +269,7 @@ class AccessSession:
         refusals whose answer does not depend on hidden data. The reason is shown; it names no data."""
         self.refused(target, verdict.reason, patients)
         await self.flush()
-        raise FhirError("forbidden", f"access denied: {verdict.reason}", code="forbidden")
+        raise FhirError("forbidden", msg("access.denied", reason=verdict.reason), code="forbidden")
 
     def _notify(self, events: list[dict[str, Any]], target: AuditTarget, verdict: Verdict) -> None:
         own = {self.ctx.fhir_user} if self.ctx.fhir_user else set()
@@ -345,7 +346,7 @@ class AccessSession:
                          patients_of(prior) if prior is not None and prior.data is not None else ())
             raise not_known(stored.type, stored.id)
         self.record(replace(target, version_id=str(stored.version)), judged.verdict, judged.patients)
-        raise FhirError("gone", f"{stored.type}/{stored.id} was deleted",
+        raise FhirError("gone", msg("resource.deleted", type=stored.type, id=stored.id),
                         headers=version_headers(stored, "", location=False))
 
     async def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource:
@@ -355,13 +356,15 @@ class AccessSession:
         stored = await self._store.vread(resource_type, resource_id, version)
         if stored is None:
             self.failed(target, "unknown version")
-            raise FhirError("not_found", f"{resource_type}/{resource_id} has no version {version}")
+            raise FhirError("not_found", msg("resource.no_version", type=resource_type, id=resource_id,
+                                             version=version))
         if stored.deleted:
             await self._gone(stored, Action.VREAD, target)
         judged = await self.decide_stored(Action.VREAD, stored)
         if not judged.allowed:
             self.refused(target, judged.verdict.reason, judged.patients)
-            raise FhirError("not_found", f"{resource_type}/{resource_id} has no version {version}")
+            raise FhirError("not_found", msg("resource.no_version", type=resource_type, id=resource_id,
+                                             version=version))
         self.record(target, judged.verdict, judged.patients)
         return stored
 
@@ -463,13 +466,13 @@ class AccessSession:
 
 
 def too_broad() -> FhirError:
-    return FhirError("precondition_failed", f"the conditional criteria match more than {CONDITIONAL_CANDIDATES} "
-                     "resources; make them selective (an identifier)", code="too-costly")
+    return FhirError("precondition_failed", msg("conditional.too_broad", limit=CONDITIONAL_CANDIDATES),
+                     code="too-costly")
 
 
 def not_known(resource_type: str, resource_id: str) -> FhirError:
     """The answer for an unknown id and for one the caller may not see: the same, word for word."""
-    return FhirError("not_found", f"{resource_type}/{resource_id} is not known")
+    return FhirError("not_found", msg("resource.not_known", type=resource_type, id=resource_id))
 
 
 def _patient_of(event: dict[str, Any]) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server.config import Settings
+from fhir_server.i18n import msg
 from fhir_server.identity.trust import builtin_verifier
 from fhir_server.security.auth import TokenVerifier, VerifierConfig, ensure_dev_key
 from fhir_server.security.facts_store import SharedFacts, StoreFactsLoader
@@ -57,9 +58,7 @@ def development_notice(settings: Settings) -> str | None:
         return None
     if not settings.dev_tokens:
         return None
-    return (f"WARNING: DEVELOPMENT MODE — tokens signed by the local development key {settings.dev_key_path} "
-            "(`kzfhir token`) are trusted; anyone who can read that file can sign in as anyone. Production: "
-            "KZFHIR_ENV=production with KZFHIR_JWKS_URL (docs/security.md)")
+    return msg("cli.development_mode", key=settings.dev_key_path)
 
 
 def build_enforcer(settings: Settings, store: Store) -> Enforcer:

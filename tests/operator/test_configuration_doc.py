@@ -29,7 +29,7 @@ def test_the_table_is_current_and_lists_every_setting() -> None:
 
 
 CHOICES = {"revocation_mode": "hard", "update_as_create": "all", "nehp_format": "fhir-document", "timezone": "+06:00",
-           "env": "production", "write_validation": "strict"}
+           "env": "production", "write_validation": "strict", "default_language": "kk"}
 
 
 def _other_value(name: str) -> tuple[str, Any]:

@@ -12,6 +12,7 @@ from fhir_server.api.body import read_json
 from fhir_server.api.common import serve, services
 from fhir_server.api.negotiation import check_accept, check_content_type, check_patch_body
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.interactions import create, delete, history, patch, update
 from fhir_server.interactions.base import FhirResponse
 from fhir_server.interactions.request import FhirRequest
@@ -41,7 +42,7 @@ async def create_route(resource_type: str, request: Request) -> Response:
 def _criteria(request: Request) -> str:
     items = [(k, v) for k, v in request.query_params.multi_items() if k not in ("_format", "_pretty")]
     if not items:
-        raise FhirError("invalid", "a conditional interaction needs search criteria in the URL", code="required")
+        raise FhirError("invalid", msg("write.conditional_needs_criteria"), code="required")
     return urlencode(items)
 
 

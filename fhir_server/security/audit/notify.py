@@ -9,6 +9,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from fhir_server.i18n import msg
+from fhir_server.i18n.notices import payload
 from fhir_server.security.context import RequestContext
 from fhir_server.security.fhirtime import to_instant_text, utc_now
 
@@ -19,12 +21,11 @@ def break_glass_notice(
     ctx: RequestContext, patient_id: str, resources: list[str], *, sent: float | None = None
 ) -> dict[str, Any]:
     """A Communication telling the patient who used emergency access to which records, and why."""
-    who = ctx.fhir_user or ctx.subject or "an unidentified user"
-    organisation = f" (organisation BIN {ctx.organization_bin})" if ctx.organization_bin else ""
+    who = ctx.fhir_user or ctx.subject or msg("notice.unidentified_user")
+    organisation = msg("notice.organisation_bin", bin=ctx.organization_bin) if ctx.organization_bin else ""
     when = to_instant_text(utc_now() if sent is None else sent)
-    reason = ctx.break_glass_reason or "not given"
-    english = f"Emergency access to your medical data by {who}{organisation} at {when}. Reason: {reason}."
-    russian = f"Экстренный доступ к вашим медицинским данным: {who}{organisation}, {when}. Причина: {reason}."
+    reason = ctx.break_glass_reason or msg("notice.reason_not_given")
+    text = msg("notice.break_glass", who=who, organisation=organisation, when=when, reason=reason)
     return {
         "resourceType": "Communication",
         "id": str(uuid.uuid4()),
@@ -35,5 +36,5 @@ def break_glass_notice(
         "recipient": [{"reference": f"Patient/{patient_id}"}],
         "about": [{"reference": ref} for ref in resources],
         "sent": when,
-        "payload": [{"contentString": english}, {"contentString": russian}],
+        "payload": payload(text),
     }

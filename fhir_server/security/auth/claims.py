@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from fhir_server.i18n import msg
 from fhir_server.security.auth.errors import AuthError
 from fhir_server.security.context import RequestContext
 from fhir_server.security.refs import is_bin, ref_type, relative_ref
@@ -69,23 +70,23 @@ def _reference(claims: Mapping[str, Any], name: str) -> str | None:
 def _role(claims: Mapping[str, Any], fhir_user: str | None) -> str:
     role = _string(claims, "role", "kzfhir_role")
     if role is None:
-        raise AuthError("token carries no role claim")
+        raise AuthError(msg("auth.no_role"))
     if role not in ROLES:
-        raise AuthError(f"unknown role {role!r}")
+        raise AuthError(msg("auth.unknown_role", role=role))
     allowed = FHIR_USER_TYPES.get(role)
     if allowed is not None and ref_type(fhir_user) not in allowed:
         kinds = " or ".join(sorted(allowed))
-        raise AuthError(f"role {role!r} needs a fhirUser claim naming a {kinds}")
+        raise AuthError(msg("auth.role_needs_fhir_user", role=role, kinds=kinds))
     return role
 
 
 def _organization_bin(claims: Mapping[str, Any], role: str) -> str | None:
     value = _string(claims, "bin", "organization")
     if value is not None and not is_bin(value):
-        raise AuthError("organisation claim must be a 12-digit BIN")
+        raise AuthError(msg("auth.bad_bin"))
     if role == SYSTEM and value is None:
         # A backend system acts for its organisation (SMART backend services): it must say which.
-        raise AuthError("role 'system' needs a bin claim naming its organisation")
+        raise AuthError(msg("auth.system_needs_bin"))
     return value
 
 
@@ -124,9 +125,9 @@ def _break_glass(claims: Mapping[str, Any], token_exp: int) -> tuple[str | None,
     else:
         reason, until = value, claims.get("bg_exp")
     if not isinstance(reason, str):
-        raise AuthError("break_glass claim must carry a reason")
+        raise AuthError(msg("auth.break_glass_reason"))
     if not isinstance(until, int) or isinstance(until, bool):
-        raise AuthError("break_glass claim must carry an exp (epoch seconds)")
+        raise AuthError(msg("auth.break_glass_exp"))
     return clean_text(reason, "break-glass reason"), min(until, token_exp)
 
 
@@ -134,7 +135,7 @@ def context_from_claims(claims: Mapping[str, Any]) -> RequestContext:
     """Map verified claims onto a RequestContext (client IP and headers are added by the caller)."""
     subject = _string(claims, "sub")
     if subject is None:
-        raise AuthError("token has no subject (sub)")
+        raise AuthError(msg("auth.no_subject"))
     fhir_user = _reference(claims, "fhirUser")
     role = _role(claims, fhir_user)
     reason, until = _break_glass(claims, int(claims["exp"]))

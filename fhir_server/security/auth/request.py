@@ -24,6 +24,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 
+from fhir_server.i18n import msg
 from fhir_server.security.auth.claims import clean_text, purpose_code
 from fhir_server.security.auth.errors import AuthError
 from fhir_server.security.auth.verifier import TokenVerifier
@@ -49,7 +50,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 def _bearer(value: str) -> str:
     scheme, _, token = value.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthError("Authorization header must be 'Bearer <token>'")
+        raise AuthError(msg("auth.bearer_header"))
     return token.strip()
 
 
@@ -77,7 +78,7 @@ async def context_from_request(
     request_id = request_id_header(headers) or next_request_id()
     if authorization is None:
         if not allow_anonymous:
-            raise AuthError("authentication required: send an OAuth2 bearer token")
+            raise AuthError(msg("auth.required"))
         return RequestContext(client_ip=client_ip, request_id=request_id)
     verified = await verifier.verify_token(_bearer(authorization))
     context = dataclasses.replace(verified.context, client_ip=client_ip, request_id=request_id)

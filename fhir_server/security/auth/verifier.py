@@ -30,6 +30,7 @@ from joserfc.errors import (
 from joserfc.jwk import Key, KeySet, OctKey
 from joserfc.jws import extract_compact
 
+from fhir_server.i18n import msg
 from fhir_server.security.auth.claims import context_from_claims
 from fhir_server.security.auth.errors import AuthError
 from fhir_server.security.auth.jwks import JwksSource
@@ -133,7 +134,7 @@ class TokenVerifier:
         every use, so an expired token is refused even when remembered.
         """
         if not token or len(token) > self.config.max_token_bytes or token.count(".") != 2:
-            raise AuthError("malformed token")
+            raise AuthError(msg("auth.malformed_token"))
         now = self._clock()
         cached = self._verified.get(token)
         if cached is not None and cached[0] > now:
@@ -166,7 +167,7 @@ class TokenVerifier:
         try:
             payload = json.loads(extract_compact(token.encode("ascii")).payload)
         except (JoseError, ValueError, UnicodeError) as error:
-            raise AuthError("malformed token") from error
+            raise AuthError(msg("auth.malformed_token")) from error
         issuer = payload.get("iss") if isinstance(payload, dict) else None
         return self._also.get(issuer) if isinstance(issuer, str) else None
 
@@ -183,16 +184,16 @@ class TokenVerifier:
     def _check_revoked(self, claims: Mapping[str, Any]) -> None:
         jti = claims.get("jti")
         if self._is_revoked is not None and isinstance(jti, str) and self._is_revoked(jti):
-            raise AuthError("token has been revoked")
+            raise AuthError(msg("auth.revoked"))
 
     def _header(self, token: str) -> tuple[str, str | None]:
         try:
             header = extract_compact(token.encode("ascii")).headers()
         except (JoseError, ValueError, UnicodeError) as error:
-            raise AuthError("malformed token") from error
+            raise AuthError(msg("auth.malformed_token")) from error
         alg, kid = header.get("alg"), header.get("kid")
         if not isinstance(alg, str) or alg not in self.config.algorithms:
-            raise AuthError(f"signing algorithm {alg!r} is not accepted")
+            raise AuthError(msg("auth.algorithm", alg=alg))
         return alg, kid if isinstance(kid, str) else None
 
     async def _verified_claims(self, token: str, alg: str, kid: str | None) -> dict[str, Any]:
@@ -202,8 +203,8 @@ class TokenVerifier:
             except BadSignatureError:
                 continue
             except JoseError as error:
-                raise AuthError("malformed token") from error
-        raise AuthError("token signature is not valid")
+                raise AuthError(msg("auth.malformed_token")) from error
+        raise AuthError(msg("auth.bad_signature"))
 
     async def _candidate_keys(self, alg: str, kid: str | None) -> list[Key]:
         if alg == "HS256":
@@ -213,7 +214,7 @@ class TokenVerifier:
         if kid is not None:
             found = _by_kid(keys, kid) or _by_kid(await self._jwks.key_set(refresh=True), kid)
             if found is None:
-                raise AuthError("token was signed by an unknown key")
+                raise AuthError(msg("auth.unknown_key"))
             return [found] if found.key_type == ASYMMETRIC[alg] else []
         return [key for key in keys.keys if key.key_type == ASYMMETRIC[alg]]
 
@@ -228,7 +229,7 @@ class TokenVerifier:
             registry.validate(claims)
             self._check_lifetime(claims)
         except ExpiredTokenError as error:
-            raise AuthError("token has expired") from error
+            raise AuthError(msg("auth.expired")) from error
         except MissingClaimError as error:
             raise AuthError(f"token lacks required claim(s): {error.claim}") from error
         except ClaimError as error:
@@ -245,7 +246,7 @@ class TokenVerifier:
         start = iat if iat is not None else self._clock()
         limit = self.config.max_lifetime_seconds + self.config.leeway_seconds
         if exp - start > limit:
-            raise AuthError(f"token lifetime exceeds the server's maximum of {self.config.max_lifetime_seconds} s")
+            raise AuthError(msg("auth.lifetime", seconds=self.config.max_lifetime_seconds))
         if iat is not None and iat > self._clock() + self.config.leeway_seconds:
             raise AuthError("token claim 'iat' is not acceptable: issued in the future")
 

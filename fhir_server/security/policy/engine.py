@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
+from fhir_server.i18n import msg
 from fhir_server.search.compartments import get_compartments, patient_compartment
 from fhir_server.security.auth.scopes import levels_allowing
 from fhir_server.security.context import RequestContext
@@ -70,14 +71,14 @@ class AccessPolicy:
     ) -> Verdict:
         """Type-level gate: authenticated, role known, scope permits, role may do this at all."""
         if not ctx.authenticated:
-            return Verdict.reject("authentication required")
+            return Verdict.reject(msg("auth.required_short"))
         if ctx.role not in ROLES:
             return Verdict.reject(f"unknown role {ctx.role!r}")
         if resource_type == "AuditEvent" and action.is_write:
             return Verdict.reject("AuditEvents cannot be created, changed or deleted through the API (AC-14)")
         for letter in smart_permissions(action, instance_level=instance_level):
             if not levels_allowing(ctx.scopes, resource_type or "*", letter):
-                return Verdict.reject(f"token scopes do not permit '{letter}' on {resource_type or 'all types'}")
+                return Verdict.reject(msg("policy.scope", letter=letter, type=resource_type or msg("policy.all_types")))
         return self._role_gate(ctx, action, resource_type, operation)
 
     def _role_gate(
@@ -90,7 +91,7 @@ class AccessPolicy:
             if action is Action.OPERATION and operation in allowed:
                 return Verdict(Decision.AUTHORIZED, f"${operation} is an oversight operation", ("oversight",))
             if ctx.role == AUDITOR or resource_type is None or resource_type in _clinical_types():
-                return Verdict.reject(f"role {ctx.role!r} has no access to clinical data")
+                return Verdict.reject(msg("policy.role_no_clinical", role=ctx.role))
         elif resource_type == "AuditEvent":
             return Verdict.reject("AuditEvents are for oversight roles; patients see theirs via Patient/$access-log")
         if ctx.role == LEGAL_EXCEPTION:
@@ -123,7 +124,7 @@ class AccessPolicy:
         if not ids:
             return self._directory(ctx, action, resource_type)
         if ctx.role in (AUDITOR, ADMIN):
-            return Verdict.reject(f"role {ctx.role!r} has no access to clinical data")
+            return Verdict.reject(msg("policy.role_no_clinical", role=ctx.role))
         scope_check = self._patient_scope(ctx, action, resource_type, ids)
         if scope_check is not None:
             return scope_check

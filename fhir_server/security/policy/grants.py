@@ -19,6 +19,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from fhir_server.i18n import english, msg
 from fhir_server.security.context import RequestContext
 from fhir_server.security.policy.conditions import AccessRequest, describe_resource
 from fhir_server.security.policy.consent import Ruling, evaluate_consents
@@ -71,10 +72,10 @@ def _as_owner(action: Action, subject: Subject, settings: PolicySettings, ground
     if action.is_read:
         return Verdict(Decision.AUTHORIZED, f"{ground}: own data", (ground,))
     if action is Action.DELETE:
-        return Verdict.reject("patients' records cannot be deleted through the API; file a request (AC-22)")
+        return Verdict.reject(msg("policy.owner_no_delete"))
     if subject.resource_type in settings.patient_writable:
         return Verdict(Decision.AUTHORIZED, f"{ground}: patient-entered data", (ground,))
-    return Verdict.reject(f"{subject.resource_type} is entered by medical workers (AC-25); file a request")
+    return Verdict.reject(msg("policy.worker_entered", type=subject.resource_type))
 
 
 def _consent_write(ctx: RequestContext, action: Action, subject: Subject, facts: PatientFacts,
@@ -83,7 +84,7 @@ def _consent_write(ctx: RequestContext, action: Action, subject: Subject, facts:
     The patient and a verified representative are handled before (their own data). Each version of a
     write is judged: the one replaced and the one written, so nobody but them changes an active one."""
     if action is Action.DELETE:
-        return Verdict.reject("a Consent is revoked (status inactive), not deleted (AC-01)")
+        return Verdict.reject(msg("policy.consent_no_delete"))
     status = subject.resource.get("status")
     if ctx.role in (PRACTITIONER, SYSTEM) and status in WORKER_CONSENT_STATUSES:
         return Verdict(Decision.AUTHORIZED, "recording a request for the patient's consent (AC-04)",
@@ -92,11 +93,8 @@ def _consent_write(ctx: RequestContext, action: Action, subject: Subject, facts:
         return Verdict(Decision.AUTHORIZED, "recording the patient's consent signed with their EDS (AC-08)",
                        ("recording-consent",))
     if ctx.role == SYSTEM:
-        return Verdict.reject("an organisation records an active or changed Consent only as the patient's "
-                              "signed document: a signed sourceAttachment whose signer's IIN is the patient's "
-                              "or a verified representative's (AC-08; docs/mis-guide.md#consent)")
-    return Verdict.reject("only the patient or their verified representative gives, changes or revokes a "
-                          "Consent; a medical worker may propose one (status draft or proposed, AC-04)")
+        return Verdict.reject(msg("policy.consent_signed_only"))
+    return Verdict.reject(msg("policy.consent_owner_only"))
 
 
 def signed_by_owner(subject: Subject, facts: PatientFacts, at: float) -> bool:
@@ -178,7 +176,7 @@ def patient_grant(
     if ctx.role == RELATED_PERSON and ctx.fhir_user in reps:
         return _as_owner(action, subject, settings, "representative")
     if ctx.role not in (PATIENT, RELATED_PERSON, PRACTITIONER, SYSTEM):
-        return Verdict.reject(f"role {ctx.role!r} has no access to patients' data")
+        return Verdict.reject(msg("policy.role_no_patient_data", role=ctx.role))
     if subject.resource_type == "Consent" and action.is_write:
         return _consent_write(ctx, action, subject, facts, at)
     if _registers_patient(ctx, action, subject, facts, at):
@@ -190,20 +188,21 @@ def patient_grant(
     if break_glass_active(ctx, at) and action in BREAK_GLASS_ACTIONS:
         return Verdict(
             Decision.AUTHORIZED,
-            f"break-glass: {ctx.break_glass_reason}",
+            msg("policy.break_glass", reason=ctx.break_glass_reason),
             ("break-glass",),
             emergency=True,
         )
     if ruling is Ruling.DENY:
-        return Verdict(Decision.REJECT, f"denied by the patient's consent {consents[0]}", ("consent",), consents)
+        return Verdict(Decision.REJECT, msg("policy.consent_denies", consent=consents[0]), ("consent",),
+                       consents)
     return Verdict.reject(_no_consent(ctx, action, facts.patient_id))
 
 
 def _no_consent(ctx: RequestContext, action: Action, patient_id: str) -> str:
     """Who lacks what, and where to read how to get it (issue 13 §3). Only ever shown to the caller about
     data they named themselves (their own write); refused reads answer as absent (docs/security.md)."""
-    who = f"organisation BIN {ctx.organization_bin}" if ctx.role == SYSTEM and ctx.organization_bin else \
-        (ctx.fhir_user or f"role {ctx.role}")
+    text = msg if action.is_write else english  # a refused read is never shown: answered as absent, audited
+    who = text("policy.who_organisation", bin=ctx.organization_bin) if ctx.role == SYSTEM and ctx.organization_bin \
+        else (ctx.fhir_user or text("policy.who_role", role=ctx.role))
     wanted = "/".join(sorted(CONSENT_ACTIONS[action]))
-    return (f"no active Consent of Patient/{patient_id} grants {who} '{wanted}' (AC-12): the patient gives it, or "
-            "the organisation records the patient's signed consent form (docs/mis-guide.md#consent)")
+    return text("policy.no_consent", patient=f"Patient/{patient_id}", who=who, wanted=wanted)
