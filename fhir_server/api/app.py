@@ -36,6 +36,8 @@ from fhir_server.signatures import install as install_signatures
 from fhir_server.storage.protocols import Store
 from fhir_server.subscriptions.service import install as install_subscriptions
 from fhir_server.subscriptions.service import installed as subscriptions_of
+from fhir_server.subscriptions.websocket import PATH as SUBSCRIPTION_SOCKET
+from fhir_server.subscriptions.websocket import subscription_socket
 from fhir_server.validation import get_structure_validator
 from fhir_server.validation.on_write import ProfileValidation
 from terminology import default_service
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_exception_handler(ClientDisconnect, client_gone)  # a line, not a traceback (issue 12)
     mount_identity(app, settings)  # /auth, /.well-known (issue 16): before the FHIR routes
     app.include_router(openapi.router)  # before the type routes: /openapi.json is no resource type
+    app.add_api_websocket_route(SUBSCRIPTION_SOCKET, subscription_socket)  # issue 15: websocket channel
     app.include_router(system.router)
     app.include_router(bulk.router)  # before operations: $export needs Prefer, and owns $export-status/-file
     app.include_router(operations.router)

@@ -24,6 +24,7 @@ import orjson
 
 from fhir_server.errors import FhirError
 from fhir_server.interactions.plan import WriteOp, prefixed
+from fhir_server.search.parse import parse_search
 from fhir_server.security.policy import Action
 from fhir_server.security.policy.owned import owner_key, owner_of
 from fhir_server.security.session import decide, patients_of
@@ -59,7 +60,8 @@ class SubscriptionHooks:
     # -- the change hook -------------------------------------------------------------------------------
     def __call__(self, view: TxView, services: Any, previous: bytes | None, resource: dict[str, Any],
                  stored: StoredResource) -> None:
-        if resource.get("resourceType") in _TYPES and self.registry:
+        rtype = resource.get("resourceType")
+        if self.registry and (rtype in _TYPES or self.registry.watches(str(rtype))):
             before = orjson.loads(previous) if previous else None
             self._changes.setdefault(view, []).append((before, resource, stored))
 
@@ -89,6 +91,10 @@ class SubscriptionHooks:
         elif previous is not None and previous.get("status") in ("active", "error") and \
                 _same_channel(previous, spec):
             status = str(previous["status"])
+        elif spec.channel == "websocket" or spec.classic is not None:
+            # no handshake to wait for: a websocket client gets its handshake when it binds
+            # (websocket.py); a classic R4 subscription is active once the server accepted it
+            status = "active"
         else:
             status = "requested"  # activated by a successful handshake (delivery.py)
         out = {k: v for k, v in resource.items() if not (k == "error" and status != "error")}
@@ -142,8 +148,31 @@ class SubscriptionHooks:
                         continue  # hidden from the owner: not an event of this subscription (docs/subscriptions.md)
                     self._enqueue(view, entry, event, stored)
                     queued = True
+        queued = self._match_classic(view, changes, policy, facts) or queued
         if queued:
             view.on_commit(self.registry.wake)
+
+    def _match_classic(self, view: TxView, changes: list[_Change], policy: Any, facts: TxFacts) -> bool:
+        """Classic R4 criteria (R4 subscription.html: applied to the new value of the resource): the
+        search engine itself decides, over the unit's index rows, whether the changed resource is one of
+        the criteria's matches (the search with ``_id`` added, as conditional writes search in the unit)."""
+        last: dict[tuple[str, str], tuple[dict[str, Any], StoredResource]] = {}
+        for _previous, resource, stored in changes:
+            if self.registry.watches(stored.type):
+                last[(stored.type, stored.id)] = (resource, stored)
+        queued = False
+        for (rtype, rid), (resource, stored) in last.items():
+            for entry in self.registry.classic_for(rtype):
+                assert entry.spec.classic is not None
+                query = parse_search(rtype, [*entry.spec.classic[1], ("_id", rid)], strict=True)
+                if not view.search_ids(query, 1):
+                    continue
+                judged = decide(policy, entry.owner.context(), facts, Action.READ, resource,
+                                patients_of(stored, resource))
+                if judged.allowed:
+                    self._enqueue(view, entry, Event("", resource), stored)
+                    queued = True
+        return queued
 
     def _enqueue(self, view: TxView, entry: Entry, event: Event, stored: StoredResource) -> None:
         number = self.registry.next_event(view, entry)

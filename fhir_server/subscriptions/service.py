@@ -2,8 +2,9 @@
 ``build_services``), started in the lifespan after the store opened, stopped before it closes.
 
 Start-up publishes the topics (readable as ``Basic/kz-topic-*``), loads the registry, starts the
-delivery worker for outbox topic ``subscription`` (jobs/worker.py with the rest-hook channel,
-delivery.py) and the heartbeat loop.
+delivery worker for outbox topic ``subscription`` (jobs/worker.py with the rest-hook and websocket
+channel, delivery.py) and the heartbeat loop; it holds the websocket connections and binding tokens
+(websocket.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fhir_server.subscriptions.matching import OUTBOX_TOPIC, SubscriptionHooks, 
 from fhir_server.subscriptions.registry import Registry
 from fhir_server.subscriptions.spec import read_spec
 from fhir_server.subscriptions.topics import topic_resources
+from fhir_server.subscriptions.websocket import BindingTokens, Sockets
 
 HEARTBEAT_TICK = 1.0  # seconds between heartbeat checks
 WORKER_OPTIONS: dict[str, Any] = {"poll_seconds": 0.5, "base_backoff": 2.0, "max_attempts": 10}
@@ -35,7 +37,9 @@ class Subscriptions:
         self.registry = Registry()
         self.hooks = SubscriptionHooks(self.registry, services)
         self.hooks.owner = self
-        self.channel = SubscriptionChannel(services, self.registry)
+        self.sockets = Sockets()  # websocket connections by subscription (websocket.py)
+        self.tokens = BindingTokens()
+        self.channel = SubscriptionChannel(services, self.registry, self.sockets)
         self.worker: OutboxWorker | None = None
         self.heartbeat_tick = HEARTBEAT_TICK
         self._heartbeats: asyncio.Task[None] | None = None
@@ -84,8 +88,10 @@ class Subscriptions:
         now = time.monotonic()
         due = []
         for entry in self.registry.all():
-            if not entry.spec.heartbeat or entry.status != "active":
+            if not entry.spec.heartbeat or entry.status != "active" or entry.spec.classic is not None:
                 continue
+            if entry.spec.channel == "websocket" and not self.sockets.bound(entry.id):
+                continue  # nobody listening: a heartbeat for no one is not queued
             last = self.registry.last_sent.setdefault(entry.id, now)
             if now - last >= entry.spec.heartbeat:
                 due.append(entry)

@@ -19,15 +19,19 @@ def _with_channel(body: dict[str, Any], **changes: Any) -> dict[str, Any]:
 CASES: dict[str, tuple[Any, str]] = {
     "unknown topic": (lambda e: subscription(e, topic="https://example.org/SubscriptionTopic/x"),
                       "Subscription.criteria"),
-    "classic criteria": (lambda e: subscription(e, topic="Observation?code=1234-5", filters=()),
-                         "Subscription.criteria"),
+    "classic criteria, unknown parameter": (lambda e: subscription(e, topic="Observation?nosuch=1", filters=()),
+                                            "Subscription.criteria"),
+    "classic criteria, result control": (lambda e: subscription(e, topic="Observation?_sort=date", filters=()),
+                                         "Subscription.criteria"),
+    "classic criteria, unknown type": (lambda e: subscription(e, topic="Nothing?code=1", filters=()),
+                                       "Subscription.criteria"),
     "undeclared filter": (lambda e: subscription(e, filters=("Appointment?service-type=x",)),
                           "Subscription.criteria.extension[0]"),
     "filter on another type": (lambda e: subscription(e, filters=("Observation?patient=Patient/p1",)),
                                "Subscription.criteria.extension[0]"),
     "filter without value": (lambda e: subscription(e, filters=("Appointment?patient=",)),
                              "Subscription.criteria.extension[0]"),
-    "websocket channel": (lambda e: subscription(e, channel="websocket"), "Subscription.channel.type"),
+    "message channel": (lambda e: subscription(e, channel="message"), "Subscription.channel.type"),
     "email channel": (lambda e: subscription(e, channel="email"), "Subscription.channel.type"),
     "relative endpoint": (lambda e: subscription("/hook"), "Subscription.channel.endpoint"),
     "ftp endpoint": (lambda e: subscription("ftp://host/x"), "Subscription.channel.endpoint"),
@@ -53,7 +57,7 @@ async def test_unsupported_requests_are_refused_with_422(world: World, case: str
 
 async def test_a_bundle_entry_is_refused_with_its_path(world: World) -> None:
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:1", "resource": subscription(world.endpoint, channel="websocket"),
+        {"fullUrl": "urn:uuid:1", "resource": subscription(world.endpoint, channel="email"),
          "request": {"method": "POST", "url": "Subscription"}}]}
     r = await world.client.post("/", json=bundle, headers=world.auth("practitioner", "Practitioner/dr1"))
     assert r.status_code == 422, r.text
