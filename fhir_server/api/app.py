@@ -22,7 +22,6 @@ from fhir_server.definitions.publish import publish
 from fhir_server.fhirtime import set_zone
 from fhir_server.identity.mount import mount as mount_identity
 from fhir_server.interactions.base import Services
-from fhir_server.jobs.appointment_notices import appointment_changed
 from fhir_server.jobs.monitoring import MonitoringAlerts
 from fhir_server.jobs.runtime import build_worker
 from fhir_server.operations.dsr_tasks import dsr_task_issues
@@ -60,11 +59,11 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     services.terminology = default_service()
     services.profiles = ProfileValidation(settings, terminology=services.terminology)
     services.extra_validators.append(services.profiles)
-    services.change_hooks.append(appointment_changed)  # TM-09: booked / moved / cancelled notices
     services.change_hooks.append(MonitoringAlerts())  # TM-25/TM-26: critical values raise alerts
     services.extra_validators.append(dsr_task_issues)  # data-subject request Tasks keep their rules (AC-17)
     install_signatures(services)
-    install_subscriptions(services)  # issue 15: topic-based Subscriptions, matched in the write unit
+    # issue 15: the one event source (TM-09, TM-26 notices and the subscriptions listen) and the Subscriptions
+    install_subscriptions(services)
     return services
 
 

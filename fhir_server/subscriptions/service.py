@@ -18,13 +18,16 @@ from typing import Any
 import orjson
 
 from fhir_server.interactions.write import store_version
+from fhir_server.jobs.appointment_notices import notify_participants
+from fhir_server.jobs.monitoring import critical_notices
 from fhir_server.jobs.worker import OutboxWorker
-from fhir_server.storage.protocols import TxView
+from fhir_server.storage.protocols import StoredResource, TxView
 from fhir_server.subscriptions.delivery import SubscriptionChannel
+from fhir_server.subscriptions.events import EventSource
 from fhir_server.subscriptions.matching import OUTBOX_TOPIC, SubscriptionHooks, partition
 from fhir_server.subscriptions.registry import Registry
 from fhir_server.subscriptions.spec import read_spec
-from fhir_server.subscriptions.topics import topic_resources
+from fhir_server.subscriptions.topics import APPOINTMENT, CRITICAL_READING, Event, topic_resources
 from fhir_server.subscriptions.websocket import BindingTokens, Sockets
 
 HEARTBEAT_TICK = 1.0  # seconds between heartbeat checks
@@ -111,8 +114,23 @@ class Subscriptions:
         return len(due)
 
 
+def _appointment_notices(view: TxView, services: Any, event: Event, stored: StoredResource) -> None:
+    if event.topic == APPOINTMENT and event.code is not None:  # TM-09
+        notify_participants(view, event.focus, stored, event.code)
+
+
+def _critical_notices(view: TxView, services: Any, event: Event, stored: StoredResource) -> None:
+    if event.topic == CRITICAL_READING:  # TM-26
+        critical_notices(view, event)
+
+
 def install(services: Any) -> Subscriptions:
+    """The one event source (events.py) with its listeners — the patient notices, then the subscriptions —
+    and the subscriptions' own hooks (status and owner of a written Subscription, classic criteria)."""
     subscriptions = Subscriptions(services)
+    source = EventSource([_appointment_notices, _critical_notices, subscriptions.hooks.on_event])
+    source.flushers.append(subscriptions.hooks.flush)
+    services.change_hooks.append(source)
     services.change_hooks.append(subscriptions.hooks)
     return subscriptions
 

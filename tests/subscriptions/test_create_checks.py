@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from fhir_server.subscriptions.spec import PAYLOAD_CONTENT
-from fhir_server.subscriptions.topics import APPOINTMENT, CONSENT, CRITICAL_READING
+from fhir_server.subscriptions.topics import (
+    APPOINTMENT,
+    CONSENT,
+    CRITICAL_READING,
+    DATA_SUBJECT_REQUEST,
+    NEHP_SUBMISSION,
+)
 from tests.subscriptions.conftest import World, subscription
 
 
@@ -70,7 +76,7 @@ async def test_topics_are_advertised_and_readable(world: World) -> None:
     [resource] = [r for r in statement["rest"][0]["resource"] if r["type"] == "Subscription"]
     canonicals = [e["valueCanonical"] for e in resource["extension"]
                   if e["url"].endswith("capabilitystatement-subscriptiontopic-canonical")]
-    assert canonicals == sorted([APPOINTMENT, CONSENT, CRITICAL_READING])
+    assert canonicals == sorted([APPOINTMENT, CONSENT, CRITICAL_READING, DATA_SUBJECT_REQUEST, NEHP_SUBMISSION])
     assert {"status", "events"} <= {o["name"] for o in resource["operation"]}
     basic = (await world.client.get("/Basic/kz-topic-appointment", headers=dr1)).json()
     assert basic["code"]["coding"][0]["code"] == "SubscriptionTopic"
