@@ -26,6 +26,7 @@ from fhir_server.jsonio import dumps
 from fhir_server.operations.patient_ops import int_param, reject_unknown
 from fhir_server.operations.registry import OperationCall, operation
 from fhir_server.security.policy.owned import owner_key, owner_of
+from fhir_server.security.roles import ADMIN
 from fhir_server.subscriptions.matching import OUTBOX_TOPIC, partition
 from fhir_server.subscriptions.notification import (
     NotificationEvent,
@@ -39,6 +40,7 @@ from fhir_server.subscriptions.service import installed
 from fhir_server.subscriptions.spec import CONTENTS
 from fhir_server.subscriptions.websocket import MAX_PER_TOKEN, websocket_url
 
+STATUS_LIMIT = 1000  # type-level $status reports at most this many subscriptions
 EVENTS_KEPT = 1000  # $events looks at most this many of the newest messages of a subscription
 DEFAULT_EVENTS = 100
 
@@ -58,16 +60,32 @@ def _error(resource: dict[str, Any]) -> str | None:
     return str(error) if isinstance(error, str) else None
 
 
-@operation("status", levels=("instance",), types=("Subscription",))
+@operation("status", levels=("instance", "type"), types=("Subscription",))
 async def status_operation(call: OperationCall) -> FhirResponse:
-    reject_unknown(call, frozenset())
-    entry, resource = await _entry(call)
-    base = call.base_url or entry.base_url
-    params = status_parameters(base, entry.id, entry.spec.topic, str(resource.get("status")), "query-status",
-                               entry.events, [], _error(resource))
+    """One SubscriptionStatus (instance level), or one per subscription (type level): those named by
+    ``id``, else every subscription the caller owns (an administrator: every one), at most
+    ``STATUS_LIMIT``. Each is read through the caller's session first (owner or administrator, else 404)."""
+    if call.resource_id is not None:
+        reject_unknown(call, frozenset())
+        sids = [call.resource_id]
+    else:
+        reject_unknown(call, frozenset({"id"}))
+        named = [str(v) for v in call.params().get("id", [])]
+        if len(named) > STATUS_LIMIT:
+            raise FhirError("invalid", f"at most {STATUS_LIMIT} ids", code="too-costly", expression="id")
+        subscriptions = installed(call.services)
+        caller, admin = owner_key(call.ctx), call.ctx.role == ADMIN
+        sids = named or sorted(e.id for e in (subscriptions.registry.all() if subscriptions else [])
+                               if admin or e.owner.key == caller)[:STATUS_LIMIT]
+    entries = []
+    for sid in dict.fromkeys(sids):
+        entry, resource = await _entry(call, sid)
+        base = call.base_url or entry.base_url
+        params = status_parameters(base, entry.id, entry.spec.topic, str(resource.get("status")), "query-status",
+                                   entry.events, [], _error(resource))
+        entries.append({"fullUrl": f"urn:uuid:{params['id']}", "resource": params, "search": {"mode": "match"}})
     result = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "searchset", "timestamp": now(),
-              "total": 1, "entry": [{"fullUrl": f"urn:uuid:{params['id']}", "resource": params,
-                                     "search": {"mode": "match"}}]}
+              "total": len(entries), "entry": entries}
     return FhirResponse(200, dumps(result, pretty=call.pretty))
 
 
