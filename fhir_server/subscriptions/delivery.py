@@ -56,6 +56,22 @@ class SubscriptionChannel:
         self.services = services
         self.registry = registry
         self.sockets = sockets if sockets is not None else Sockets()
+        self._http_client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _client(self) -> httpx.AsyncClient:
+        """One client for every rest-hook POST: its connection pool and TLS context are made once
+        (a client per notification cost more CPU than the notification itself)."""
+        loop = asyncio.get_running_loop()
+        if self._http_client is None or self._http_client.is_closed or self._loop is not loop:
+            self._http_client = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=20))
+            self._loop = loop  # a client's connections belong to the loop that opened them
+        return self._http_client
+
+    async def close(self) -> None:
+        if self._http_client is not None:
+            await self._http_client.aclose()
+            self._http_client = None
 
     async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> None:
         sid = str(payload.get("subscription"))
@@ -180,8 +196,8 @@ class SubscriptionChannel:
         headers.update({name: value for name, value in entry.spec.headers})
         error: str | None = None
         try:
-            async with httpx.AsyncClient(timeout=entry.spec.timeout) as client:
-                r = await client.request(method, url, content=body or b"", headers=headers)
+            r = await self._client().request(method, url, content=body or b"", headers=headers,
+                                             timeout=entry.spec.timeout)
             if r.status_code >= 300:
                 error = f"the endpoint answered {r.status_code}"
         except httpx.HTTPError as exc:

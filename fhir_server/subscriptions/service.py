@@ -78,6 +78,7 @@ class Subscriptions:
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None
+        await self.channel.close()
         self.registry.on_change = None
 
     async def _heartbeat_loop(self) -> None:
