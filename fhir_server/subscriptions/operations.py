@@ -38,7 +38,7 @@ from fhir_server.subscriptions.notification import (
 from fhir_server.subscriptions.registry import Entry
 from fhir_server.subscriptions.service import installed
 from fhir_server.subscriptions.spec import CONTENTS
-from fhir_server.subscriptions.websocket import MAX_PER_TOKEN, websocket_url
+from fhir_server.subscriptions.websocket import MAX_PER_TOKEN, TooManyTokens, websocket_url
 
 STATUS_LIMIT = 1000  # type-level $status reports at most this many subscriptions
 EVENTS_KEPT = 1000  # $events looks at most this many of the newest messages of a subscription
@@ -172,7 +172,11 @@ async def ws_binding_token_operation(call: OperationCall) -> FhirResponse:
         if resource.get("status") == "off":
             raise FhirError("unprocessable", f"Subscription/{sid} is off", code="business-rule", expression=where)
     unique = list(dict.fromkeys(ids))
-    token, expires = subscriptions.tokens.issue(unique, caller)
+    try:
+        token, expires = subscriptions.tokens.issue(unique, caller)
+    except TooManyTokens as exc:
+        raise FhirError("too_many_requests", "too many binding tokens are waiting to be used: try again in a "
+                        "minute", code="throttled") from exc
     expiration = datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     params = {"resourceType": "Parameters", "parameter": [
         {"name": "token", "valueString": token},

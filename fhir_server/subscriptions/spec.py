@@ -110,6 +110,9 @@ def _classic(criteria: str) -> Classic | None:
     rtype, _, query = criteria.partition("?")
     if not rtype.isalpha() or not rtype[:1].isupper():
         return None
+    if rtype == "Subscription":  # its own status changes would be its events: a loop of notifications
+        raise unprocessable("a classic criteria may not watch Subscriptions", "Subscription.criteria",
+                            code="not-supported")
     pairs = tuple(parse_qsl(query, keep_blank_values=True))
     for name, _value in pairs:
         if name.split(":", 1)[0] in RESULT_CONTROLS:

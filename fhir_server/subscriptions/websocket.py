@@ -47,6 +47,11 @@ MAX_PER_TOKEN = 100  # subscriptions one token may name
 MAX_PER_SOCKET = 100  # subscriptions one socket may bind
 BIND_WITHIN = 60.0  # seconds an unbound socket may stay open
 MAX_COMMAND = 4096
+MAX_LIVE_TOKENS = 10_000  # tokens issued and not yet used or expired, in all
+
+
+class TooManyTokens(Exception):
+    pass
 
 
 def websocket_url(base_url: str) -> str:
@@ -80,6 +85,8 @@ class BindingTokens:
             now = time.time()
             for key in [k for k, b in self._tokens.items() if b.expires <= now]:
                 del self._tokens[key]  # expired ones are dropped as new ones are issued
+            if len(self._tokens) >= MAX_LIVE_TOKENS:
+                raise TooManyTokens
             self._tokens[_digest(token)] = Binding(tuple(subscriptions), owner, expires)
         return token, expires
 

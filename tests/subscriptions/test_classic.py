@@ -128,7 +128,8 @@ async def test_access_rules_apply_as_for_topics(world: World, receiver: Receiver
 
 async def test_criteria_are_checked_by_the_search_parser(world: World) -> None:
     dr1 = world.auth("practitioner", "Practitioner/dr1")
-    for criteria in ("Observation?value-quantity=abc", "Observation?patient:nonsense=1", "Observation?_count=5"):
+    for criteria in ("Observation?value-quantity=abc", "Observation?patient:nonsense=1", "Observation?_count=5",
+                     "Subscription?status=active"):
         r = await world.client.post("/Subscription", json=classic("http://127.0.0.1:9/x", criteria), headers=dr1)
         assert r.status_code == 422, (criteria, r.text)
         assert r.json()["issue"][0]["expression"] == ["Subscription.criteria"]
