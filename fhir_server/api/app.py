@@ -22,7 +22,6 @@ from fhir_server.definitions.publish import publish
 from fhir_server.fhirtime import set_zone
 from fhir_server.identity.mount import mount as mount_identity
 from fhir_server.interactions.base import Services
-from fhir_server.jobs.appointment_notices import appointment_changed
 from fhir_server.jobs.monitoring import MonitoringAlerts
 from fhir_server.jobs.runtime import build_worker
 from fhir_server.operations.dsr_tasks import dsr_task_issues
@@ -37,6 +36,8 @@ from fhir_server.signatures import install as install_signatures
 from fhir_server.storage.protocols import Store
 from fhir_server.subscriptions.service import install as install_subscriptions
 from fhir_server.subscriptions.service import installed as subscriptions_of
+from fhir_server.subscriptions.websocket import PATH as SUBSCRIPTION_SOCKET
+from fhir_server.subscriptions.websocket import subscription_socket
 from fhir_server.validation import get_structure_validator
 from fhir_server.validation.on_write import ProfileValidation
 from terminology import default_service
@@ -59,11 +60,11 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     services.terminology = default_service()
     services.profiles = ProfileValidation(settings, terminology=services.terminology)
     services.extra_validators.append(services.profiles)
-    services.change_hooks.append(appointment_changed)  # TM-09: booked / moved / cancelled notices
     services.change_hooks.append(MonitoringAlerts())  # TM-25/TM-26: critical values raise alerts
     services.extra_validators.append(dsr_task_issues)  # data-subject request Tasks keep their rules (AC-17)
     install_signatures(services)
-    install_subscriptions(services)  # issue 15: topic-based Subscriptions, matched in the write unit
+    # issue 15: the one event source (TM-09, TM-26 notices and the subscriptions listen) and the Subscriptions
+    install_subscriptions(services)
     return services
 
 
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_exception_handler(ClientDisconnect, client_gone)  # a line, not a traceback (issue 12)
     mount_identity(app, settings)  # /auth, /.well-known (issue 16): before the FHIR routes
     app.include_router(openapi.router)  # before the type routes: /openapi.json is no resource type
+    app.add_api_websocket_route(SUBSCRIPTION_SOCKET, subscription_socket)  # issue 15: websocket channel
     app.include_router(system.router)
     app.include_router(bulk.router)  # before operations: $export needs Prefer, and owns $export-status/-file
     app.include_router(bulk_import.router)  # likewise $import (NDJSON bodies) and $import-status/-file

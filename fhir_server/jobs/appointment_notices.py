@@ -1,8 +1,9 @@
 """Notices of booked, rescheduled and cancelled appointments to their participants (TM-09).
 
-A change hook: when an Appointment is written and its status or time changed, each participant that
-is a Patient, Practitioner or RelatedPerson gets a Communication in the durable outbox (topic
-``notification``, partition = the participant), in the same unit as the change. The outbox worker
+A listener of the one event source (subscriptions/events.py), for topic ``appointment``: when an
+Appointment is written and its status or time changed (``_event``, the topic's trigger), each
+participant that is a Patient, Practitioner or RelatedPerson gets a Communication in the durable outbox
+(topic ``notification``, partition = the participant), in the same unit as the change. The outbox worker
 delivers them with the patient notifications (webhook, e-mail); patients see them in
 ``Patient/[id]/$notifications``.
 """
@@ -16,7 +17,6 @@ import orjson
 
 from fhir_server.i18n import Message, msg
 from fhir_server.i18n.notices import payload
-from fhir_server.interactions.base import Services
 from fhir_server.security.session import NOTIFY_TOPIC
 from fhir_server.storage.protocols import StoredResource, TxView
 
@@ -61,13 +61,8 @@ def notice(event: str, appointment: dict[str, Any], recipient: str) -> dict[str,
     }
 
 
-def appointment_changed(view: TxView, services: Services, previous: bytes | None, resource: dict[str, Any],
-                        stored: StoredResource) -> None:
-    if resource.get("resourceType") != "Appointment":
-        return
-    event = _event(orjson.loads(previous) if previous else None, resource)
-    if event is None:
-        return
+def notify_participants(view: TxView, resource: dict[str, Any], stored: StoredResource, event: str) -> None:
+    """Queue the notice of ``event`` (booked, rescheduled, cancelled) for every participant."""
     recipients = sorted({p["actor"]["reference"] for p in resource.get("participant", []) or []
                          if isinstance((p.get("actor") or {}).get("reference"), str)
                          and p["actor"]["reference"].startswith(_RECIPIENTS) and p.get("status") != "declined"})

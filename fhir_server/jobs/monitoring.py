@@ -8,8 +8,10 @@ same write unit. A value outside them records, in that unit:
 - a ``DetectedIssue`` (severity high) implicating the Observation;
 - a follow-up ``Task`` (priority stat) for the practitioner who set the goal, naming the measures the
   order lists: consultation, referral, hospitalisation, ambulance call, urgent care;
-- an urgent ``Communication`` in the outbox for every participant: the patient, the Goal's author and
-  the members of the patient's active CareTeams (topic ``notification-urgent``, never held for a digest).
+- the ``critical-reading`` topic event (subscriptions/events.py, the one event source), whose listeners
+  queue an urgent ``Communication`` for every participant — the patient, the Goal's author and the
+  members of the patient's active CareTeams (outbox topic ``notification-urgent``, never held for a
+  digest; ``critical_notices``) — and match the subscriptions.
 
 The limits of each patient are cached and dropped whenever a Goal of theirs is written.
 """
@@ -31,6 +33,8 @@ from fhir_server.interactions.write import store_version
 from fhir_server.search.in_unit import find_in_unit
 from fhir_server.security.session import URGENT_TOPIC
 from fhir_server.storage.protocols import StoredResource, TxView
+from fhir_server.subscriptions.events import emit
+from fhir_server.subscriptions.topics import CRITICAL_READING, Event
 
 _LIVE = ("final", "amended", "corrected", "preliminary")
 MEASURES = "consultation, referral, hospitalisation, ambulance call or urgent care"
@@ -120,14 +124,24 @@ class MonitoringAlerts:
                           goal=limit.goal)
         text = str(notice_text)  # the DetectedIssue and the Task are clinical records: English, as before
         issue_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
-        store_version(view, services, _issue(patient, obs_ref, text, view.timestamp), "DetectedIssue", issue_id, 1,
-                      "POST")
+        issue = _issue(patient, obs_ref, text, view.timestamp)
+        stored = store_version(view, services, issue, "DetectedIssue", issue_id, 1, "POST")
         store_version(view, services, _task(patient, obs_ref, issue_id, text, limit, view.timestamp), "Task",
                       task_id, 1, "POST")
-        about = [obs_ref, f"DetectedIssue/{issue_id}", f"Task/{task_id}"]
-        for recipient in _participants(view, patient, limit):
-            notice = _notice(patient, recipient, about, notice_text)
-            view.enqueue(URGENT_TOPIC, recipient, f"alert:{observation['id']}:{recipient}", orjson.dumps(notice))
+        detail = {"patient": patient, "observation": observation["id"], "recipients": _participants(view, patient,
+                                                                                                     limit),
+                  "about": [obs_ref, f"DetectedIssue/{issue_id}", f"Task/{task_id}"], "message": notice_text}
+        emit(view, services, Event(CRITICAL_READING, orjson.loads(stored.data or b"{}"), (obs_ref,),
+                                   code="critical", detail=detail), stored)
+
+
+def critical_notices(view: TxView, event: Event) -> None:
+    """The urgent notices of a critical reading to every participant (TM-26), from its topic event; the text
+    in every notice language (i18n/notices.py)."""
+    detail = event.detail or {}
+    for recipient in detail.get("recipients", []):
+        notice = _notice(detail["patient"], recipient, detail["about"], detail["message"])
+        view.enqueue(URGENT_TOPIC, recipient, f"alert:{detail['observation']}:{recipient}", orjson.dumps(notice))
 
 
 def _issue(patient: str, obs_ref: str, text: str, when: str) -> dict[str, Any]:

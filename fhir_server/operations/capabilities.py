@@ -38,6 +38,10 @@ _CORE_OPERATIONS = {
     ("export", "*"): "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
     ("export", "Patient"): "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
     ("export", "Group"): "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+    ("status", "Subscription"): "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
+    ("events", "Subscription"): "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events",
+    ("get-ws-binding-token", "Subscription"):
+        "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-get-ws-binding-token",
 }
 
 

@@ -25,6 +25,8 @@ from fhir_server.security.audit.balp import AuditTarget
 from fhir_server.security.policy import Action, Verdict
 from fhir_server.security.session import AccessSession
 from fhir_server.storage.protocols import TxView
+from fhir_server.subscriptions.events import emit
+from fhir_server.subscriptions.topics import NEHP_SUBMISSION, Event
 from mappings import build_record
 from mappings.nehp import get_adapter
 from mappings.payment import claim_line_from_record
@@ -109,12 +111,18 @@ async def nehp_submit(call: OperationCall) -> FhirResponse:
     claim = claim_line_from_record(record)
     partition = record.patient.reference if record.patient is not None else None
     target = AuditTarget("operation", "Encounter", call.resource_id, str(stored.version))
+    # the topic event of the submission (TM-11, subscriptions/events.py) is raised once per record
+    queued_before = partition is not None and any(
+        item.key == record.record_id for item in await access.records.outbox_partition(NEHP_TOPIC, partition, 1000))
+    encounter = reload(stored.data or b"{}")
 
     def unit(view: TxView) -> None:
         view.enqueue(NEHP_TOPIC, partition, record.record_id, message)
         if claim.line is not None:
             view.enqueue(PAYMENT_TOPIC, partition, claim.line.line_id, orjson.dumps(line_json(claim.line)))
         access.record(target, verdict, patients)  # the transfer, documented (TM-13)
+        if not queued_before:
+            emit(view, services, Event(NEHP_SUBMISSION, encounter, code="submitted"), stored, in_write_unit=False)
 
     await access.transaction(unit)
     queued = [{"name": "nehp", "valueString": record.record_id}]

@@ -1,5 +1,5 @@
-"""The rest-hook delivery of subscription messages: the outbox worker's channel for topic
-``subscription`` (jobs/worker.py retries it with exponential backoff and gives up after its maximum
+"""The delivery of subscription messages, rest-hook and websocket (websocket.py): the outbox worker's
+channel for topic ``subscription`` (jobs/worker.py retries it with exponential backoff and gives up after its maximum
 number of attempts; each hand-over is audited there, TM-13).
 
 Each message is built when it is delivered:
@@ -34,6 +34,7 @@ from fhir_server.security.session import AccessSession
 from fhir_server.subscriptions.notification import NotificationEvent, bundle, resource_entry, status_parameters
 from fhir_server.subscriptions.registry import Entry, Registry
 from fhir_server.subscriptions.status import set_status
+from fhir_server.subscriptions.websocket import Sockets
 
 MEDIA = "application/fhir+json"
 CATCH_UP_ROUNDS = 20
@@ -51,9 +52,26 @@ class SubscriptionChannel:
     name = "subscription"
     endpoint: str | None = None
 
-    def __init__(self, services: Any, registry: Registry) -> None:
+    def __init__(self, services: Any, registry: Registry, sockets: Sockets | None = None) -> None:
         self.services = services
         self.registry = registry
+        self.sockets = sockets if sockets is not None else Sockets()
+        self._http_client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _client(self) -> httpx.AsyncClient:
+        """One client for every rest-hook POST: its connection pool and TLS context are made once
+        (a client per notification cost more CPU than the notification itself)."""
+        loop = asyncio.get_running_loop()
+        if self._http_client is None or self._http_client.is_closed or self._loop is not loop:
+            self._http_client = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=20))
+            self._loop = loop  # a client's connections belong to the loop that opened them
+        return self._http_client
+
+    async def close(self) -> None:
+        if self._http_client is not None:
+            await self._http_client.aclose()
+            self._http_client = None
 
     async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> None:
         sid = str(payload.get("subscription"))
@@ -62,16 +80,21 @@ class SubscriptionChannel:
                 orjson.loads(stored.data).get("status") == "off":
             return  # deleted or switched off: nothing more is sent (the message counts as handled)
         entry = await self._entry(sid, stored.version)
-        kind = payload.get("kind")
+        kind = str(payload.get("kind"))
         session = self._session(entry)
         disclosed: list[_Disclosed] = []
-        if kind == "event":
-            body = await self._event(entry, payload, session, disclosed)
+        if entry.spec.classic is not None:
+            sent = await self._classic(entry, key, kind, payload, session, disclosed)
         else:
-            status = "active" if kind == "handshake" else entry.status
-            params = status_parameters(entry.base_url, sid, entry.spec.topic, status, str(kind), entry.events, [])
-            body = bundle(entry.base_url, sid, params, [])
-        await self._post(entry, key, body)
+            if kind == "event":
+                body = await self._event(entry, payload, session, disclosed)
+            else:
+                status = "active" if kind == "handshake" else entry.status
+                params = status_parameters(entry.base_url, sid, entry.spec.topic, status, kind, entry.events, [])
+                body = bundle(entry.base_url, sid, params, [])
+            sent = await self._send(entry, key, kind, orjson.dumps(body))
+        if not sent:
+            return
         self.registry.last_sent[sid] = time.monotonic()
         if kind == "handshake" or entry.status == "error":
             await set_status(self.services, self.registry, sid, "active")
@@ -81,6 +104,39 @@ class SubscriptionChannel:
                 target = AuditTarget("read", rtype, rid, str(item.version), query=f"Subscription/{sid} notification")
                 session.record(target, item.judged.verdict, item.judged.patients)
             await session.flush()
+
+    async def _send(self, entry: Entry, key: str, kind: str, body: bytes) -> bool:
+        """Hand a notification to the channel; False when a websocket subscription has no socket bound
+        and the message is not an event (a heartbeat for nobody is dropped)."""
+        if entry.spec.channel == "websocket":
+            if await self.sockets.send(entry.id, body.decode()):
+                return True
+            if kind == "event":  # retried with back-off (jobs/worker.py); $events has it meanwhile
+                raise DeliveryError(f"subscription {entry.id}: no websocket is bound")
+            return False
+        await self._http(entry, key, "POST", entry.spec.endpoint, body)
+        return True
+
+    async def _classic(self, entry: Entry, key: str, kind: str, payload: dict[str, Any],
+                       session: AccessSession | None, disclosed: list[_Disclosed]) -> bool:
+        """A classic R4 notification (R4 subscription.html, channels): over a websocket ``ping [id]``;
+        a rest-hook without payload is a POST with no body, with a payload an update (PUT) of the
+        resource to ``[endpoint]/[type]/[id]`` — if the owner may still read it now, else the empty POST."""
+        if kind != "event":
+            return False  # R4 knows no handshake or heartbeat for classic subscriptions
+        if entry.spec.channel == "websocket":
+            return await self._send(entry, key, kind, f"ping {entry.id}".encode())
+        if entry.spec.content == "full-resource":
+            focus = await self._visible(session, str(payload["focus"]))
+            if focus is not None:
+                rtype, _, rid = focus.ref.partition("/")
+                url = f"{entry.spec.endpoint.rstrip('/')}/{rtype}/{rid}"
+                await self._http(entry, key, "PUT", url, orjson.dumps(focus.resource))
+                if focus.judged is not None:
+                    disclosed.append(focus)
+                return True
+        await self._http(entry, key, "POST", entry.spec.endpoint, None)
+        return True
 
     async def _entry(self, sid: str, version: int) -> Entry:
         """The registry's entry for the stored version. The worker may see a unit's outbox row a moment
@@ -133,13 +189,15 @@ class SubscriptionChannel:
                                    number, [event])
         return bundle(entry.base_url, entry.id, params, entries)
 
-    async def _post(self, entry: Entry, key: str, body: dict[str, Any]) -> None:
-        headers = {"content-type": MEDIA, "idempotency-key": key}
+    async def _http(self, entry: Entry, key: str, method: str, url: str, body: bytes | None) -> None:
+        headers = {"idempotency-key": key}
+        if body is not None:
+            headers["content-type"] = MEDIA
         headers.update({name: value for name, value in entry.spec.headers})
         error: str | None = None
         try:
-            async with httpx.AsyncClient(timeout=entry.spec.timeout) as client:
-                r = await client.post(entry.spec.endpoint, content=orjson.dumps(body), headers=headers)
+            r = await self._client().request(method, url, content=body or b"", headers=headers,
+                                             timeout=entry.spec.timeout)
             if r.status_code >= 300:
                 error = f"the endpoint answered {r.status_code}"
         except httpx.HTTPError as exc:

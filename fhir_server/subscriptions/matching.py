@@ -3,15 +3,17 @@
 * ``unit_begin`` (executor, before anything is written): a Subscription being written is checked
   (spec.py: 422 for what is not supported), gets the server's status (``requested`` until the
   handshake succeeds; a client may only switch it ``off``) and its owner (ownership.py).
-* ``__call__`` (a change hook, after each stored version, also those the server writes itself in the
-  unit, such as the DetectedIssue of a critical reading): versions that may trigger a topic are noted.
+* ``on_event`` (a listener of the one event source, events.py: the topic events of the unit's writes
+  and the server's own events, such as a critical reading) and ``__call__`` (a change hook: versions a
+  classic criteria subscription may match): noted.
 * ``unit_end`` (executor, after every write of the unit was judged): the notes are matched against the
-  topics and the subscriptions' filters; each match whose focus the **owner** may read — the same
-  decision function as every request (security/session.py ``decide``), over the facts as written in
-  this unit — gets the next event number and an outbox message, in this same unit: it commits with the
-  change or not at all, and the outbox worker delivers it with retries (jobs/worker.py). A focus the
-  owner may not read is not an event for that subscription: nothing is queued and no number is taken.
-  Subscriptions written in the unit get their job record (owner, base URL) and a handshake message.
+  subscriptions' filters (classic criteria: by the search engine); each match whose focus the
+  **owner** may read — the same decision function as every request (security/session.py ``decide``),
+  over the facts as written in this unit — gets the next event number and an outbox message, in this
+  same unit: it commits with the change or not at all, and the outbox worker delivers it with retries
+  (jobs/worker.py). A focus the owner may not read is not an event for that subscription: nothing is
+  queued and no number is taken. Subscriptions written in the unit get their job record (owner, base
+  URL) and, for a rest-hook topic subscription, a handshake message.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import orjson
 
 from fhir_server.errors import FhirError
 from fhir_server.interactions.plan import WriteOp, prefixed
+from fhir_server.search.parse import parse_search
 from fhir_server.security.policy import Action
 from fhir_server.security.policy.owned import owner_key, owner_of
 from fhir_server.security.session import decide, patients_of
@@ -32,11 +35,11 @@ from fhir_server.storage.protocols import StoredResource, TxView
 from fhir_server.subscriptions.ownership import Owner, with_owner
 from fhir_server.subscriptions.registry import JOB_KIND, JOB_STATUS, Entry, Registry, job_id
 from fhir_server.subscriptions.spec import read_spec, unprocessable
-from fhir_server.subscriptions.topics import TRIGGERS, Event, filter_matches, topics
+from fhir_server.subscriptions.topics import Event, filter_matches
 
 OUTBOX_TOPIC = "subscription"
-_TYPES = frozenset(t for topic in topics().values() for t in topic.resources)
-_Change = tuple[dict[str, Any] | None, dict[str, Any], StoredResource]
+_Change = tuple[dict[str, Any], StoredResource]
+_Noted = tuple[Event, StoredResource]
 
 
 def partition(subscription_id: str) -> str:
@@ -55,13 +58,23 @@ class SubscriptionHooks:
         self.services = services
         self.owner: Any = None  # the Subscriptions service (service.py)
         self._changes: weakref.WeakKeyDictionary[Any, list[_Change]] = weakref.WeakKeyDictionary()
+        self._events: weakref.WeakKeyDictionary[Any, list[_Noted]] = weakref.WeakKeyDictionary()
 
-    # -- the change hook -------------------------------------------------------------------------------
+    # -- the event listener and the change hook ------------------------------------------------------------
+    def on_event(self, view: TxView, services: Any, event: Event, stored: StoredResource) -> None:
+        if self.registry:
+            self._events.setdefault(view, []).append((event, stored))
+
     def __call__(self, view: TxView, services: Any, previous: bytes | None, resource: dict[str, Any],
                  stored: StoredResource) -> None:
-        if resource.get("resourceType") in _TYPES and self.registry:
-            before = orjson.loads(previous) if previous else None
-            self._changes.setdefault(view, []).append((before, resource, stored))
+        if self.registry and self.registry.watches(str(resource.get("resourceType"))):
+            self._changes.setdefault(view, []).append((resource, stored))
+
+    def flush(self, view: TxView) -> None:
+        """Match what was noted now: for events raised in a unit the executor does not run."""
+        changes, events = self._changes.pop(view, []), self._events.pop(view, [])
+        if changes or events:
+            self._match(view, events, changes)
 
     # -- before the writes -------------------------------------------------------------------------------
     def unit_begin(self, view: TxView, req: Any, ops: list[WriteOp]) -> None:
@@ -89,6 +102,10 @@ class SubscriptionHooks:
         elif previous is not None and previous.get("status") in ("active", "error") and \
                 _same_channel(previous, spec):
             status = str(previous["status"])
+        elif spec.channel == "websocket" or spec.classic is not None:
+            # no handshake to wait for: a websocket client gets its handshake when it binds
+            # (websocket.py); a classic R4 subscription is active once the server accepted it
+            status = "active"
         else:
             status = "requested"  # activated by a successful handshake (delivery.py)
         out = {k: v for k, v in resource.items() if not (k == "error" and status != "error")}
@@ -105,9 +122,7 @@ class SubscriptionHooks:
                     view.on_commit(partial(self.registry.remove, gone.id))
             elif op.stored is not None and op.outcome in ("created", "updated"):
                 self._subscription_written(view, req, op.stored)
-        changes = self._changes.pop(view, [])
-        if changes:
-            self._match(view, changes)
+        self.flush(view)
 
     def _subscription_written(self, view: TxView, req: Any, stored: StoredResource) -> None:
         resource = orjson.loads(stored.data or b"{}")
@@ -124,26 +139,49 @@ class SubscriptionHooks:
                          orjson.dumps(message))
             view.on_commit(self.registry.wake)
 
-    def _match(self, view: TxView, changes: list[_Change]) -> None:
+    def _match(self, view: TxView, events: list[_Noted], changes: list[_Change]) -> None:
         policy = self.services.enforcer.policy if self.services.enforcer is not None else None
         facts = TxFacts(view)
         queued = False
-        for previous, resource, stored in changes:
-            for trigger in TRIGGERS.values():
-                event = trigger(previous, resource)
-                if event is None:
+        for event, stored in events:
+            resource = event.focus
+            for entry in self.registry.for_topic(event.topic):
+                if not _filters_match(entry, resource):
                     continue
-                for entry in self.registry.for_topic(event.topic):
-                    if not _filters_match(entry, resource):
-                        continue
-                    judged = decide(policy, entry.owner.context(), facts, Action.READ, resource,
-                                    patients_of(stored, resource))
-                    if not judged.allowed:
-                        continue  # hidden from the owner: not an event of this subscription (docs/subscriptions.md)
-                    self._enqueue(view, entry, event, stored)
-                    queued = True
+                judged = decide(policy, entry.owner.context(), facts, Action.READ, resource,
+                                patients_of(stored, resource))
+                if not judged.allowed:
+                    continue  # hidden from the owner: not an event of this subscription (docs/subscriptions.md)
+                self._enqueue(view, entry, event, stored)
+                queued = True
+        queued = self._match_classic(view, changes, policy, facts) or queued
         if queued:
             view.on_commit(self.registry.wake)
+
+    def _match_classic(self, view: TxView, changes: list[_Change], policy: Any, facts: TxFacts) -> bool:
+        """Classic R4 criteria (R4 subscription.html: applied to the new value of the resource): the
+        search engine itself decides, over the unit's index rows, whether the changed resource is one of
+        the criteria's matches (the search with ``_id`` added, as conditional writes search in the unit)."""
+        last: dict[tuple[str, str], tuple[dict[str, Any], StoredResource]] = {}
+        for resource, stored in changes:
+            if self.registry.watches(stored.type):
+                last[(stored.type, stored.id)] = (resource, stored)
+        queued = False
+        for (rtype, rid), (resource, stored) in last.items():
+            for entry in self.registry.classic_for(rtype):
+                assert entry.spec.classic is not None
+                try:
+                    query = parse_search(rtype, [*entry.spec.classic[1], ("_id", rid)], strict=True)
+                except FhirError:
+                    continue  # checked at create; a criteria this version no longer parses must not fail the write
+                if not view.search_ids(query, 1):
+                    continue
+                judged = decide(policy, entry.owner.context(), facts, Action.READ, resource,
+                                patients_of(stored, resource))
+                if judged.allowed:
+                    self._enqueue(view, entry, Event("", resource), stored)
+                    queued = True
+        return queued
 
     def _enqueue(self, view: TxView, entry: Entry, event: Event, stored: StoredResource) -> None:
         number = self.registry.next_event(view, entry)

@@ -35,7 +35,7 @@ def status_parameters(base: str, subscription_id: str, topic: str, status: str, 
                       events: list[NotificationEvent], error: str | None = None) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {"name": "subscription", "valueReference": {"reference": f"{base}/Subscription/{subscription_id}"}},
-        {"name": "topic", "valueCanonical": topic},
+        *([{"name": "topic", "valueCanonical": topic}] if topic else []),  # none for a classic criteria
         {"name": "status", "valueCode": status},
         {"name": "type", "valueCode": kind},
         {"name": "events-since-subscription-start", "valueString": str(events_since)},

@@ -1,4 +1,4 @@
-"""``Subscription/[id]/$status`` and ``Subscription/[id]/$events`` (Subscriptions Backport IG 1.1.0).
+"""``Subscription/[id]/$status``, ``$events`` and ``$get-ws-binding-token`` (Subscriptions Backport IG 1.1.0).
 
 Both read the Subscription through the caller's access session first, so only its owner and an
 administrator get past it (security/policy/owned.py); anyone else gets the 404 of an unknown id.
@@ -15,6 +15,7 @@ administrator get past it (security/policy/owned.py); anyone else gets the 404 o
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -24,6 +25,8 @@ from fhir_server.interactions.base import FhirResponse
 from fhir_server.jsonio import dumps
 from fhir_server.operations.patient_ops import int_param, reject_unknown
 from fhir_server.operations.registry import OperationCall, operation
+from fhir_server.security.policy.owned import owner_key, owner_of
+from fhir_server.security.roles import ADMIN
 from fhir_server.subscriptions.matching import OUTBOX_TOPIC, partition
 from fhir_server.subscriptions.notification import (
     NotificationEvent,
@@ -35,13 +38,15 @@ from fhir_server.subscriptions.notification import (
 from fhir_server.subscriptions.registry import Entry
 from fhir_server.subscriptions.service import installed
 from fhir_server.subscriptions.spec import CONTENTS
+from fhir_server.subscriptions.websocket import MAX_PER_TOKEN, TooManyTokens, websocket_url
 
+STATUS_LIMIT = 1000  # type-level $status reports at most this many subscriptions
 EVENTS_KEPT = 1000  # $events looks at most this many of the newest messages of a subscription
 DEFAULT_EVENTS = 100
 
 
-async def _entry(call: OperationCall) -> tuple[Entry, dict[str, Any]]:
-    sid = call.resource_id or ""
+async def _entry(call: OperationCall, sid: str | None = None) -> tuple[Entry, dict[str, Any]]:
+    sid = sid if sid is not None else call.resource_id or ""
     stored = await call.access.read("Subscription", sid)  # judged: the owner or an administrator, else 404
     subscriptions = installed(call.services)
     entry = subscriptions.registry.get(sid) if subscriptions is not None else None
@@ -55,16 +60,32 @@ def _error(resource: dict[str, Any]) -> str | None:
     return str(error) if isinstance(error, str) else None
 
 
-@operation("status", levels=("instance",), types=("Subscription",))
+@operation("status", levels=("instance", "type"), types=("Subscription",))
 async def status_operation(call: OperationCall) -> FhirResponse:
-    reject_unknown(call, frozenset())
-    entry, resource = await _entry(call)
-    base = call.base_url or entry.base_url
-    params = status_parameters(base, entry.id, entry.spec.topic, str(resource.get("status")), "query-status",
-                               entry.events, [], _error(resource))
+    """One SubscriptionStatus (instance level), or one per subscription (type level): those named by
+    ``id``, else every subscription the caller owns (an administrator: every one), at most
+    ``STATUS_LIMIT``. Each is read through the caller's session first (owner or administrator, else 404)."""
+    if call.resource_id is not None:
+        reject_unknown(call, frozenset())
+        sids = [call.resource_id]
+    else:
+        reject_unknown(call, frozenset({"id"}))
+        named = [str(v) for v in call.params().get("id", [])]
+        if len(named) > STATUS_LIMIT:
+            raise FhirError("invalid", f"at most {STATUS_LIMIT} ids", code="too-costly", expression="id")
+        subscriptions = installed(call.services)
+        caller, admin = owner_key(call.ctx), call.ctx.role == ADMIN
+        sids = named or sorted(e.id for e in (subscriptions.registry.all() if subscriptions else [])
+                               if admin or e.owner.key == caller)[:STATUS_LIMIT]
+    entries = []
+    for sid in dict.fromkeys(sids):
+        entry, resource = await _entry(call, sid)
+        base = call.base_url or entry.base_url
+        params = status_parameters(base, entry.id, entry.spec.topic, str(resource.get("status")), "query-status",
+                                   entry.events, [], _error(resource))
+        entries.append({"fullUrl": f"urn:uuid:{params['id']}", "resource": params, "search": {"mode": "match"}})
     result = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "searchset", "timestamp": now(),
-              "total": 1, "entry": [{"fullUrl": f"urn:uuid:{params['id']}", "resource": params,
-                                     "search": {"mode": "match"}}]}
+              "total": len(entries), "entry": entries}
     return FhirResponse(200, dumps(result, pretty=call.pretty))
 
 
@@ -115,3 +136,51 @@ async def _visible(call: OperationCall, versioned: str) -> tuple[str, int, dict[
         return None  # unknown, deleted or hidden from the caller: not shown
     data: dict[str, Any] = orjson.loads(stored.data or b"{}")
     return ref, stored.version, data
+
+
+@operation("get-ws-binding-token", levels=("instance", "type"), types=("Subscription",))
+async def ws_binding_token_operation(call: OperationCall) -> FhirResponse:
+    """``$get-ws-binding-token`` (Backport IG 1.1.0): a short-lived, single-use token binding a websocket
+    to the caller's own websocket subscriptions (websocket.py). Only the **owner** gets one, not an
+    administrator: what the socket then carries is judged under the owner's identity. At type level the
+    subscriptions are named by ``id`` (at least one: this server does not bind "all of them")."""
+    if call.method != "POST":
+        raise FhirError("method_not_allowed", "$get-ws-binding-token issues a token: use POST")
+    reject_unknown(call, frozenset({"id"}))
+    if call.resource_id is not None:
+        ids = [call.resource_id]  # the IG: at instance level the id parameter is ignored
+    else:
+        ids = [str(v) for v in call.params().get("id", [])]
+        if not ids:
+            raise FhirError("invalid", "name the subscriptions with the id parameter", code="required",
+                            expression="id")
+        if len(ids) > MAX_PER_TOKEN:
+            raise FhirError("invalid", f"a token binds at most {MAX_PER_TOKEN} subscriptions", code="too-costly",
+                            expression="id")
+    subscriptions = installed(call.services)
+    if subscriptions is None:
+        raise FhirError("not_found", "subscriptions are not served", code="not-supported")
+    caller = owner_key(call.ctx)
+    for i, sid in enumerate(dict.fromkeys(ids)):
+        entry, resource = await _entry(call, sid)
+        where = f"id[{i}]" if call.resource_id is None else "Subscription.channel.type"
+        if owner_of(resource) != caller:
+            raise FhirError("forbidden", f"only the owner of Subscription/{sid} may bind to it", code="security")
+        if entry.spec.channel != "websocket":
+            raise FhirError("unprocessable", f"Subscription/{sid} is not a websocket subscription",
+                            code="business-rule", expression=where)
+        if resource.get("status") == "off":
+            raise FhirError("unprocessable", f"Subscription/{sid} is off", code="business-rule", expression=where)
+    unique = list(dict.fromkeys(ids))
+    try:
+        token, expires = subscriptions.tokens.issue(unique, caller)
+    except TooManyTokens as exc:
+        raise FhirError("too_many_requests", "too many binding tokens are waiting to be used: try again in a "
+                        "minute", code="throttled") from exc
+    expiration = datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    params = {"resourceType": "Parameters", "parameter": [
+        {"name": "token", "valueString": token},
+        {"name": "expiration", "valueDateTime": expiration},
+        *({"name": "subscription", "valueString": sid} for sid in unique),
+        {"name": "websocket-url", "valueUrl": websocket_url(call.base_url)}]}
+    return FhirResponse(200, dumps(params, pretty=call.pretty), headers={"Cache-Control": "no-store"})

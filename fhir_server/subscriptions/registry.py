@@ -55,6 +55,7 @@ class Registry:
         self._lock = threading.Lock()
         self.on_change: Callable[[], None] | None = None  # wakes the delivery worker (thread-safe)
         self.last_sent: dict[str, float] = {}  # monotonic time of the last delivery (heartbeats)
+        self._classic_types: frozenset[str] = frozenset()  # types some classic subscription searches
 
     def get(self, subscription_id: str) -> Entry | None:
         return self._entries.get(subscription_id)
@@ -66,6 +67,19 @@ class Registry:
     def for_topic(self, topic: str) -> list[Entry]:
         return [e for e in self.all() if e.spec.topic == topic and e.status in ("active", "error")]
 
+    def classic_for(self, resource_type: str) -> list[Entry]:
+        """The served classic (search-criteria) subscriptions on a resource type."""
+        if resource_type not in self._classic_types:
+            return []
+        return [e for e in self.all() if e.spec.classic is not None and e.spec.classic[0] == resource_type
+                and e.status in ("active", "error")]
+
+    def watches(self, resource_type: str) -> bool:
+        return resource_type in self._classic_types
+
+    def _retype(self) -> None:  # under the lock
+        self._classic_types = frozenset(e.spec.classic[0] for e in self._entries.values() if e.spec.classic)
+
     def __bool__(self) -> bool:
         return bool(self._entries)
 
@@ -75,11 +89,13 @@ class Registry:
             known = self._entries.get(entry.id)
             events = max(entry.events, known.events if known else 0)
             self._entries[entry.id] = replace(entry, events=events)
+            self._retype()
 
     def remove(self, subscription_id: str) -> None:
         with self._lock:
             self._entries.pop(subscription_id, None)
             self._assigned.pop(subscription_id, None)
+            self._retype()
 
     def set_status(self, subscription_id: str, status: str, version: int) -> None:
         with self._lock:

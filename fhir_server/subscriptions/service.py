@@ -2,8 +2,9 @@
 ``build_services``), started in the lifespan after the store opened, stopped before it closes.
 
 Start-up publishes the topics (readable as ``Basic/kz-topic-*``), loads the registry, starts the
-delivery worker for outbox topic ``subscription`` (jobs/worker.py with the rest-hook channel,
-delivery.py) and the heartbeat loop.
+delivery worker for outbox topic ``subscription`` (jobs/worker.py with the rest-hook and websocket
+channel, delivery.py) and the heartbeat loop; it holds the websocket connections and binding tokens
+(websocket.py).
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ from typing import Any
 import orjson
 
 from fhir_server.interactions.write import store_version
+from fhir_server.jobs.appointment_notices import notify_participants
+from fhir_server.jobs.monitoring import critical_notices
 from fhir_server.jobs.worker import OutboxWorker
-from fhir_server.storage.protocols import TxView
+from fhir_server.storage.protocols import StoredResource, TxView
 from fhir_server.subscriptions.delivery import SubscriptionChannel
+from fhir_server.subscriptions.events import EventSource
 from fhir_server.subscriptions.matching import OUTBOX_TOPIC, SubscriptionHooks, partition
 from fhir_server.subscriptions.registry import Registry
 from fhir_server.subscriptions.spec import read_spec
-from fhir_server.subscriptions.topics import topic_resources
+from fhir_server.subscriptions.topics import APPOINTMENT, CRITICAL_READING, Event, topic_resources
+from fhir_server.subscriptions.websocket import BindingTokens, Sockets
 
 HEARTBEAT_TICK = 1.0  # seconds between heartbeat checks
 WORKER_OPTIONS: dict[str, Any] = {"poll_seconds": 0.5, "base_backoff": 2.0, "max_attempts": 10}
@@ -35,7 +40,9 @@ class Subscriptions:
         self.registry = Registry()
         self.hooks = SubscriptionHooks(self.registry, services)
         self.hooks.owner = self
-        self.channel = SubscriptionChannel(services, self.registry)
+        self.sockets = Sockets()  # websocket connections by subscription (websocket.py)
+        self.tokens = BindingTokens()
+        self.channel = SubscriptionChannel(services, self.registry, self.sockets)
         self.worker: OutboxWorker | None = None
         self.heartbeat_tick = HEARTBEAT_TICK
         self._heartbeats: asyncio.Task[None] | None = None
@@ -71,6 +78,7 @@ class Subscriptions:
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None
+        await self.channel.close()
         self.registry.on_change = None
 
     async def _heartbeat_loop(self) -> None:
@@ -84,8 +92,10 @@ class Subscriptions:
         now = time.monotonic()
         due = []
         for entry in self.registry.all():
-            if not entry.spec.heartbeat or entry.status != "active":
+            if not entry.spec.heartbeat or entry.status != "active" or entry.spec.classic is not None:
                 continue
+            if entry.spec.channel == "websocket" and not self.sockets.bound(entry.id):
+                continue  # nobody listening: a heartbeat for no one is not queued
             last = self.registry.last_sent.setdefault(entry.id, now)
             if now - last >= entry.spec.heartbeat:
                 due.append(entry)
@@ -105,8 +115,23 @@ class Subscriptions:
         return len(due)
 
 
+def _appointment_notices(view: TxView, services: Any, event: Event, stored: StoredResource) -> None:
+    if event.topic == APPOINTMENT and event.code is not None:  # TM-09
+        notify_participants(view, event.focus, stored, event.code)
+
+
+def _critical_notices(view: TxView, services: Any, event: Event, stored: StoredResource) -> None:
+    if event.topic == CRITICAL_READING:  # TM-26
+        critical_notices(view, event)
+
+
 def install(services: Any) -> Subscriptions:
+    """The one event source (events.py) with its listeners — the patient notices, then the subscriptions —
+    and the subscriptions' own hooks (status and owner of a written Subscription, classic criteria)."""
     subscriptions = Subscriptions(services)
+    source = EventSource([_appointment_notices, _critical_notices, subscriptions.hooks.on_event])
+    source.flushers.append(subscriptions.hooks.flush)
+    services.change_hooks.append(source)
     services.change_hooks.append(subscriptions.hooks)
     return subscriptions
 

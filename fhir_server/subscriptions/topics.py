@@ -6,14 +6,16 @@ server refer to topics by canonical URL only; to make them readable here they ar
 ``http://hl7.org/fhir/fhir-types#SubscriptionTopic``, extensions
 ``http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic.*``), from
 ``fhir_server/definitions/data/subscription-topics.json``. Their ``canFilterBy`` entries are the
-filters a Subscription may use; their triggers are evaluated by the functions in ``TRIGGERS``
-(the ``queryCriteria`` in the data say the same in words a client can read).
+filters a Subscription may use; the triggers of writes are evaluated by the functions in ``TRIGGERS``
+(the ``queryCriteria`` in the data say the same in words a client can read), once per stored version,
+by the one event source (events.py); the server's own events (``eventTrigger``: a critical reading
+recorded, a record submitted to the NEHP) are raised there by the code that makes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -21,12 +23,15 @@ from typing import Any
 import orjson
 
 from fhir_server.jobs.appointment_notices import _event as appointment_event
+from fhir_server.operations.dsr_tasks import FINAL_STATUSES, due_high, is_dsr
 
 XVER = "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic"
 KZ_TOPICS = "https://fhir.kzfhir.kz/SubscriptionTopic"
 APPOINTMENT = f"{KZ_TOPICS}/appointment"  # TM-09
 CRITICAL_READING = f"{KZ_TOPICS}/critical-reading"  # TM-26
 CONSENT = f"{KZ_TOPICS}/consent"  # AC-18
+NEHP_SUBMISSION = f"{KZ_TOPICS}/nehp-submission"  # TM-11
+DATA_SUBJECT_REQUEST = f"{KZ_TOPICS}/data-subject-request"  # AC-16
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,8 @@ class Event:
     topic: str
     focus: dict[str, Any]
     context: tuple[str, ...] = ()
+    code: str | None = None  # what happened, for the listeners (an appointment "booked", "cancelled" ...)
+    detail: dict[str, Any] | None = field(default=None, compare=False)  # what the producer tells listeners
 
 
 def _ext(parts: list[dict[str, Any]], url: str) -> list[dict[str, Any]]:
@@ -60,7 +67,7 @@ def _parse(basic: dict[str, Any]) -> Topic:
     url = str(_value(_ext(ext, f"{XVER}.url")[0]))
     title = str(_value(_ext(ext, f"{XVER}.title")[0]))
     resources_: set[str] = set()
-    for trigger in _ext(ext, f"{XVER}.resourceTrigger"):
+    for trigger in [*_ext(ext, f"{XVER}.resourceTrigger"), *_ext(ext, f"{XVER}.eventTrigger")]:
         for part in _ext(trigger.get("extension", []), "resource"):
             resources_.add(str(_value(part)).rsplit("/", 1)[-1])
     filters = set()
@@ -92,15 +99,21 @@ Trigger = Callable[[dict[str, Any] | None, dict[str, Any]], Event | None]
 def _appointment(previous: dict[str, Any] | None, current: dict[str, Any]) -> Event | None:
     if current.get("resourceType") != "Appointment":
         return None
-    return Event(APPOINTMENT, current) if appointment_event(previous, current) is not None else None
+    code = appointment_event(previous, current)
+    return Event(APPOINTMENT, current, code=code) if code is not None else None
 
 
-def _critical(previous: dict[str, Any] | None, current: dict[str, Any]) -> Event | None:
-    if current.get("resourceType") != "DetectedIssue" or previous is not None or current.get("severity") != "high":
+def _data_subject_request(previous: dict[str, Any] | None, current: dict[str, Any]) -> Event | None:
+    """AC-16: an open request received, or its due date moved (the answer is due by then)."""
+    if current.get("resourceType") != "Task" or not is_dsr(current) or current.get("status") in FINAL_STATUSES:
         return None
-    context = tuple(str(r["reference"]) for r in current.get("implicated", []) or []
-                    if isinstance(r, dict) and str(r.get("reference", "")).startswith("Observation/"))
-    return Event(CRITICAL_READING, current, context) if context else None
+    due = due_high(current)
+    if due is None:
+        return None
+    if previous is not None and is_dsr(previous) and previous.get("status") not in FINAL_STATUSES \
+            and due_high(previous) == due:
+        return None
+    return Event(DATA_SUBJECT_REQUEST, current, code="received" if previous is None else "due-date-changed")
 
 
 _GIVEN = "active"
@@ -117,7 +130,10 @@ def _consent(previous: dict[str, Any] | None, current: dict[str, Any]) -> Event 
     return Event(CONSENT, current) if given or revoked else None
 
 
-TRIGGERS: dict[str, Trigger] = {APPOINTMENT: _appointment, CRITICAL_READING: _critical, CONSENT: _consent}
+#: the topics that writes trigger; CRITICAL_READING and NEHP_SUBMISSION are raised by the server's own
+#: code (jobs/monitoring.py, operations/nehp_submit.py) through events.py
+TRIGGERS: dict[str, Trigger] = {APPOINTMENT: _appointment, CONSENT: _consent,
+                                DATA_SUBJECT_REQUEST: _data_subject_request}
 
 
 # -- filters: the values a resource has for a topic's filter parameter --------------------------------
@@ -138,6 +154,9 @@ FILTER_VALUES: dict[tuple[str, str], Callable[[dict[str, Any]], set[str]]] = {
     ("DetectedIssue", "patient"): lambda r: _ref(r, "patient"),
     ("Consent", "patient"): lambda r: _ref(r, "patient"),
     ("Consent", "status"): lambda r: {str(r.get("status"))},
+    ("Encounter", "patient"): lambda r: _ref(r, "subject"),
+    ("Task", "patient"): lambda r: _ref(r, "for"),
+    ("Task", "status"): lambda r: {str(r.get("status"))},
 }
 
 

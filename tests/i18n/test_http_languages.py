@@ -147,7 +147,7 @@ async def test_version_conflicts_are_localised(client: httpx.AsyncClient, auth: 
                              headers={**headers, "If-Match": 'W/"7"', "Accept-Language": "kk"})
     assert stale.status_code == 412
     assert _text(stale) == f"If-Match Organization/{oid} ресурсының 7 нұсқасын күтеді; ағымдағы нұсқа 1"
-    bad_etag = await client.put(f"/Organization/{oid}", json={"resourceType": "Organization", "id": oid},
+    bad_etag = await client.put(f"/Organization/{oid}", json={"resourceType": "Organization", "id": oid, "name": "X"},
                                 headers={**headers, "If-Match": "seven", "Accept-Language": "ru"})
     assert bad_etag.status_code == 400 and "должен быть ETag" in _text(bad_etag)
     deleted = await client.delete(f"/Organization/{oid}", headers=headers)

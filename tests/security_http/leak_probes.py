@@ -340,6 +340,10 @@ OPERATIONS: dict[tuple[str, str, str], str] = {
     ("instance", "Task", "dsr-answer"): "operations",
     ("instance", "Subscription", "status"): "owner only: tests/subscriptions/test_security.py pairs hidden, unknown",
     ("instance", "Subscription", "events"): "owner only: tests/subscriptions/test_security.py pairs hidden, unknown",
+    ("instance", "Subscription", "get-ws-binding-token"):
+        "owner only: tests/subscriptions/test_websocket.py, another's answers 404 as an unknown id",
+    ("type", "Subscription", "get-ws-binding-token"): "owner only: each id is read like the instance form",
+    ("type", "Subscription", "status"): "the caller's own only: tests/subscriptions/test_operations.py, others 404",
     ("system", "*", "dsr-overdue"): "oversight only: refused by the gate to every role but admin",
     ("instance", "CodeSystem", "validate-code"): "terminology: directory data, no patient's",
     ("type", "CodeSystem", "validate-code"): "terminology: directory data, no patient's",

@@ -200,3 +200,43 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             yield w
     finally:
         await receiver.stop()
+
+
+@dataclass
+class LiveWorld(World):
+    """The same world served by a real uvicorn server on a loopback port (websocket clients need one)."""
+
+    url: str = ""
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[LiveWorld]:
+    import uvicorn
+
+    from tests.live_server import free_port
+
+    settings = Settings(database=tmp_path / "db.sqlite", dev_key_path=tmp_path / "jwks.json", synchronous_full=False)
+    await _seed(settings)
+    receiver = WebhookReceiver()
+    endpoint = await receiver.start()
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                           ws="websockets-sansio"))
+    task = asyncio.create_task(server.serve())
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if task.done() or time.monotonic() > deadline:
+                raise RuntimeError("the live server did not start")
+            await asyncio.sleep(0.02)
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            w = LiveWorld(client, app, settings, receiver, endpoint, url)
+            await w.subscriptions.start_worker(poll_seconds=0.02, base_backoff=0.05, max_attempts=40)
+            w.subscriptions.heartbeat_tick = 0.2
+            yield w
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+        await receiver.stop()

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from fhir_server.subscriptions.spec import PAYLOAD_CONTENT
-from fhir_server.subscriptions.topics import APPOINTMENT, CONSENT, CRITICAL_READING
+from fhir_server.subscriptions.topics import (
+    APPOINTMENT,
+    CONSENT,
+    CRITICAL_READING,
+    DATA_SUBJECT_REQUEST,
+    NEHP_SUBMISSION,
+)
 from tests.subscriptions.conftest import World, subscription
 
 
@@ -19,15 +25,19 @@ def _with_channel(body: dict[str, Any], **changes: Any) -> dict[str, Any]:
 CASES: dict[str, tuple[Any, str]] = {
     "unknown topic": (lambda e: subscription(e, topic="https://example.org/SubscriptionTopic/x"),
                       "Subscription.criteria"),
-    "classic criteria": (lambda e: subscription(e, topic="Observation?code=1234-5", filters=()),
-                         "Subscription.criteria"),
+    "classic criteria, unknown parameter": (lambda e: subscription(e, topic="Observation?nosuch=1", filters=()),
+                                            "Subscription.criteria"),
+    "classic criteria, result control": (lambda e: subscription(e, topic="Observation?_sort=date", filters=()),
+                                         "Subscription.criteria"),
+    "classic criteria, unknown type": (lambda e: subscription(e, topic="Nothing?code=1", filters=()),
+                                       "Subscription.criteria"),
     "undeclared filter": (lambda e: subscription(e, filters=("Appointment?service-type=x",)),
                           "Subscription.criteria.extension[0]"),
     "filter on another type": (lambda e: subscription(e, filters=("Observation?patient=Patient/p1",)),
                                "Subscription.criteria.extension[0]"),
     "filter without value": (lambda e: subscription(e, filters=("Appointment?patient=",)),
                              "Subscription.criteria.extension[0]"),
-    "websocket channel": (lambda e: subscription(e, channel="websocket"), "Subscription.channel.type"),
+    "message channel": (lambda e: subscription(e, channel="message"), "Subscription.channel.type"),
     "email channel": (lambda e: subscription(e, channel="email"), "Subscription.channel.type"),
     "relative endpoint": (lambda e: subscription("/hook"), "Subscription.channel.endpoint"),
     "ftp endpoint": (lambda e: subscription("ftp://host/x"), "Subscription.channel.endpoint"),
@@ -53,7 +63,7 @@ async def test_unsupported_requests_are_refused_with_422(world: World, case: str
 
 async def test_a_bundle_entry_is_refused_with_its_path(world: World) -> None:
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:1", "resource": subscription(world.endpoint, channel="websocket"),
+        {"fullUrl": "urn:uuid:1", "resource": subscription(world.endpoint, channel="email"),
          "request": {"method": "POST", "url": "Subscription"}}]}
     r = await world.client.post("/", json=bundle, headers=world.auth("practitioner", "Practitioner/dr1"))
     assert r.status_code == 422, r.text
@@ -66,7 +76,7 @@ async def test_topics_are_advertised_and_readable(world: World) -> None:
     [resource] = [r for r in statement["rest"][0]["resource"] if r["type"] == "Subscription"]
     canonicals = [e["valueCanonical"] for e in resource["extension"]
                   if e["url"].endswith("capabilitystatement-subscriptiontopic-canonical")]
-    assert canonicals == sorted([APPOINTMENT, CONSENT, CRITICAL_READING])
+    assert canonicals == sorted([APPOINTMENT, CONSENT, CRITICAL_READING, DATA_SUBJECT_REQUEST, NEHP_SUBMISSION])
     assert {"status", "events"} <= {o["name"] for o in resource["operation"]}
     basic = (await world.client.get("/Basic/kz-topic-appointment", headers=dr1)).json()
     assert basic["code"]["coding"][0]["code"] == "SubscriptionTopic"

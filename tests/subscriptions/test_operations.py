@@ -56,3 +56,24 @@ async def test_events_show_only_what_the_caller_may_read_now(world: World) -> No
     admin = world.auth("admin", "Practitioner/admin1")  # may manage the subscription, never read patient data
     bundle = (await world.client.get(f"/Subscription/{sid}/$events", headers=admin)).json()
     assert "focus" not in _events(bundle)[0] and len(bundle["entry"]) == 1
+
+
+async def test_type_level_status_lists_the_callers_own(world: World) -> None:
+    dr1 = world.auth("practitioner", "Practitioner/dr1")
+    dr2 = world.auth("practitioner", "Practitioner/dr2")
+    first = await world.subscribe(dr1, subscription(world.endpoint))
+    second = await world.subscribe(dr1, subscription(world.endpoint, content="empty"))
+    theirs = await world.subscribe(dr2, subscription(world.endpoint, filters=()))
+
+    def ids(bundle: dict[str, Any]) -> set[str]:
+        return {next(p for p in e["resource"]["parameter"] if p["name"] == "subscription")["valueReference"]
+                ["reference"].rsplit("/", 1)[-1] for e in bundle["entry"]}
+
+    mine = await world.client.get("/Subscription/$status", headers=dr1)
+    assert mine.status_code == 200, mine.text
+    assert ids(mine.json()) == {first, second} and mine.json()["total"] == 2
+    named = await world.client.get("/Subscription/$status", headers=dr1, params={"id": second})
+    assert ids(named.json()) == {second}
+    assert (await world.client.get("/Subscription/$status", headers=dr1, params={"id": theirs})).status_code == 404
+    admin = await world.client.get("/Subscription/$status", headers=world.auth("admin", "Practitioner/adm1"))
+    assert ids(admin.json()) == {first, second, theirs}
