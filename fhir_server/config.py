@@ -135,6 +135,16 @@ class Settings(BaseSettings):
         description="let the authorization server's issuer be plain http on a non-loopback host (tests, demos); "
         "refused with env=production, where the issuer must be https",
     )
+    auth_signin_max_failures_per_user: int = Field(
+        default=5, ge=1,
+        description="failed sign-ins for one username within the window before that username is refused (429)",
+    )
+    auth_signin_max_failures_per_ip: int = Field(
+        default=30, ge=1, description="failed sign-ins from one client IP within the window before it is refused",
+    )
+    auth_signin_failure_window_seconds: int = Field(
+        default=900, ge=10, description="the window in which failed sign-ins are counted",
+    )
     notify_webhook_url: str | None = Field(default=None, description="where patient notifications go (AC-18)")
     notify_webhook_secret: str | None = None
     notify_digest_seconds: int = Field(default=0, description="0: each notification at once; else per-patient digests")
