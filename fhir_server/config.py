@@ -145,6 +145,16 @@ class Settings(BaseSettings):
     auth_signin_failure_window_seconds: int = Field(
         default=900, ge=10, description="the window in which failed sign-ins are counted",
     )
+    auth_eds_signin: bool = Field(
+        default=False, description="EDS-certificate sign-in: the person signs a server challenge with their NCA "
+        "authentication certificate (CMS); needs a trust store (auth_eds_trust_dir or trust_dir)",
+    )
+    auth_eds_trust_dir: Path | None = Field(
+        default=None, description="CA certificates and CRLs trusted for EDS sign-in; default trust_dir",
+    )
+    auth_eds_revocation_mode: str = Field(
+        default="hard", description="revocation checking of EDS sign-in certificates: off | soft | hard",
+    )
     notify_webhook_url: str | None = Field(default=None, description="where patient notifications go (AC-18)")
     notify_webhook_secret: str | None = None
     notify_digest_seconds: int = Field(default=0, description="0: each notification at once; else per-patient digests")

@@ -30,10 +30,11 @@ from fhir_server.identity.models import Principal
 from fhir_server.identity.pages import HEADERS, consent_page, error_page, message_page, sign_in_page
 from fhir_server.identity.registry import Registry, User
 from fhir_server.identity.server import FormRequest, SmartAuthorizationServer
-from fhir_server.identity.signin import SignInError, SignInMethod
+from fhir_server.identity.signin import SignInError, SignInMethod, UnregisteredIin
+from fhir_server.search.parse import parse_search
 from fhir_server.security.auth.errors import AuthError
 from fhir_server.security.context import next_request_id
-from fhir_server.security.refs import relative_ref
+from fhir_server.security.refs import IIN_SYSTEM, relative_ref
 from fhir_server.security.roles import ADMIN, PRACTITIONER, SYSTEM
 
 log = logging.getLogger("kzfhir.identity")
@@ -141,15 +142,32 @@ class AuthRoutes:
             location = await asyncio.to_thread(begin, request_pairs, self.guard.binding(browser))
             return Response(status_code=303, headers={**HEADERS, "Location": location})
         try:
-            user = await asyncio.to_thread(method.sign_in, fields)
+            try:
+                user = await asyncio.to_thread(method.sign_in, fields)
+            except UnregisteredIin as unknown:
+                user = await self.user_for_iin(unknown)
         except SignInError as error:
             await asyncio.to_thread(self.guard.failed, ip, username)
-            log.info("sign-in failed for client %s (%s)", client_id, method.name)
-            await self._audit(request, audit.failure, f"sign-in failed ({method.name}) for client {client_id}")
+            log.info("sign-in failed for client %s (%s): %s", client_id, method.name, error)
+            await self._audit(request, audit.failure, f"sign-in failed ({method.name}) for client {client_id}: "
+                              f"{error}")
             return self._page(request, grant, request_fields, str(error), 401)
         if username:
             await asyncio.to_thread(self.guard.succeeded, username)
         return await self.signed_in(request, user, method.name, request_pairs, grant)
+
+    async def user_for_iin(self, unknown: UnregisteredIin) -> User:
+        """A proven IIN without a user registered by it: the Patient or Practitioner with that IIN identifier
+        (exactly one), and the one user registered with that resource as fhirUser; else the error stands."""
+        found: list[str] = []
+        store = self.services().store
+        for resource_type in ("Patient", "Practitioner"):
+            query = parse_search(resource_type, [("identifier", f"{IIN_SYSTEM}|{unknown.iin}")], strict=True)
+            found += [f"{rtype}/{rid}" for rtype, rid in await store.search_ids(query, 2)]
+        user = await asyncio.to_thread(self.registry.user_by, fhir_user=found[0]) if len(found) == 1 else None
+        if user is None or user.disabled or (user.iin is not None and user.iin != unknown.iin):
+            raise unknown
+        return user
 
     async def signed_in(self, request: Request, user: User, method: str, request_pairs: list[tuple[str, str]],
                         grant: Any) -> Response:
