@@ -155,6 +155,18 @@ class Settings(BaseSettings):
     auth_eds_revocation_mode: str = Field(
         default="hard", description="revocation checking of EDS sign-in certificates: off | soft | hard",
     )
+    auth_oidc_issuer: str | None = Field(
+        default=None, description="an external OpenID Connect provider to sign in with (the national eGov "
+        "IdP): its issuer URL, read through its discovery document",
+    )
+    auth_oidc_client_id: str | None = Field(default=None, description="this server's client_id at that provider")
+    auth_oidc_client_secret: SecretStr | None = Field(
+        default=None, description="this server's client secret at that provider (client_secret_basic)",
+    )
+    auth_oidc_iin_claim: str = Field(
+        default="iin", description="the id_token claim holding the person's IIN ('sub' when the subject is it)",
+    )
+    auth_oidc_title: str = Field(default="eGov", description="the provider's name on the sign-in page")
     notify_webhook_url: str | None = Field(default=None, description="where patient notifications go (AC-18)")
     notify_webhook_secret: str | None = None
     notify_digest_seconds: int = Field(default=0, description="0: each notification at once; else per-patient digests")

@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from fhir_server.identity import audit, consent, discovery
 from fhir_server.identity.browser import FIELD, BrowserGuard
+from fhir_server.identity.federation import OidcFederation
 from fhir_server.identity.issuer import LAUNCH_SECONDS, PENDING_SECONDS, IdentityConfig
 from fhir_server.identity.models import Principal
 from fhir_server.identity.pages import HEADERS, consent_page, error_page, message_page, sign_in_page
@@ -139,7 +140,11 @@ class AuthRoutes:
         begin = getattr(method, "begin", None)
         if begin is not None:  # a federated method: the person signs in at the external IdP and comes back
             browser, _ = self.guard.browser_id(request)
-            location = await asyncio.to_thread(begin, request_pairs, self.guard.binding(browser))
+            try:
+                location = await asyncio.to_thread(begin, request_pairs, self.guard.binding(browser))
+            except SignInError as error:
+                await self._audit(request, audit.failure, f"sign-in failed ({method.name}): {error}")
+                return self._page(request, grant, request_fields, str(error), 502)
             return Response(status_code=303, headers={**HEADERS, "Location": location})
         try:
             try:
@@ -237,6 +242,42 @@ class AuthRoutes:
         principal = Principal(user, None, auth_time) if user is not None else None
         result = await asyncio.to_thread(self.server.create_authorization_response, oauth, principal, grant)
         return _response(result)
+
+    async def federation_callback(self, request: Request) -> Response:
+        """Where the external OpenID Connect provider sends the person back (federation.py)."""
+        method = self.methods.get(OidcFederation.name)
+        if not isinstance(method, OidcFederation):
+            return HTMLResponse(error_page("no identity provider is configured"), status_code=404, headers=HEADERS)
+        params = dict(request.query_params)
+        browser, _ = self.guard.browser_id(request)
+        try:
+            record = await asyncio.to_thread(method.pending, params.get("state", ""), self.guard.binding(browser))
+        except SignInError as error:
+            await self._audit(request, audit.failure, f"sign-in failed ({method.name}): {error}")
+            return HTMLResponse(message_page("Sign-in failed", str(error)), status_code=400, headers=HEADERS)
+        pairs = [(str(k), str(v)) for k, v in record["pairs"]]
+        client_id = dict(pairs).get("client_id", "?")
+        if "error" in params or not params.get("code"):
+            await self._audit(request, audit.failure, f"sign-in failed ({method.name}) for client {client_id}: "
+                              f"the provider answered {params.get('error', 'without a code')[:64]}")
+            return await self._issue(request, pairs, None, int(time.time()), None)
+        ip = request.client.host if request.client else None
+        try:
+            completed = await asyncio.to_thread(method.complete, record, params["code"])
+            user = completed.user or await self.user_for_iin(UnregisteredIin(completed.iin))
+        except SignInError as error:
+            await asyncio.to_thread(self.guard.failed, ip, None)
+            log.info("federated sign-in failed for client %s: %s", client_id, error)
+            await self._audit(request, audit.failure, f"sign-in failed ({method.name}) for client {client_id}: "
+                              f"{error}")
+            return HTMLResponse(message_page("Sign-in failed", str(error)), status_code=401, headers=HEADERS)
+        try:
+            oauth = self._oauth(request, pairs, endpoint="authorize")
+            grant = await asyncio.to_thread(self.server.get_consent_grant, oauth)
+        except OAuth2Error as error:
+            return HTMLResponse(error_page(f"{error.error}: {error.description or ''}".strip(": ")),
+                                status_code=400, headers=HEADERS)
+        return await self.signed_in(request, user, method.name, pairs, grant)
 
     def _page(self, request: Request, grant: Any, fields: dict[str, str], error: str | None, status: int) -> Response:
         client = grant.client.record
@@ -353,6 +394,7 @@ class AuthRoutes:
     def auth_app(self) -> Starlette:
         return Starlette(routes=[
             Route("/authorize", self.authorize, methods=["GET", "POST"]),
+            Route("/federation/callback", self.federation_callback, methods=["GET"]),
             Route("/token", self.token, methods=["POST"]),
             Route("/revoke", self.revoke, methods=["POST"]),
             Route("/introspect", self.introspect, methods=["POST"]),
