@@ -143,6 +143,38 @@ class Settings(BaseSettings):
         description="let the authorization server's issuer be plain http on a non-loopback host (tests, demos); "
         "refused with env=production, where the issuer must be https",
     )
+    auth_signin_max_failures_per_user: int = Field(
+        default=5, ge=1,
+        description="failed sign-ins for one username within the window before that username is refused (429)",
+    )
+    auth_signin_max_failures_per_ip: int = Field(
+        default=30, ge=1, description="failed sign-ins from one client IP within the window before it is refused",
+    )
+    auth_signin_failure_window_seconds: int = Field(
+        default=900, ge=10, description="the window in which failed sign-ins are counted",
+    )
+    auth_eds_signin: bool = Field(
+        default=False, description="EDS-certificate sign-in: the person signs a server challenge with their NCA "
+        "authentication certificate (CMS); needs a trust store (auth_eds_trust_dir or trust_dir)",
+    )
+    auth_eds_trust_dir: Path | None = Field(
+        default=None, description="CA certificates and CRLs trusted for EDS sign-in; default trust_dir",
+    )
+    auth_eds_revocation_mode: str = Field(
+        default="hard", description="revocation checking of EDS sign-in certificates: off | soft | hard",
+    )
+    auth_oidc_issuer: str | None = Field(
+        default=None, description="an external OpenID Connect provider to sign in with (the national eGov "
+        "IdP): its issuer URL, read through its discovery document",
+    )
+    auth_oidc_client_id: str | None = Field(default=None, description="this server's client_id at that provider")
+    auth_oidc_client_secret: SecretStr | None = Field(
+        default=None, description="this server's client secret at that provider (client_secret_basic)",
+    )
+    auth_oidc_iin_claim: str = Field(
+        default="iin", description="the id_token claim holding the person's IIN ('sub' when the subject is it)",
+    )
+    auth_oidc_title: str = Field(default="eGov", description="the provider's name on the sign-in page")
     notify_webhook_url: str | None = Field(default=None, description="where patient notifications go (AC-18)")
     notify_webhook_secret: str | None = None
     notify_digest_seconds: int = Field(default=0, description="0: each notification at once; else per-patient digests")

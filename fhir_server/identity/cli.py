@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fhir_server.config import Settings
+from fhir_server.identity.consent import revoke_consent
 from fhir_server.identity.issuer import IdentityConfig
 from fhir_server.identity.keys import rotate_key
 from fhir_server.identity.registration import new_client, new_user
@@ -41,11 +42,26 @@ def _password(args: argparse.Namespace) -> str:
 
 def _user_add(args: argparse.Namespace) -> int:
     try:
-        user = new_user(args.username, _password(args), args.role, args.fhir_user, args.bin)
+        user = new_user(args.username, _password(args), args.role, args.fhir_user, args.bin, iin=args.iin)
         Registry(_config(args).database).add_user(user, replace=args.replace)
     except ValueError as error:
         return _fail(str(error))
-    print(f"user {user.username}: role {user.role}, fhirUser {user.fhir_user or '-'}, bin {user.bin or '-'}")
+    print(f"user {user.username}: role {user.role}, fhirUser {user.fhir_user or '-'}, bin {user.bin or '-'}, "
+          f"iin {user.iin or '-'}")
+    return 0
+
+
+def _consents(args: argparse.Namespace) -> int:
+    for client_id, answer in Registry(_config(args).database).consents(args.username).items():
+        print(f"{client_id}\t{' '.join(sorted(answer.approved))}")
+    return 0
+
+
+def _consent_revoke(args: argparse.Namespace) -> int:
+    ended = revoke_consent(Registry(_config(args).database), args.username, args.client_id)
+    if ended is None:
+        return _fail(f"{args.username!r} has no consent for {args.client_id!r}")
+    print(f"consent revoked; {ended} refresh-token chain(s) ended")
     return 0
 
 
@@ -107,6 +123,7 @@ def register(subparsers: Any) -> None:
     add.add_argument("--role", required=True, choices=sorted(ROLES))
     add.add_argument("--fhir-user", help="Patient/…, Practitioner/…, PractitionerRole/… or RelatedPerson/…")
     add.add_argument("--bin", help="the organisation (12-digit BIN) a practitioner works for")
+    add.add_argument("--iin", help="the person's 12-digit IIN (EDS-certificate and eGov sign-in find them by it)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     add.add_argument("--replace", action="store_true", help="replace an existing user of that name")
     add.add_argument("--database", **database)
@@ -119,6 +136,15 @@ def register(subparsers: Any) -> None:
     disable.add_argument("--enable", action="store_true", help="allow it again")
     disable.add_argument("--database", **database)
     disable.set_defaults(func=_user_disable)
+    consents = user_sub.add_parser("consents", help="the apps a user approved on the consent screen")
+    consents.add_argument("username")
+    consents.add_argument("--database", **database)
+    consents.set_defaults(func=_consents)
+    revoke = user_sub.add_parser("consent-revoke", help="forget a user's consent for an app and end its sessions")
+    revoke.add_argument("username")
+    revoke.add_argument("client_id")
+    revoke.add_argument("--database", **database)
+    revoke.set_defaults(func=_consent_revoke)
 
     client = subparsers.add_parser("client", help="applications of the built-in authorization server")
     client_sub = client.add_subparsers(dest="client_command", required=True)

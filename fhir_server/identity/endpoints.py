@@ -54,7 +54,7 @@ class Revocation(TokenLookup, RevocationEndpoint):
 
     def revoke_token(self, token: AccessToken | RefreshToken, request: Any) -> None:
         if isinstance(token, RefreshToken):
-            self.registry.revoke_family(token.record.family)
+            self.denylist.revoke_family(token.record.family)  # and its access tokens
         else:
             self.denylist.add(str(token.claims["jti"]), int(token.claims.get("exp", 0)))
 

@@ -148,7 +148,7 @@ class RotatingRefreshGrant(grants.RefreshTokenGrant):
             return None
         if record.revoked:
             # a spent token presented again: it was stolen or replayed; end the whole sign-in
-            self.server.registry.revoke_family(record.family)
+            self.server.denylist.revoke_family(record.family)
             return None
         if record.expires_at <= int(time.time()):
             return None

@@ -13,6 +13,8 @@ BACKEND_MAX_SECONDS = 300
 CODE_SECONDS = 60
 #: An EHR launch context (``launch``) is good for this long after the EHR registered it.
 LAUNCH_SECONDS = 300
+#: A signed-in person has this long to answer the consent screen or to come back from an external IdP.
+PENDING_SECONDS = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,13 @@ class IdentityConfig:
     backend_seconds: int
     refresh_seconds: int
     allow_http: bool
+    max_failures_per_user: int = 5
+    max_failures_per_ip: int = 30
+    failure_window_seconds: int = 900
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.issuer.startswith("https://")
 
     @property
     def token_endpoint(self) -> str:
@@ -61,4 +70,7 @@ class IdentityConfig:
             backend_seconds=min(settings.auth_backend_token_seconds, ceiling),
             refresh_seconds=settings.auth_refresh_token_seconds,
             allow_http=settings.auth_allow_http,
+            max_failures_per_user=settings.auth_signin_max_failures_per_user,
+            max_failures_per_ip=settings.auth_signin_max_failures_per_ip,
+            failure_window_seconds=settings.auth_signin_failure_window_seconds,
         )

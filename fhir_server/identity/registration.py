@@ -22,7 +22,8 @@ from fhir_server.security.refs import is_bin, relative_ref
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k"})
 
 
-def new_user(username: str, password: str, role: str, fhir_user: str | None, bin: str | None) -> User:
+def new_user(username: str, password: str, role: str, fhir_user: str | None, bin: str | None, *,
+             iin: str | None = None) -> User:
     if not username or len(username) > 128 or any(ch.isspace() for ch in username):
         raise ValueError("a username is 1-128 characters without spaces")
     reference = relative_ref(fhir_user) if fhir_user else None
@@ -37,7 +38,9 @@ def new_user(username: str, password: str, role: str, fhir_user: str | None, bin
         context_from_claims(claims)
     except AuthError as error:
         raise ValueError(str(error)) from error
-    return User(username, hash_password(password), reference, role, bin)
+    if iin is not None and not (len(iin) == 12 and iin.isdigit()):
+        raise ValueError(f"an IIN is 12 digits, not {iin!r}")
+    return User(username, hash_password(password), reference, role, bin, iin=iin)
 
 
 def _redirect_uri(uri: str) -> str:

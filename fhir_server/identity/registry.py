@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -42,7 +43,23 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS revoked_jti (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)",
     """CREATE TABLE IF NOT EXISTS used_assertions (
         client_id TEXT NOT NULL, jti TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (client_id, jti))""",
+    # the access tokens issued in a refresh-token chain: revoking the chain revokes them too (RFC 7009 §2.1)
+    """CREATE TABLE IF NOT EXISTS family_tokens (
+        family TEXT NOT NULL, jti TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (family, jti))""",
+    # what a person approved for a client on the consent screen (remembered until they revoke it)
+    """CREATE TABLE IF NOT EXISTS consents (
+        username TEXT NOT NULL, client_id TEXT NOT NULL, asked TEXT NOT NULL, approved TEXT NOT NULL,
+        granted_at INTEGER NOT NULL, PRIMARY KEY (username, client_id))""",
+    # a signed-in person on their way through the consent screen or an external IdP (single use, short)
+    """CREATE TABLE IF NOT EXISTS pending (
+        digest TEXT PRIMARY KEY, kind TEXT NOT NULL, data TEXT NOT NULL, expires_at INTEGER NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS signin_failures (key TEXT NOT NULL, at INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS signin_failures_key ON signin_failures(key, at)",
+    "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
+#: columns added after the first release, created on an older file when it is opened
+MIGRATIONS = (("users", "iin", "ALTER TABLE users ADD COLUMN iin TEXT"),)
+_USER_COLUMNS = "username, password_hash, fhir_user, role, bin, disabled, iin"
 
 
 def digest(secret: str) -> str:
@@ -57,6 +74,14 @@ class User:
     role: str
     bin: str | None = None
     disabled: bool = False
+    iin: str | None = None  # the person's IIN: EDS-certificate and eGov sign-in map to the user by it
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    asked: frozenset[str]  # the scopes the consent screen showed
+    approved: frozenset[str]  # the ones the person left ticked
+    granted_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +134,10 @@ class Registry:
             db.execute("PRAGMA journal_mode=WAL")
             for statement in SCHEMA:
                 db.execute(statement)
+            for table, column, statement in MIGRATIONS:
+                if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                    db.execute(statement)
+            db.execute("CREATE UNIQUE INDEX IF NOT EXISTS users_iin ON users(iin) WHERE iin IS NOT NULL")
         with contextlib.suppress(OSError):  # a file system without modes
             path.chmod(0o600)
 
@@ -126,23 +155,33 @@ class Registry:
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         with self._db() as db:
             try:
-                db.execute(f"{verb} INTO users VALUES (?, ?, ?, ?, ?, ?, ?)",
+                db.execute(f"{verb} INTO users (username, password_hash, fhir_user, role, bin, disabled, created, "
+                           "iin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            (user.username, user.password_hash, user.fhir_user, user.role, user.bin,
-                            int(user.disabled), int(time.time())))
+                            int(user.disabled), int(time.time()), user.iin))
             except sqlite3.IntegrityError as error:
-                raise ValueError(f"user {user.username!r} exists (use --replace)") from error
+                raise ValueError(f"user {user.username!r} or IIN {user.iin} exists (use --replace)") from error
 
     def user(self, username: str) -> User | None:
         with self._db() as db:
-            row = db.execute("SELECT username, password_hash, fhir_user, role, bin, disabled FROM users "
-                             "WHERE username = ?", (username,)).fetchone()
-        return None if row is None else User(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+            row = db.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username,)).fetchone()
+        return None if row is None else _user(row)
+
+    def user_by(self, *, iin: str | None = None, fhir_user: str | None = None) -> User | None:
+        """The user registered with this IIN, or else the one whose fhirUser is this reference."""
+        with self._db() as db:
+            row = None
+            if iin:
+                row = db.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE iin = ?", (iin,)).fetchone()
+            if row is None and fhir_user:
+                rows = db.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE fhir_user = ?", (fhir_user,)).fetchall()
+                row = rows[0] if len(rows) == 1 else None  # two users on one resource: ambiguous, no one
+        return None if row is None else _user(row)
 
     def users(self) -> list[User]:
         with self._db() as db:
-            rows = db.execute("SELECT username, password_hash, fhir_user, role, bin, disabled FROM users "
-                              "ORDER BY username").fetchall()
-        return [User(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+            rows = db.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username").fetchall()
+        return [_user(r) for r in rows]
 
     def set_user_disabled(self, username: str, disabled: bool) -> bool:
         with self._db() as db:
@@ -219,9 +258,87 @@ class Registry:
             return db.execute("UPDATE refresh_tokens SET revoked = 1 WHERE digest = ? AND revoked = 0",
                               (token_digest,)).rowcount == 1
 
-    def revoke_family(self, family: str) -> int:
+    def revoke_family(self, family: str) -> list[str]:
+        """End a sign-in's chain: its refresh tokens and every access token issued in it (their ``jti`` go on
+        the denylist in the same transaction). Returns those ``jti``."""
         with self._db() as db:
-            return db.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?", (family,)).rowcount
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?", (family,))
+            rows = db.execute("SELECT jti, expires_at FROM family_tokens WHERE family = ?", (family,)).fetchall()
+            db.executemany("INSERT OR IGNORE INTO revoked_jti VALUES (?, ?)", rows)
+            db.execute("COMMIT")
+        return [row[0] for row in rows]
+
+    def add_family_token(self, family: str, jti: str, expires_at: int) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO family_tokens VALUES (?, ?, ?)", (family, jti, expires_at))
+
+    def families(self, username: str, client_id: str) -> list[str]:
+        with self._db() as db:
+            rows = db.execute("SELECT DISTINCT family FROM refresh_tokens WHERE username = ? AND client_id = ? "
+                              "AND revoked = 0", (username, client_id)).fetchall()
+        return [row[0] for row in rows]
+
+    # -- consent (remembered per user and client) -----------------------------------------------------------
+    def save_consent(self, username: str, client_id: str, asked: frozenset[str], approved: frozenset[str]) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO consents VALUES (?, ?, ?, ?, ?)",
+                       (username, client_id, " ".join(sorted(asked)), " ".join(sorted(approved)), int(time.time())))
+
+    def consent(self, username: str, client_id: str) -> Consent | None:
+        with self._db() as db:
+            row = db.execute("SELECT asked, approved, granted_at FROM consents WHERE username = ? AND client_id = ?",
+                             (username, client_id)).fetchone()
+        return None if row is None else Consent(frozenset(row[0].split()), frozenset(row[1].split()), row[2])
+
+    def consents(self, username: str) -> dict[str, Consent]:
+        with self._db() as db:
+            rows = db.execute("SELECT client_id, asked, approved, granted_at FROM consents WHERE username = ? "
+                              "ORDER BY client_id", (username,)).fetchall()
+        return {r[0]: Consent(frozenset(r[1].split()), frozenset(r[2].split()), r[3]) for r in rows}
+
+    def revoke_consent(self, username: str, client_id: str) -> bool:
+        with self._db() as db:
+            return db.execute("DELETE FROM consents WHERE username = ? AND client_id = ?",
+                              (username, client_id)).rowcount == 1
+
+    # -- pending sign-ins, challenges, failed sign-ins, server secrets --------------------------------------
+    def save_pending(self, key: str, kind: str, data: dict[str, Any], expires_at: int) -> None:
+        with self._db() as db:
+            db.execute("INSERT INTO pending VALUES (?, ?, ?, ?)", (digest(key), kind, json.dumps(data), expires_at))
+
+    def take_pending(self, key: str, kind: str) -> dict[str, Any] | None:
+        """The record, removed in the same statement (single use); None when unknown, of another kind or
+        expired."""
+        with self._db() as db:
+            row = db.execute("DELETE FROM pending WHERE digest = ? AND kind = ? RETURNING data, expires_at",
+                             (digest(key), kind)).fetchone()
+        if row is None or row[1] <= int(time.time()):
+            return None
+        data: dict[str, Any] = json.loads(row[0])
+        return data
+
+    def add_failure(self, keys: list[str]) -> None:
+        now = int(time.time())
+        with self._db() as db:
+            db.executemany("INSERT INTO signin_failures VALUES (?, ?)", [(digest(key), now) for key in keys])
+
+    def failures(self, key: str, since: int) -> int:
+        with self._db() as db:
+            row = db.execute("SELECT count(*) FROM signin_failures WHERE key = ? AND at > ?",
+                             (digest(key), since)).fetchone()
+        return int(row[0])
+
+    def clear_failures(self, key: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM signin_failures WHERE key = ?", (digest(key),))
+
+    def secret(self, name: str) -> bytes:
+        """A random server secret by name, made on first use and shared by every process on this file."""
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO secrets VALUES (?, ?)", (name, secrets.token_hex(32)))
+            row = db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+        return bytes.fromhex(row[0])
 
     # -- EHR launch contexts -------------------------------------------------------------------------------
     def save_launch(self, launch: str, patient: str, created_by: str, expires_at: int) -> None:
@@ -259,6 +376,13 @@ class Registry:
             db.execute("DELETE FROM refresh_tokens WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM revoked_jti WHERE expires_at <= ?", (now - 3600,))
             db.execute("DELETE FROM used_assertions WHERE expires_at <= ?", (now - 3600,))
+            db.execute("DELETE FROM family_tokens WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM pending WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM signin_failures WHERE at <= ?", (now - 86_400,))
+
+
+def _user(row: tuple[Any, ...]) -> User:
+    return User(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
 
 
 def _client(row: tuple[Any, ...]) -> ClientRecord:

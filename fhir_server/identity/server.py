@@ -4,6 +4,7 @@ here already parsed (``FormRequest``) and responses leave as ``(status, body, he
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from joserfc.jwk import KeySet
+from joserfc.jws import extract_compact
 
 from fhir_server.identity.client_auth import METHOD, PrivateKeyJwt
 from fhir_server.identity.endpoints import Introspection, Revocation
@@ -100,8 +102,12 @@ class SmartAuthorizationServer(AuthorizationServer):
         if not refresh or not isinstance(principal, Principal):
             return
         now = int(time.time())
+        family = principal.family or new_family()
+        claims = json.loads(extract_compact(str(token["access_token"]).encode("ascii")).payload)
+        # the access token belongs to the chain: revoking the refresh token revokes it too (RFC 7009 §2.1)
+        self.registry.add_family_token(family, str(claims["jti"]), int(claims["exp"]))
         self.registry.save_refresh(refresh, RefreshRecord(
-            digest="", family=principal.family or new_family(), client_id=request.client.get_client_id(),
+            digest="", family=family, client_id=request.client.get_client_id(),
             username=principal.user.username, scope=principal.refresh_scope or str(token.get("scope", "")),
             patient=principal.patient,
             auth_time=principal.auth_time, issued_at=now, expires_at=now + self.config.refresh_seconds,

@@ -20,6 +20,16 @@ class SignInError(Exception):
     """The sign-in failed; ``str(error)`` is shown to the person (never says which part was wrong)."""
 
 
+class UnregisteredIin(SignInError):
+    """The proof is good and names a person by IIN, but no user is registered with that IIN: the routes
+    look the IIN up as a Patient/Practitioner identifier (an async store search) and take the user whose
+    fhirUser that resource is, or refuse with this message."""
+
+    def __init__(self, iin: str) -> None:
+        super().__init__("No account is registered for this IIN.")
+        self.iin = iin
+
+
 class SignInMethod(Protocol):
     name: str  # the value of the form's ``signin_method`` field
     title: str

@@ -47,6 +47,12 @@ class Denylist:
         with self._lock:
             self._ids.add(jti)
 
+    def revoke_family(self, family: str) -> None:
+        """Revoke a refresh-token chain and the access tokens issued in it, in this process at once."""
+        ids = self.registry.revoke_family(family)
+        with self._lock:
+            self._ids.update(ids)
+
     def __contains__(self, jti: str) -> bool:
         now = time.monotonic()
         if now - self._loaded >= DENYLIST_REFRESH_SECONDS:

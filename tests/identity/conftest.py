@@ -4,6 +4,8 @@ the authorization-code flow (httpx following the sign-in form and the redirect b
 
 from __future__ import annotations
 
+import html
+import re
 import secrets
 import time
 import uuid
@@ -11,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -146,18 +148,51 @@ def redirect_query(response: httpx.Response) -> dict[str, str]:
 
 
 SignIn = Callable[..., Any]
+_HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
+
+
+def hidden(page: str, name: str) -> str:
+    """A hidden field of a server-rendered page (the CSRF token, the consent ticket)."""
+    values = [html.unescape(v) for k, v in _HIDDEN.findall(page) if k == name]
+    assert values, f"no hidden {name} in the page"
+    return values[0]
+
+
+async def sign_in_form(client: httpx.AsyncClient, params: dict[str, str]) -> dict[str, str]:
+    """The browser opens the sign-in page (which sets its CSRF cookie) and fills in the request and token."""
+    page = await client.get("/auth/authorize", params=params)
+    assert page.status_code == 200, page.text
+    return {**params, "csrf_token": hidden(page.text, "csrf_token")}
+
+
+async def approve(client: httpx.AsyncClient, response: httpx.Response, keep: list[str] | None = None,
+                  decision: str = "approve") -> httpx.Response:
+    """Answer the consent screen if it is shown: every optional scope ticked, or only ``keep``."""
+    if response.status_code != 200 or 'name="consent_ticket"' not in response.text:
+        return response
+    offered = re.findall(r'name="scope_ok" value="([^"]*)"', response.text)
+    ticked = [html.unescape(s) for s in offered if keep is None or html.unescape(s) in keep]
+    form = [("consent_ticket", hidden(response.text, "consent_ticket")),
+            ("csrf_token", hidden(response.text, "csrf_token")), ("decision", decision),
+            *(("scope_ok", s) for s in ticked)]
+    return await client.post("/auth/authorize", content=urlencode(form),
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+
+async def password_sign_in(client: httpx.AsyncClient, params: dict[str, str], username: str = "aigerim",
+                           password: str = PASSWORD, keep: list[str] | None = None) -> httpx.Response:
+    form = {**await sign_in_form(client, params), "signin_method": "password", "username": username,
+            "password": password}
+    return await approve(client, await client.post("/auth/authorize", data=form), keep)
 
 
 @pytest.fixture
 def sign_in(server: httpx.AsyncClient) -> SignIn:
-    """The browser's part: GET /authorize shows the form; POST it with the credentials; the redirect's query."""
+    """The browser's part: GET /authorize shows the form; POST it with the credentials; answer the consent
+    screen (the first time); the redirect's query."""
 
     async def run(params: dict[str, str], username: str = "aigerim", password: str = PASSWORD) -> dict[str, str]:
-        page = await server.get("/auth/authorize", params=params)
-        assert page.status_code == 200, page.text
-        assert 'name="password"' in page.text
-        form = {**params, "signin_method": "password", "username": username, "password": password}
-        return redirect_query(await server.post("/auth/authorize", data=form))
+        return redirect_query(await password_sign_in(server, params, username, password))
 
     return run
 

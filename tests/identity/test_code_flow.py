@@ -11,7 +11,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from tests.conftest import BASE
-from tests.identity.conftest import APP, PASSWORD, REDIRECT, authorize_params, redirect_query
+from tests.identity.conftest import APP, PASSWORD, REDIRECT, authorize_params, redirect_query, sign_in_form
 
 pytestmark = pytest.mark.req("TM-04")
 
@@ -92,7 +92,8 @@ async def test_a_code_is_exchanged_once(server, pkce, sign_in, exchange):
 
 async def test_a_wrong_password_shows_the_form_again(server, pkce, sign_in):
     params = authorize_params(pkce)
-    form = {**params, "signin_method": "password", "username": "aigerim", "password": "not the password"}
+    form = {**await sign_in_form(server, params), "signin_method": "password", "username": "aigerim",
+            "password": "not the password"}
     response = await server.post("/auth/authorize", data=form)
     assert response.status_code == 401
     assert "not correct" in response.text and "location" not in response.headers
@@ -184,7 +185,8 @@ async def test_an_invalid_code_and_a_code_of_another_client_are_refused(server, 
 async def test_a_disabled_user_cannot_sign_in_or_refresh(server, pkce, sign_in, exchange, registry):
     body = (await exchange((await sign_in(authorize_params(pkce)))["code"])).json()
     registry.set_user_disabled("aigerim", True)
-    form = {**authorize_params(pkce), "signin_method": "password", "username": "aigerim", "password": PASSWORD}
+    form = {**await sign_in_form(server, authorize_params(pkce)), "signin_method": "password",
+            "username": "aigerim", "password": PASSWORD}
     assert (await server.post("/auth/authorize", data=form)).status_code == 401
     refreshed = await server.post("/auth/token", data={"grant_type": "refresh_token", "client_id": APP,
                                                        "refresh_token": body["refresh_token"]})
@@ -200,7 +202,8 @@ async def test_a_parameter_sent_twice_is_refused(server, pkce):
 
 @pytest.mark.req("AC-14")
 async def test_sign_ins_failures_and_token_issue_are_audited(server, pkce, sign_in, exchange, auth):
-    form = {**authorize_params(pkce), "signin_method": "password", "username": "aigerim", "password": "wrong!!!"}
+    form = {**await sign_in_form(server, authorize_params(pkce)), "signin_method": "password",
+            "username": "aigerim", "password": "wrong!!!"}
     assert (await server.post("/auth/authorize", data=form)).status_code == 401
     assert (await exchange((await sign_in(authorize_params(pkce)))["code"])).status_code == 200
     assert (await exchange("spent-or-made-up")).status_code == 400

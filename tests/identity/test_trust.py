@@ -114,7 +114,7 @@ async def test_the_builtin_issuer_is_held_to_the_lifetime_cap(tmp_path):
 
 async def test_issued_tokens_live_no_longer_than_the_server_accepts(tmp_path, pkce, registry):
     from fhir_server.identity.registration import new_client, new_user
-    from tests.identity.conftest import PASSWORD, REDIRECT
+    from tests.identity.conftest import PASSWORD, REDIRECT, password_sign_in
 
     settings = Settings(database=registry.path.parent / "test.sqlite", synchronous_full=False,
                         dev_key_path=tmp_path / "dev-jwks.json", auth_server=True, base_url="http://kzfhir.test",
@@ -125,8 +125,7 @@ async def test_issued_tokens_live_no_longer_than_the_server_accepts(tmp_path, pk
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                                                    base_url="http://kzfhir.test") as c:
         params = {**authorize_params(pkce), "scope": "patient/*.rs"}
-        form = {**params, "signin_method": "password", "username": "u", "password": PASSWORD}
-        location = (await c.post("/auth/authorize", data=form)).headers["location"]
+        location = (await password_sign_in(c, params, "u")).headers["location"]
         code = httpx.URL(location).params["code"]
         body = (await c.post("/auth/token", data={"grant_type": "authorization_code", "code": code, "client_id": APP,
                                                   "redirect_uri": REDIRECT, "code_verifier": pkce.verifier})).json()
