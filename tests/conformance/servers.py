@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -113,37 +112,3 @@ def auditing_writes_only(app: ASGIApp) -> ASGIApp:
     access-rights rules for every access)."""
     return rewriting(app, lambda scope: scope["path"].startswith("/AuditEvent") or "$access-log" in scope["path"],
                      _writes_only)
-
-
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope.get("headers") or []:
-        if name.lower() == b"authorization" and value.lower().startswith(b"bearer "):
-            return value[7:].decode("latin-1").strip()
-    return None
-
-
-def _plausible(token: str | None) -> bool:
-    """What a 40-line gateway checks: a JWT shape and an algorithm other than none. No signature."""
-    parts = (token or "").split(".")
-    if len(parts) != 3:
-        return False
-    try:
-        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
-    except ValueError:
-        return False
-    return isinstance(header, dict) and str(header.get("alg", "none")).lower() != "none"
-
-
-def token_only_proxy(app: ASGIApp) -> ASGIApp:
-    """A gateway in front of an open server that refuses missing, malformed and alg=none tokens and lets
-    everything else through: issue 18's 62/62 proxy."""
-
-    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] != "/metadata" and not _plausible(_bearer(scope)):
-            outcome = {"resourceType": "OperationOutcome",
-                       "issue": [{"severity": "error", "code": "login", "diagnostics": "bearer token required"}]}
-            await JSONResponse(outcome, status_code=401, media_type="application/fhir+json")(scope, receive, send)
-            return
-        await app(scope, receive, send)
-
-    return wrapped
