@@ -13,7 +13,7 @@ import pytest
 from conformance import Report, Status, run
 from conformance.verdicts import Verdict
 from tests.conformance.conftest import BASE, kzfhir, minter, system_token
-from tests.conformance.servers import auditing_writes_only
+from tests.conformance.servers import Scope, auditing_writes_only, service_account_for
 
 WAIT = 3.0  # seconds for audit records: kzfhir chains journaled reads within 0.2 s
 
@@ -79,3 +79,38 @@ async def test_server_whose_audit_log_misses_reads_fails_ac14_and_ac24(tmp_path:
     assert "have no record in the AuditEvents" in message(report, "ACC-20")
     assert "as consented Practitioner/" in message(report, "ACC-21")  # the consented read is not logged
     assert requirement(report, "AC-14") is Verdict.FAIL and requirement(report, "AC-24") is Verdict.FAIL
+
+
+def _encounters(scope: Scope) -> bool:
+    return str(scope["path"]).startswith("/Encounter")
+
+
+def _writes_by_id(scope: Scope) -> bool:
+    return scope["method"] in ("PUT", "PATCH", "DELETE") and str(scope["path"]).startswith("/Observation/")
+
+
+def _compartments_and_history(scope: Scope) -> bool:
+    path = str(scope["path"])
+    compartment = path.startswith("/Patient/") and path.endswith("/Observation")
+    return compartment or path in ("/_history", "/Observation/_history")
+
+
+@pytest.mark.req("AC-01")
+@pytest.mark.req("AC-12")
+@pytest.mark.parametrize(("bypass", "check_id", "shown"), [
+    (_encounters, "ACC-14", "served Encounter/"),
+    (_writes_by_id, "ACC-09", "after the writes without consent"),
+    (_compartments_and_history, "ACC-13", "the patient compartment"),
+], ids=["every-type-but-encounters", "reads-but-not-writes", "searches-but-not-compartments-or-history"])
+async def test_a_server_enforcing_consent_on_all_paths_but_one_fails_that_check(
+    tmp_path: Path, bypass: Any, check_id: str, shown: str,
+) -> None:
+    async with kzfhir(tmp_path, security_enabled=True) as app:
+        transport = httpx.ASGITransport(app=service_account_for(app, bypass, system_token(tmp_path)))
+        report = await run(BASE, token=system_token(tmp_path), transport=transport, minter=minter(tmp_path),
+                           record_wait=0.5, checks=["ACC-01", check_id])
+    no_kit_errors(report)
+    found = statuses(report)
+    assert found["ACC-01"] is Status.PASS  # reads of Observations by id are protected ...
+    assert found[check_id] is Status.FAIL and shown in message(report, check_id)  # ... the one path is not
+    assert requirement(report, "AC-12") is Verdict.FAIL and requirement(report, "AC-01") is Verdict.FAIL
