@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from conformance.consent import unverified_claims
 from fhir_server.validation.profile import KZ_PROFILES
 
 Scope = MutableMapping[str, Any]
@@ -122,6 +123,23 @@ def service_account_for(app: ASGIApp, applies: Callable[[Scope], bool], token: s
         if scope["type"] == "http" and applies(scope):
             headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]
             scope = {**scope, "headers": [*headers, (b"authorization", f"Bearer {token}".encode())]}
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def refusing_practitioners(app: ASGIApp) -> ASGIApp:
+    """The wrapped server refusing every request of a practitioner's token (403), consent or not: "deny
+    everything" passes every probe of hidden data, and must still fail."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        token = next((v[7:].decode("latin-1") for k, v in scope.get("headers") or []
+                      if k.lower() == b"authorization" and v.lower().startswith(b"bearer ")), None)
+        if scope["type"] == "http" and unverified_claims(token).get("role") == "practitioner":
+            outcome = {"resourceType": "OperationOutcome",
+                       "issue": [{"severity": "error", "code": "forbidden", "diagnostics": "access denied"}]}
+            await JSONResponse(outcome, status_code=403, media_type="application/fhir+json")(scope, receive, send)
+            return
         await app(scope, receive, send)
 
     return wrapped

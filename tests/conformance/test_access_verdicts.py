@@ -13,7 +13,7 @@ import pytest
 from conformance import Report, Status, run
 from conformance.verdicts import Verdict
 from tests.conformance.conftest import BASE, kzfhir, minter, system_token
-from tests.conformance.servers import Scope, auditing_writes_only, service_account_for
+from tests.conformance.servers import Scope, auditing_writes_only, refusing_practitioners, service_account_for
 
 WAIT = 3.0  # seconds for audit records: kzfhir chains journaled reads within 0.2 s
 
@@ -114,3 +114,23 @@ async def test_a_server_enforcing_consent_on_all_paths_but_one_fails_that_check(
     assert found["ACC-01"] is Status.PASS  # reads of Observations by id are protected ...
     assert found[check_id] is Status.FAIL and shown in message(report, check_id)  # ... the one path is not
     assert requirement(report, "AC-12") is Verdict.FAIL and requirement(report, "AC-01") is Verdict.FAIL
+
+
+@pytest.mark.req("AC-01")
+@pytest.mark.req("AC-02")
+@pytest.mark.req("AC-10")
+async def test_a_server_refusing_every_practitioner_passes_the_probes_and_still_fails(tmp_path: Path) -> None:
+    """Denying everything hides everything: the kit must also see that consent and break-glass grant
+    nothing."""
+    async with kzfhir(tmp_path, security_enabled=True) as app:
+        transport = httpx.ASGITransport(app=refusing_practitioners(app))
+        report = await run(BASE, token=system_token(tmp_path), transport=transport,
+                           minter=minter(tmp_path), record_wait=0.5,
+                           checks=["ACC-01", "ACC-02", "ACC-10", "ACC-12"])
+    no_kit_errors(report)
+    found = statuses(report)
+    assert found["ACC-01"] is Status.PASS and found["ACC-02"] is Status.PASS  # 403 for all: nothing leaks
+    assert found["ACC-10"] is Status.FAIL and "grants nothing" in message(report, "ACC-10")
+    assert found["ACC-12"] is Status.FAIL
+    for req_id in ("AC-01", "AC-02", "AC-10"):
+        assert requirement(report, req_id) is Verdict.FAIL, req_id
