@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from conformance import Report, Status, run
+from conformance.consent import unverified_claims
 from conformance.verdicts import Verdict
 from tests.conformance.conftest import BASE, kzfhir, minter, system_token
 from tests.conformance.servers import Scope, auditing_writes_only, refusing_practitioners, service_account_for
@@ -96,13 +97,23 @@ def _compartments_and_history(scope: Scope) -> bool:
     return compartment or path in ("/_history", "/Observation/_history")
 
 
+def _patients(scope: Scope) -> bool:
+    """A portal that checks the caller is a patient, then reads clinical data with its own account (by
+    role, not by person)."""
+    token = next((v[7:].decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"), None)
+    clinical = str(scope["path"]).startswith(("/Observation", "/Patient")) and "$" not in str(scope["path"])
+    return scope["method"] == "GET" and clinical and unverified_claims(token).get("role") == "patient"
+
+
 @pytest.mark.req("AC-01")
 @pytest.mark.req("AC-12")
 @pytest.mark.parametrize(("bypass", "check_id", "shown"), [
     (_encounters, "ACC-14", "served Encounter/"),
     (_writes_by_id, "ACC-09", "after the writes without consent"),
     (_compartments_and_history, "ACC-13", "the patient compartment"),
-], ids=["every-type-but-encounters", "reads-but-not-writes", "searches-but-not-compartments-or-history"])
+    (_patients, "ACC-15", "as other-patient Patient/"),
+], ids=["every-type-but-encounters", "reads-but-not-writes", "searches-but-not-compartments-or-history",
+        "patients-by-role-not-person"])
 async def test_a_server_enforcing_consent_on_all_paths_but_one_fails_that_check(
     tmp_path: Path, bypass: Any, check_id: str, shown: str,
 ) -> None:
