@@ -1,7 +1,8 @@
 """The kit over real HTTP, as a regulator runs it (issue 18): it must tell a consent-enforcing server from
 one that is not, whatever else the server does.
 
-(a) kzfhir secured (``kzfhir serve``) is conformant — the whole CLI run, exit 0, JSON and HTML reports;
+(a) kzfhir secured (``kzfhir serve``, national-strict, holding a clinic's records) is conformant — the whole
+CLI run, exit 0, JSON and HTML reports, the vendor-data checks judging the clinic's records;
 (b) kzfhir ``--open`` fails every access check; (c) issue 18's gateway (a real HTTP proxy that checks
 only token shapes) in front of the open server passes the token checks and still fails every access
 check; (d) the open server reached with no token at all is not conformant.
@@ -9,6 +10,7 @@ check; (d) the open server reached with no token at all is not conformant.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -20,7 +22,8 @@ import pytest
 from conformance import Report, Status, run
 from conformance.identities import dev_minter
 from conformance.verdicts import Verdict
-from tests.conformance.live import Endpoint, kzfhir_process, token_gateway
+from tests.conformance.live import ORG_BIN, Endpoint, kzfhir_process, token_gateway
+from tests.conformance.vendor import seed, vendor_records
 
 ACCESS_DENY = ("ACC-01", "ACC-02", "ACC-03", "ACC-04", "ACC-05", "ACC-06", "ACC-07", "ACC-08", "ACC-09", "ACC-13",
                "ACC-14", "ACC-15")
@@ -70,8 +73,15 @@ def assert_access_fails(report: Report) -> None:
 @pytest.mark.req("AC-14")
 @pytest.mark.req("AC-18")
 @pytest.mark.req("AC-24")
-def test_a_kzfhir_secured_process_is_conformant_by_the_cli(tmp_path: Path) -> None:
-    with kzfhir_process(tmp_path / "server", secure=True) as endpoint:
+@pytest.mark.req("MD-B")
+@pytest.mark.req("MD-D")
+def test_a_kzfhir_secured_process_is_conformant_by_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kzfhir serve, national-strict, holding a clinic's records (the KZ examples) that the kit samples."""
+    server = tmp_path / "server"
+    server.mkdir()
+    asyncio.run(seed(server / "db.sqlite", server / "dev-jwks.json", vendor_records(ORG_BIN)))
+    monkeypatch.setenv("KZFHIR_REQUIRE_KZ_PROFILES", "true")
+    with kzfhir_process(server, secure=True) as endpoint:
         (tmp_path / "writer.token").write_text(endpoint.system_token(), encoding="utf-8")
         done = subprocess.run(
             [sys.executable, "-m", "fhir_server.cli", "conformance", "run", "--base", endpoint.base,
@@ -82,6 +92,8 @@ def test_a_kzfhir_secured_process_is_conformant_by_the_cli(tmp_path: Path) -> No
     assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert [(r["id"], r["message"]) for r in data["results"] if r["status"] in ("fail", "error")] == []
+    found = {r["id"]: r["status"] for r in data["results"]}
+    assert {found[c] for c in ("VD-01", "VD-03", "VD-04", "VD-05", "VD-20", "VD-21", "VD-22")} == {"pass"}
     critical = {r["id"]: r["verdict"] for r in data["requirements"] if r["critical"]}
     assert set(critical.values()) == {"pass"} and {"AC-01", "AC-12", "AC-14", "AC-24"} <= set(critical)
     assert data["fullRun"] is True and data["verdict"].startswith("conformant")
