@@ -64,9 +64,7 @@ def _plausible(authorization: str | None) -> bool:
     return isinstance(header, dict) and str(header.get("alg", "none")).lower() != "none"
 
 
-def _handler(upstream: str) -> type[BaseHTTPRequestHandler]:
-    client = httpx.Client(base_url=upstream, timeout=60)
-
+def _handler(client: httpx.Client) -> type[BaseHTTPRequestHandler]:
     class Gateway(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
@@ -102,12 +100,13 @@ def token_gateway(upstream: Endpoint) -> Iterator[Endpoint]:
     """Issue 18's gateway on its own port in front of ``upstream``: refuses missing, malformed and
     ``alg=none`` tokens, forwards everything else unchanged (the Host header too, so the server's links
     name the gateway)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(upstream.base))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Endpoint(f"http://127.0.0.1:{server.server_address[1]}", upstream.dev_key)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with httpx.Client(base_url=upstream.base, timeout=60) as client:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(client))
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield Endpoint(f"http://127.0.0.1:{server.server_address[1]}", upstream.dev_key)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
