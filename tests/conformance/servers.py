@@ -6,6 +6,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -141,5 +142,33 @@ def refusing_practitioners(app: ASGIApp) -> ASGIApp:
             await JSONResponse(outcome, status_code=403, media_type="application/fhir+json")(scope, receive, send)
             return
         await app(scope, receive, send)
+
+    return wrapped
+
+
+def paging_before_filtering(app: ASGIApp, token: str) -> ASGIApp:
+    """The wrapped server paging a search before it filters by consent: a caller's empty page of
+    ``_count=1`` gets a ``next`` link whenever the unfiltered search (as ``token``, the MIS) has a match."""
+
+    async def has_match(scope: Scope) -> bool:
+        url = f"{scope['path']}?{scope['query_string'].decode()}"
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://inner.test") as inner:
+            answer = await inner.get(url, headers={"Authorization": f"Bearer {token}"})
+        return bool(answer.status_code == 200 and answer.json().get("entry"))
+
+    def applies(scope: Scope) -> bool:
+        return scope["method"] == "GET" and scope["path"] == "/Observation" and b"_count=1" in scope["query_string"]
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not applies(scope) or not await has_match(scope):
+            await app(scope, receive, send)
+            return
+
+        def with_next(bundle: Any) -> Any:
+            if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle" and not bundle.get("entry"):
+                bundle["link"] = [*bundle.get("link", []), {"relation": "next", "url": "http://kzfhir.test/Observation?page=2"}]
+            return bundle
+
+        await rewriting(app, lambda _: True, with_next)(scope, receive, send)
 
     return wrapped

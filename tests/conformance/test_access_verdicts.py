@@ -14,7 +14,13 @@ from conformance import Report, Status, run
 from conformance.consent import unverified_claims
 from conformance.verdicts import Verdict
 from tests.conformance.conftest import BASE, kzfhir, minter, system_token
-from tests.conformance.servers import Scope, auditing_writes_only, refusing_practitioners, service_account_for
+from tests.conformance.servers import (
+    Scope,
+    auditing_writes_only,
+    paging_before_filtering,
+    refusing_practitioners,
+    service_account_for,
+)
 
 WAIT = 3.0  # seconds for audit records: kzfhir chains journaled reads within 0.2 s
 SHORT_WAIT = 1.0  # where the records asserted missing never come, waiting longer proves nothing more
@@ -146,3 +152,15 @@ async def test_a_server_refusing_every_practitioner_passes_the_probes_and_still_
     assert found["ACC-12"] is Status.FAIL
     for req_id in ("AC-01", "AC-02", "AC-10"):
         assert requirement(report, req_id) is Verdict.FAIL, req_id
+
+
+@pytest.mark.req("AC-12")
+async def test_a_server_paging_before_it_filters_fails_acc13(tmp_path: Path) -> None:
+    async with kzfhir(tmp_path, security_enabled=True) as app:
+        transport = httpx.ASGITransport(app=paging_before_filtering(app, system_token(tmp_path)))
+        report = await run(BASE, token=system_token(tmp_path), transport=transport, minter=minter(tmp_path),
+                           record_wait=0.5, checks=["ACC-01", "ACC-13"])
+    no_kit_errors(report)
+    assert statuses(report)["ACC-01"] is Status.PASS
+    assert statuses(report)["ACC-13"] is Status.FAIL
+    assert message(report, "ACC-13") == "paging: a next page is offered with a hidden match and not without one"
