@@ -1,6 +1,7 @@
 """access: consent covers all of the patient's data, not only the type the other probes use. The writer
 records one resource of each KZ clinical type for the test patient (from the IG's valid examples); the
-practitioner without consent must get none of them, by id or by the patient search parameter
+practitioner without consent must get none of them, by id, by the patient search parameter or through
+``_include``
 (AC-01, AC-12; R4 security.html: a server that protects Observations and serves Encounters fails).
 """
 
@@ -64,9 +65,12 @@ async def every_type_hidden(ctx: RunContext) -> Outcome:
                          what=f"GET {kind}/{new_id}", read=True, target=f"{kind}/{new_id}", in_log=True)
         await probe_pair(ctx, sc, findings, sc.unconsented, "GET", Req(kind, {"patient": sc.patient_ref}),
                          Req(kind, {"patient": f"Patient/{gone}"}), what=f"GET {kind}?patient={sc.patient_ref}")
+        include = {"_include": f"{kind}:patient"}
+        await probe_pair(ctx, sc, findings, sc.unconsented, "GET", Req(kind, {"_id": new_id, **include}),
+                         Req(kind, {"_id": gone, **include}), what=f"GET {kind}?_id={new_id}&_include={kind}:patient")
     if len(refused) == len(_TYPES):
         return skipped("the writer could record none of the types for the test patient: " + "; ".join(refused))
-    done = f"{len(_TYPES) - len(refused)} types hidden by id and by search"
+    done = f"{len(_TYPES) - len(refused)} types hidden by id, by search and through _include"
     if refused and not findings.problems:  # only part of the patient's record could be probed
         return warning(f"{done}; not recorded by the server, so not judged: {'; '.join(refused)}")
     return findings.outcome(done)
