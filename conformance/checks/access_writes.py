@@ -15,6 +15,8 @@ import json
 import uuid
 from typing import Any
 
+import httpx
+
 from conformance.access.judge import Findings, Req, absent_id, probe_pair
 from conformance.access.scenario import Scenario, scenario
 from conformance.context import RunContext
@@ -57,6 +59,33 @@ async def _unchanged(ctx: RunContext, findings: Findings, before: dict[str, Any]
                                  f"{(now.get('meta') or {}).get('versionId')}; {', '.join(changed) or 'meta'})")
 
 
+def _entry_statuses(response: httpx.Response) -> list[str]:
+    body = json_body(response) or {}
+    return [str(((e or {}).get("response") or {}).get("status") or "")[:3] for e in body.get("entry") or []]
+
+
+async def _in_a_batch(ctx: RunContext, sc: Scenario, findings: Findings, before: dict[str, Any], gone: str) -> None:
+    """The same update and delete as entries of a batch (R4 http.html#transaction): each entry must be
+    answered as its twin for an unknown id is, and change nothing (checked after)."""
+
+    def batch(resource_id: str) -> dict[str, Any]:
+        url = f"Observation/{resource_id}"
+        changed = {**before, "id": resource_id, "status": "entered-in-error"}
+        return {"resourceType": "Bundle", "type": "batch", "entry": [
+            {"resource": changed, "request": {"method": "PUT", "url": url}},
+            {"request": {"method": "DELETE", "url": url}}]}
+
+    ref = f"Observation/{before['id']}"
+    hidden = await sc.access(ctx, sc.unconsented, "POST", "", json=batch(str(before["id"])), target=ref, in_log=True)
+    absent = await sc.access(ctx, sc.unconsented, "POST", "", json=batch(gone))
+    findings.judge(f"batch of PUT and DELETE {ref}", hidden, sc)
+    findings.compare(f"batch of PUT and DELETE {ref}", hidden, absent, read=False)
+    got, baseline = _entry_statuses(hidden), _entry_statuses(absent)
+    if got != baseline:
+        findings.problems.append(f"batch of PUT and DELETE {ref}: entry statuses {got} with a hidden match, "
+                                 f"{baseline} with none")
+
+
 @check("ACC-09", GROUP, "Without consent, update, patch and delete of the patient's data by id answer as for "
                         "an unknown id and change nothing",
        ["AC-01", "AC-12", "R4 http.html#update", "R4 http.html#patch", "R4 http.html#delete"])
@@ -77,5 +106,6 @@ async def direct_writes_refused(ctx: RunContext) -> Outcome:
                                        what=f"{what}: {method} {ref}", read=True, target=ref, in_log=True)
         if baseline.status_code in (200, 201):  # an update that created the absent id: clean it up
             ctx.fixtures.track("Observation", gone, sc.unconsented)
+    await _in_a_batch(ctx, sc, findings, before, gone)
     await _unchanged(ctx, findings, before)
     return findings.outcome("each write answered as for an unknown id and the record is as it was")

@@ -97,6 +97,10 @@ def _writes_by_id(scope: Scope) -> bool:
     return scope["method"] in ("PUT", "PATCH", "DELETE") and str(scope["path"]).startswith("/Observation/")
 
 
+def _batches(scope: Scope) -> bool:
+    return scope["method"] == "POST" and scope["path"] == "/"
+
+
 def _compartments_and_history(scope: Scope) -> bool:
     path = str(scope["path"])
     compartment = path.startswith("/Patient/") and path.endswith("/Observation")
@@ -116,9 +120,11 @@ def _patients(scope: Scope) -> bool:
 @pytest.mark.parametrize(("bypass", "check_id", "shown"), [
     (_encounters, "ACC-14", "served Encounter/"),
     (_writes_by_id, "ACC-09", "after the writes without consent"),
+    (_batches, "ACC-09", "batch of PUT and DELETE Observation/"),
     (_compartments_and_history, "ACC-13", "the patient compartment"),
     (_patients, "ACC-15", "as other-patient Patient/"),
-], ids=["every-type-but-encounters", "reads-but-not-writes", "searches-but-not-compartments-or-history",
+], ids=["every-type-but-encounters", "reads-but-not-writes", "writes-but-not-batch-entries",
+        "searches-but-not-compartments-or-history",
         "patients-by-role-not-person"])
 async def test_a_server_enforcing_consent_on_all_paths_but_one_fails_that_check(
     tmp_path: Path, bypass: Any, check_id: str, shown: str,
