@@ -86,9 +86,10 @@ async def _in_a_batch(ctx: RunContext, sc: Scenario, findings: Findings, before:
                                  f"{baseline} with none")
 
 
-@check("ACC-09", GROUP, "Without consent, update, patch and delete of the patient's data by id answer as for "
-                        "an unknown id and change nothing",
-       ["AC-01", "AC-12", "R4 http.html#update", "R4 http.html#patch", "R4 http.html#delete"])
+@check("ACC-09", GROUP, "Without consent, update, patch and delete of the patient's data, by id or in a batch, "
+                        "answer as for an unknown id and change nothing",
+       ["AC-01", "AC-12", "R4 http.html#update", "R4 http.html#patch", "R4 http.html#delete",
+        "R4 http.html#transaction"])
 async def direct_writes_refused(ctx: RunContext) -> Outcome:
     sc = await scenario(ctx)
     before = await _target(ctx, sc)
