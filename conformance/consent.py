@@ -70,7 +70,7 @@ def access_consent(
         "performer": [{"reference": patient_ref}],  # the patient consents personally (AC-09 n/a)
         "dateTime": now.isoformat(timespec="seconds"),
         # The signed form itself (AC-06, AC-08), attached rather than referenced.
-        "sourceAttachment": {"contentType": "application/pdf", "title": "Signed consent form (kit)",
+        "sourceAttachment": {"contentType": "application/pdf", "title": "Signed consent form",
                              "creation": now.isoformat(timespec="seconds")},
     })
     consent["provision"] = {

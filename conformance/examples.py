@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import random
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any, NamedTuple
@@ -34,7 +35,9 @@ __all__ = [
 
 IIN_SYSTEM = "https://fhir.kzfhir.kz/sid/iin"
 BIN_SYSTEM = "https://fhir.kzfhir.kz/sid/bin"
-MARKER_SYSTEM = "urn:kzfhir:conformance-kit:marker"  # identifiers the kit adds to find its own resources
+# The identifier system the kit adds to find its own resources: new for each run of the kit, so a server
+# cannot recognise the kit's test data by a fixed value and treat it differently from real records.
+MARKER_SYSTEM = f"urn:uuid:{uuid.uuid4()}"
 _REF = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9.\-]{1,64})(/_history/[A-Za-z0-9.\-]{1,64})?$")
 
 

@@ -41,7 +41,7 @@ def _stub(resource_type: str, patient: str) -> dict[str, Any] | None:
     stubs: dict[str, dict[str, Any]] = {
         "Condition": {"subject": {"reference": patient},
                       "code": {"coding": [{"system": _ICD10, "code": "J06.9"}], "text": "J06.9"}},
-        "Device": {"deviceName": [{"name": "conformance wearable", "type": "user-friendly-name"}]},
+        "Device": {"deviceName": [{"name": "pulse oximeter", "type": "user-friendly-name"}]},
         "Medication": {"code": {"coding": [{"system": "http://www.whocc.no/atc", "code": "C08CA01"}]}},
         "DocumentReference": {"status": "current", "subject": {"reference": patient},
                               "content": [{"attachment": {"contentType": "application/pkcs7-signature",

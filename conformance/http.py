@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json as jsonlib
 import time
 import uuid
@@ -73,9 +72,7 @@ class FhirClient:
         self.http = client
         self.authenticated = authenticated
         self.max_evidence = max_evidence
-        self.run_id = uuid.uuid4().hex[:10]
         self.secrets: set[str] = set()  # tokens sent: never written to a report, even if a server echoes one
-        self._serial = itertools.count(1)
         self._evidence: list[Evidence] = []
         self._omitted = 0
 
@@ -104,7 +101,9 @@ class FhirClient:
         ``identity`` sends it as that test identity (its token and extra headers); an ``Authorization``
         entry in ``headers`` replaces it for this request only. Every request carries a fresh
         ``X-Request-Id``, so the audit checks can find the server's record of it (AC-14)."""
-        request_id = f"kzck-{self.run_id}-{next(self._serial):05d}"
+        # A random id, no fixed prefix: a server must not be able to tell the kit's traffic from an MIS's
+        # and enforce its rules for the kit only (issue 18: a kit a regulator can certify with).
+        request_id = str(uuid.uuid4())
         if identity is not None:
             self.secrets.add(identity.token)
         merged = {"Accept": FHIR_JSON, "X-Request-Id": request_id,

@@ -45,8 +45,8 @@ def _meta(report: Report, signer: str | None) -> str:
             ("Kit", escape(f"kzfhir conformance kit {report.kit_version}")),
             ("Run by", escape(report.operator or "not stated (--operator)")),
             ("Credentials", "<br>".join(escape(c) for c in report.credentials) or "none"),
-            ("Signature", escape(f"EDS of {signer}: verify the JSON report with `kzfhir verify`") if signer
-             else "not signed")]
+            ("Signature", escape(f"EDS of {signer}: verify the JSON report with ") + "<code>kzfhir verify</code>"
+             + escape(" (or the file alone: the detached .p7s beside it)") if signer else "not signed")]
     rows += [("Kit error", escape(report.kit_error))] if report.kit_error else []
     rows += [("Note", escape(note)) for note in report.notes]
     return "<table class=meta>" + "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows) + "</table>"

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 __all__ = ["CRITICAL", "REQUIREMENTS", "Requirement", "by_id"]
 
-_ACC_DENY = ("ACC-01", "ACC-02", "ACC-03", "ACC-04", "ACC-05", "ACC-06", "ACC-07", "ACC-08")
+_ACC_DENY = ("ACC-01", "ACC-02", "ACC-03", "ACC-04", "ACC-05", "ACC-06", "ACC-07", "ACC-08", "ACC-09", "ACC-13",
+             "ACC-14", "ACC-15")
 _OUTSIDE_SIDE_EFFECT = "an outbound side effect: nothing an HTTP client of the FHIR API can observe"
 _OUTSIDE_PROCESS = "an organisational process or deadline, not a behaviour of the FHIR API in one run"
 

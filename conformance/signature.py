@@ -5,6 +5,11 @@ over the RFC 8785 canonical bytes of the report without its ``signature`` member
 records the SHA-256 of its Markdown and HTML renderings (``renderings``), so the one signature covers
 all three files. ``kzfhir verify report.json`` checks the signature, the signer's certificate path and
 the renderings found beside the file.
+
+Beside the report the kit also writes ``report.json.p7s``: a detached CAdES-BES signature over the
+exact bytes of the JSON file as written, for recipients who check files with generic CMS tools
+(``kzfhir verify report.json.p7s`` or ``openssl cms -verify -binary -content report.json``) rather than
+parse the report. ``kzfhir verify report.json`` checks it too when it is there.
 """
 
 from __future__ import annotations
@@ -24,10 +29,31 @@ from signing.canonical import serialize
 from signing.certificates import name_text
 from signing.status import Reason, failed
 
-__all__ = ["RenderingCheck", "ReportVerification", "is_report", "sign_report", "signer_name", "verify_report"]
+__all__ = ["DETACHED_SUFFIX", "RenderingCheck", "ReportVerification", "detached_path", "is_report", "sign_file",
+           "sign_report", "signer_name", "verify_file", "verify_report"]
 
 SIG_FORMAT = cades.MEDIA_TYPE
 TARGET_FORMAT = "application/json (RFC 8785 canonical form of the report without 'signature')"
+DETACHED_SUFFIX = ".p7s"
+
+
+def detached_path(report: Path) -> Path:
+    """Where the detached signature of the report file goes: ``r.json`` -> ``r.json.p7s``."""
+    return report.with_name(report.name + DETACHED_SUFFIX)
+
+
+async def sign_file(content: bytes, signer: Signer) -> bytes:
+    """A detached CAdES-BES signature (DER) over the report file's bytes."""
+    return await cades.sign_detached(content, signer)
+
+
+async def verify_file(report: Path, trust: TrustStore | None,
+                      expect: Expectations | None = None) -> VerificationStatus | None:
+    """The detached signature beside ``report`` verified over its bytes (None: there is none)."""
+    signature = detached_path(report)
+    if not signature.is_file():
+        return None
+    return await cades.verify_detached(signature.read_bytes(), report.read_bytes(), trust, expect)
 
 
 def is_report(data: Any) -> bool:

@@ -35,8 +35,9 @@ class Req:
 
 
 def absent_id() -> str:
-    """An id no server holds: the "nothing matches" side of a comparison."""
-    return f"kzck-absent-{uuid.uuid4().hex[:16]}"
+    """An id no server holds: the "nothing matches" side of a comparison. It looks like any server id
+    (a UUID), so a server cannot tell the twin of a probe from the probe and answer the two alike."""
+    return str(uuid.uuid4())
 
 
 @dataclass

@@ -9,6 +9,7 @@ the patient grants it consent (ACC-10), the unconsented one throughout (ACC-01..
 
 from __future__ import annotations
 
+import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from conformance.model import CheckFailed, CheckSkipped
 __all__ = ["BREAK_GLASS_HEADER", "Scenario", "scenario"]
 
 BREAK_GLASS_HEADER = "X-Break-Glass-Reason"  # the kzfhir convention (docs/security.md §1); files may differ
-_REASON = "conformance kit: emergency access test (AC-02)"
+_REASON = "emergency: the patient cannot consent"  # plain words: no fixed mark of the kit
 
 
 @dataclass
@@ -152,11 +153,34 @@ async def _create_observation(ctx: RunContext, built: Scenario) -> None:
     ctx.fixtures.track("Observation", built.observation_id)
 
 
-async def _create_person(ctx: RunContext, example_ref: str) -> str:
+# Names for the scenario's people, drawn anew for each run: the IG examples' names are public, and a
+# server must not be able to recognise the kit's test people by them (no fingerprint, like the ids).
+# No surname here occurs in the IG examples or inside another: a patient's surname is a leak marker.
+_FAMILIES = ("Бекетов", "Жумабаев", "Касымов", "Муратов", "Оспанов", "Сейткали", "Тулегенов", "Абенов")
+_GIVEN = {"male": ("Арман", "Ерлан", "Нурлан", "Данияр", "Айдос", "Бауыржан"),
+          "female": ("Айгуль", "Динара", "Жанар", "Мадина", "Сауле", "Гульнара")}
+
+
+def _renamed(resource: dict[str, Any], stem: str, rng: random.Random) -> None:
+    """A fresh family name from ``stem`` (Kazakh surnames take -а for women) and given name, the
+    narrative dropped: it named the example person (R4 narrative.html: text is optional, dom-6 only
+    advises it)."""
+    female = resource.get("gender") == "female"
+    family = stem + ("а" if female else "")
+    given = rng.choice(_GIVEN["female" if female else "male"])
+    for name in resource.get("name") or []:
+        if isinstance(name, dict):
+            name.update(family=family, given=[given])
+            name.pop("text", None)
+    resource.pop("text", None)
+
+
+async def _create_person(ctx: RunContext, example_ref: str, stem: str) -> str:
     resource = await ctx.fixtures.adapt(valid_example(example_ref) or {})
     for identifier in resource.get("identifier", []):
         if identifier.get("system") == IIN_SYSTEM:  # a person of this scenario only, never reused
             identifier["value"] = fresh_iin(str(identifier["value"]), ctx.fixtures.rng)
+    _renamed(resource, stem, ctx.fixtures.rng)
     kind = example_ref.split("/")[0]
     server_id = await ctx.fixtures.create(resource, doing=f"creating a test {kind} ({example_ref})")
     return f"{kind}/{server_id}"
@@ -164,10 +188,12 @@ async def _create_person(ctx: RunContext, example_ref: str) -> str:
 
 async def _provision(ctx: RunContext, mint: Minter) -> Cast:
     """Create the patients and practitioners through the API, then mint a token for each."""
-    consented = await _create_person(ctx, "Practitioner/kz-practitioner-2")
-    unconsented = await _create_person(ctx, "Practitioner/kz-practitioner-3")
-    patient = await _create_person(ctx, "Patient/kz-patient-2")
-    other = await _create_person(ctx, "Patient/kz-patient-3")
+    # one surname stem each: a practitioner's name must never contain the patient's (the leak markers)
+    stems = ctx.fixtures.rng.sample(_FAMILIES, 4)
+    consented = await _create_person(ctx, "Practitioner/kz-practitioner-2", stems[0])
+    unconsented = await _create_person(ctx, "Practitioner/kz-practitioner-3", stems[1])
+    patient = await _create_person(ctx, "Patient/kz-patient-2", stems[2])
+    other = await _create_person(ctx, "Patient/kz-patient-3", stems[3])
     stranger = Identity("unconsented", mint("practitioner", unconsented), unconsented)
     return Cast(
         patient=Identity("patient", mint("patient", patient), patient),

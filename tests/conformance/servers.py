@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from conformance.consent import unverified_claims
 from fhir_server.validation.profile import KZ_PROFILES
 
 Scope = MutableMapping[str, Any]
@@ -115,35 +116,59 @@ def auditing_writes_only(app: ASGIApp) -> ASGIApp:
                      _writes_only)
 
 
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope.get("headers") or []:
-        if name.lower() == b"authorization" and value.lower().startswith(b"bearer "):
-            return value[7:].decode("latin-1").strip()
-    return None
-
-
-def _plausible(token: str | None) -> bool:
-    """What a 40-line gateway checks: a JWT shape and an algorithm other than none. No signature."""
-    parts = (token or "").split(".")
-    if len(parts) != 3:
-        return False
-    try:
-        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
-    except ValueError:
-        return False
-    return isinstance(header, dict) and str(header.get("alg", "none")).lower() != "none"
-
-
-def token_only_proxy(app: ASGIApp) -> ASGIApp:
-    """A gateway in front of an open server that refuses missing, malformed and alg=none tokens and lets
-    everything else through: issue 18's 62/62 proxy."""
+def service_account_for(app: ASGIApp, applies: Callable[[Scope], bool], token: str) -> ASGIApp:
+    """The wrapped server, each request ``applies`` to sent with ``token`` (an MIS's own service account)
+    instead of the caller's: a gateway that enforces consent everywhere but on one path."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] != "/metadata" and not _plausible(_bearer(scope)):
+        if scope["type"] == "http" and applies(scope):
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]
+            scope = {**scope, "headers": [*headers, (b"authorization", f"Bearer {token}".encode())]}
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def refusing_practitioners(app: ASGIApp) -> ASGIApp:
+    """The wrapped server refusing every request of a practitioner's token (403), consent or not: "deny
+    everything" passes every probe of hidden data, and must still fail."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        token = next((v[7:].decode("latin-1") for k, v in scope.get("headers") or []
+                      if k.lower() == b"authorization" and v.lower().startswith(b"bearer ")), None)
+        if scope["type"] == "http" and unverified_claims(token).get("role") == "practitioner":
             outcome = {"resourceType": "OperationOutcome",
-                       "issue": [{"severity": "error", "code": "login", "diagnostics": "bearer token required"}]}
-            await JSONResponse(outcome, status_code=401, media_type="application/fhir+json")(scope, receive, send)
+                       "issue": [{"severity": "error", "code": "forbidden", "diagnostics": "access denied"}]}
+            await JSONResponse(outcome, status_code=403, media_type="application/fhir+json")(scope, receive, send)
             return
         await app(scope, receive, send)
+
+    return wrapped
+
+
+def paging_before_filtering(app: ASGIApp, token: str) -> ASGIApp:
+    """The wrapped server paging a search before it filters by consent: a caller's empty page of
+    ``_count=1`` gets a ``next`` link whenever the unfiltered search (as ``token``, the MIS) has a match."""
+
+    async def has_match(scope: Scope) -> bool:
+        url = f"{scope['path']}?{scope['query_string'].decode()}"
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://inner.test") as inner:
+            answer = await inner.get(url, headers={"Authorization": f"Bearer {token}"})
+        return bool(answer.status_code == 200 and answer.json().get("entry"))
+
+    def applies(scope: Scope) -> bool:
+        return scope["method"] == "GET" and scope["path"] == "/Observation" and b"_count=1" in scope["query_string"]
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not applies(scope) or not await has_match(scope):
+            await app(scope, receive, send)
+            return
+
+        def with_next(bundle: Any) -> Any:
+            if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle" and not bundle.get("entry"):
+                bundle["link"] = [*bundle.get("link", []), {"relation": "next", "url": "http://kzfhir.test/Observation?page=2"}]
+            return bundle
+
+        await rewriting(app, lambda _: True, with_next)(scope, receive, send)
 
     return wrapped

@@ -95,3 +95,18 @@ def test_minimal_data_sets_name_the_missing_items() -> None:
 
 def test_identifiers_are_masked_to_their_last_four_digits() -> None:
     assert mask("IIN 850315300019 invalid; BIN 940140000385") == "IIN ••••••••0019 invalid; BIN ••••••••0385"
+
+
+def test_the_scenario_surnames_never_collide_with_each_other_or_the_ig_examples() -> None:
+    """A patient's surname is a leak marker: a visible practitioner or IG example bearing it (or a name
+    containing it) would read as a leak."""
+    import json
+
+    from conformance.access.scenario import _FAMILIES, _GIVEN
+    from conformance.examples import valid_example, valid_refs
+
+    examples = " ".join(json.dumps(valid_example(ref), ensure_ascii=False) for ref in valid_refs())
+    names = [*_FAMILIES, *(f + "а" for f in _FAMILIES), *(g for gs in _GIVEN.values() for g in gs)]
+    assert [f for f in _FAMILIES if f in examples] == []
+    assert [(f, n) for f in _FAMILIES for n in names if f in n and not n.startswith(f)] == []
+    assert len(set(_FAMILIES)) == len(_FAMILIES) >= 4

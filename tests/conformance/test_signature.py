@@ -50,8 +50,24 @@ async def test_signed_report_verifies_with_kzfhir_verify(pki: Path, tmp_path: Pa
     capsys.readouterr()
     assert await _verify(pki, tmp_path / "r.json", "--iin", "123456789013", "--bin", "123456789021") == 0
     out = capsys.readouterr().out
-    assert "VALID" in out and "NOT conformant" in out
+    assert "VALID" in out and "NOT conformant" in out and "INVALID" not in out
     assert "rendering:    html r.html: intact" in out
+    assert "detached signature r.json.p7s over the bytes of r.json:" in out
+
+
+async def test_the_detached_signature_verifies_with_the_generic_verifier_and_catches_any_changed_byte(
+    pki: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    await _signed_run(pki, tmp_path)
+    report, detached = tmp_path / "r.json", tmp_path / "r.json.p7s"
+    assert detached.read_bytes()[:1] == b"\x30"  # DER SEQUENCE: a CMS ContentInfo
+    assert await _verify(pki, detached) == 0  # the signing package's verifier, content = r.json beside it
+    assert "VALID  cms signature" in capsys.readouterr().out
+    report.write_bytes(report.read_bytes() + b"\n")  # same JSON, other bytes: the embedded signature holds
+    assert await _verify(pki, report) == 1
+    out = capsys.readouterr().out
+    assert out.count("INVALID") == 1 and out.index("INVALID") > out.index("detached signature r.json.p7s")
+    assert await _verify(pki, detached) == 1
 
 
 async def test_a_changed_verdict_or_rendering_fails_verification(pki: Path, tmp_path: Path,
