@@ -155,6 +155,26 @@ class Settings(BaseSettings):
     payment_url: str | None = Field(default=None, description="where payment claim lines are delivered (TM-19)")
     payment_secret: str | None = None
     calendar_override: Path | None = Field(default=None, description="operator's working-day calendar override")
+    # -- remote consultations (issue 19; docs/consultation.md) --
+    video_service_url: str | None = Field(
+        default=None, description="base URL of the telecom (video/chat) service's session API (TM-20); unset: "
+        "Encounter/$consultation-start is refused")
+    video_service_token: SecretStr | None = Field(
+        default=None, description="bearer token the server presents to the telecom service")
+    video_service_name: str = Field(
+        default="video", description="the telecom service's name recorded on the consultation Encounter")
+    video_service_timeout: float = Field(default=10.0, gt=0, le=120, description="seconds per call to it")
+    attachment_max_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1,
+        description="decoded size of one inline attachment (Communication, DocumentReference, Media, Binary); "
+        "larger ones get 413 (TM-02)")
+    attachment_media_types: str = Field(
+        default="image/jpeg,image/png,image/webp,image/heic,application/pdf,text/plain,application/dicom,"
+        "audio/mpeg,audio/ogg,video/mp4,video/webm",
+        description="comma-separated media types an attachment may have (TM-02); others get 415")
+    attachment_scanner: str | None = Field(
+        default=None, description="virus scanner for attachments: clamd://host:port (clamd INSTREAM); unset: "
+        "none")
     # -- EDS signatures (issue 6; docs/signing.md) --
     require_signatures: bool = Field(
         default=False, description="Document Bundles and Composition-based records must carry a valid signature"

@@ -36,6 +36,7 @@ from fhir_server.signatures import install as install_signatures
 from fhir_server.storage.protocols import Store
 from fhir_server.subscriptions.service import install as install_subscriptions
 from fhir_server.subscriptions.service import installed as subscriptions_of
+from fhir_server.telemed import install as install_telemed
 from fhir_server.validation import get_structure_validator
 from fhir_server.validation.on_write import ProfileValidation
 from terminology import default_service
@@ -63,6 +64,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     services.extra_validators.append(dsr_task_issues)  # data-subject request Tasks keep their rules (AC-17)
     install_signatures(services)
     install_subscriptions(services)  # issue 15: topic-based Subscriptions, matched in the write unit
+    install_telemed(services)  # issue 19: consultation sessions, attachment limits, remote-booking terms
     return services
 
 

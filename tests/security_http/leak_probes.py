@@ -166,6 +166,9 @@ async def operations(p: Prober, hidden: list[tuple[str, str]], patients_hidden: 
             await p.pair("$nehp-submit", lambda i: p.c.post(
                 f"/Encounter/{i}/$nehp-submit", json={"resourceType": "Parameters"}, headers={**p.h, **FHIR_JSON}),
                 rid)
+            for op in ("$consultation-start", "$consultation-join", "$consultation-end"):
+                await p.pair(f"Encounter/{op}", lambda i, o=op: p.c.post(
+                    f"/Encounter/{i}/{o}", json={"resourceType": "Parameters"}, headers={**p.h, **FHIR_JSON}), rid)
         if rtype == "Group":
             await p.pair("Group/$export", lambda i: p.c.get(
                 f"/Group/{i}/$export", headers={**p.h, "Prefer": "respond-async"}), rid)
@@ -302,6 +305,9 @@ OPERATIONS: dict[tuple[str, str, str], str] = {
     ("instance", "Bundle", "verify-signature"): "operations",
     ("type", "Bundle", "verify-signature"): "no stored data: verifies the Bundle it is given",
     ("instance", "Encounter", "nehp-submit"): "operations",
+    ("instance", "Encounter", "consultation-start"): "operations",
+    ("instance", "Encounter", "consultation-join"): "operations",
+    ("instance", "Encounter", "consultation-end"): "operations",
     ("instance", "Group", "export"): "operations",
     ("type", "Patient", "export"): "exports",
     ("system", "*", "export"): "exports",

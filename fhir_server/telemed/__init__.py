@@ -1,0 +1,17 @@
+"""Remote consultations (issue 19): the telecom session of a consultation Encounter (TM-02, TM-20, TM-21),
+the attachments exchanged during it, and the public offer and informed consent a remote booking needs
+(TM-03, TM-07). docs/consultation.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def install(services: Any) -> None:
+    """Wire the write validators (and the booking rule) into the server's services, once."""
+    from fhir_server.telemed.attachments import AttachmentRules
+    from fhir_server.telemed.session_extension import session_issues
+
+    if session_issues not in services.extra_validators:
+        services.extra_validators.append(session_issues)  # no join link is ever stored (TM-21)
+        services.extra_validators.append(AttachmentRules(services.settings))  # TM-02 size, type, virus scan
