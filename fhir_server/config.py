@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     attachment_scanner: str | None = Field(
         default=None, description="virus scanner for attachments: clamd://host:port (clamd INSTREAM); unset: "
         "none")
+    remote_booking_consent: bool = Field(
+        default=False, description="booking a remote service (an Appointment with a telecom channel) needs the "
+        "patient's active acceptance of the organisation's current public offer and informed consent to the "
+        "care (TM-03, TM-07); production: true")
     # -- EDS signatures (issue 6; docs/signing.md) --
     require_signatures: bool = Field(
         default=False, description="Document Bundles and Composition-based records must carry a valid signature"

@@ -80,7 +80,7 @@ class World:
 
 
 async def seed(settings: Settings, resources: list[dict[str, Any]]) -> None:
-    app = create_app(settings.model_copy(update={"security_enabled": False}))
+    app = create_app(settings.model_copy(update={"security_enabled": False, "remote_booking_consent": False}))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=BASE
     ) as c:
