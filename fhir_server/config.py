@@ -179,6 +179,12 @@ class Settings(BaseSettings):
         default=False, description="booking a remote service (an Appointment with a telecom channel) needs the "
         "patient's active acceptance of the organisation's current public offer and informed consent to the "
         "care (TM-03, TM-07); production: true")
+    # -- cross-border guard (AC-23; fhir_server/egress.py) --
+    egress_allowed_hosts: str = Field(
+        default="*.kz,*.қаз,*.xn--80ao21a,localhost,127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+        description="comma-separated destinations personal data may be sent to: host names, *.suffix, IP "
+        "networks, or * for any. Configured destinations outside it refuse the start; Subscription endpoints "
+        "outside it are refused (403). Default: in the country (.kz, .қаз) and the operator's own networks")
     # -- EDS signatures (issue 6; docs/signing.md) --
     require_signatures: bool = Field(
         default=False, description="Document Bundles and Composition-based records must carry a valid signature"

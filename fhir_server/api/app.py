@@ -19,6 +19,7 @@ from fhir_server.backends import store_for
 from fhir_server.config import Settings
 from fhir_server.definitions import get_definitions
 from fhir_server.definitions.publish import publish
+from fhir_server.egress import install as install_egress
 from fhir_server.fhirtime import set_zone
 from fhir_server.identity.mount import mount as mount_identity
 from fhir_server.interactions.base import Services
@@ -65,6 +66,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     install_signatures(services)
     install_subscriptions(services)  # issue 15: topic-based Subscriptions, matched in the write unit
     install_telemed(services)  # issue 19: consultation sessions, attachment limits, remote-booking terms
+    install_egress(services)  # AC-23: configured and subscribed destinations stay in the allowed hosts
     return services
 
 
