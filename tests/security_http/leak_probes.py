@@ -320,6 +320,7 @@ OPERATIONS: dict[tuple[str, str, str], str] = {
     ("instance", "Subscription", "status"): "owner only: tests/subscriptions/test_security.py pairs hidden, unknown",
     ("instance", "Subscription", "events"): "owner only: tests/subscriptions/test_security.py pairs hidden, unknown",
     ("system", "*", "dsr-overdue"): "oversight only: refused by the gate to every role but admin",
+    ("instance", "Patient", "expunge"): "oversight only: refused to every role but admin, and destroys, never shows",
     ("instance", "CodeSystem", "validate-code"): "terminology: directory data, no patient's",
     ("type", "CodeSystem", "validate-code"): "terminology: directory data, no patient's",
     ("type", "CodeSystem", "lookup"): "terminology: directory data, no patient's",
