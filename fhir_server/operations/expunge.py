@@ -99,9 +99,9 @@ async def expunge(call: OperationCall) -> FhirResponse:
     named: set[str] = set()
     _references({k: v for k, v in task.items() if k in ("focus", "input", "output")}, named)
     for item in [*(task.get("input", []) or []), *(task.get("output", []) or [])]:  # "change": "Observation/o1"
-        target = literal_target(item.get("valueString")) if isinstance(item, dict) else None
-        if target is not None:
-            named.add(f"{target[0]}/{target[1]}")
+        listed = literal_target(item.get("valueString")) if isinstance(item, dict) else None
+        if listed is not None:
+            named.add(f"{listed[0]}/{listed[1]}")
     outside = [r for r in resources if r not in named]
     if outside:
         raise FhirError("unprocessable", f"{outside[0]} is not named by the decided request {requests[0]}",

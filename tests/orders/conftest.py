@@ -4,7 +4,7 @@ may see p1's data under the same Consent but takes no part; patient p2 is someon
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +16,9 @@ import pytest
 from fhir_server.api.app import create_app
 from fhir_server.config import Settings
 from fhir_server.security.auth import issue_dev_token
-from tests.conftest import BASE
+from tests.conftest import BASE, test_database
 from tests.orders.doubles import VideoService
+from tests.pg import release_database
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
 KZ = "https://fhir.kzfhir.kz"
@@ -93,13 +94,14 @@ OpenWorld = Callable[..., AbstractAsyncContextManager[World]]
 
 
 @pytest.fixture
-def open_world(tmp_path: Path) -> OpenWorld:
+def open_world(tmp_path: Path) -> Iterator[OpenWorld]:
     """``async with open_world(extra_seed, **settings) as world``: seeded, then served with security on."""
 
     @asynccontextmanager
     async def run(extra: list[dict[str, Any]] | None = None, **overrides: Any) -> AsyncIterator[World]:
-        settings = Settings(database=tmp_path / "db.sqlite", dev_key_path=tmp_path / "jwks.json",
-                            synchronous_full=False, **overrides)
+        database = databases.setdefault("db", test_database(tmp_path, "db.sqlite"))  # one per test, reopened
+        settings = Settings(database=database, dev_key_path=tmp_path / "jwks.json", synchronous_full=False,
+                            **overrides)
         await seed(settings, [*SEED, *(extra or [])])
         app = create_app(settings)
         async with app.router.lifespan_context(app), httpx.AsyncClient(
@@ -107,7 +109,11 @@ def open_world(tmp_path: Path) -> OpenWorld:
         ) as client:
             yield World(client, app, settings)
 
-    return run
+    databases: dict[str, Path | str] = {}
+    yield run
+    for database in databases.values():
+        release_database(database)
+
 
 
 @pytest.fixture

@@ -145,7 +145,9 @@ class PgTxView:
         if row is None:
             return 0
         rid = row[0]
-        removed = self._conn.execute("DELETE FROM history WHERE rid = ?", [rid]).rowcount
+        counted = self._conn.execute("SELECT count(*) FROM history WHERE rid = ?", [rid]).fetchone()
+        removed = counted[0] if counted is not None else 0
+        self._conn.execute("DELETE FROM history WHERE rid = ?", [rid])
         for sql in _DELETES:
             self._conn.execute(sql, [rid])
         self._conn.execute("DELETE FROM resources WHERE rid = ?", [rid])
