@@ -114,10 +114,14 @@ async def _practitioner(call: OperationCall, found: Consultation) -> None:
                                                             "telecom session"), found.judged.patients)
 
 
-async def _write(call: OperationCall, stored: StoredResource, encounter: dict[str, Any]) -> FhirResponse:
+async def _write(call: OperationCall, found: Consultation, encounter: dict[str, Any]) -> FhirResponse:
+    """The new version through the ordinary write path (audited as an update), and the operation itself in the
+    patient's log: who started or ended the session, and when."""
+    stored = found.stored
     op = await update_op(call.req, "Encounter", stored.id, encounter, if_match=f'W/"{stored.version}"')
     await execute(call.req, [op], transaction=False)
     assert op.stored is not None
+    call.access.record(found.target, found.judged.verdict, found.judged.patients)
     return representation(op.stored, Prefer(), 200, call.base_url, location=False)
 
 
@@ -142,7 +146,7 @@ async def consultation_start(call: OperationCall) -> FhirResponse:
     new = ext.with_session({**encounter, "status": "in-progress", "period": period},
                            ext.build(service.name, session_id, start=started))
     try:
-        return await _write(call, stored, new)
+        return await _write(call, found, new)
     except FhirError:
         await service.end(session_id)  # no orphan session at the service when the record is refused
         raise
@@ -173,7 +177,7 @@ async def consultation_end(call: OperationCall) -> FhirResponse:
     new = ext.with_session({**found.encounter, "period": period},
                            ext.build(str(parts["service"][0]), str(parts["sessionId"][0]), start=start, end=end,
                                      participants=report.participants))
-    return await _write(call, found.stored, new)
+    return await _write(call, found, new)
 
 
 def _running(encounter: dict[str, Any]) -> dict[str, list[Any]]:
