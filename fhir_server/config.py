@@ -185,6 +185,13 @@ class Settings(BaseSettings):
         description="comma-separated destinations personal data may be sent to: host names, *.suffix, IP "
         "networks, or * for any. Configured destinations outside it refuse the start; Subscription endpoints "
         "outside it are refused (403). Default: in the country (.kz, .қаз) and the operator's own networks")
+    # -- the signed access report (AC-21; fhir_server/operations/access_report.py) --
+    report_signing_key: Path | None = Field(
+        default=None, description="the organisation's EDS key (PEM or PKCS#12) that signs Patient/$access-report; "
+        "unset: the report is not issued (501)")
+    report_signing_cert: Path | None = Field(
+        default=None, description="its certificate (PEM, chain after it), when the key file does not hold it")
+    report_signing_password: SecretStr | None = Field(default=None, description="the key file's password")
     # -- EDS signatures (issue 6; docs/signing.md) --
     require_signatures: bool = Field(
         default=False, description="Document Bundles and Composition-based records must carry a valid signature"

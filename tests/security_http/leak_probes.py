@@ -155,7 +155,7 @@ async def reads(p: Prober, world: list[dict[str, Any]], hidden: list[tuple[str, 
 
 async def operations(p: Prober, hidden: list[tuple[str, str]], patients_hidden: list[str]) -> None:
     for pid in patients_hidden:
-        for op in ("$everything", "$access-log", "$notifications", "$data-report"):
+        for op in ("$everything", "$access-log", "$notifications", "$data-report", "$access-report"):
             await p.pair(f"Patient/{op}", lambda i, o=op: p.c.get(f"/Patient/{i}/{o}", headers=p.h), pid)
         params = {"resourceType": "Parameters", "parameter": [{"name": "kind", "valueCode": "information"}]}
         await p.pair("Patient/$data-subject-request", lambda i, body=params: p.c.post(
@@ -312,6 +312,7 @@ OPERATIONS: dict[tuple[str, str, str], str] = {
     ("type", "Patient", "export"): "exports",
     ("system", "*", "export"): "exports",
     ("instance", "Patient", "access-log"): "operations",
+    ("instance", "Patient", "access-report"): "operations",
     ("instance", "Patient", "data-report"): "operations",
     ("instance", "Patient", "data-subject-request"): "operations",
     ("instance", "Patient", "everything"): "operations",
