@@ -38,6 +38,7 @@ from fhir_server.storage.protocols import Store
 from fhir_server.subscriptions.service import install as install_subscriptions
 from fhir_server.subscriptions.service import installed as subscriptions_of
 from fhir_server.telemed import install as install_telemed
+from fhir_server.telemed.recommendations import ReminderScheduler
 from fhir_server.validation import get_structure_validator
 from fhir_server.validation.on_write import ProfileValidation
 from terminology import default_service
@@ -87,9 +88,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         subscriptions = subscriptions_of(services)
         if subscriptions is not None:
             await subscriptions.start()  # topics published, registry loaded, rest-hook delivery running
+        reminders = ReminderScheduler(services.store)  # TM-16: reminders of recommendations, through the outbox
+        app.state.reminders = reminders
+        reminders.start()
         try:
             yield
         finally:
+            await reminders.stop()
             if subscriptions is not None:
                 await subscriptions.stop()
             if worker is not None:

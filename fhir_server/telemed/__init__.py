@@ -11,6 +11,7 @@ def install(services: Any) -> None:
     """Wire the write validators (and the booking rule) into the server's services, once."""
     from fhir_server.telemed.attachments import AttachmentRules
     from fhir_server.telemed.booking import BookingTerms, offer_issues
+    from fhir_server.telemed.recommendations import recommendation_issues, recommendation_sent
     from fhir_server.telemed.session_extension import session_issues
 
     if session_issues not in services.extra_validators:
@@ -19,3 +20,5 @@ def install(services: Any) -> None:
         services.extra_validators.append(offer_issues(services.profiles))  # a public offer has its terms (TM-03)
         # TM-03/TM-07: a remote booking needs the current offer accepted and informed consent
         services.change_hooks.append(BookingTerms(services.settings.remote_booking_consent))
+        services.extra_validators.append(recommendation_issues)  # TM-16: to the patient, on the care plan
+        services.change_hooks.append(recommendation_sent)  # TM-16: a sent recommendation reaches the patient
