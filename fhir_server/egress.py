@@ -98,7 +98,9 @@ def endpoint_rule(settings: Settings) -> Any:
         if resource.get("resourceType") != "Subscription":
             return []
         endpoint = (resource.get("channel") or {}).get("endpoint")
-        if isinstance(endpoint, str) and "://" in endpoint and not guard.allows_url(endpoint):
+        # http(s) only: other schemes are refused by the Subscription rules themselves (fhir_server/subscriptions)
+        if isinstance(endpoint, str) and endpoint.lower().startswith(("http://", "https://")) and \
+                not guard.allows_url(endpoint):
             raise FhirError("forbidden", f"notifications to {urlsplit(endpoint).hostname!r} would take personal data "
                             "outside the allowed destinations (KZFHIR_EGRESS_ALLOWED_HOSTS, AC-23)", code="security",
                             expression="Subscription.channel.endpoint")
