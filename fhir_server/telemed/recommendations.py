@@ -35,6 +35,7 @@ SCHEDULE = "https://fhir.kzfhir.kz/StructureDefinition/kz-reminder-schedule"
 _UNITS = {"min": 60.0, "h": 3600.0, "d": 86_400.0, "wk": 604_800.0}
 MAX_OCCURRENCES = 366
 LOOKBACK = 86_400.0
+MAX_ACTIVE = 5000  # active requests read per round (docs/consultation.md "Not yet")
 log = logging.getLogger("kzfhir.reminders")
 
 
@@ -140,7 +141,7 @@ def recommendation_sent(view: TxView, services: Any, previous: bytes | None, res
 def queue_due(view: TxView, now: float) -> int:
     """Queue every reminder occurrence that has come (within the look-back); returns how many were new."""
     queued = 0
-    for request in find_in_unit(view, "CommunicationRequest", [("status", "active")], 1000):
+    for request in find_in_unit(view, "CommunicationRequest", [("status", "active")], MAX_ACTIVE):
         patient = _patient(request)
         if patient is None or _schedule(request) is None:
             continue
