@@ -169,7 +169,7 @@ class Settings(BaseSettings):
         description="decoded size of one inline attachment (Communication, DocumentReference, Media, Binary); "
         "larger ones get 413 (TM-02)")
     attachment_media_types: str = Field(
-        default="image/jpeg,image/png,image/webp,image/heic,application/pdf,text/plain,application/dicom,"
+        default="image/jpeg,image/png,image/gif,image/webp,image/heic,application/pdf,text/plain,application/dicom,"
         "audio/mpeg,audio/ogg,video/mp4,video/webm",
         description="comma-separated media types an attachment may have (TM-02); others get 415")
     attachment_scanner: str | None = Field(
@@ -184,7 +184,7 @@ class Settings(BaseSettings):
         default="*.kz,*.қаз,*.xn--80ao21a,localhost,127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
         description="comma-separated destinations personal data may be sent to: host names, *.suffix, IP "
         "networks, or * for any. Configured destinations outside it refuse the start; Subscription endpoints "
-        "outside it are refused (403). Default: in the country (.kz, .қаз) and the operator's own networks")
+        "outside it are refused (422). Default: in the country (.kz, .қаз) and the operator's own networks")
     # -- the signed access report (AC-21; fhir_server/operations/access_report.py) --
     report_signing_key: Path | None = Field(
         default=None, description="the organisation's EDS key (PEM or PKCS#12) that signs Patient/$access-report; "

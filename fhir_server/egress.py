@@ -13,7 +13,7 @@ Where it is enforced:
   telecom service, identity provider's JWKS, OCSP responder, external signature verifier — is checked when the
   server starts: one outside the list refuses the start (one line, like other configuration errors);
 * destinations callers give at run time — a Subscription's ``channel.endpoint`` — are checked on every write
-  of it (403, audited as a refused attempt in the caller's request).
+  of it (422, audited as a failed attempt in the caller's request).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 
 from fhir_server.config import Settings
 from fhir_server.errors import FhirError
-from fhir_server.validation.issues import Issue
 
 #: settings naming an outbound destination
 CONFIGURED = ("nehp_url", "payment_url", "notify_webhook_url", "smtp_host", "video_service_url", "jwks_url",
@@ -91,24 +90,24 @@ def check_configured(settings: Settings) -> None:
 
 
 def endpoint_rule(settings: Settings) -> Any:
-    """A ``Services.extra_validators`` entry: a Subscription's endpoint is an allowed destination."""
+    """A ``Services.change_hooks`` entry run as a Subscription version is stored (after the Subscription rules
+    of fhir_server/subscriptions, so their refusals come first): its endpoint is an allowed destination."""
     guard = guard_for(settings)
 
-    def check(resource: dict[str, Any], mode: str) -> list[Issue]:
+    def check(view: Any, services: Any, previous: bytes | None, resource: dict[str, Any], stored: Any) -> None:
         if resource.get("resourceType") != "Subscription":
-            return []
+            return
         endpoint = (resource.get("channel") or {}).get("endpoint")
         # http(s) only: other schemes are refused by the Subscription rules themselves (fhir_server/subscriptions)
         if isinstance(endpoint, str) and endpoint.lower().startswith(("http://", "https://")) and \
                 not guard.allows_url(endpoint):
-            raise FhirError("forbidden", f"notifications to {urlsplit(endpoint).hostname!r} would take personal data "
-                            "outside the allowed destinations (KZFHIR_EGRESS_ALLOWED_HOSTS, AC-23)", code="security",
-                            expression="Subscription.channel.endpoint")
-        return []
+            raise FhirError("unprocessable", f"notifications to {urlsplit(endpoint).hostname!r} would take personal "
+                            "data outside the allowed destinations (KZFHIR_EGRESS_ALLOWED_HOSTS, AC-23)",
+                            code="security", expression="Subscription.channel.endpoint")
 
     return check
 
 
 def install(services: Any) -> None:
     check_configured(services.settings)
-    services.extra_validators.append(endpoint_rule(services.settings))
+    services.change_hooks.append(endpoint_rule(services.settings))

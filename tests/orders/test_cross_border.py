@@ -57,13 +57,13 @@ async def test_a_subscription_abroad_is_refused_and_audited(open_world: OpenWorl
     async with open_world() as w:
         patient = w.as_("Patient/p1")
         r = await w.client.post("/Subscription", json=subscription("https://hooks.example.com/p1"), headers=patient)
-        assert r.status_code == 403 and "AC-23" in r.text
+        assert r.status_code == 422 and "AC-23" in r.text
         assert r.json()["issue"][0]["expression"] == ["Subscription.channel.endpoint"]
         ok = await w.client.post("/Subscription", json=subscription("https://hooks.medapp.kz/p1"), headers=patient)
         assert ok.status_code == 201, ok.text
         moved = {**ok.json(), "channel": {**ok.json()["channel"], "endpoint": "https://hooks.example.com/p1"}}
         r = await w.client.put(f"/Subscription/{moved['id']}", json=moved, headers=patient)
-        assert r.status_code == 403
+        assert r.status_code == 422
         kept = await w.client.get(f"/Subscription/{moved['id']}", headers=patient)
         assert kept.json()["channel"]["endpoint"] == "https://hooks.medapp.kz/p1"
         await w.store.audit.sync()
