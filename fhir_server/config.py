@@ -195,6 +195,43 @@ class Settings(BaseSettings):
     payment_url: str | None = Field(default=None, description="where payment claim lines are delivered (TM-19)")
     payment_secret: str | None = None
     calendar_override: Path | None = Field(default=None, description="operator's working-day calendar override")
+    # -- remote consultations (issue 19; docs/consultation.md) --
+    video_service_url: str | None = Field(
+        default=None, description="base URL of the telecom (video/chat) service's session API (TM-20); unset: "
+        "Encounter/$consultation-start is refused")
+    video_service_token: SecretStr | None = Field(
+        default=None, description="bearer token the server presents to the telecom service")
+    video_service_name: str = Field(
+        default="video", description="the telecom service's name recorded on the consultation Encounter")
+    video_service_timeout: float = Field(default=10.0, gt=0, le=120, description="seconds per call to it")
+    attachment_max_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1,
+        description="decoded size of one inline attachment (Communication, DocumentReference, Media, Binary); "
+        "larger ones get 413 (TM-02)")
+    attachment_media_types: str = Field(
+        default="image/jpeg,image/png,image/gif,image/webp,image/heic,application/pdf,text/plain,application/dicom,"
+        "audio/mpeg,audio/ogg,video/mp4,video/webm",
+        description="comma-separated media types an attachment may have (TM-02); others get 415")
+    attachment_scanner: str | None = Field(
+        default=None, description="virus scanner for attachments: clamd://host:port (clamd INSTREAM); unset: "
+        "none")
+    remote_booking_consent: bool = Field(
+        default=False, description="booking a remote service (an Appointment with a telecom channel) needs the "
+        "patient's active acceptance of the organisation's current public offer and informed consent to the "
+        "care (TM-03, TM-07); production: true")
+    # -- cross-border guard (AC-23; fhir_server/egress.py) --
+    egress_allowed_hosts: str = Field(
+        default="*.kz,*.қаз,*.xn--80ao21a,localhost,127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+        description="comma-separated destinations personal data may be sent to: host names, *.suffix, IP "
+        "networks, or * for any. Configured destinations outside it refuse the start; Subscription endpoints "
+        "outside it are refused (422). Default: in the country (.kz, .қаз) and the operator's own networks")
+    # -- the signed access report (AC-21; fhir_server/operations/access_report.py) --
+    report_signing_key: Path | None = Field(
+        default=None, description="the organisation's EDS key (PEM or PKCS#12) that signs Patient/$access-report; "
+        "unset: the report is not issued (501)")
+    report_signing_cert: Path | None = Field(
+        default=None, description="its certificate (PEM, chain after it), when the key file does not hold it")
+    report_signing_password: SecretStr | None = Field(default=None, description="the key file's password")
     # -- EDS signatures (issue 6; docs/signing.md) --
     require_signatures: bool = Field(
         default=False, description="Document Bundles and Composition-based records must carry a valid signature"

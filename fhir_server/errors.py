@@ -28,6 +28,7 @@ STATUS_BY_CATEGORY: dict[str, int] = {
     "too_many_requests": 429,
     "fault": 500,
     "not_implemented": 501,
+    "bad_gateway": 502,
 }
 
 # category -> default IssueType code (http://hl7.org/fhir/issue-type)
@@ -47,6 +48,7 @@ ISSUE_CODE_BY_CATEGORY: dict[str, str] = {
     "too_many_requests": "throttled",
     "fault": "exception",
     "not_implemented": "not-supported",
+    "bad_gateway": "transient",
 }
 
 

@@ -19,6 +19,7 @@ from fhir_server.backends import store_for
 from fhir_server.config import Settings
 from fhir_server.definitions import get_definitions
 from fhir_server.definitions.publish import publish
+from fhir_server.egress import install as install_egress
 from fhir_server.fhirtime import set_zone
 from fhir_server.identity.mount import mount as mount_identity
 from fhir_server.interactions.base import Services
@@ -38,6 +39,8 @@ from fhir_server.subscriptions.service import install as install_subscriptions
 from fhir_server.subscriptions.service import installed as subscriptions_of
 from fhir_server.subscriptions.websocket import PATH as SUBSCRIPTION_SOCKET
 from fhir_server.subscriptions.websocket import subscription_socket
+from fhir_server.telemed import install as install_telemed
+from fhir_server.telemed.recommendations import ReminderScheduler
 from fhir_server.validation import get_structure_validator
 from fhir_server.validation.on_write import ProfileValidation
 from terminology import default_service
@@ -65,6 +68,8 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     install_signatures(services)
     # issue 15: the one event source (TM-09, TM-26 notices and the subscriptions listen) and the Subscriptions
     install_subscriptions(services)
+    install_telemed(services)  # issue 19: consultation sessions, attachment limits, remote-booking terms
+    install_egress(services)  # AC-23: configured and subscribed destinations stay in the allowed hosts
     return services
 
 
@@ -86,9 +91,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         subscriptions = subscriptions_of(services)
         if subscriptions is not None:
             await subscriptions.start()  # topics published, registry loaded, rest-hook delivery running
+        reminders = ReminderScheduler(services.store)  # TM-16: reminders of recommendations, through the outbox
+        app.state.reminders = reminders
+        reminders.start()
         try:
             yield
         finally:
+            await reminders.stop()
             if subscriptions is not None:
                 await subscriptions.stop()
             if worker is not None:

@@ -22,6 +22,8 @@ from fhir_server.interactions.write import parse_criteria, require_resource, val
 from fhir_server.jsonio import reload
 from fhir_server.security.policy import Action
 from fhir_server.storage.protocols import StoredResource
+from fhir_server.telemed.attachments import carries_data
+from fhir_server.telemed.data_source import tag_source
 
 Method = Literal["POST", "PUT", "PATCH", "DELETE"]
 ACTIONS: dict[str, Action] = {"POST": Action.CREATE, "PUT": Action.UPDATE, "PATCH": Action.PATCH,
@@ -95,8 +97,12 @@ def _in_entry(index: int, text: str) -> str:
 async def _validated(req: FhirRequest, resource: dict[str, Any], mode: str, op: WriteOp) -> None:
     """Validation before the write (architecture.md: never on the writer). A signed Bundle goes to a worker
     thread: verifying its EDS may wait on an OCSP responder or an external GOST verifier. A Consent's signed
-    form is verified here too; the policy reads who signed it (AC-08)."""
-    if resource.get("resourceType") == "Bundle" and "signature" in resource:
+    form is verified here too; the policy reads who signed it (AC-08). Collected data are first tagged with
+    their source (AC-05: telemed/data_source.py)."""
+    if req.access.enabled:
+        tag_source(req.access.ctx, resource)
+    if (resource.get("resourceType") == "Bundle" and "signature" in resource) or (
+            req.services.settings.attachment_scanner and carries_data(resource)):  # a virus scan waits on clamd
         await asyncio.to_thread(validate, req.services, resource, mode=mode)
     else:
         validate(req.services, resource, mode=mode)

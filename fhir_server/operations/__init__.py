@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 
 _MODULES = ("validate", "terminology_ops", "verify_signature", "patient_everything", "access_log", "notifications",
-            "data_subject", "data_report", "export", "import_operation", "nehp_submit")
+            "data_subject", "data_report", "export", "import_operation", "nehp_submit", "expunge",
+            "access_report")
 
 
 def load_all() -> None:

@@ -91,11 +91,12 @@ def _requester(call: OperationCall, patient_id: str) -> str:
 def _new_request(call: OperationCall, access: AccessSession, patient_id: str) -> dict[str, Any]:
     kind = _text(call, "kind", required=True)
     if kind not in dsr.KINDS:
-        raise FhirError("invalid", "kind must be information or correction", code="value", expression="kind")
+        raise FhirError("invalid", "kind must be information, correction or destruction", code="value",
+                        expression="kind")
     changes = [str(v) for v in call.params().get("change", []) if isinstance(v, str) and v.strip()]
     description = _text(call, "description")
-    if kind == "correction" and not (description or changes):
-        raise FhirError("invalid", "a correction request says what to correct (description or change)",
+    if kind in ("correction", "destruction") and not (description or changes):
+        raise FhirError("invalid", f"a {kind} request says what it concerns (description or change)",
                         code="required", expression="change")
     requester = _requester(call, patient_id)
     calendar = dsr.calendar_for(call.services.settings.calendar_override)

@@ -15,6 +15,7 @@ from fhir_server.security.policy import Action
 
 load_all()
 import_module("fhir_server.subscriptions.operations")  # Subscription $status / $events (issue 15)
+import_module("fhir_server.telemed.consultation")  # Encounter $consultation-start/-join/-end (issue 19)
 
 
 async def run_operation(req: FhirRequest, level: str, name: str, resource_type: str | None,

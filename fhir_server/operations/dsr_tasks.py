@@ -21,7 +21,8 @@ from fhir_server.security.policy.rules import DSR_TASK_SYSTEM
 from fhir_server.validation.issues import Issue
 
 KINDS = {"information": "Information about personal medical data (AC-15, AC-16)",
-         "correction": "Correction or addition of personal medical data (AC-27)"}
+         "correction": "Correction or addition of personal medical data (AC-27)",
+         "destruction": "Destruction of data collected in breach of the rules (AC-22)"}
 ANSWER_DAYS = 3  # AC-16, AC-17, AC-27: "within 3 working days"
 FINAL_STATUSES = frozenset({"completed", "rejected", "cancelled", "failed", "entered-in-error"})
 OPEN_STATUSES = ("draft", "requested", "received", "accepted", "ready", "in-progress", "on-hold")

@@ -117,6 +117,11 @@ class TxView(Protocol):
         """Store a deletion as ``version``; the resource reads as gone afterwards."""
         ...
 
+    def expunge(self, resource_type: str, resource_id: str) -> int:
+        """Physically remove a resource: its current row, every version and its index rows (AC-22). Returns
+        the number of versions removed (0: not stored). Cannot be undone once the unit commits."""
+        ...
+
     def enqueue(self, topic: str, partition: str | None, key: str, payload: bytes) -> None:
         """Queue an outbox message; it commits with the unit or not at all (idempotent per topic+key)."""
         ...

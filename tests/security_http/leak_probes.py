@@ -155,7 +155,7 @@ async def reads(p: Prober, world: list[dict[str, Any]], hidden: list[tuple[str, 
 
 async def operations(p: Prober, hidden: list[tuple[str, str]], patients_hidden: list[str]) -> None:
     for pid in patients_hidden:
-        for op in ("$everything", "$access-log", "$notifications", "$data-report"):
+        for op in ("$everything", "$access-log", "$notifications", "$data-report", "$access-report"):
             await p.pair(f"Patient/{op}", lambda i, o=op: p.c.get(f"/Patient/{i}/{o}", headers=p.h), pid)
         params = {"resourceType": "Parameters", "parameter": [{"name": "kind", "valueCode": "information"}]}
         await p.pair("Patient/$data-subject-request", lambda i, body=params: p.c.post(
@@ -166,6 +166,9 @@ async def operations(p: Prober, hidden: list[tuple[str, str]], patients_hidden: 
             await p.pair("$nehp-submit", lambda i: p.c.post(
                 f"/Encounter/{i}/$nehp-submit", json={"resourceType": "Parameters"}, headers={**p.h, **FHIR_JSON}),
                 rid)
+            for op in ("$consultation-start", "$consultation-join", "$consultation-end"):
+                await p.pair(f"Encounter/{op}", lambda i, o=op: p.c.post(
+                    f"/Encounter/{i}/{o}", json={"resourceType": "Parameters"}, headers={**p.h, **FHIR_JSON}), rid)
         if rtype == "Group":
             await p.pair("Group/$export", lambda i: p.c.get(
                 f"/Group/{i}/$export", headers={**p.h, "Prefer": "respond-async"}), rid)
@@ -328,11 +331,15 @@ OPERATIONS: dict[tuple[str, str, str], str] = {
     ("instance", "Bundle", "verify-signature"): "operations",
     ("type", "Bundle", "verify-signature"): "no stored data: verifies the Bundle it is given",
     ("instance", "Encounter", "nehp-submit"): "operations",
+    ("instance", "Encounter", "consultation-start"): "operations",
+    ("instance", "Encounter", "consultation-join"): "operations",
+    ("instance", "Encounter", "consultation-end"): "operations",
     ("instance", "Group", "export"): "operations",
     ("type", "Patient", "export"): "exports",
     ("system", "*", "export"): "exports",
     ("system", "*", "import"): "writes",
     ("instance", "Patient", "access-log"): "operations",
+    ("instance", "Patient", "access-report"): "operations",
     ("instance", "Patient", "data-report"): "operations",
     ("instance", "Patient", "data-subject-request"): "operations",
     ("instance", "Patient", "everything"): "operations",
@@ -345,6 +352,7 @@ OPERATIONS: dict[tuple[str, str, str], str] = {
     ("type", "Subscription", "get-ws-binding-token"): "owner only: each id is read like the instance form",
     ("type", "Subscription", "status"): "the caller's own only: tests/subscriptions/test_operations.py, others 404",
     ("system", "*", "dsr-overdue"): "oversight only: refused by the gate to every role but admin",
+    ("instance", "Patient", "expunge"): "oversight only: refused to every role but admin, and destroys, never shows",
     ("instance", "CodeSystem", "validate-code"): "terminology: directory data, no patient's",
     ("type", "CodeSystem", "validate-code"): "terminology: directory data, no patient's",
     ("type", "CodeSystem", "lookup"): "terminology: directory data, no patient's",

@@ -138,6 +138,21 @@ class PgTxView:
         write_index(self._conn, rid, resource_type, None, "", fresh=fresh)
         return StoredResource(resource_type, resource_id, version, self._timestamp, True, None, method, "")
 
+    def expunge(self, resource_type: str, resource_id: str) -> int:
+        """Every version and index row deleted (AC-22); PostgreSQL reclaims the dead tuples at the next
+        (auto)vacuum, which the operator runs promptly after a destruction (docs/postgres.md)."""
+        row = self._row(resource_type, resource_id)
+        if row is None:
+            return 0
+        rid = row[0]
+        counted = self._conn.execute("SELECT count(*) FROM history WHERE rid = ?", [rid]).fetchone()
+        removed = counted[0] if counted is not None else 0
+        self._conn.execute("DELETE FROM history WHERE rid = ?", [rid])
+        for sql in _DELETES:
+            self._conn.execute(sql, [rid])
+        self._conn.execute("DELETE FROM resources WHERE rid = ?", [rid])
+        return int(removed)
+
     def patients(self, resource_type: str, resource_id: str) -> str | None:
         row = self._row(resource_type, resource_id)
         return None if row is None or row[3] else (row[5] or "")

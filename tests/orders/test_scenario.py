@@ -1,0 +1,126 @@
+"""The remote service end to end, security on, against real local services (a video service, the NEHP and the
+payment system): offer published and accepted → informed consent → booking from a free slot (MD-B) → notices →
+consultation with its session, a message and an image → the finished MD-D record → NEHP and payment delivery
+→ the patient's access log and notifications show it all. Not in this walk yet: the doctor's EDS on the record
+(TM-10, tests/signatures/) and recommendations (TM-16)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from fhir_server.jobs.runtime import build_worker
+from profiles import examples_dir
+from tests.mappings.conftest import enrich, load_set
+from tests.orders.conftest import KZ, OpenWorld, consent_for
+from tests.orders.doubles import VideoService
+from tests.patient_ops.receivers import WebhookReceiver
+
+PATIENT, DOCTOR, ORG_BIN = "Patient/kz-patient-1", "Practitioner/kz-practitioner-1", "150640000010"
+OFFER = "https://gp1.kz/offer/remote"
+CATEGORY = f"{KZ}/CodeSystem/kz-consent-category"
+TREATMENT = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "treatment"}]}
+
+
+def _seed() -> list[dict[str, Any]]:
+    resources = [{k: v for k, v in r.items() if k != "meta"} for r in enrich(load_set()).values()]
+    for r in resources:
+        if r["resourceType"] == "Encounter":
+            r["status"] = "planned"
+            r["period"] = {"start": "2026-01-20T10:00:00+05:00"}
+    schedule = {"resourceType": "Schedule", "id": "sch1", "actor": [{"reference": DOCTOR}]}
+    slots = [{"resourceType": "Slot", "id": f"slot{n}", "schedule": {"reference": "Schedule/sch1"}, "status": s,
+              "start": f"2026-01-20T1{n}:00:00+05:00", "end": f"2026-01-20T1{n}:20:00+05:00"}
+             for n, s in enumerate(("free", "busy"))]
+    return [*resources, schedule, *slots, consent_for(PATIENT, DOCTOR, cid="c-doctor")]
+
+
+def _consent(code: str, **more: Any) -> dict[str, Any]:
+    return {"resourceType": "Consent", "status": "active", "scope": TREATMENT, "patient": {"reference": PATIENT},
+            "category": [{"coding": [{"system": CATEGORY, "code": code}]}], "performer": [{"reference": PATIENT}],
+            "dateTime": "2026-01-15T09:00:00+05:00", **more}
+
+
+@pytest.mark.req("TM-02")
+@pytest.mark.req("TM-03")
+@pytest.mark.req("TM-07")
+@pytest.mark.req("TM-20")
+async def test_the_whole_remote_service(open_world: OpenWorld, video: VideoService):
+    nehp, payment = WebhookReceiver(), WebhookReceiver()
+    settings = {"remote_booking_consent": True, "video_service_url": await video.start(),
+                "video_service_token": video.token, "nehp_url": await nehp.start(),
+                "payment_url": await payment.start()}
+    try:
+        async with open_world(_seed(), **settings) as w:
+            await w.app.state.outbox_worker.stop()  # the test drives deliveries itself
+            patient, doctor = w.as_(PATIENT), w.as_(DOCTOR)
+            offer = {"resourceType": "Contract", "url": OFFER, "version": "1", "status": "executable",
+                     "issued": "2026-01-01T00:00:00+05:00", "title": "Публичная оферта",
+                     "author": {"reference": "Organization/kz-organization-1"},
+                     "type": {"coding": [{"system": f"{KZ}/CodeSystem/kz-contract-type", "code": "public-offer"}]},
+                     "term": [{"text": "Телеконсультация 20 минут", "offer": {"text": "Акцепт в личном кабинете"}}]}
+            r = await w.client.post("/Contract", json=offer, headers=w.auth("system", bin=ORG_BIN))
+            assert r.status_code == 201, r.text
+
+            free = (await w.client.get("/Slot?schedule=Schedule/sch1&status=free", headers=patient)).json()
+            slot = free["entry"][0]["resource"]
+            booking = copy.deepcopy(json.loads((examples_dir() / "valid" / "Appointment-kz-appointment-1.json")
+                                               .read_text()))
+            booking.pop("id"), booking.pop("meta")
+            booking["participant"][0]["actor"]["reference"] = PATIENT
+            booking["participant"][1]["actor"]["reference"] = DOCTOR
+            booking |= {"slot": [{"reference": f"Slot/{slot['id']}"}], "start": slot["start"], "end": slot["end"]}
+            refused = await w.client.post("/Appointment", json=booking, headers=patient)
+            assert refused.status_code == 422 and len(refused.json()["issue"]) == 2
+            assert (await w.client.post("/Consent", json=_consent("public-offer-acceptance",
+                                        policy=[{"uri": f"{OFFER}|1"}]), headers=patient)).status_code == 201
+            informed = await w.client.post("/Consent", json=_consent("informed-consent"), headers=patient)
+            assert informed.status_code == 201
+            r = await w.client.post("/Appointment", json=booking, headers=patient)
+            assert r.status_code == 201, r.text
+            appointment = r.json()["id"]
+
+            encounter = (await w.client.get("/Encounter/kz-encounter-1", headers=doctor)).json()
+            encounter["appointment"] = [{"reference": f"Appointment/{appointment}"}]
+            assert (await w.client.put("/Encounter/kz-encounter-1", json=encounter, headers=doctor)).status_code == 200
+            assert (await w.op("/Encounter/kz-encounter-1/$consultation-start", DOCTOR)).status_code == 200
+            for who in (PATIENT, DOCTOR):
+                assert (await w.op("/Encounter/kz-encounter-1/$consultation-join", who)).status_code == 200
+            png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
+            message = {"resourceType": "Communication", "status": "completed", "subject": {"reference": PATIENT},
+                       "encounter": {"reference": "Encounter/kz-encounter-1"}, "sender": {"reference": PATIENT},
+                       "payload": [{"contentString": "Фото горла"},
+                                   {"contentAttachment": {"contentType": "image/png", "data": png}}]}
+            assert (await w.client.post("/Communication", json=message, headers=patient)).status_code == 201
+            r = await w.op("/Encounter/kz-encounter-1/$consultation-end", DOCTOR)
+            assert r.status_code == 200
+            finished = {**r.json(), "status": "finished"}
+            r = await w.client.put("/Encounter/kz-encounter-1", json=finished, headers=doctor)
+            assert r.status_code == 200, r.text
+
+            r = await w.op("/Encounter/kz-encounter-1/$nehp-submit", DOCTOR)
+            assert r.status_code == 200, r.text
+            worker = build_worker(w.settings, w.store, base_backoff=0.0)
+            assert worker is not None
+            await worker.run_once()
+            assert len(nehp.accepted) == 1 and len(payment.accepted) == 1
+            record = json.loads(nehp.accepted[0].body)["payload"]
+            assert record["patient"]["iin"] == "850315300019"
+            assert not any(link in nehp.accepted[0].body.decode() for link in video.all_links())
+
+            # what the patient sees: who did what with their data, and what they were told
+            log = (await w.client.get(f"/{PATIENT}/$access-log?_count=200", headers=patient)).json()
+            seen = str([e["resource"] for e in log["entry"]])
+            for expected in ("consultation-start", "consultation-join", "consultation-end", "nehp-submit",
+                             "Encounter/kz-encounter-1", DOCTOR):
+                assert expected in seen, expected
+            notices = (await w.client.get(f"/{PATIENT}/$notifications?_count=200", headers=patient)).json()
+            assert any(e["resource"].get("about") == [{"reference": f"Appointment/{appointment}"}]
+                       for e in notices["entry"])  # the booking notice (TM-09)
+    finally:
+        await nehp.stop()
+        await payment.stop()
