@@ -72,6 +72,8 @@ _BASE = [
         last_micros BIGINT NOT NULL,
         next_seq BIGINT NOT NULL,
         next_rid BIGINT NOT NULL)""",
+    # the change counter of watched types (changes.py); added after the first release of the schema
+    "ALTER TABLE store_head ADD COLUMN IF NOT EXISTS changes BIGINT NOT NULL DEFAULT 0",
     "INSERT INTO store_head (id, last_micros, next_seq, next_rid) VALUES (1, 0, 1, 1) ON CONFLICT DO NOTHING",
 ]
 

@@ -68,6 +68,7 @@ class PgTxView:
         # a row read once stays true; a re-read would cost a pipeline sync
         self._rows: dict[tuple[str, str], tuple[Any, ...] | None] = {}
         self.after_commit: list[Callable[[], None]] = []
+        self.written: set[str] = set()  # resource types written (changes.py: other nodes' caches)
         self.audit = PgAuditTx(conn, rules)
 
     @property
@@ -105,6 +106,7 @@ class PgTxView:
             raise StoreError("conflict", f"{resource_type}/{resource_id}: version {version} is not the next "
                                          f"version ({expected}); the resource changed meanwhile")
         deleted = 1 if data is None else 0
+        self.written.add(resource_type)
         pkey = compartment_key(patients)
         if row is None:
             rid = self.next_rid
