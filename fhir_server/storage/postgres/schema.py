@@ -134,7 +134,11 @@ def statements(genesis: str) -> list[str]:
             "CREATE UNIQUE INDEX IF NOT EXISTS history_seq ON history (seq)",
             "CREATE INDEX IF NOT EXISTS history_type_seq ON history (type, seq)",
             "CREATE INDEX IF NOT EXISTS resources_type_updated ON resources (type, last_updated)",
-            *(translate(s, compartment_key=False) for s in base), *_outbox(),
+            *(translate(s, compartment_key=False) for s in base),
+            # a job's lease (store.py, lease_job): which process runs it, until when (the database's clock)
+            f"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_holder {_TEXT}, "
+            "ADD COLUMN IF NOT EXISTS lease_until TIMESTAMPTZ",
+            *_outbox(),
             *(translate(s) for s in INDEX_DDL), _AUDIT.replace("{genesis}", genesis)]
 
 

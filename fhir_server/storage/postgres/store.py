@@ -59,6 +59,22 @@ _CHANGED = ("WITH h AS (UPDATE store_head SET changes = changes + 1 WHERE id = 1
 _HEAD = "SELECT last_micros, next_seq, next_rid FROM store_head WHERE id = 1 FOR UPDATE"
 
 
+# a claim of due outbox rows (outbox_due): leased by moving available_at to the lease's end
+_CLAIM = (f"UPDATE outbox SET available_at = %s WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' "
+          f"AND topic = %s AND available_at <= %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+          f"RETURNING {outbox.COLUMNS}")
+_LEASE = ("UPDATE jobs SET lease_holder = %s, lease_until = now() + make_interval(secs => %s) WHERE id = "
+          "(SELECT id FROM jobs WHERE id = %s AND status = 'in-progress' AND (lease_holder IS NULL OR "
+          "lease_holder = %s OR lease_until < now()) FOR UPDATE SKIP LOCKED) RETURNING id")
+#: how long a claimed outbox message is a worker's before another may take it over
+OUTBOX_LEASE_SECONDS = 60
+
+
+def _micros(stamp: str) -> int:
+    parsed = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return int(parsed.timestamp()) * 1_000_000 + parsed.microsecond
+
+
 def _stamp(micros: int) -> str:
     return datetime.fromtimestamp(micros / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -67,8 +83,10 @@ class PostgresStore:
     """Implements :class:`fhir_server.storage.protocols.Store` on one PostgreSQL database (``url``, a
     libpq ``postgresql://`` URL); the audit trail keeps the chain by ``rules`` (fhir_server/backends.py)."""
 
-    def __init__(self, url: str, *, rules: ChainRules, pool_size: int = 8, statement_timeout_ms: int = 0) -> None:
+    def __init__(self, url: str, *, rules: ChainRules, pool_size: int = 8, statement_timeout_ms: int = 0,
+                 outbox_lease_seconds: int = OUTBOX_LEASE_SECONDS) -> None:
         self.url = url
+        self._lease_s = outbox_lease_seconds
         self._rules = rules
         self.audit = PgAuditLog(self, rules)
         self._pool_size = max(1, pool_size)
@@ -235,7 +253,22 @@ class PostgresStore:
 
     # -- outbox and jobs ---------------------------------------------------------------------------
     async def outbox_due(self, topic: str, now: str, limit: int) -> list[OutboxItem]:
-        return await self.run_query(lambda conn: outbox.due(conn, topic, now, limit))  # type: ignore[arg-type]
+        """Claim due messages: each is leased to this caller for ``outbox_lease_seconds`` (its
+        ``available_at`` moved to the lease's end), rows another worker holds are skipped (``FOR UPDATE
+        SKIP LOCKED``), so with workers on several nodes each message goes to one of them. Delivery is at
+        least once: a worker that dies leaves its lease to expire and another takes the message over
+        (channels carry the idempotency key); settling is idempotent (txview.py)."""
+        until = _stamp(_micros(now) + self._lease_s * 1_000_000)
+        if self._threads is None:
+            raise RuntimeError("store is not open")
+
+        def claim() -> list[OutboxItem]:
+            assert self._pool is not None
+            with self._pool.connection() as raw:
+                rows = raw.execute(_CLAIM, [until, topic, now, limit]).fetchall()
+            return sorted((outbox.item(r) for r in rows), key=lambda item: item.id)
+
+        return await asyncio.get_running_loop().run_in_executor(self._threads, claim)
 
     async def outbox_partition(self, topic: str, partition: str, limit: int,
                                before_id: int | None = None) -> list[OutboxItem]:
@@ -245,6 +278,14 @@ class PostgresStore:
     async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
         row = await self._fetchone("SELECT kind, status, updated, data FROM jobs WHERE id = %s", [job_id])
         return (row[0], row[1], row[2], bytes(row[3])) if row else None
+
+    async def lease_job(self, job_id: str, holder: str, seconds: float) -> bool:
+        """Take or renew the lease of a running job for ``holder`` (a process) for ``seconds`` of the
+        database's clock: True when it is now the holder's — it held it, nobody did, or the last holder
+        let it run out (a node that died: the job is taken over). Two processes asking at once for an
+        expired lease: one gets it (``FOR UPDATE SKIP LOCKED``), the other is told it is held."""
+        row = await self._fetchone(_LEASE, [holder, seconds, job_id, holder])
+        return row is not None
 
     async def list_jobs(self, kind: str, status: str) -> list[tuple[str, bytes]]:
         if self._apool is None:
