@@ -71,8 +71,9 @@ OUTBOX_LEASE_SECONDS = 60
 
 
 def _micros(stamp: str) -> int:
-    parsed = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    return int(parsed.timestamp()) * 1_000_000 + parsed.microsecond
+    """An instant the outbox speaks (``...Z``, with or without a fraction) in microseconds."""
+    parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return int(parsed.replace(microsecond=0).timestamp()) * 1_000_000 + parsed.microsecond
 
 
 def _stamp(micros: int) -> str:
