@@ -8,7 +8,7 @@ builds it here: the app (``api/app.py``), ``kzfhir audit verify`` and the tests.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from fhir_server.config import Settings
@@ -36,6 +36,15 @@ def postgres_store(url: str, *, pool_size: int = 8, statement_timeout_ms: int = 
     from fhir_server.storage.postgres.store import PostgresStore
 
     return PostgresStore(url, rules=AUDIT_RULES, pool_size=pool_size, statement_timeout_ms=statement_timeout_ms)
+
+
+def watch_changes(store: Store, types: Iterable[str], callback: Callable[[], None]) -> None:
+    """Run ``callback`` when a write of one of ``types`` commits in another server process: on PostgreSQL
+    every node of the database (storage/postgres/changes.py). A SQLite store has one process, whose own
+    commits run their ``on_commit`` callbacks: nothing to watch."""
+    watch = getattr(store, "watch_changes", None)
+    if watch is not None:
+        watch(types, callback)
 
 
 def is_postgres(database: Path | str) -> bool:

@@ -22,7 +22,9 @@ COMMANDS = {"token": "fhir_server.security.cli", "audit": "fhir_server.security.
             "sign": "signing.cli", "verify": "signing.cli", "pki": "signing.cli",
             "conformance": "conformance.cli", "load": "fhir_server.loader.cli",
             "user": "fhir_server.identity.cli", "client": "fhir_server.identity.cli",
-            "auth": "fhir_server.identity.cli"}
+            "auth": "fhir_server.identity.cli",
+            "db": "fhir_server.storage.cli",
+            "migrate": "fhir_server.storage.cli"}
 
 
 def _serve(args: argparse.Namespace) -> int:

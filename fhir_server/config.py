@@ -184,6 +184,10 @@ class Settings(BaseSettings):
     cursor_secret: SecretStr | None = Field(
         default=None, description="key for sealed paging cursors; set it when several processes serve one database"
     )
+    export_dir: Path | None = Field(
+        default=None, description="folder of $export files (one sub-folder per job); by default `exports/` beside a "
+        "SQLite file, `data/exports` for a PostgreSQL URL. With several nodes, shared storage every node mounts",
+    )
     export_deidentify_secret: SecretStr | None = Field(
         default=None, description="secret for $export?_deidentify=true pseudonyms (AC-19); per-job keys derive from it"
     )

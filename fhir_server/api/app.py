@@ -15,7 +15,7 @@ from fhir_server.api.middleware import Hardened, client_gone
 from fhir_server.api.operator import Operator
 from fhir_server.api.routes import bulk, bulk_import, instance, operations, search, system
 from fhir_server.api.routes import type as type_routes
-from fhir_server.backends import store_for
+from fhir_server.backends import store_for, watch_changes
 from fhir_server.config import Settings
 from fhir_server.definitions import get_definitions
 from fhir_server.definitions.publish import publish
@@ -32,6 +32,7 @@ from fhir_server.search import get_indexer
 from fhir_server.search.cursor import use_key as use_cursor_key
 from fhir_server.search.parse_controls import configure_paging
 from fhir_server.search.parse_limits import configure_limits
+from fhir_server.security.facts_store import FACT_TYPES
 from fhir_server.security.setup import build_enforcer, build_read_gate, build_verifier
 from fhir_server.signatures import install as install_signatures
 from fhir_server.storage.protocols import Store
@@ -58,6 +59,8 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     services = Services(settings=settings, store=store, definitions=get_definitions(),
                         validator=get_structure_validator(), indexer=get_indexer())
     services.enforcer = build_enforcer(settings, store)
+    if services.enforcer.facts is not None:  # issue 11 §3: a Consent revoked on one node, on every node
+        watch_changes(store, FACT_TYPES, services.enforcer.facts.bump)
     services.verifier = build_verifier(settings)
     services.read_gate = build_read_gate(services.enforcer, services.verifier, store)
     services.terminology = default_service()

@@ -38,6 +38,8 @@ from fhir_server.operations.export_jobs import (
     create_job,
     forget_job,
     jobs_root,
+    keeps_leases,
+    lease_job,
     load_job,
     owner_of,
     save_job,
@@ -61,6 +63,9 @@ class ExportSettings(BaseSettings):
 
     max_lines_per_file: int = 100_000
     max_running_jobs: int = 4
+    #: a running job's lease (several server processes on PostgreSQL): renewed every third of it; a job
+    #: whose process stopped renewing is taken over by the next status request after it runs out
+    lease_seconds: float = 60.0
 
 
 @dataclass(slots=True)
@@ -68,6 +73,7 @@ class _Running:
     task: asyncio.Task[None]
     progress: Progress
     records: Any  # the store the job's records are in (its server's)
+    lease: asyncio.Task[None] | None = None  # renews the job's lease while it runs (several processes)
 
 
 # Jobs running in this process. The loop keeps only weak references to tasks: this dict keeps them alive.
@@ -94,6 +100,7 @@ async def export_operation(call: OperationCall) -> FhirResponse:
                         headers={"Retry-After": "60"})
     job = ExportJob(uuid.uuid4().hex, owner_of(call.ctx), request_url, spec, patients=patients)
     await create_job(access.records, job)
+    await lease_job(access.records, job.id, settings.lease_seconds)  # before the client can poll another node about it
     _launch(call.services, call.req.fork().access, job, secret, settings.max_lines_per_file)
     status_url = f"{call.base_url.rstrip('/')}/$export-status/{job.id}"
     return FhirResponse(202, dumps(outcome("information", "informational", f"export started; poll {status_url}")),
@@ -148,7 +155,7 @@ def group_members(group: dict[str, Any]) -> tuple[str, ...]:
 
 
 def job_directory(services: Services, job_id: str) -> Path:
-    return jobs_root(services.settings.database) / job_id
+    return jobs_root(services.settings.database, services.settings.export_dir) / job_id
 
 
 def _launch(services: Services, access: AccessSession, job: ExportJob, secret: bytes | None, max_lines: int) -> None:
@@ -157,13 +164,33 @@ def _launch(services: Services, access: AccessSession, job: ExportJob, secret: b
     progress = Progress()
     work = run_export(access, job, progress, directory=job_directory(services, job.id), max_lines=max_lines,
                       secret=secret)
-    task = asyncio.get_running_loop().create_task(work, name=f"kzfhir-export-{job.id}")
-    _RUNNING[job.id] = _Running(task, progress, access.records)
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(work, name=f"kzfhir-export-{job.id}")
+    lease = loop.create_task(_keep_lease(access.records, job.id, task)) if keeps_leases(access.records) else None
+    _RUNNING[job.id] = _Running(task, progress, access.records, lease)
     task.add_done_callback(partial(_finished, job.id))
 
 
+async def _keep_lease(store: Store, job_id: str, task: asyncio.Task[None]) -> None:
+    """Renew the job's lease while it runs here; when another process has taken it over (this one
+    could not renew in time), stop: one process writes a job's files."""
+    seconds = ExportSettings().lease_seconds
+    while not task.done():
+        await asyncio.sleep(seconds / 3)
+        try:
+            taken = await lease_job(store, job_id, seconds)
+        except Exception:  # the database is away: the next renewal may still be in time
+            log.warning("bulk export %s: lease not renewed", job_id, exc_info=True)
+            continue
+        if taken is False and not task.done():
+            log.warning("bulk export %s was taken over by another server process; stopping here", job_id)
+            task.cancel()
+
+
 def _finished(job_id: str, task: asyncio.Task[None]) -> None:
-    _RUNNING.pop(job_id, None)
+    running = _RUNNING.pop(job_id, None)
+    if running is not None and running.lease is not None:
+        running.lease.cancel()
     if not task.cancelled() and task.exception() is not None:
         # run_export records its own failures; this is a failure to record one (the store went away).
         # The status request then reports the job as stopped (see export_status).
@@ -184,7 +211,7 @@ async def _owned(req: FhirRequest, job_id: str, what: str) -> ExportJob:
 
 async def _fail(store: Store, settings: Any, job: ExportJob, reason: str) -> ExportJob:
     job.status, job.failure = FAILED, reason
-    remove_files(jobs_root(settings.database) / job.id)
+    remove_files(jobs_root(settings.database, settings.export_dir) / job.id)
     await save_job(store, job)
     return job
 
@@ -199,13 +226,29 @@ async def export_status(req: FhirRequest, job_id: str) -> FhirResponse:
         # Not running in this process. The job read above may predate its completion (the task records
         # the outcome, then leaves _RUNNING): read it again, now that it is known not to be running.
         job = await load_job(req.access.records, job_id) or job
-        if job.status == IN_PROGRESS:  # still: it was interrupted (a restart of the one serving process)
-            job = await _fail(req.access.records, req.settings, job,
-                              "the export stopped before it completed; start a new export")
+        if job.status == IN_PROGRESS:
+            taken = await lease_job(req.access.records, job.id, ExportSettings().lease_seconds)
+            if taken is None:  # still, on a store of one process: it was interrupted by a restart
+                job = await _fail(req.access.records, req.settings, job,
+                                  "the export stopped before it completed; start a new export")
+            elif taken:  # its process stopped renewing the lease (it died): this one runs it, from the start
+                _resume(req, job)
+                return FhirResponse(202, None, {"X-Progress": "resumed", "Retry-After": "2"})
+            else:  # another server process runs it
+                return FhirResponse(202, None, {"X-Progress": "in progress", "Retry-After": "2"})
     if job.status == FAILED:
         return FhirResponse(500, dumps(outcome("error", "exception", job.failure or "the export failed")))
     body = manifest(job, req.base_url, requires_token=req.access.enabled)
     return FhirResponse(200, dumps(body), {"Content-Type": "application/json"})
+
+
+def _resume(req: FhirRequest, job: ExportJob) -> None:
+    """Run again, here, a job whose process died: the export is cut at its ``transactionTime``, so a
+    fresh run writes the same files (the partial ones are removed first)."""
+    remove_files(job_directory(req.services, job.id))
+    job.output, job.errors = [], []
+    secret = configured_secret(req.services.settings) if job.spec.deidentify else None
+    _launch(req.services, req.fork().access, job, secret, ExportSettings().max_lines_per_file)
 
 
 async def cancel_export(req: FhirRequest, job_id: str) -> FhirResponse:
@@ -233,7 +276,11 @@ async def export_file(req: FhirRequest, job_id: str, name: str) -> Path:
 
 async def recover_jobs(store: Store, settings: Any) -> int:
     """At start-up: jobs left ``in-progress`` by a stopped server are marked failed with a reason
-    (their partial files removed), so a client polling them learns it instead of waiting forever."""
+    (their partial files removed), so a client polling them learns it instead of waiting forever. On
+    a store that leases jobs (several processes) a job in progress may be another process's: it is
+    left alone, and resumed by a status request once its lease has run out (``export_status``)."""
+    if keeps_leases(store):  # several processes: a job is resumed by the next poll once its lease runs out
+        return 0
     count = 0
     for job_id, data in await store.list_jobs(KIND, IN_PROGRESS):
         if job_id in _RUNNING:

@@ -8,7 +8,10 @@ start (``recover_jobs`` in ``export.py``), never silently lost.
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +112,34 @@ async def forget_job(store: Store, job_id: str) -> None:
     await store.transaction(lambda view: view.delete_job(job_id))
 
 
-def jobs_root(database: Path | str) -> Path:
-    """Export files live beside the database: ``<database folder>/exports/<job id>/``."""
+#: this process, as a lease holder (host, pid and a random part: pids repeat across containers)
+HOLDER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def keeps_leases(store: Store) -> bool:
+    """Does the store lease jobs to processes (PostgreSQL), or is every job its one process's (SQLite)?"""
+    return getattr(store, "lease_job", None) is not None
+
+
+async def lease_job(store: Store, job_id: str, seconds: float) -> bool | None:
+    """Take or renew this process's lease of a running job (several server processes on one database,
+    issue 11 §3: each job runs in one of them, and is taken over when that one dies). None: the store
+    keeps no leases (SQLite: one process per database, every job is this process's)."""
+    lease = getattr(store, "lease_job", None)
+    if lease is None:
+        return None
+    taken: bool = await lease(job_id, HOLDER, seconds)
+    return taken
+
+
+def jobs_root(database: Path | str, export_dir: Path | None = None) -> Path:
+    """The folder of export files, ``<root>/<job id>/``: ``export_dir`` (``KZFHIR_EXPORT_DIR``) when set
+    — with several server nodes, storage they all mount, since a job's files are served by whichever
+    node a status or file request reaches and a job is resumed by another node when its own dies —,
+    else ``exports/`` beside a SQLite file, else (a PostgreSQL URL) ``data/exports`` under the working
+    directory, where the authorization server's files go too."""
+    if export_dir is not None:
+        return export_dir.resolve()
+    if isinstance(database, str) and database.startswith(("postgresql://", "postgres://")):
+        return Path("data/exports").resolve()
     return Path(database).resolve().parent / "exports"

@@ -18,6 +18,7 @@ SQLite's single writer
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import psycopg
 
@@ -72,6 +73,8 @@ _BASE = [
         last_micros BIGINT NOT NULL,
         next_seq BIGINT NOT NULL,
         next_rid BIGINT NOT NULL)""",
+    # the change counter of watched types (changes.py); added after the first release of the schema
+    "ALTER TABLE store_head ADD COLUMN IF NOT EXISTS changes BIGINT NOT NULL DEFAULT 0",
     "INSERT INTO store_head (id, last_micros, next_seq, next_rid) VALUES (1, 0, 1, 1) ON CONFLICT DO NOTHING",
 ]
 
@@ -132,14 +135,53 @@ def statements(genesis: str) -> list[str]:
             "CREATE UNIQUE INDEX IF NOT EXISTS history_seq ON history (seq)",
             "CREATE INDEX IF NOT EXISTS history_type_seq ON history (type, seq)",
             "CREATE INDEX IF NOT EXISTS resources_type_updated ON resources (type, last_updated)",
-            *(translate(s, compartment_key=False) for s in base), *_outbox(),
+            *(translate(s, compartment_key=False) for s in base),
+            # a job's lease (store.py, lease_job): which process runs it, until when (the database's clock)
+            f"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_holder {_TEXT}, "
+            "ADD COLUMN IF NOT EXISTS lease_until TIMESTAMPTZ",
+            *_outbox(),
             *(translate(s) for s in INDEX_DDL), _AUDIT.replace("{genesis}", genesis)]
 
 
-def create_schema(conn: psycopg.Connection[object], genesis: str) -> None:
-    """Create the schema in one transaction, under an advisory lock: processes starting together on one
-    database do not race on CREATE ... IF NOT EXISTS."""
+#: The schema's version, recorded in ``kzfhir_schema``. 1: the first release; 2: the change counter
+#: (``store_head.changes``, changes.py) and job leases (``jobs.lease_holder``, ``lease_until``). Every
+#: statement of :func:`statements` is idempotent, so upgrading is running them all and recording the number.
+SCHEMA_VERSION = 2
+_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS kzfhir_schema (id INTEGER PRIMARY KEY CHECK (id = 1), " \
+                 "version INTEGER NOT NULL, upgraded TIMESTAMPTZ NOT NULL DEFAULT now())"
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was upgraded by a newer kzfhir: this one must not write to it."""
+
+
+def schema_version(conn: psycopg.Connection[Any]) -> int:
+    """The recorded version (0: no kzfhir schema yet; 1: a store of the first release, from before the
+    version was recorded)."""
+    found = conn.execute("SELECT to_regclass('kzfhir_schema') IS NOT NULL, to_regclass('resources') IS NOT NULL"
+                         ).fetchone()
+    assert found is not None
+    if found[0]:
+        row = conn.execute("SELECT version FROM kzfhir_schema WHERE id = 1").fetchone()
+        if row is not None:
+            return int(row[0])
+    return 1 if found[1] else 0
+
+
+def create_schema(conn: psycopg.Connection[Any], genesis: str) -> tuple[int, int]:
+    """Create or upgrade the schema in one transaction, under an advisory lock: processes starting
+    together on one database do not race on CREATE ... IF NOT EXISTS. Returns (version before, after);
+    refuses (:class:`SchemaTooNew`) a database a newer kzfhir has upgraded."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
+        before = schema_version(conn)
+        if before > SCHEMA_VERSION:
+            raise SchemaTooNew(f"the database's kzfhir schema is version {before}, newer than this kzfhir's "
+                               f"({SCHEMA_VERSION}): run the kzfhir release that upgraded it, or a newer one")
         for stmt in statements(genesis):
             conn.execute(stmt)
+        conn.execute(_VERSION_TABLE)
+        conn.execute("INSERT INTO kzfhir_schema (id, version) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET "
+                     "version = excluded.version, upgraded = CASE WHEN kzfhir_schema.version = excluded.version "
+                     "THEN kzfhir_schema.upgraded ELSE now() END", [SCHEMA_VERSION])
+    return before, SCHEMA_VERSION

@@ -19,8 +19,9 @@ worker threads, in one REPEATABLE READ snapshot where they read more than one st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from fhir_server.storage.audit import ChainRules
 from fhir_server.storage.postgres.audit import PgAuditLog
+from fhir_server.storage.postgres.changes import CHANNEL, ChangeFeed
 from fhir_server.storage.postgres.conn import QmarkConnection
 from fhir_server.storage.postgres.schema import create_schema
 from fhir_server.storage.postgres.txview import PgTxView
@@ -43,10 +45,35 @@ from fhir_server.storage.sqlite.search.includes import include_round
 
 T = TypeVar("T")
 
-_READ = "SELECT version, last_updated, deleted, data, patients FROM resources WHERE type = %s AND id = %s"
-_VREAD = ("SELECT h.version, h.last_updated, h.deleted, h.data, h.method, h.patients FROM history h "
-          "JOIN resources r ON r.rid = h.rid WHERE r.type = %s AND r.id = %s AND h.version = %s")
+# Reads by id carry the change counter (changes.py) in the same round trip: the row joined to store_head,
+# so a read finds out that another node changed what this node's caches hold even when the row is absent.
+_READ = ("SELECT s.changes, r.version, r.last_updated, r.deleted, r.data, r.patients FROM store_head s "
+         "LEFT JOIN resources r ON r.type = %s AND r.id = %s WHERE s.id = 1")
+_VREAD = ("SELECT s.changes, h.version, h.last_updated, h.deleted, h.data, h.method, h.patients FROM store_head s "
+          "LEFT JOIN (history h JOIN resources r ON r.rid = h.rid AND r.type = %s AND r.id = %s) "
+          "ON h.version = %s WHERE s.id = 1")
+_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT changes FROM store_head WHERE id = 1"
+# the counter raised and the other nodes notified in one statement (the NOTIFY goes out at COMMIT)
+_CHANGED = ("WITH h AS (UPDATE store_head SET changes = changes + 1 WHERE id = 1 RETURNING changes) "
+            f"SELECT h.changes, pg_notify('{CHANNEL}', h.changes::text || ' ' || %s::text) FROM h")
 _HEAD = "SELECT last_micros, next_seq, next_rid FROM store_head WHERE id = 1 FOR UPDATE"
+
+
+# a claim of due outbox rows (outbox_due): leased by moving available_at to the lease's end
+_CLAIM = (f"UPDATE outbox SET available_at = %s WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' "
+          f"AND topic = %s AND available_at <= %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+          f"RETURNING {outbox.COLUMNS}")
+_LEASE = ("UPDATE jobs SET lease_holder = %s, lease_until = now() + make_interval(secs => %s) WHERE id = "
+          "(SELECT id FROM jobs WHERE id = %s AND status = 'in-progress' AND (lease_holder IS NULL OR "
+          "lease_holder = %s OR lease_until < now()) FOR UPDATE SKIP LOCKED) RETURNING id")
+#: how long a claimed outbox message is a worker's before another may take it over
+OUTBOX_LEASE_SECONDS = 60
+
+
+def _micros(stamp: str) -> int:
+    """An instant the outbox speaks (``...Z``, with or without a fraction) in microseconds."""
+    parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return int(parsed.replace(microsecond=0).timestamp()) * 1_000_000 + parsed.microsecond
 
 
 def _stamp(micros: int) -> str:
@@ -57,8 +84,10 @@ class PostgresStore:
     """Implements :class:`fhir_server.storage.protocols.Store` on one PostgreSQL database (``url``, a
     libpq ``postgresql://`` URL); the audit trail keeps the chain by ``rules`` (fhir_server/backends.py)."""
 
-    def __init__(self, url: str, *, rules: ChainRules, pool_size: int = 8, statement_timeout_ms: int = 0) -> None:
+    def __init__(self, url: str, *, rules: ChainRules, pool_size: int = 8, statement_timeout_ms: int = 0,
+                 outbox_lease_seconds: int = OUTBOX_LEASE_SECONDS) -> None:
         self.url = url
+        self._lease_s = outbox_lease_seconds
         self._rules = rules
         self.audit = PgAuditLog(self, rules)
         self._pool_size = max(1, pool_size)
@@ -71,6 +100,8 @@ class PostgresStore:
         # Units are serialized anyway (store_head): one writer thread per process queues them here, so that
         # waiting writes hold neither the readers' threads nor more than one connection.
         self._writer: ThreadPoolExecutor | None = None
+        self.changes = ChangeFeed()  # other nodes' writes invalidate this process's caches (changes.py)
+        self._listener: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -91,8 +122,19 @@ class PostgresStore:
             self.url, min_size=1, max_size=self._pool_size, kwargs=self._kwargs, open=False, name="kzfhir-async")
         await apool.open(wait=True, timeout=30)
         self._apool = apool
+        self._listener = loop.create_task(self.changes.listen(self.url, self._kwargs), name="kzfhir-pg-changes")
+
+    def watch_changes(self, types: Iterable[str], callback: Callable[[], None]) -> None:
+        """Call ``callback`` when a unit that wrote one of ``types`` commits in another process or node
+        (this process's own units run their ``on_commit`` callbacks); see changes.py."""
+        self.changes.watch(types, callback)
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         if self._apool is not None:
             await self._apool.close()
             self._apool = None
@@ -109,6 +151,7 @@ class PostgresStore:
         assert self._pool is not None
         with self._pool.connection() as raw:
             conn = QmarkConnection(raw)
+            changed: tuple[Any, ...] | None = None
             with raw.transaction():
                 if relaxed:
                     raw.execute("SET LOCAL synchronous_commit = off")
@@ -122,6 +165,11 @@ class PostgresStore:
                     result = unit(view)
                 raw.execute("UPDATE store_head SET last_micros = %s, next_seq = %s, next_rid = %s WHERE id = 1",
                             [micros, view.next_seq, view.next_rid])
+                kinds = self.changes.watched(view.written)
+                if kinds:
+                    changed = raw.execute(_CHANGED, [" ".join(kinds)]).fetchone()
+        if changed is not None:
+            self.changes.advance(int(changed[0]), kinds)
         for callback in view.after_commit:  # after COMMIT, before the caller hears of it
             callback()
         return result
@@ -148,7 +196,11 @@ class PostgresStore:
             if not snapshot:
                 return fn(conn)
             with raw.transaction():
-                raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                cur = raw.execute(_SNAPSHOT)
+                cur.nextset()
+                counter = cur.fetchone()
+                if counter is not None:
+                    self.changes.advance(int(counter[0]), None)  # before fn judges anything by a cache
                 return fn(conn)
 
     async def run_query(self, fn: Callable[[QmarkConnection], T], *, snapshot: bool = False) -> T:
@@ -167,14 +219,23 @@ class PostgresStore:
             row: tuple[Any, ...] | None = await cur.fetchone()
             return row
 
+    async def _fetch_counted(self, sql: str, args: list[Any]) -> tuple[Any, ...] | None:
+        """A row of ``_READ`` / ``_VREAD`` without its change counter (None: no such row), after acting on
+        the counter: the caller's access decision must not come from a cache another node made stale."""
+        row = await self._fetchone(sql, args)
+        if row is None:
+            return None
+        self.changes.advance(int(row[0]), None)
+        return None if row[1] is None else row[1:]
+
     async def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
-        row = await self._fetchone(_READ, [resource_type, resource_id])
+        row = await self._fetch_counted(_READ, [resource_type, resource_id])
         if row is None:
             return None
         return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], "PUT", row[4])
 
     async def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
-        row = await self._fetchone(_VREAD, [resource_type, resource_id, version])
+        row = await self._fetch_counted(_VREAD, [resource_type, resource_id, version])
         if row is None:
             return None
         return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], row[4], row[5])
@@ -193,7 +254,22 @@ class PostgresStore:
 
     # -- outbox and jobs ---------------------------------------------------------------------------
     async def outbox_due(self, topic: str, now: str, limit: int) -> list[OutboxItem]:
-        return await self.run_query(lambda conn: outbox.due(conn, topic, now, limit))  # type: ignore[arg-type]
+        """Claim due messages: each is leased to this caller for ``outbox_lease_seconds`` (its
+        ``available_at`` moved to the lease's end), rows another worker holds are skipped (``FOR UPDATE
+        SKIP LOCKED``), so with workers on several nodes each message goes to one of them. Delivery is at
+        least once: a worker that dies leaves its lease to expire and another takes the message over
+        (channels carry the idempotency key); settling is idempotent (txview.py)."""
+        until = _stamp(_micros(now) + self._lease_s * 1_000_000)
+        if self._threads is None:
+            raise RuntimeError("store is not open")
+
+        def claim() -> list[OutboxItem]:
+            assert self._pool is not None
+            with self._pool.connection() as raw:
+                rows = raw.execute(_CLAIM, [until, topic, now, limit]).fetchall()
+            return sorted((outbox.item(r) for r in rows), key=lambda item: item.id)
+
+        return await asyncio.get_running_loop().run_in_executor(self._threads, claim)
 
     async def outbox_partition(self, topic: str, partition: str, limit: int,
                                before_id: int | None = None) -> list[OutboxItem]:
@@ -203,6 +279,14 @@ class PostgresStore:
     async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
         row = await self._fetchone("SELECT kind, status, updated, data FROM jobs WHERE id = %s", [job_id])
         return (row[0], row[1], row[2], bytes(row[3])) if row else None
+
+    async def lease_job(self, job_id: str, holder: str, seconds: float) -> bool:
+        """Take or renew the lease of a running job for ``holder`` (a process) for ``seconds`` of the
+        database's clock: True when it is now the holder's — it held it, nobody did, or the last holder
+        let it run out (a node that died: the job is taken over). Two processes asking at once for an
+        expired lease: one gets it (``FOR UPDATE SKIP LOCKED``), the other is told it is held."""
+        row = await self._fetchone(_LEASE, [holder, seconds, job_id, holder])
+        return row is not None
 
     async def list_jobs(self, kind: str, status: str) -> list[tuple[str, bytes]]:
         if self._apool is None:

@@ -68,6 +68,7 @@ class PgTxView:
         # a row read once stays true; a re-read would cost a pipeline sync
         self._rows: dict[tuple[str, str], tuple[Any, ...] | None] = {}
         self.after_commit: list[Callable[[], None]] = []
+        self.written: set[str] = set()  # resource types written (changes.py: other nodes' caches)
         self.audit = PgAuditTx(conn, rules)
 
     @property
@@ -105,6 +106,7 @@ class PgTxView:
             raise StoreError("conflict", f"{resource_type}/{resource_id}: version {version} is not the next "
                                          f"version ({expected}); the resource changed meanwhile")
         deleted = 1 if data is None else 0
+        self.written.add(resource_type)
         pkey = compartment_key(patients)
         if row is None:
             rid = self.next_rid
@@ -164,7 +166,12 @@ class PgTxView:
             "ON CONFLICT (topic, key) DO NOTHING", [topic, partition, key, payload, self._timestamp, self._timestamp])
 
     def settle_outbox(self, ids: list[int], status: str, error: str | None, retry_at: str | None) -> None:
-        outbox.settle(self._conn, ids, status, self._timestamp, error, retry_at)  # type: ignore[arg-type]
+        # Claims are leases (store.py, outbox_due): a worker whose lease ran out may settle a message that
+        # another worker has settled since. Only messages still pending are settled, so a late report never
+        # turns "delivered" back into a retry or dead letter, nor counts an attempt twice.
+        pending = [row[0] for row in self._conn.execute(
+            "SELECT id FROM outbox WHERE id = ANY(?) AND status = 'pending' FOR UPDATE", [ids]).fetchall()]
+        outbox.settle(self._conn, pending, status, self._timestamp, error, retry_at)  # type: ignore[arg-type]
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         self.after_commit.append(callback)

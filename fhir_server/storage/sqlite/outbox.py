@@ -30,10 +30,10 @@ OUTBOX_DDL: list[str] = [
     "CREATE INDEX IF NOT EXISTS outbox_partition ON outbox (topic, partition, created)",
 ]
 
-_COLUMNS = "id, topic, partition, key, payload, created, available_at, attempts, status, last_error, delivered_at"
+COLUMNS = "id, topic, partition, key, payload, created, available_at, attempts, status, last_error, delivered_at"
 
 
-def _item(row: tuple[Any, ...]) -> OutboxItem:
+def item(row: tuple[Any, ...]) -> OutboxItem:
     return OutboxItem(row[0], row[1], row[2], row[3], bytes(row[4]), row[5], row[6], row[7], row[8], row[9], row[10])
 
 
@@ -49,11 +49,11 @@ def enqueue(conn: sqlite3.Connection, topic: str, partition: str | None, key: st
 
 def due(conn: sqlite3.Connection, topic: str, now: str, limit: int) -> list[OutboxItem]:
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND topic = ? AND available_at <= ? "
+        f"SELECT {COLUMNS} FROM outbox WHERE status = 'pending' AND topic = ? AND available_at <= ? "
         "ORDER BY id LIMIT ?",
         (topic, now, limit),
     ).fetchall()
-    return [_item(r) for r in rows]
+    return [item(r) for r in rows]
 
 
 def by_partition(conn: sqlite3.Connection, topic: str, partition: str, limit: int, before_id: int | None
@@ -63,9 +63,9 @@ def by_partition(conn: sqlite3.Connection, topic: str, partition: str, limit: in
     if before_id is not None:
         where += " AND id < ?"
         args.append(before_id)
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE {where} ORDER BY id DESC LIMIT ?",
+    rows = conn.execute(f"SELECT {COLUMNS} FROM outbox WHERE {where} ORDER BY id DESC LIMIT ?",
                         [*args, limit]).fetchall()
-    return [_item(r) for r in rows]
+    return [item(r) for r in rows]
 
 
 def settle(conn: sqlite3.Connection, ids: list[int], status: str, now: str, error: str | None,
