@@ -10,8 +10,9 @@ written, never resolved (a DNS answer checked now could differ when the connecti
 Where it is enforced:
 
 * every destination the operator configures — NEHP, payment system, notification webhook, SMTP relay,
-  telecom service, identity provider's JWKS, the federated OpenID provider, OCSP responder, external signature verifier — is checked when the
-  server starts: one outside the list refuses the start (one line, like other configuration errors);
+  telecom service, identity provider's JWKS, the federated OpenID provider, OCSP responder, external
+  signature verifier — is checked when the server starts: one outside the list refuses the start (one
+  line, like other configuration errors);
 * destinations callers give at run time — a Subscription's ``channel.endpoint`` — are checked on every write
   of it (422, audited as a failed attempt in the caller's request).
 """
