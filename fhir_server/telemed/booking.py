@@ -13,7 +13,8 @@ acceptance always names the terms that were accepted.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -36,19 +37,22 @@ from fhir_server.telemed.terms import (
 )
 from fhir_server.validation.issues import Issue
 
+if TYPE_CHECKING:
+    from fhir_server.validation.on_write import ProfileValidation
+
 _TERMS = ("term", "title", "subtitle", "legallyBindingAttachment", "legallyBindingReference", "friendly", "legal",
           "rule", "applies", "author")
 _ORGANISATION_OF = {"PractitionerRole": "organization", "HealthcareService": "providedBy",
                     "Location": "managingOrganization"}
 
 
-def offer_issues(profiles: Any) -> Any:
+def offer_issues(profiles: ProfileValidation | None) -> Callable[[dict[str, Any], str], list[Issue]]:
     """A ``Services.extra_validators`` entry: a Contract typed as a public offer meets ``kz-public-offer``."""
 
     def check(resource: dict[str, Any], mode: str) -> list[Issue]:
         if not is_offer(resource) or profiles is None:
             return []
-        return [i for i in profiles.validate(resource, [OFFER_PROFILE], invariants=True) if i.is_error]
+        return [i for i in profiles.validate(resource, [OFFER_PROFILE], level="strict") if i.is_error]
 
     return check
 

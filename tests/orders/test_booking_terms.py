@@ -31,11 +31,16 @@ def acceptance(version: str, status: str = "active") -> dict[str, Any]:
             "dateTime": "2026-01-10T09:00:00+05:00", "policy": [{"uri": f"{OFFER_URL}|{version}"}]}
 
 
+# R4 ppc-1: a Consent names a policy or a policy rule; writes enforce the invariant (issue 14 §2)
+OPTIN = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}
+
+
 def informed(status: str = "active") -> dict[str, Any]:
     return {"resourceType": "Consent", "status": status, "scope": {"coding": [{"system": SCOPE, "code": "treatment"}]},
             "category": [{"coding": [{"system": CATEGORY, "code": "informed-consent"}]}],
             "patient": {"reference": "Patient/p1"}, "performer": [{"reference": "Patient/p1"}],
-            "dateTime": "2026-01-10T09:00:00+05:00", "provision": {"period": {"start": "2026-01-01"}}}
+            "dateTime": "2026-01-10T09:00:00+05:00", "policyRule": OPTIN,
+            "provision": {"period": {"start": "2026-01-01"}}}
 
 
 def booking(start: str = "2026-02-01T10:00:00+05:00", remote: bool = True) -> dict[str, Any]:

@@ -78,7 +78,9 @@ async def test_the_whole_remote_service(open_world: OpenWorld, video: VideoServi
             assert refused.status_code == 422 and len(refused.json()["issue"]) == 2
             assert (await w.client.post("/Consent", json=_consent("public-offer-acceptance",
                                         policy=[{"uri": f"{OFFER}|1"}]), headers=patient)).status_code == 201
-            informed = await w.client.post("/Consent", json=_consent("informed-consent"), headers=patient)
+            optin = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}
+            informed = await w.client.post("/Consent", json=_consent("informed-consent", policyRule=optin),  # ppc-1
+                                           headers=patient)
             assert informed.status_code == 201
             r = await w.client.post("/Appointment", json=booking, headers=patient)
             assert r.status_code == 201, r.text

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -17,21 +17,30 @@ LOWEST = datetime(1, 1, 1, tzinfo=UTC)
 HIGHEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
+def _server_zone() -> timezone:
+    """The zone the server gives values that carry none (``KZFHIR_TIMEZONE``, +05:00 by default; R4 leaves it
+    to the server): the setting the app under test was created with, read when the oracle runs."""
+    from fhir_server.fhirtime import zone_us
+
+    return timezone(timedelta(microseconds=zone_us()))
+
+
 def date_bounds(text: str) -> Bounds:
-    """The implicit range of a FHIR date/dateTime/instant (values without a zone are UTC)."""
+    """The implicit range of a FHIR date/dateTime/instant (values without a zone are in the server's zone)."""
     m = re.fullmatch(r"(\d{4})(?:-(\d\d)(?:-(\d\d)(?:T(\d\d):(\d\d)(?::(\d\d)(\.\d+)?)?(Z|[+-]\d\d:\d\d)?)?)?)?", text)
     assert m is not None, text
     year, month, day, hh, mi, ss, frac, tz = m.groups()
+    zone = _server_zone()
     if month is None:
-        return datetime(int(year), 1, 1, tzinfo=UTC), datetime(int(year) + 1, 1, 1, tzinfo=UTC)
+        return datetime(int(year), 1, 1, tzinfo=zone), datetime(int(year) + 1, 1, 1, tzinfo=zone)
     if day is None:
-        start = datetime(int(year), int(month), 1, tzinfo=UTC)
-        end = datetime(int(year) + (month == "12"), int(month) % 12 + 1, 1, tzinfo=UTC)
+        start = datetime(int(year), int(month), 1, tzinfo=zone)
+        end = datetime(int(year) + (month == "12"), int(month) % 12 + 1, 1, tzinfo=zone)
         return start, end
     if hh is None:
-        start = datetime(int(year), int(month), int(day), tzinfo=UTC)
+        start = datetime(int(year), int(month), int(day), tzinfo=zone)
         return start, start + timedelta(days=1)
-    offset = timedelta(0)
+    offset = (zone.utcoffset(None) or timedelta(0)) if not tz else timedelta(0)
     if tz and tz != "Z":
         offset = timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6])) * (1 if tz[0] == "+" else -1)
     start = datetime(int(year), int(month), int(day), int(hh), int(mi), int(ss or 0), tzinfo=UTC) - offset
