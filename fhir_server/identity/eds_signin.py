@@ -48,7 +48,7 @@ def authentication_usage(cert: x509.Certificate) -> str | None:
         if not usage.digital_signature:
             return "the certificate's key usage does not allow digital signatures"
     except x509.ExtensionNotFound:
-        pass
+        pass  # absent keyUsage: the key is not restricted (RFC 5280 §4.2.1.3)
     try:
         ekus = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:

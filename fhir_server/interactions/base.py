@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fhir_server.config import Settings
 from fhir_server.definitions import Definitions
@@ -15,6 +15,9 @@ from fhir_server.jsonio import dumps
 from fhir_server.security.context import RequestContext
 from fhir_server.storage.protocols import Store, StoredResource
 from fhir_server.validation.structure import StructureValidator
+
+if TYPE_CHECKING:
+    from fhir_server.validation.on_write import ProfileValidation
 
 ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
@@ -28,7 +31,7 @@ class Services:
     validator: StructureValidator
     indexer: Any  # fhir_server.search.Indexer
     extra_validators: list[Any] = field(default_factory=list)  # write-time validators after the base one
-    profiles: Any = None  # validation.on_write.ProfileValidation: $validate and profile checks
+    profiles: ProfileValidation | None = None  # $validate and profile checks (validation/on_write.py)
     terminology: Any = None  # terminology.TerminologyService
     enforcer: Any = None  # security.session.Enforcer: policy, facts cache, audit
     verifier: Any = None  # security.auth.TokenVerifier (None with security off)

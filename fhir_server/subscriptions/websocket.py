@@ -51,7 +51,7 @@ MAX_LIVE_TOKENS = 10_000  # tokens issued and not yet used or expired, in all
 
 
 class TooManyTokens(Exception):
-    pass
+    """More binding tokens are live than MAX_LIVE_TOKENS allows (refused with 429)."""
 
 
 def websocket_url(base_url: str) -> str:

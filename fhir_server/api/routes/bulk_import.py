@@ -4,6 +4,7 @@ Included before ``operations.router`` so these paths win."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -79,7 +80,8 @@ async def kick_off(request: Request) -> Response:
         finally:
             posted = extra.get("posted")
             if isinstance(posted, os.PathLike):
-                os.unlink(posted) if os.path.exists(posted) else None  # not taken over by a job
+                with contextlib.suppress(FileNotFoundError):  # not taken over by a job
+                    os.unlink(posted)
 
     return await serve(request, handler)
 
