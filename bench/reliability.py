@@ -59,22 +59,23 @@ def _db_bytes(folder: Path) -> int:
 
 
 def _used_bytes(folder: Path) -> int:
-    """The bytes the store holds: the SQLite pages in use (not its free list: a file reuses freed pages before
-    it grows) plus the disk blocks of any other file (journals, WAL), which are allocated ahead of their data."""
+    """The bytes the store's SQLite files hold in pages in use, after folding their WAL into them.
+
+    Both sides of the read phase are measured the same way: a TRUNCATE checkpoint first (so a WAL left by one
+    stop and emptied by the next is not counted as growth or shrinkage), then the pages in use, not the free
+    list (a file reuses freed pages before it grows, and those reused pages do count)."""
     total = 0
-    for path in folder.iterdir():
-        if not path.name.startswith("db"):
+    for path in sorted(folder.iterdir()):
+        if not (path.name.startswith("db") and path.suffix == ".sqlite"):
             continue
-        if path.suffix == ".sqlite":
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            try:
-                pages, free, size = (conn.execute(f"PRAGMA {p}").fetchone()[0]
-                                     for p in ("page_count", "freelist_count", "page_size"))
-            finally:
-                conn.close()
-            total += (pages - free) * size
-        else:
-            total += path.stat().st_blocks * 512
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            pages, free, size = (conn.execute(f"PRAGMA {p}").fetchone()[0]
+                                 for p in ("page_count", "freelist_count", "page_size"))
+        finally:
+            conn.close()
+        total += (pages - free) * size
     return total
 
 
@@ -223,8 +224,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_reads(f"http://127.0.0.1:{port}", token, args.reads))
         stop(proc)
         print(f"bytes per audited read: {(_used_bytes(folder) - before) / args.reads:.0f} "
-              f"({args.reads} reads on a restarted server; SQLite pages in use and other files' disk blocks, "
-              "measured after a clean stop)")
+              f"({args.reads} reads on a restarted server; SQLite pages in use after a TRUNCATE checkpoint, "
+              "before and after the phase)")
         print(f"audit verify after the read phase: {_verify(folder)}")
 
 
