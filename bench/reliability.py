@@ -44,14 +44,22 @@ class Minute:
         return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else float("nan")
 
 
-def _rss_mb(pid: int) -> float:
+def _rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A resident-memory figure of the process, in MB: ``VmRSS`` (all), ``RssAnon`` (heap: Python objects and
+    SQLite's page caches) or ``RssFile`` (pages of mapped files: the store's mmap, which grows with what reads
+    touch and which the kernel reclaims under pressure)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return float("nan")
+
+
+def _rss(pid: int) -> str:
+    return (f"RSS {_rss_mb(pid):6.0f} MB (anon {_rss_mb(pid, 'RssAnon'):4.0f}, "
+            f"file {_rss_mb(pid, 'RssFile'):4.0f})")
 
 
 def _db_bytes(folder: Path) -> int:
@@ -180,7 +188,7 @@ def _report(number: int, minute: Minute, pid: int, growth: int) -> None:
     refused = f"4xx {sum(minute.refused.values())}{minute.refused or ''}"
     print(f"minute {number:>2}: {len(minute.latencies):>5} requests, 5xx {minute.errors}, no answer {minute.failures}, "
           f"{refused}, "
-          f"p99 {minute.p99():7.1f} ms, RSS {_rss_mb(pid):6.0f} MB, database +{growth / 1e6:6.1f} MB", flush=True)
+          f"p99 {minute.p99():7.1f} ms, {_rss(pid)}, database +{growth / 1e6:6.1f} MB", flush=True)
 
 
 async def _reads(url: str, token: str, count: int) -> None:
@@ -210,14 +218,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"soak: {args.minutes:g} min at {args.rate:g} req/s, secure mode, 50 % reads, 20 % searches, "
               "20 % creates, 10 % updates", flush=True)
         minutes = asyncio.run(_soak(f"http://127.0.0.1:{port}", token, proc.pid, folder, args.minutes, args.rate))
-        rss = _rss_mb(proc.pid)
+        rss = _rss(proc.pid)
         stop(proc)
         total = sum(len(m.latencies) for m in minutes)
         errors = sum(m.errors for m in minutes)
         failures = sum(m.failures for m in minutes)
         worst = max(m.p99() for m in minutes)
         print(f"total: {total} requests, {errors} 5xx, {failures} without answer, worst minute p99 {worst:.1f} ms, "
-              f"final RSS {rss:.0f} MB, database {_db_bytes(folder) / 1e6:.1f} MB")
+              f"final {rss}, database {_db_bytes(folder) / 1e6:.1f} MB")
         print(f"audit verify: {_verify(folder)}")
         before = _used_bytes(folder)
         proc = _server(folder, port)
