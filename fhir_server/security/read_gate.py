@@ -60,6 +60,7 @@ from fhir_server.storage.protocols import Store, StoredResource, TxView
 
 MAX_CALLERS = 10_000
 MAX_DECISIONS = 100_000
+MAX_TEMPLATES = 10_000
 DECISION_SECONDS = 60.0
 _PROCESS = f"{os.getpid():x}-{secrets.token_hex(4)}"  # journal template keys are unique per process
 #: Consent provision elements that test the resource itself: a decision under them is per resource.
@@ -181,6 +182,7 @@ class ReadGate:
         self.audit = ReadAudit(store)
         self._callers: dict[tuple[str | None, ...], Caller] = {}
         self._decisions: dict[tuple[int, str, str], Decision] = {}
+        self._templates: dict[bytes, ReadTemplate] = {}
         self._profiles: dict[str, tuple[int, bool, float]] = {}
         self._serial = 0
 
@@ -270,13 +272,28 @@ class ReadGate:
                          {patients} if patients else set()).verdict
         if not verdict.allowed or verdict.emergency:
             return None
-        decision = Decision(verdict, build_template(caller.ctx, verdict, bool(patients)), generation,
+        decision = Decision(verdict, self._template(caller, verdict, bool(patients)), generation,
                             min([now + DECISION_SECONDS, *(horizon(f, now) for f in facts)]))
         if not any(per_resource(f) for f in facts) and self.facts.generation == generation:
             if len(self._decisions) >= MAX_DECISIONS:
                 self._decisions.clear()
             self._decisions[(caller.serial, stored.type, patients)] = decision
         return decision, patients
+
+    def _template(self, caller: Caller, verdict: Verdict, with_patient: bool) -> ReadTemplate:
+        """The audit template of this decision, reused when an equal one exists. A fact-bearing write
+        (a Patient, a Consent) voids every cached decision; without reuse each read after it would chain
+        a new template row, about 2.5 KB, and on a store that keeps changing nearly every read did (issue
+        12: the bytes an audited read costs). Equal bytes mean the same caller, verdict and interaction."""
+        template = build_template(caller.ctx, verdict, with_patient)
+        key = template_bytes(template.caller, template.event)
+        known = self._templates.get(key)
+        if known is not None:
+            return known
+        if len(self._templates) >= MAX_TEMPLATES:
+            self._templates.clear()  # bounded memory; an evicted template is simply written again
+        self._templates[key] = template
+        return template
 
     def record(self, decision: Decision, patient: str, request_id: str, stored: StoredResource
                ) -> tuple[int, str, str, str, str, str | None] | None:

@@ -86,6 +86,23 @@ async def test_a_store_without_a_journal_commits_each_read_before_answering(serv
     assert len(texts) == 2 and all("Practitioner/dr1" in t and "Observation/o1/_history/1" in t for t in texts)
 
 
+@pytest.mark.req("AC-14")
+async def test_reads_after_fact_bearing_writes_reuse_one_audit_template(server, token, monkeypatch):
+    # issue 12: each fact-bearing write voids every cached decision; a new ~2.5 KB template per read after
+    # it was most of what an audited read cost on a store that keeps changing
+    store = server.app.state.services.store
+    lines: list[bytes] = []
+    monkeypatch.setattr(store.audit, "journal_reads", lambda data: lines.append(data) or True)
+    doctor, patient = token("practitioner", "Practitioner/dr1"), token("patient", "Patient/p1")
+    same = consent("cons1", {"reference": "Practitioner/dr1"}, classes=("Observation",))
+    for _ in range(3):
+        assert (await server.get("/Observation/o1", headers=doctor)).status_code == 200
+        assert (await server.put("/Consent/cons1", json=same, headers={**patient, **FHIR_JSON})).status_code == 200
+    journaled = [line for chunk in lines for line in chunk.splitlines()]
+    assert sum(line.startswith(b'["R",') for line in journaled) == 3
+    assert sum(line.startswith(b'["T",') for line in journaled) == 1
+
+
 @pytest.mark.req("AC-01")
 @pytest.mark.req("AC-03")
 async def test_a_revoked_consent_stops_the_very_next_read(server, token):
