@@ -216,3 +216,21 @@ async def test_a_refusal_for_the_scope_is_audited_with_its_reason(server, patien
 async def test_oversight_with_only_a_granular_scope_is_refused(server, token):
     auditor = token("auditor", "Practitioner/dr2", scopes=["user/AuditEvent.rs?outcome=4"])
     assert (await server.get("/AuditEvent", headers=auditor)).status_code == 403
+
+
+async def test_composed_paths_never_reach_past_the_scope(server, patient, writer):
+    """Includes from a matching resource, compartment search, conditional references in a transaction and
+    instance operations do not reach a non-matching resource."""
+    linked = obs("ov1", "vital-signs", "8867-4", hasMember=[{"reference": "Observation/ol1"}])
+    assert (await server.put("/Observation/ov1", json=linked, headers={**FHIR_JSON, **writer})).status_code == 200
+    bundle = (await server.get("/Observation?_id=ov1&_include=Observation:has-member", headers=patient)).json()
+    assert ids(bundle) == ["ov1"]
+    assert ids((await server.get("/Patient/p1/Observation", headers=patient)).json()) == ["ov1", "ov2"]
+    transaction = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "POST", "url": "Observation"},
+         "resource": obs("t1", "vital-signs", "8867-4", hasMember=[{"reference": "Observation?code=http://loinc.org|2339-0"}])},
+    ]}
+    r = await server.post("/", json=transaction, headers={**FHIR_JSON, **patient})
+    assert r.status_code >= 400  # the only match is out of reach: as no match at all
+    assert "ol1" not in r.text
+    assert (await server.get("/Observation/ol1/$validate", headers=patient)).status_code == 404
