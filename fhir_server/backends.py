@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from fhir_server.config import Settings
+from fhir_server.search.query import SearchQuery
 from fhir_server.security.audit.rules import CHAIN_RULES
 from fhir_server.storage.audit import ChainReport, ChainRules
 from fhir_server.storage.protocols import Store
 from fhir_server.storage.sqlite.audit.journal import unchained_lines
 from fhir_server.storage.sqlite.audit.verify import verify_database
+from fhir_server.storage.sqlite.search.one import resource_matches
 from fhir_server.storage.sqlite.store import SqliteStore
 
 #: The rules every backend keeps the audit trail by (security/audit/rules.py).
@@ -36,6 +39,13 @@ def postgres_store(url: str, *, pool_size: int = 8, statement_timeout_ms: int = 
     from fhir_server.storage.postgres.store import PostgresStore
 
     return PostgresStore(url, rules=AUDIT_RULES, pool_size=pool_size, statement_timeout_ms=statement_timeout_ms)
+
+
+def resource_matcher() -> Callable[[SearchQuery, dict[str, Any]], bool]:
+    """The search engine's "does this resource match this query" for the access policy (SMART granular
+    scopes, security/policy/granular.py): the planner's SQL over the resource's index rows, whichever
+    backend stores the data (the PostgreSQL backend runs the same planner)."""
+    return resource_matches
 
 
 def watch_changes(store: Store, types: Iterable[str], callback: Callable[[], None]) -> None:

@@ -15,7 +15,7 @@ from fhir_server.api.middleware import Hardened, client_gone
 from fhir_server.api.operator import Operator
 from fhir_server.api.routes import bulk, bulk_import, instance, operations, search, system
 from fhir_server.api.routes import type as type_routes
-from fhir_server.backends import store_for, watch_changes
+from fhir_server.backends import resource_matcher, store_for, watch_changes
 from fhir_server.config import Settings
 from fhir_server.definitions import get_definitions
 from fhir_server.definitions.publish import publish
@@ -58,7 +58,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
         use_cursor_key(settings.cursor_secret.get_secret_value())
     services = Services(settings=settings, store=store, definitions=get_definitions(),
                         validator=get_structure_validator(), indexer=get_indexer())
-    services.enforcer = build_enforcer(settings, store)
+    services.enforcer = build_enforcer(settings, store, resource_matcher())
     if services.enforcer.facts is not None:  # issue 11 §3: a Consent revoked on one node, on every node
         watch_changes(store, FACT_TYPES, services.enforcer.facts.bump)
     services.verifier = build_verifier(settings)

@@ -22,6 +22,7 @@ from fhir_server.identity.keys import ALGORITHM, SigningKeys
 from fhir_server.identity.models import AuthorizationCode, Client, Principal, RefreshToken
 from fhir_server.identity.registry import CodeRecord
 from fhir_server.identity.tokens import fhir_user_url
+from fhir_server.security.policy.granular import unenforceable
 from fhir_server.security.roles import PATIENT
 
 USER_AUTH_METHODS = ["none", "private_key_jwt"]  # public apps (PKCE) and confidential asymmetric apps
@@ -42,6 +43,14 @@ class S256Only(CodeChallenge):
         super().validate_code_challenge(grant, redirect_uri)
 
 
+def unenforceable_request(scope: str | None) -> str | None:
+    """Why a requested SMART granular scope cannot be granted (a parameter or modifier the resource server
+    cannot enforce, security/policy/granular.py), or None. Such a request is refused with ``invalid_scope``
+    rather than granted a scope that would silently grant nothing (issue 16)."""
+    problems = unenforceable((scope or "").split())
+    return "; ".join(problems) if problems else None
+
+
 def _drop(scope: str, *names: str) -> str:
     return " ".join(item for item in scope.split() if item not in names)
 
@@ -55,6 +64,9 @@ class SmartCodeGrant(grants.AuthorizationCodeGrant):
         if (data.get("aud") or "").rstrip("/") != self.server.config.audience:
             raise InvalidRequestError(f"aud must be this FHIR server's base URL, {self.server.config.audience}",
                                       redirect_uri=redirect_uri, state=data.get("state"))
+        problem = unenforceable_request(self.request.scope)
+        if problem is not None:
+            raise InvalidScopeError(problem, redirect_uri=redirect_uri, state=data.get("state"))
         launch = data.get("launch")
         if launch and self.server.registry.launch_patient(launch) is None:
             raise InvalidRequestError("unknown or expired launch", redirect_uri=redirect_uri,
@@ -179,6 +191,9 @@ class BackendServicesGrant(grants.ClientCredentialsGrant):
         client: Client = self.request.client
         if not client.record.bin:
             raise InvalidGrantError("the client is registered without an organisation (BIN)")
+        problem = unenforceable_request(self.request.payload.scope)
+        if problem is not None:
+            raise InvalidScopeError(problem)
         scope = client.get_allowed_scope(self.request.payload.scope)
         if scope is None:
             raise InvalidScopeError("none of the requested scopes is registered for this client")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from urllib.parse import parse_qsl
 
 from fhir_server.identity.browser import FIELD
 from fhir_server.identity.consent import Choice
 from fhir_server.identity.signin import SignInMethod, escape
+from fhir_server.security.auth.scopes import parse_scope
 
 #: The authorization request travels through the form as hidden fields (everything but the credentials).
 HEADERS = {
@@ -51,7 +53,7 @@ def consent_page(client_name: str, username: str, offer: Choice, ticket: str, cs
     Launch 2.2 §2.0.9: the person may grant fewer scopes than asked)."""
     required = "".join(f"<li><code>{escape(s)}</code> (needed)</li>" for s in offer.required)
     optional = "".join(f'<li><label><input type="checkbox" name="scope_ok" value="{escape(s)}" checked> '
-                       f"<code>{escape(s)}</code></label></li>" for s in offer.optional)
+                       f"<code>{escape(s)}</code>{_restriction(s)}</label></li>" for s in offer.optional)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Allow access — kzfhir</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -66,6 +68,16 @@ def consent_page(client_name: str, username: str, offer: Choice, ticket: str, cs
 <button type="submit" name="decision" value="approve">Allow</button>
 <button type="submit" name="decision" value="deny">Deny</button>
 </form></body></html>"""
+
+
+def _restriction(scope: str) -> str:
+    """What a SMART granular scope limits the access to, in words (``…Observation.rs?category=vital-signs``)."""
+    parsed = parse_scope(scope)
+    if parsed is None or parsed.query is None:
+        return ""
+    what = "resources" if parsed.resource_type == "*" else f"{parsed.resource_type} resources"
+    conditions = " and ".join(f"{name} = {value}" for name, value in parse_qsl(parsed.query, keep_blank_values=True))
+    return f" — only {escape(what)} where <em>{escape(conditions)}</em>"
 
 
 def message_page(title: str, message: str) -> str:

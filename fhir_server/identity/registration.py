@@ -17,6 +17,7 @@ from fhir_server.identity.passwords import hash_password
 from fhir_server.identity.registry import ClientRecord, User
 from fhir_server.security.auth.claims import context_from_claims
 from fhir_server.security.auth.errors import AuthError
+from fhir_server.security.policy.granular import unenforceable
 from fhir_server.security.refs import is_bin, relative_ref
 
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k"})
@@ -93,5 +94,8 @@ def new_client(client_id: str, name: str, *, redirect_uris: Sequence[str] = (), 
         raise ValueError("a backend service needs its public key set (--jwks) and its organisation (--bin)")
     if not scopes:
         raise ValueError("register at least one scope the client may be granted")
+    problems = unenforceable(scopes)  # a granular scope the resource server could not enforce (issue 16)
+    if problems:
+        raise ValueError("; ".join(problems))
     return ClientRecord(client_id, name, METHOD if keys is not None else "none", uris, tuple(scopes),
                         tuple(dict.fromkeys(grants)), keys, bin, may_introspect)

@@ -117,7 +117,18 @@ class HasClause:
     inner: Clause
 
 
-Clause = ParamClause | ChainClause | HasClause
+@dataclass(frozen=True, slots=True)
+class AnyOfClause:
+    """Resources of ``resource_type`` match when every clause of at least one branch matches; resources of
+    other types are not restricted. No client writes it: the access policy adds it to a search to honour
+    SMART v2 granular scopes (``patient/Observation.rs?category=…``, several scopes on a type OR-ed,
+    security/policy/granular.py). No branch: nothing of that type matches."""
+
+    resource_type: str
+    branches: tuple[tuple[Clause, ...], ...]
+
+
+Clause = ParamClause | ChainClause | HasClause | AnyOfClause
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,7 +70,7 @@ def targeted_patients(query: SearchQuery) -> set[str]:
 
 async def fill_search(access: AccessSession, store: Store, query: SearchQuery, target: AuditTarget,
                       start: Verdict) -> SearchResult:
-    base = replace(query, includes=())
+    base = access.restricted(replace(query, includes=()), Action.SEARCH)
     if not access.enabled or start.decision is Decision.AUTHORIZED:
         result: SearchResult = await store.search(base)
         included, capped = await _includes(access, store, query, list(result.matches), judged=False)

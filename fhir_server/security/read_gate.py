@@ -14,7 +14,8 @@ read with the same decision and the same audit trail from three caches of work a
   provision that looks at the resource's own data (``code``, ``securityLabel``, ``data``,
   ``dataPeriod``, a ``class`` that is a profile), no fact-bearing write has committed since
   (the facts generation), and no period in the patient's facts starts or ends before the next use
-  (``horizon``; capped at ``DECISION_SECONDS``). Anything else is decided by the engine each time;
+  (``horizon``; capped at ``DECISION_SECONDS``), and no SMART granular scope of the caller looks at
+  the resource's own data (policy/granular.py). Anything else is decided by the engine each time;
 * **audit** — each read appends one line to the store's read-audit journal before it is answered
   (storage/sqlite/audit/journal.py: durable against a killed process); the writer chains the lines
   as read blocks under a template per caller and verdict (security/audit/read_blocks.py), about a
@@ -53,6 +54,7 @@ from fhir_server.security.context import RequestContext, next_request_id
 from fhir_server.security.facts_store import SharedFacts
 from fhir_server.security.fhirtime import instant_range
 from fhir_server.security.policy import AccessPolicy, Action, PatientFacts, Verdict
+from fhir_server.security.policy.granular import granular_on
 from fhir_server.security.policy.owned import OWNED_TYPES
 from fhir_server.security.roles import ADMIN
 from fhir_server.security.session import Loaded, decide
@@ -274,7 +276,9 @@ class ReadGate:
             return None
         decision = Decision(verdict, self._template(caller, verdict, bool(patients)), generation,
                             min([now + DECISION_SECONDS, *(horizon(f, now) for f in facts)]))
-        if not any(per_resource(f) for f in facts) and self.facts.generation == generation:
+        # a verdict under a granular scope (…?category=x) depends on the resource itself: not reused
+        if not any(per_resource(f) for f in facts) and self.facts.generation == generation \
+                and not granular_on(caller.ctx.scopes, stored.type, "r"):
             if len(self._decisions) >= MAX_DECISIONS:
                 self._decisions.clear()
             self._decisions[(caller.serial, stored.type, patients)] = decision

@@ -32,6 +32,7 @@ import orjson
 
 from fhir_server.errors import FhirError
 from fhir_server.i18n import msg
+from fhir_server.search.query import SearchQuery
 from fhir_server.security.audit.access_log import access_log_entry
 from fhir_server.security.audit.balp import AuditTarget, denied_event, rest_event, rest_events
 from fhir_server.security.audit.codes import MINOR_FAILURE
@@ -39,7 +40,8 @@ from fhir_server.security.audit.notify import break_glass_notice
 from fhir_server.security.audit.read_notices import NOTIFY_TOPIC
 from fhir_server.security.context import RequestContext
 from fhir_server.security.facts_store import FACT_TYPES, RequestFacts, SharedFacts
-from fhir_server.security.policy import AccessPolicy, Action, Decision, PatientFacts, Verdict
+from fhir_server.security.policy import AccessPolicy, Action, Decision, PatientFacts, Verdict, smart_permissions
+from fhir_server.security.policy.granular import restrict_query
 from fhir_server.storage.protocols import HistoryPage, HistoryQuery, Store, StoredResource, TxView
 
 T = TypeVar("T")
@@ -379,6 +381,14 @@ class AccessSession:
                 kept.append((item, judged))
         return kept
 
+    def restricted(self, query: Any, action: Action) -> Any:
+        """A search with the caller's SMART granular scopes added as a restriction (policy/granular.py):
+        pages are filled from, and includes followed from, matching resources only. Every resource is
+        still judged one by one (``keep_visible``); this keeps the non-matching ones out of the rows read."""
+        if self.policy is None or not isinstance(query, SearchQuery):
+            return query
+        return restrict_query(query, self.ctx.scopes, smart_permissions(action, instance_level=True))
+
     async def history(self, query: HistoryQuery, start: Verdict) -> tuple[HistoryPage, list[StoredResource]]:
         """One page of history with only the versions the caller may see. A short page is filled from
         the following ones (within a scan budget), so that empty pages do not count hidden versions.
@@ -421,7 +431,7 @@ class AccessSession:
         from fhir_server.search.cursor import decode_cursor
         from fhir_server.security.paging import as_stored
 
-        current = query
+        current = self.restricted(query, action)
         while True:
             result = await self._store.search(current)
             matches = [m for m in result.matches if m.mode == "match"]

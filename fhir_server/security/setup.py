@@ -10,6 +10,7 @@ from fhir_server.identity.trust import builtin_verifier
 from fhir_server.security.auth import TokenVerifier, VerifierConfig, ensure_dev_key
 from fhir_server.security.facts_store import SharedFacts, StoreFactsLoader
 from fhir_server.security.policy import AccessPolicy
+from fhir_server.security.policy.granular import ResourceMatcher
 from fhir_server.security.read_gate import ReadGate
 from fhir_server.security.session import Enforcer
 from fhir_server.storage.protocols import Store
@@ -61,10 +62,12 @@ def development_notice(settings: Settings) -> str | None:
     return msg("cli.development_mode", key=settings.dev_key_path)
 
 
-def build_enforcer(settings: Settings, store: Store) -> Enforcer:
+def build_enforcer(settings: Settings, store: Store, matcher: ResourceMatcher | None = None) -> Enforcer:
+    """``matcher``: the search engine's match of one resource (backends.resource_matcher), for SMART
+    granular scopes; without it they grant nothing."""
     if not settings.security_enabled:
         return Enforcer(store, None, None)
-    return Enforcer(store, AccessPolicy(), SharedFacts(StoreFactsLoader(store)))
+    return Enforcer(store, AccessPolicy(matcher=matcher), SharedFacts(StoreFactsLoader(store)))
 
 
 def build_read_gate(enforcer: Enforcer, verifier: TokenVerifier | None, store: Store) -> ReadGate | None:

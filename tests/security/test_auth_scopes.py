@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fhir_server.security.auth import Scope, levels_allowing, parse_scope, parse_scopes, scope_allows
+from fhir_server.security.auth.scopes import levels_reaching
 
 
 def test_parse_scope_reads_v2_resource_scope() -> None:
@@ -44,10 +45,14 @@ def test_parse_scope_ignores_non_resource_and_malformed_scopes(text: str) -> Non
     assert parse_scope(text) is None
 
 
-def test_granular_scope_is_parsed_but_grants_nothing() -> None:
+def test_a_granular_scope_reaches_its_type_but_covers_none_of_it_unconditionally() -> None:
+    """The gate lets it through (levels_reaching); which resources it grants is the policy's per-resource
+    check against the query (tests/security_pure/test_granular_scopes.py)."""
     scope = parse_scope("patient/Observation.rs?category=vital-signs")
-    assert scope is not None and scope.granular
+    assert scope is not None and scope.granular and scope.query == "category=vital-signs"
     assert not scope_allows(["patient/Observation.rs?category=vital-signs"], "Observation", "r")
+    assert scope.reaches("Observation", "r") and not scope.reaches("Observation", "c")
+    assert levels_reaching(["patient/Observation.rs?category=vital-signs"], "Observation", "s") == {"patient"}
 
 
 @pytest.mark.req("AC-12")

@@ -8,9 +8,13 @@ v2 as ``read`` -> ``rs``, ``write`` -> ``cud``, ``*`` -> ``cruds``.
 Scopes only ever *restrict*: the access policy applies its role and consent rules on top, so a
 broad scope never widens what a role may reach. Non-resource scopes (``openid``, ``fhirUser``,
 ``launch/patient``, ``offline_access`` ...) are not resource permissions and are ignored here.
-Granular v2 scopes with a query (``patient/Observation.rs?category=vital-signs``) are parsed but
-grant nothing: honouring them needs search semantics at the policy point, and a scope that cannot
-be enforced must not be widened into the unfiltered one (deny by default, AC-12).
+
+Granular v2 scopes with a query (``patient/Observation.rs?category=vital-signs``, SMART 2.x
+"finer-grained resource constraints using search parameters") *reach* their type, but grant access
+only to the resources matching the query: ``covers`` (unrestricted coverage) is false for them, and the
+access policy checks each resource against the query with the search engine
+(security/policy/granular.py). A granular scope that cannot be enforced grants nothing; it is never
+widened into the unfiltered one (deny by default, AC-12).
 """
 
 from __future__ import annotations
@@ -41,11 +45,15 @@ class Scope:
     def granular(self) -> bool:
         return self.query is not None
 
-    def covers(self, resource_type: str, permission: str) -> bool:
-        """True when this scope grants ``permission`` (one of c r u d s) on ``resource_type``."""
-        if self.granular:
-            return False
+    def reaches(self, resource_type: str, permission: str) -> bool:
+        """True when this scope grants ``permission`` (one of c r u d s) on some or all resources of
+        ``resource_type`` (all of them unless it is granular)."""
         return permission in self.permissions and self.resource_type in ("*", resource_type)
+
+    def covers(self, resource_type: str, permission: str) -> bool:
+        """True when this scope grants ``permission`` (one of c r u d s) on every resource of
+        ``resource_type`` (a granular scope only on those matching its query, so never here)."""
+        return not self.granular and self.reaches(resource_type, permission)
 
 
 def _v2_permissions(text: str) -> frozenset[str] | None:
@@ -83,6 +91,12 @@ def levels_allowing(scopes: Iterable[str], resource_type: str, permission: str) 
     if permission not in PERMISSION_ORDER or len(permission) != 1:
         raise ValueError(f"permission must be one of c, r, u, d, s, not {permission!r}")
     return frozenset(scope.level for scope in parse_scopes(tuple(scopes)) if scope.covers(resource_type, permission))
+
+
+def levels_reaching(scopes: Iterable[str], resource_type: str, permission: str) -> frozenset[str]:
+    """The scope levels whose scopes grant ``permission`` on some resources of the type (granular ones
+    included: the type-level gate lets them through, each resource is then checked against the query)."""
+    return frozenset(scope.level for scope in parse_scopes(tuple(scopes)) if scope.reaches(resource_type, permission))
 
 
 def scope_allows(scopes: Iterable[str], resource_type: str, action: str) -> bool:

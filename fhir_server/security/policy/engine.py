@@ -23,12 +23,13 @@ from typing import Any
 
 from fhir_server.i18n import msg
 from fhir_server.search.compartments import get_compartments, patient_compartment
-from fhir_server.security.auth.scopes import levels_allowing
+from fhir_server.security.auth.scopes import levels_allowing, levels_reaching
 from fhir_server.security.context import RequestContext
 from fhir_server.security.fhirtime import utc_now
 from fhir_server.security.policy.decision import Action, Decision, Verdict, smart_permissions
 from fhir_server.security.policy.facts import PatientFacts
 from fhir_server.security.policy.grants import Subject, patient_grant
+from fhir_server.security.policy.granular import ResourceMatcher, granting_levels
 from fhir_server.security.policy.owned import OWNED_TYPES, owned_verdict
 from fhir_server.security.policy.rules import PolicySettings
 from fhir_server.security.roles import ADMIN, AUDITOR, LEGAL_EXCEPTION, PATIENT, ROLES, SYSTEM
@@ -40,6 +41,7 @@ def _clinical_types() -> frozenset[str]:
     return frozenset(get_compartments().types_in("Patient"))
 
 
+GRANULAR_REFUSAL = "no granted scope's query matches this resource (SMART granular scope)"
 _OVERSIGHT = Verdict(Decision.AUTHORIZED, "oversight access to the audit trail", ("oversight",))
 
 
@@ -56,9 +58,13 @@ def total_allowed(start_verdict: Verdict) -> bool:
 class AccessPolicy:
     """Deny-by-default access policy over roles, scopes, Consents and care relationships."""
 
-    def __init__(self, settings: PolicySettings | None = None, *, clock: Callable[[], float] = utc_now) -> None:
+    def __init__(self, settings: PolicySettings | None = None, *, clock: Callable[[], float] = utc_now,
+                 matcher: ResourceMatcher | None = None) -> None:
+        """``matcher``: the search engine's "does this resource match this query", for SMART granular
+        scopes (policy/granular.py); without it a granular scope grants nothing."""
         self.settings = settings or PolicySettings()
         self._clock = clock
+        self.matcher = matcher
 
     def start(
         self,
@@ -76,10 +82,18 @@ class AccessPolicy:
             return Verdict.reject(f"unknown role {ctx.role!r}")
         if resource_type == "AuditEvent" and action.is_write:
             return Verdict.reject("AuditEvents cannot be created, changed or deleted through the API (AC-14)")
-        for letter in smart_permissions(action, instance_level=instance_level):
-            if not levels_allowing(ctx.scopes, resource_type or "*", letter):
+        letters = smart_permissions(action, instance_level=instance_level)
+        for letter in letters:
+            # a granular scope (…?category=x) reaches the type; each resource is checked in can_see
+            if not levels_reaching(ctx.scopes, resource_type or "*", letter):
                 return Verdict.reject(msg("policy.scope", letter=letter, type=resource_type or msg("policy.all_types")))
-        return self._role_gate(ctx, action, resource_type, operation)
+        verdict = self._role_gate(ctx, action, resource_type, operation)
+        if verdict.decision is Decision.AUTHORIZED and not all(
+                levels_allowing(ctx.scopes, resource_type or "*", letter) for letter in letters):
+            # AUTHORIZED skips the per-resource checks a granular scope needs (oversight of AuditEvents)
+            return Verdict.reject("granular scopes (with a query) are not supported for this access; "
+                                  "it needs a scope on the whole type")
+        return verdict
 
     def _role_gate(
         self, ctx: RequestContext, action: Action, resource_type: str | None, operation: str | None
@@ -117,6 +131,10 @@ class AccessPolicy:
         gate = self.start(ctx, action, resource_type, instance_level=True)
         if gate.decision is not Decision.PROCEED:
             return gate
+        granting = self._granting(ctx, action, resource, resource_type)
+        if not all(granting):
+            # SMART granular scopes: only resources matching a granted scope's query (issue 16)
+            return Verdict.reject(GRANULAR_REFUSAL)
         special = self._special(ctx, action, resource, resource_type)
         if special is not None:
             return special
@@ -125,7 +143,7 @@ class AccessPolicy:
             return self._directory(ctx, action, resource_type)
         if ctx.role in (AUDITOR, ADMIN):
             return Verdict.reject(msg("policy.role_no_clinical", role=ctx.role))
-        scope_check = self._patient_scope(ctx, action, resource_type, ids)
+        scope_check = self._patient_scope(ctx, granting, ids)
         if scope_check is not None:
             return scope_check
         if ctx.role == LEGAL_EXCEPTION:
@@ -158,12 +176,17 @@ class AccessPolicy:
             return Verdict(Decision.AUTHORIZED, f"{ctx.role} maintains {resource_type}", ("directory",))
         return Verdict.reject(f"only systems and administrators change {resource_type} resources")
 
-    def _patient_scope(self, ctx: RequestContext, action: Action, resource_type: str, ids: set[str]) -> Verdict | None:
-        """SMART ``patient/`` scopes reach only the patient in context (own record for patients)."""
-        levels: set[str] = set()
-        for letter in smart_permissions(action, instance_level=True):
-            levels |= levels_allowing(ctx.scopes, resource_type, letter)
-        if levels - {"patient"}:
+    def _granting(self, ctx: RequestContext, action: Action, resource: dict[str, Any], resource_type: str
+                  ) -> list[frozenset[str]]:
+        """Per permission letter the action needs, the levels of the scopes that grant it on this very
+        resource (an unrestricted scope on its type, or a granular one whose query it matches)."""
+        return [granting_levels(ctx.scopes, resource_type, letter, resource, self.matcher)
+                for letter in smart_permissions(action, instance_level=True)]
+
+    def _patient_scope(self, ctx: RequestContext, granting: list[frozenset[str]], ids: set[str]) -> Verdict | None:
+        """SMART ``patient/`` scopes reach only the patient in context (own record for patients): a letter
+        granted on this resource by ``patient/`` scopes alone needs the patient in context."""
+        if all(levels - {"patient"} for levels in granting):
             return None
         context = ctx.fhir_user if ctx.role == PATIENT else ctx.launch_patient
         if context is None or {f"Patient/{pid}" for pid in ids} != {context}:

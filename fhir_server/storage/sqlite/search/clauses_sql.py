@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_server.search.query import (
+    AnyOfClause,
     ChainClause,
     Clause,
     CompositeValue,
@@ -53,6 +54,8 @@ def in_types(column: str, types: tuple[str, ...], dialect: Dialect = SQLITE) -> 
 
 def strength(clause: Clause) -> int:
     """How selective a clause usually is, for choosing the driving clause (0: cannot drive)."""
+    if isinstance(clause, AnyOfClause):
+        return 0  # a restriction of the access policy: probed on the rows the other clauses find
     if isinstance(clause, HasClause | ChainClause):
         return 80
     if clause.modifier in _NEGATIVE or clause.modifier == "missing":
@@ -77,7 +80,7 @@ def strength(clause: Clause) -> int:
 
 def driving(clause: Clause, types: tuple[str, ...], ctx: SqlContext) -> Sql | None:
     """Rids of live resources of ``types`` matching ``clause``, or None when it cannot drive."""
-    if strength(clause) == 0:
+    if isinstance(clause, AnyOfClause) or strength(clause) == 0:
         return None
     if isinstance(clause, HasClause):
         return _has_driving(clause, types, ctx)
@@ -99,6 +102,8 @@ def driving(clause: Clause, types: tuple[str, ...], ctx: SqlContext) -> Sql | No
 
 def probe(clause: Clause, alias: str, ctx: SqlContext) -> Sql:
     """A boolean SQL expression: does the resource row ``alias`` match ``clause``?"""
+    if isinstance(clause, AnyOfClause):
+        return _any_of(clause, alias, ctx)
     if isinstance(clause, HasClause):
         return _has_probe(clause, alias, ctx)
     if isinstance(clause, ChainClause):
@@ -114,6 +119,17 @@ def probe(clause: Clause, alias: str, ctx: SqlContext) -> Sql:
     exists = f"EXISTS (SELECT 1 FROM {TABLE[clause.type]} {t} WHERE {t}.rid = {alias}.rid AND {t}.param = ? AND {cond})"
     # :not / :not-in match resources with no matching value, including those with no value at all.
     return (f"NOT {exists}" if clause.modifier in _NEGATIVE else exists), [clause.code, *args]
+
+
+def _any_of(clause: AnyOfClause, alias: str, ctx: SqlContext) -> Sql:
+    """Rows of other types pass; rows of the restricted type need one branch whose clauses all match."""
+    branches: list[str] = []
+    args: list[Any] = [clause.resource_type]
+    for branch in clause.branches:
+        parts = [probe(inner, alias, ctx) for inner in branch]
+        branches.append("(" + " AND ".join([p[0] for p in parts] or [ctx.dialect.true]) + ")")
+        args.extend(a for p in parts for a in p[1])
+    return f"({alias}.type <> ? OR " + "(" + " OR ".join(branches or [ctx.dialect.false]) + "))", args
 
 
 def _values(clause: ParamClause, t: str, ctx: SqlContext) -> Sql:
