@@ -131,5 +131,5 @@ async def kz_profiles_declared(ctx: RunContext) -> Outcome:
     undeclared = [t for t in KZ_PROFILES if not claims_kz_profile(cs, t)]
     if not undeclared:
         return passed("every KZ profile declared: invalid KZ content must be refused (KZ-2x)")
-    return warning(f"KZ profiles not declared for {', '.join(undeclared)}: the kit cannot hold the server to "
-                   "refusing invalid KZ content of those types (KZ-2x report warnings, not failures)")
+    return warning(f"KZ profiles not declared for {', '.join(undeclared)}: invalid KZ content of those types "
+                   "must be refused all the same (KZ-2x)")

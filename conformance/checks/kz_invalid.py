@@ -1,5 +1,5 @@
-"""kz-profiles: invalid KZ content is refused (400/422 + OperationOutcome) when the server declares the KZ
-profiles; otherwise acceptance is only a warning, since a plain R4 server need not know the KZ IG.
+"""kz-profiles: invalid KZ content is refused (400/422 + OperationOutcome). Accepting it fails whether or
+not the server declares the KZ profiles: a certified system keeps the KZ rules for every record.
 
 Each check posts one example of ``profiles/examples/invalid`` (index.json names the rule it breaks).
 """
@@ -57,7 +57,10 @@ async def _refused(ctx: RunContext, filename: str) -> Outcome:
         message = f"accepted ({response.status_code}) although it breaks {rule}"
         if claims_kz_profile(ctx.capability, resource_type):
             return failed(message + "; the CapabilityStatement declares the KZ profile")
-        return warning(message + "; the server does not declare the KZ profile (CAP-08)")
+        # The minimal data sets and the national identifiers bind every record of a certified system
+        # (MD-B, MD-D, TM-04), declared or not: a warning here would let MD-B/MD-D pass (issue 18).
+        return failed(message + "; the KZ rules bind every record, although the server does not declare "
+                      "the KZ profile (CAP-08)")
     problem = refusal_reason(ctx.client, response, f"posting {filename}")
     if problem is not None:
         raise problem

@@ -31,11 +31,6 @@ class LoopBridge(httpx.AsyncBaseTransport):
         return await asyncio.wrap_future(future)
 
 
-async def _cli(argv: list[str], app: Any) -> int:
-    bridge = LoopBridge(app, asyncio.get_running_loop())
-    return await asyncio.to_thread(main, argv, transport=bridge)
-
-
 async def cli(argv: list[str], app: Any) -> int:
     """``main(argv)`` in a worker thread (it calls ``asyncio.run``), its requests answered by ``app``."""
     bridge = LoopBridge(app, asyncio.get_running_loop())

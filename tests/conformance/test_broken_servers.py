@@ -73,14 +73,25 @@ async def test_server_declaring_kz_profiles_but_accepting_invalid_content_fails(
     assert _result(report, "CLN-01")[0] is Status.PASS  # the accepted invalid resources were deleted too
 
 
-async def test_server_not_declaring_kz_profiles_only_gets_warnings_for_accepting_invalid_content(
+@pytest.mark.req("MD-B")
+@pytest.mark.req("MD-D")
+@pytest.mark.req("TM-04")
+async def test_server_not_declaring_kz_profiles_still_fails_for_accepting_invalid_content(
     tmp_path: Path,
 ) -> None:
+    """Not declaring the KZ profiles is no way out of the KZ rules: MD-B, MD-D and TM-04 fail."""
     async with kzfhir(tmp_path, validate_on_write=False) as app:
-        report = await run(BASE, transport=httpx.ASGITransport(app=app), checks=["KZ-21", "KZ-31"])
-    assert [r.status for r in report.results[:2]] == [Status.WARNING, Status.WARNING]
-    assert "does not declare the KZ profile" in report.results[0].message
-    assert report.exit_code == 0
+        report = await run(BASE, transport=httpx.ASGITransport(app=app),
+                           checks=["CAP-08", "KZ-04", "KZ-05", "KZ-21", "KZ-24", "KZ-28", "KZ-31"])
+    _no_kit_errors(report)
+    assert _result(report, "CAP-08")[0] is Status.WARNING
+    for check_id in ("KZ-21", "KZ-24", "KZ-28", "KZ-31"):
+        status, message = _result(report, check_id)
+        assert status is Status.FAIL and "does not declare the KZ profile" in message, check_id
+    assert _result(report, "KZ-04")[0] is Status.PASS  # valid content is still fine
+    verdicts = {v.id: v.verdict.value for v in report.requirements}
+    assert verdicts["MD-B"] == verdicts["MD-D"] == verdicts["TM-04"] == "fail"
+    assert report.exit_code == 1
 
 
 async def test_unreachable_endpoint_is_a_kit_error_with_exit_code_2() -> None:

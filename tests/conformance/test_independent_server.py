@@ -45,7 +45,8 @@ async def test_independent_server_without_kz_support_gets_a_clear_non_conformant
     assert found["CAP-01"].status is Status.PASS and found["REST-01"].status is Status.PASS
     assert found["SEC-02"].status is Status.FAIL and found["ACC-01"].status is Status.FAIL
     assert found["CAP-08"].status is Status.WARNING  # it does not claim the KZ profiles ...
-    assert found["KZ-24"].status is Status.WARNING  # ... so accepting invalid KZ content is only a warning
+    assert found["KZ-24"].status is Status.FAIL  # ... and accepting invalid KZ content still fails
+    assert "does not declare the KZ profile" in found["KZ-24"].message
     assert found["VD-03"].status is Status.FAIL and "Patient/mrn-1" in found["VD-03"].message
     assert "MD-B 2" in found["VD-21"].message and "MD-B 4" in found["VD-21"].message
     assert found["ACC-07"].status is Status.SKIPPED and "not offered" in found["ACC-07"].message
