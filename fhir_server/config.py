@@ -198,6 +198,9 @@ class Settings(BaseSettings):
     nehp_secret: str | None = Field(default=None, description="HMAC secret of NEHP deliveries")
     payment_url: str | None = Field(default=None, description="where payment claim lines are delivered (TM-19)")
     payment_secret: str | None = None
+    nehp_auto_submit: bool = Field(
+        default=False, description="a remote-service Encounter that becomes finished is built into its NEHP record "
+        "and claim line and queued without $nehp-submit (TM-11, TM-19; jobs/nehp_delivery.py)")
     calendar_override: Path | None = Field(default=None, description="operator's working-day calendar override")
     # -- remote consultations (issue 19; docs/consultation.md) --
     video_service_url: str | None = Field(

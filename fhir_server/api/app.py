@@ -87,7 +87,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         await publish(services)  # the KZ IG, its terminology and our OperationDefinitions, readable over REST
         await recover_jobs(services.store, settings)  # exports cut off by a restart: marked failed, not hanging
         await recover_imports(services.store, settings)  # imports too (docs/bulk-import.md)
-        worker = build_worker(settings, services.store)  # AC-18 deliveries, when a channel is configured
+        # AC-18 deliveries, NEHP/payment (TM-11, TM-19), when a channel is configured
+        worker = build_worker(settings, services.store, services=services)
         app.state.outbox_worker = worker
         if worker is not None:
             worker.start()

@@ -28,10 +28,17 @@ class DeliveryError(Exception):
     """The receiver did not accept the message; it will be retried."""
 
 
+class RejectedError(DeliveryError):
+    """The receiver refused the message for good (e.g. the NEHP's ``rejected`` acknowledgement): retrying the
+    same bytes cannot help, so the worker gives it up at once and it shows as not delivered ($deliveries)."""
+
+
 class Channel(Protocol):
     name: str
 
-    async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> None: ...
+    async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> str | None:
+        """Hand the message over; return the receiver's acknowledgement id, if it gives one."""
+        ...
 
 
 class WebhookChannel:
@@ -50,7 +57,13 @@ class WebhookChannel:
         # Audited as the recipient (TM-13): the host only, a URL may carry credentials.
         self.endpoint = urlsplit(url).hostname or "webhook"
 
-    async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> None:
+    async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> str | None:
+        r = await self.post(topic, key, payload)
+        if r.status_code >= 300:
+            raise DeliveryError(f"webhook {self.url} answered {r.status_code}")
+        return None
+
+    async def post(self, topic: str, key: str, payload: dict[str, Any]) -> httpx.Response:
         body = orjson.dumps({"topic": topic, "key": key, "payload": payload})
         headers = {"content-type": "application/json", "idempotency-key": key, "x-kzfhir-topic": topic}
         if self.secret:
@@ -61,8 +74,7 @@ class WebhookChannel:
                 r = await client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise DeliveryError(f"webhook {self.url}: {exc.__class__.__name__}: {exc}") from exc
-        if r.status_code >= 300:
-            raise DeliveryError(f"webhook {self.url} answered {r.status_code}")
+        return r
 
 
 class EmailChannel:
@@ -88,14 +100,15 @@ class EmailChannel:
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             smtp.send_message(msg)
 
-    async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> None:
+    async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> str | None:
         to = payload.get("email")
         if not to and self.address_of is not None:
             to = await self.address_of(payload)
         if not to:
-            return
+            return None
         subject, text = email_message(topic, payload)
         try:
             await asyncio.to_thread(self._send, str(to), subject, text)
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"smtp {self.host}:{self.port}: {exc}") from exc
+        return None

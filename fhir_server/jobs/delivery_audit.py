@@ -11,7 +11,8 @@ Shape (R4 AuditEvent, modelled on DICOM "Export" as BALP has no push-notificatio
 * agents: the server (DICOM 110153 Source Role ID, the requestor) and one information recipient
   (v3 ParticipationType IRCP) per channel, named by the channel and its endpoint host;
 * entities: the notification (its outbox key, object-role 3 Report, with the message count and
-  topic) and the patient (object-role 1), which files the event under the patient in the chain.
+  topic, and ``detail`` ``topic`` and, when the receiver acknowledged it (TM-13 receipt),
+  ``acknowledgement``) and the patient (object-role 1), which files the event under the patient in the chain.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def _recipient(name: str, endpoint: str | None) -> dict[str, Any]:
 
 
 def delivery_event(topic: str, key: str, partition: str | None, channels: Sequence[tuple[str, str | None]],
-                   count: int, *, delivered: bool = True, error: str | None = None) -> dict[str, Any]:
+                   count: int, *, delivered: bool = True, error: str | None = None,
+                   acknowledgement: str | None = None) -> dict[str, Any]:
     """One AuditEvent for one delivered (or dead) message or digest. ``channels`` are
     ``(name, endpoint host)`` pairs; ``partition`` is ``Patient/{id}`` for notifications."""
     event: dict[str, Any] = {
@@ -73,8 +75,11 @@ def delivery_event(topic: str, key: str, partition: str | None, channels: Sequen
             "type": c.coding(c.ENTITY_TYPE, "2", "System Object"),
             "role": c.coding(c.OBJECT_ROLE, "3", "Report"),
             "description": f"{topic}: {count} message(s)",
+            "detail": [{"type": "topic", "valueString": topic}],
         }],
     }
+    if acknowledgement:  # the receipt, documented with the transfer (TM-13)
+        event["entity"][0]["detail"].append({"type": "acknowledgement", "valueString": acknowledgement})
     if not delivered:
         event["outcomeDesc"] = f"not delivered: {error or 'gave up'}"[:500]
     if partition and partition.startswith("Patient/"):

@@ -58,19 +58,26 @@ def build_channels(settings: Settings, store: Store) -> list[Channel]:
     return channels
 
 
-def build_worker(settings: Settings, store: Store, **options: Any) -> OutboxWorker | None:
+def build_worker(settings: Settings, store: Store, *, services: Any = None, **options: Any) -> OutboxWorker | None:
     """The worker for the patient topics and the national systems (NEHP, payment), or None when no
     channel is configured. ``options`` go to :class:`OutboxWorker` (``base_backoff``, ``poll_seconds``,
-    ``max_attempts``, ``clock``). A topic without a channel keeps its messages queued."""
+    ``max_attempts``, ``clock``). A topic without a channel keeps its messages queued. With ``services``
+    (the application's) the NEHP's acknowledged ids are written back and, with ``nehp_auto_submit``, finished
+    remote services are built into records (jobs/nehp_delivery.py)."""
+    from fhir_server.jobs.nehp_delivery import BUILD_TOPIC, AcknowledgedChannel, RecordBuilder, write_back
+
     topics: dict[str, list[Channel]] = {}
     channels = build_channels(settings, store)
     if channels:
         topics[NOTIFY_TOPIC] = channels
         topics[URGENT_TOPIC] = channels
     if settings.nehp_url:
-        topics[NEHP_TOPIC] = [WebhookChannel(settings.nehp_url, settings.nehp_secret)]
+        topics[NEHP_TOPIC] = [AcknowledgedChannel(settings.nehp_url, settings.nehp_secret,
+                                                  on_ack=write_back(services) if services is not None else None)]
     if settings.payment_url:
-        topics[PAYMENT_TOPIC] = [WebhookChannel(settings.payment_url, settings.payment_secret)]
+        topics[PAYMENT_TOPIC] = [AcknowledgedChannel(settings.payment_url, settings.payment_secret)]
+    if settings.nehp_auto_submit and services is not None:
+        topics[BUILD_TOPIC] = [RecordBuilder(services)]
     if not topics:
         return None
     return OutboxWorker(store, topics, digest_seconds=settings.notify_digest_seconds,

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from fhir_server.jobs.channels import Channel, DeliveryError
+from fhir_server.jobs.channels import Channel, DeliveryError, RejectedError
 from fhir_server.jobs.delivery_audit import delivery_event
 from fhir_server.security.audit.read_notices import expand
 from fhir_server.storage.protocols import OutboxItem, Store, TxView
@@ -106,9 +106,10 @@ class OutboxWorker:
             "digest": True, "partition": group[0].partition, "count": len(items), "items": items}
         key = group[0].key if len(group) == 1 else f"digest:{group[0].key}:{group[-1].key}"
         ids = [i.id for i in group]
+        ack: str | None = None
         try:
             for channel in channels:
-                await channel.deliver(topic, key, payload)
+                ack = await channel.deliver(topic, key, payload) or ack
         except DeliveryError as exc:
             await self._failed(topic, key, group, channels, exc)
             return
@@ -116,17 +117,18 @@ class OutboxWorker:
             log.exception("outbox %s: channel failed unexpectedly", key)
             await self._failed(topic, key, group, channels, DeliveryError(f"{exc.__class__.__name__}: {exc}"))
             return
-        event = delivery_event(topic, key, group[0].partition, _described(channels), len(group))
+        event = delivery_event(topic, key, group[0].partition, _described(channels), len(group), acknowledgement=ack)
         await self.store.transaction(lambda v: _settle(v, ids, "delivered", None, None, [event]))
 
     async def _failed(self, topic: str, key: str, group: list[OutboxItem], channels: list[Channel],
                       exc: DeliveryError) -> None:
         ids = [i.id for i in group]
         attempts = max(i.attempts for i in group) + 1
-        if attempts >= self.max_attempts:
+        if attempts >= self.max_attempts or isinstance(exc, RejectedError):
             log.warning("outbox %s: dead after %d attempts: %s", key, attempts, exc)
             event = delivery_event(topic, key, group[0].partition, _described(channels), len(group),
-                                   delivered=False, error=f"gave up after {attempts} attempts")
+                                   delivered=False, error=str(exc) if isinstance(exc, RejectedError)
+                                   else f"gave up after {attempts} attempts")
             await self.store.transaction(lambda v: _settle(v, ids, "dead", str(exc), None, [event]))
         else:
             retry_at = _stamp(self.clock() + timedelta(seconds=self.base_backoff * 2 ** (attempts - 1)))

@@ -12,6 +12,7 @@ refused with 422 naming each item.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -71,26 +72,40 @@ async def _search(access: AccessSession, start: Verdict, rtype: str, params: lis
     return [reload(m.data) for m in result.matches if m.mode == "match"]
 
 
-async def gather(access: AccessSession, start: Verdict, encounter: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The Encounter, what references it, what they reference (two levels), and the patient's Coverage —
-    as far as the caller may see them."""
+#: finds the resources of a type matching search params; reads one resource by ``Type/id`` (or None)
+Finder = Callable[[str, list[tuple[str, str]]], Awaitable[list[dict[str, Any]]]]
+Reader = Callable[[str], Awaitable[dict[str, Any] | None]]
+
+
+async def collect(encounter: dict[str, Any], find: Finder, read: Reader) -> dict[str, dict[str, Any]]:
+    """The Encounter, what references it, what they reference (two levels), and the patient's Coverage: the
+    input of the MD-D record, the same for ``$nehp-submit`` and the automatic delivery (jobs/nehp_delivery.py)."""
     found: dict[str, dict[str, Any]] = {f"Encounter/{encounter['id']}": encounter}
     for rtype, param in _LINKED:
-        for res in await _search(access, start, rtype, [(param, f"Encounter/{encounter['id']}")]):
+        for res in await find(rtype, [(param, f"Encounter/{encounter['id']}")]):
             found[f"{rtype}/{res['id']}"] = res
     patient = (encounter.get("subject") or {}).get("reference")
     if isinstance(patient, str) and patient.startswith("Patient/"):
-        for res in await _search(access, start, "Coverage", [("beneficiary", patient)]):
+        for res in await find("Coverage", [("beneficiary", patient)]):
             found[f"Coverage/{res['id']}"] = res
     for _ in range(2):
         wanted: set[str] = set()
         for res in list(found.values()):
             _references(res, wanted)
         for ref in sorted(wanted - set(found)):
-            referenced = await _read(access, ref)
+            referenced = await read(ref)
             if referenced is not None:
                 found[ref] = referenced
     return found
+
+
+async def gather(access: AccessSession, start: Verdict, encounter: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """:func:`collect` as far as the caller may see (the record is built from nothing else)."""
+
+    async def find(rtype: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        return await _search(access, start, rtype, params)
+
+    return await collect(encounter, find, lambda ref: _read(access, ref))
 
 
 @operation("nehp-submit", levels=("instance",), types=("Encounter",))

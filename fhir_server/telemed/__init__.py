@@ -22,3 +22,7 @@ def install(services: Any) -> None:
         services.change_hooks.append(BookingTerms(services.settings.remote_booking_consent))
         services.extra_validators.append(recommendation_issues)  # TM-16: to the patient, on the care plan
         services.change_hooks.append(recommendation_sent)  # TM-16: a sent recommendation reaches the patient
+        if services.settings.nehp_auto_submit:
+            from fhir_server.jobs.nehp_delivery import finished_service
+
+            services.change_hooks.append(finished_service)  # TM-11/TM-19: a finished service is delivered

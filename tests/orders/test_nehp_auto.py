@@ -1,0 +1,136 @@
+"""A finished remote service reaches the NEHP and the payment system without $nehp-submit; the NEHP's
+acknowledgement id is written back onto the Encounter; a rejection is given up at once (TM-11, TM-13, TM-19)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fhir_server.api.app import create_app
+from fhir_server.config import Settings
+from fhir_server.jobs.nehp_delivery import NEHP_RECORD_SYSTEM, ack_errors
+from fhir_server.jobs.runtime import build_worker
+from tests.conftest import BASE
+from tests.mappings.conftest import enrich, load_set
+
+# delivery semantics, not access (security: tests/orders/test_scenario.py walks it with security on)
+pytestmark = pytest.mark.open_mode
+FHIR_JSON = {"content-type": "application/fhir+json"}
+ACK = "https://fhir.kzfhir.kz/mappings/nehp/ack-v1.json"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class AckingReceiver:
+    """A real HTTP receiver on 127.0.0.1 answering ack-v1: accepted with an id, or rejected with a reason."""
+
+    reject: str | None = None
+    bodies: list[dict[str, object]] = field(default_factory=list)
+    server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1/records"
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        headers: dict[str, str] = {}
+        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = json.loads(await reader.readexactly(int(headers.get("content-length", "0"))))
+        self.bodies.append(body)
+        key = headers["idempotency-key"]
+        ack = {"schema": ACK, "message": key, "status": "rejected", "reason": self.reject} if self.reject else \
+            {"schema": ACK, "message": key, "status": "accepted", "id": f"NEHP-{len(self.bodies)}"}
+        data = json.dumps(ack).encode()
+        status = 422 if self.reject else 200
+        writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                     "Connection: close\r\n\r\n".encode() + data)
+        await writer.drain()
+        writer.close()
+
+
+async def _finish(c: httpx.AsyncClient) -> None:
+    for key, res in enrich(load_set()).items():
+        res = {k: v for k, v in res.items() if k != "meta"}
+        if key == "Encounter/kz-encounter-1":
+            res["status"] = "in-progress"
+        assert (await c.put(f"/{key}", json=res, headers=FHIR_JSON)).status_code in (200, 201)
+    encounter = (await c.get("/Encounter/kz-encounter-1")).json()
+    assert (await c.put("/Encounter/kz-encounter-1", json={**encounter, "status": "finished"},
+                        headers=FHIR_JSON)).status_code == 200
+
+
+@pytest.mark.req("TM-11")
+@pytest.mark.req("TM-13")
+@pytest.mark.req("TM-19")
+async def test_a_finished_service_is_delivered_and_the_nehp_id_written_back(tmp_path: Path):
+    nehp, payment = AckingReceiver(), AckingReceiver()
+    settings = Settings(database=tmp_path / "a.sqlite", security_enabled=False, synchronous_full=False,
+                        nehp_auto_submit=True, nehp_url=await nehp.start(), payment_url=await payment.start())
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+            await app.state.outbox_worker.stop()  # the test drives deliveries itself
+            await _finish(c)
+            worker = build_worker(settings, app.state.services.store, services=app.state.services,
+                                  base_backoff=0.0)
+            assert worker is not None
+            await worker.run_once()  # the build request → the NEHP message and the claim line
+            await worker.run_once()
+            assert len(nehp.bodies) == 1 and len(payment.bodies) == 1
+            encounter = (await c.get("/Encounter/kz-encounter-1")).json()
+            assert {"system": NEHP_RECORD_SYSTEM, "value": "NEHP-1"} in encounter["identifier"]
+            await worker.run_once()  # the write-back is not a new end of the service: nothing more is sent
+            assert len(nehp.bodies) == 1
+            events = [e for _, e in await app.state.services.store.audit.events(None, 200)]
+            acks = {d["valueString"] for e in events for ent in e.get("entity", [])
+                    for d in ent.get("detail", []) if d.get("type") == "acknowledgement"}
+            assert {"NEHP-1"} <= acks  # the receipt is documented (TM-13)
+    finally:
+        await nehp.stop()
+        await payment.stop()
+
+
+@pytest.mark.req("TM-11")
+async def test_a_rejected_record_is_given_up_at_once_with_its_reason(tmp_path: Path):
+    nehp = AckingReceiver(reject="unknown service code")
+    settings = Settings(database=tmp_path / "r.sqlite", security_enabled=False, synchronous_full=False,
+                        nehp_auto_submit=True, nehp_url=await nehp.start())
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+            await app.state.outbox_worker.stop()
+            await _finish(c)
+            store = app.state.services.store
+            worker = build_worker(settings, store, services=app.state.services, base_backoff=0.0)
+            assert worker is not None
+            await worker.run_once()
+            await worker.run_once()
+            await worker.run_once()
+            assert len(nehp.bodies) == 1  # not retried
+            rows = await store.outbox_partition("nehp", "Patient/kz-patient-1", 10)
+            assert rows[0].status == "dead" and "unknown service code" in (rows[0].last_error or "")
+    finally:
+        await nehp.stop()
+
+
+def test_published_schemas_are_the_ones_the_server_uses():
+    for package, published in (("ack-v1.json", "nehp-ack-v1.json"), ("schema-v1.json", "nehp-record-v1.json")):
+        served = (ROOT / "mappings" / "nehp" / package).read_bytes()
+        assert served == (ROOT / "docs" / "schemas" / published).read_bytes()
+    assert ack_errors({"schema": ACK, "message": "k", "status": "accepted"})  # accepted needs its id
+    assert not ack_errors({"schema": ACK, "message": "k", "status": "rejected", "reason": "r"})
