@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?=
 PORT ?=
 
-.PHONY: run demo test test-postgres postgres fhir-js bench lint typecheck clean
+.PHONY: run demo test test-postgres postgres fhir-js peer-medplum bench lint typecheck clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -57,8 +57,16 @@ test-postgres: $(VENV)/.installed-test postgres
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
 
+# The peer kzfhir is measured against (issue 20; docs/performance.md): Medplum's
+# FhirRouter + MemoryRepository, the npm packages pinned by tools/peer-medplum/package-lock.json (a no-op
+# when installed). Not part of `make test`: nothing in the suite needs Node or Medplum.
+peer-medplum:
+	@if [ tools/peer-medplum/node_modules/.package-lock.json -nt tools/peer-medplum/package-lock.json ]; then :; \
+	else cd tools/peer-medplum && npm ci --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error; fi
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check fhir_server profiles terminology signing conformance mappings tests bench scripts
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache tools/fhir-js/node_modules
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache tools/fhir-js/node_modules \
+		tools/peer-medplum/node_modules
