@@ -1,0 +1,55 @@
+"""The organisation's console for staff: the data-subject request queue with due dates and the overdue ones
+highlighted, answering a request (admins, AC-15/AC-16/AC-17/AC-27), and a practitioner's view of a patient's
+records — exactly what that patient's Consents let the practitioner see (AC-01), through the same API."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.responses import Response
+
+from fhir_server.portal.api import ApiError, entries
+from fhir_server.portal.cabinet import DSR_SYSTEM, describe_task
+from fhir_server.portal.charts import concept_label
+from fhir_server.portal.web import PREFIX, Page, Portal, first
+
+VIEW_TYPES = ("Observation", "Condition", "Encounter")
+
+
+async def console(portal: Portal, page: Page, *, error: str = "", status: int = 200) -> Response:
+    queue: list[dict[str, object]] = []
+    if page.me.role == "admin":
+        found = entries(await portal.call(page, "GET", "/Task", params={"code": f"{DSR_SYSTEM}|", "_count": "200"}))
+        queue = sorted((describe_task(t) for t in found), key=lambda r: (not r["open"], str(r["due_full"])))
+    return portal.render(page, "console.html", status=status, queue=queue, error=error,
+                         answered=page.request.query_params.get("answered", ""))
+
+
+async def answer(portal: Portal, page: Page) -> Response:
+    fields = await portal.form(page)
+    tid = page.request.path_params["tid"]
+    outcome = first(fields, "outcome")
+    parameters: list[dict[str, object]] = [{"name": "outcome", "valueCode": outcome}]
+    if first(fields, "note"):
+        parameters.append({"name": "note", "valueString": first(fields, "note")[:4000]})
+    if first(fields, "reason"):
+        parameters.append({"name": "reason", "valueString": first(fields, "reason")[:4000]})
+    try:
+        await portal.call(page, "POST", f"/Task/{tid}/$dsr-answer",
+                          body={"resourceType": "Parameters", "parameter": parameters})
+    except ApiError as refused:
+        return await console(portal, page, error=refused.text, status=refused.status)
+    return portal.redirect(f"{PREFIX}/console?answered={tid}")
+
+
+async def patient_view(portal: Portal, page: Page) -> Response:
+    """GET /portal/console/patient?id=p1: the patient's records this practitioner may see (none without consent:
+    hidden means absent, docs/security.md §3)."""
+    pid = page.request.query_params.get("id", "").strip()
+    data: dict[str, list[dict[str, object]]] = {}
+    if pid and pid.replace("-", "").replace(".", "").isalnum() and len(pid) <= 64:
+        found = await asyncio.gather(*(portal.call(page, "GET", f"/{kind}", params={"patient": f"Patient/{pid}",
+                                                                                    "_count": "100"})
+                                       for kind in VIEW_TYPES))
+        data = {kind: entries(bundle) for kind, bundle in zip(VIEW_TYPES, found, strict=True)}
+    return portal.render(page, "patient_view.html", pid=pid, records=data, label=concept_label)
