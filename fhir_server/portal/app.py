@@ -99,6 +99,7 @@ def mount(app: FastAPI, settings: Settings) -> Portal | None:
         return None
     portal_app, portal = build(settings)
     app.mount(PREFIX, portal_app)
+    app.state.portal = portal  # for operators and tests: the sessions (how many, when they end)
     return portal
 
 
