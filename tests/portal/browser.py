@@ -139,11 +139,15 @@ def check_page(driver: webdriver.Chrome, name: str) -> None:
     shoot(driver, name)
 
 
-def shoot(driver: webdriver.Chrome, name: str) -> Path:
+def shoot(driver: webdriver.Chrome, name: str, *, full: bool = True) -> Path:
+    """The page as a PNG: all of it (up to 4000 px), or with ``full=False`` the first screen (for docs)."""
     SHOTS.mkdir(exist_ok=True)
-    height = driver.execute_script("return Math.min(document.body.scrollHeight, 4000);")
     width = driver.get_window_size()["width"]
-    driver.set_window_size(width, max(int(height) + 140, 600))
+    if full:
+        height = driver.execute_script("return Math.min(document.body.scrollHeight, 4000);")
+        driver.set_window_size(width, max(int(height) + 140, 600))
+    else:
+        driver.set_window_size(width, 900)
     path = SHOTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path

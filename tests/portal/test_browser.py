@@ -74,6 +74,7 @@ def test_a_consent_given_and_revoked_changes_the_practitioners_page_and_the_log_
     log = driver.find_element(By.CSS_SELECTOR, "table.log").text
     assert "Practitioner/dr1 (practitioner)" in log
     check_page(driver, "access-log")
+    shoot(driver, "access-log-first-screen", full=False)
     driver.find_element(By.CSS_SELECTOR, "#only option[value='refused']").click()
     driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
     wait_for(driver, "main h1")
