@@ -22,6 +22,7 @@ from fhir_server.portal.sessions import Session
 
 Asgi = Callable[..., Any]
 FHIR_JSON = "application/fhir+json"
+EARLY_SECONDS = 30  # refresh this long before the access token expires
 
 
 class SignedOut(Exception):
@@ -64,8 +65,11 @@ class Api:
                    params: Mapping[str, str] | None = None,
                    body: Any = None) -> Any:
         """The JSON answer of one API call as the session's person; ApiError for a 4xx/5xx answer."""
+        if session.expires_at and time.time() > session.expires_at - EARLY_SECONDS:
+            await self.refresh(session, client_ip, session.access_token)  # before it lapses mid-page
         for attempt in (0, 1):
-            headers = {"Authorization": f"Bearer {session.access_token}", "Accept": FHIR_JSON,
+            used = session.access_token
+            headers = {"Authorization": f"Bearer {used}", "Accept": FHIR_JSON,
                        "Accept-Language": lang}
             content = None
             if body is not None:
@@ -74,7 +78,7 @@ class Api:
             async with self._client(client_ip) as client:
                 response = await client.request(method, path, params=params, content=content, headers=headers)
             if response.status_code == 401:
-                if attempt == 0 and await self.refresh(session, client_ip):
+                if attempt == 0 and await self.refresh(session, client_ip, used):
                     continue
                 raise SignedOut()
             payload = response.json() if response.content else None
@@ -83,18 +87,24 @@ class Api:
             return payload
         raise SignedOut()  # pragma: no cover - the loop returns or raises
 
-    async def refresh(self, session: Session, client_ip: str) -> bool:
-        if not session.refresh_token:
-            return False
-        response = await self.form("/auth/token", {"grant_type": "refresh_token", "client_id": self.client_id,
-                                                   "refresh_token": session.refresh_token}, client_ip)
-        if response.status_code != 200:
-            return False
-        body = response.json()
-        session.access_token = body["access_token"]
-        session.refresh_token = body.get("refresh_token", "")
-        session.expires_at = time.time() + int(body.get("expires_in", 0))
-        return True
+    async def refresh(self, session: Session, client_ip: str, used: str) -> bool:
+        """A new access token for the session, once: a call that finds the token already replaced (another
+        call of the same page refreshed it meanwhile) just uses the new one."""
+        async with session.refreshing:
+            if session.access_token != used:
+                return bool(session.access_token)
+            if not session.refresh_token:
+                return False
+            response = await self.form("/auth/token", {"grant_type": "refresh_token", "client_id": self.client_id,
+                                                       "refresh_token": session.refresh_token}, client_ip)
+            if response.status_code != 200:
+                session.refresh_token = ""
+                return False
+            body = response.json()
+            session.access_token = body["access_token"]
+            session.refresh_token = body.get("refresh_token", "")
+            session.expires_at = time.time() + int(body.get("expires_in", 0))
+            return True
 
     async def revoke(self, session: Session, client_ip: str) -> None:
         """Logout: the refresh chain ends and the access token goes on the denylist (RFC 7009)."""

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from fhir_server.portal import charts
 from fhir_server.portal.api import ApiError, entries
-from fhir_server.portal.web import PREFIX, Forbidden, Page, Portal, first
+from fhir_server.portal.web import PREFIX, Forbidden, Page, Portal, fhir_id, first
 
 DSR_SYSTEM = "https://fhir.kzfhir.kz/CodeSystem/kz-data-subject-request"
 BIN_SYSTEM = "https://fhir.kzfhir.kz/sid/bin"
@@ -126,7 +126,7 @@ async def revoke_consent(portal: Portal, page: Page) -> Response:
     """AC-01: a Consent is revoked (status inactive), never deleted; the very next request of the grantee
     is judged without it (docs/security.md §3, the facts generation)."""
     await portal.form(page)
-    cid = page.request.path_params["cid"]
+    cid = fhir_id(page.request.path_params["cid"])
     consent = await portal.call(page, "GET", f"/Consent/{cid}")
     consent["status"] = "inactive"
     await portal.call(page, "PUT", f"/Consent/{cid}", body=consent)

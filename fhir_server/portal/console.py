@@ -11,7 +11,7 @@ from starlette.responses import Response
 from fhir_server.portal.api import ApiError, entries
 from fhir_server.portal.cabinet import DSR_SYSTEM, describe_task
 from fhir_server.portal.charts import concept_label
-from fhir_server.portal.web import PREFIX, Page, Portal, first
+from fhir_server.portal.web import PREFIX, Page, Portal, fhir_id, first
 
 VIEW_TYPES = ("Observation", "Condition", "Encounter")
 
@@ -27,7 +27,7 @@ async def console(portal: Portal, page: Page, *, error: str = "", status: int = 
 
 async def answer(portal: Portal, page: Page) -> Response:
     fields = await portal.form(page)
-    tid = page.request.path_params["tid"]
+    tid = fhir_id(page.request.path_params["tid"])
     outcome = first(fields, "outcome")
     parameters: list[dict[str, object]] = [{"name": "outcome", "valueCode": outcome}]
     if first(fields, "note"):
@@ -47,7 +47,8 @@ async def patient_view(portal: Portal, page: Page) -> Response:
     hidden means absent, docs/security.md §3)."""
     pid = page.request.query_params.get("id", "").strip()
     data: dict[str, list[dict[str, object]]] = {}
-    if pid and pid.replace("-", "").replace(".", "").isalnum() and len(pid) <= 64:
+    if pid:
+        pid = fhir_id(pid)
         found = await asyncio.gather(*(portal.call(page, "GET", f"/{kind}", params={"patient": f"Patient/{pid}",
                                                                                     "_count": "100"})
                                        for kind in VIEW_TYPES))

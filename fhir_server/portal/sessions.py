@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -40,6 +41,9 @@ class Session:
     fhir_user: str = ""  # e.g. Patient/p1
     patient: str = ""  # the Patient id the cabinet shows (own, or the launch context)
     pending: dict[str, Any] = field(default_factory=dict)  # state, verifier, next (before sign-in)
+    #: one refresh at a time: a page's parallel API calls must not each spend the same refresh token (a reuse
+    #: would revoke the whole chain, RFC 9700 §4.14.2)
+    refreshing: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
     def signed_in(self) -> bool:

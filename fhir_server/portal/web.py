@@ -7,6 +7,7 @@ no-store`` (the pages hold health data), ``X-Frame-Options: DENY`` for older bro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,10 @@ HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", 
            "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
 MAX_FORM_BYTES = 64 * 1024
 PREFIX = "/portal"
+
+
+class NotFound(Exception):
+    """A page for something that cannot exist (a malformed id)."""
 
 
 class Forbidden(Exception):
@@ -126,6 +131,9 @@ def guarded(portal: Portal, handler: Handler, roles: frozenset[str] | None = Non
             response = portal.redirect(f"{PREFIX}/?ended=1")
             portal.clear_cookie(response)
             return response
+        except NotFound:
+            return portal.render(page, "message.html", status=404, title=page.t("portal.not_found"),
+                                 text=page.t("portal.not_found_text"))
         except Forbidden:
             return portal.render(page, "message.html", status=403, title=page.t("portal.forbidden_title"),
                                  text=page.t("portal.forbidden_text"))
@@ -139,6 +147,17 @@ def guarded(portal: Portal, handler: Handler, roles: frozenset[str] | None = Non
 
 def first(fields: dict[str, list[str]], name: str) -> str:
     return (fields.get(name) or [""])[0].strip()
+
+
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def fhir_id(value: str) -> str:
+    r"""A resource id from a page's path (R4 §2.1.0.1 id: [A-Za-z0-9\-.]{1,64}), never ``.``/``..``: an id that
+    is not one is no page (the API call would otherwise be made to another path)."""
+    if not _ID.fullmatch(value) or not value.strip("."):
+        raise NotFound()
+    return value
 
 
 def local_path(target: str) -> str:

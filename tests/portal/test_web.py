@@ -170,3 +170,29 @@ async def test_staff_pages_are_for_staff_and_patient_pages_for_patients(web):
     assert (await web.get("/portal/records")).status_code == 403
     assert (await web.get("/portal/console")).status_code == 200
     assert (await web.post("/portal/console/requests/x/answer", data={})).status_code == 403  # admins only
+
+
+async def test_an_expiring_token_is_refreshed_once_for_a_page_of_parallel_calls(web):
+    """The records page asks six searches at once; the token is about to lapse: one refresh, not six (a
+    refresh token spent twice would revoke the whole sign-in, RFC 9700 §4.14.2)."""
+    await sign_in(web)
+    session = next(iter(portal_of(web).sessions._sessions.values()))
+    first_access, first_refresh = session.access_token, session.refresh_token
+    session.expires_at = 1.0  # long past
+    page = await web.get("/portal/records")
+    assert page.status_code == 200 and "Cardiology visit" in page.text
+    assert session.access_token != first_access and session.refresh_token not in ("", first_refresh)
+    assert (await web.get("/portal/consents")).status_code == 200  # the rotated chain is still alive
+    revoked = await web.post("/auth/revoke", data={"client_id": "kzfhir-portal", "token": session.refresh_token})
+    assert revoked.status_code == 200
+    await web.post("/auth/revoke", data={"client_id": "kzfhir-portal", "token": session.access_token})
+    ended = await web.get("/portal/records")  # the refresh fails now: the session is over, not a 500
+    assert ended.status_code == 303 and ended.headers["location"] == "/portal/?ended=1"
+
+
+async def test_a_malformed_id_in_a_path_is_no_page(web):
+    await sign_in(web)
+    token = csrf(await web.get("/portal/consents"))
+    for cid in ("..", ".", "a" * 65, "x%20y"):
+        answer = await web.post(f"/portal/consents/{cid}/revoke", data={"csrf_token": token})
+        assert answer.status_code == 404, cid
