@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from fhir_server.config import Settings
 from fhir_server.identity.issuer import IdentityConfig
 from fhir_server.identity.registry import Registry
-from fhir_server.portal import cabinet, console, signin
+from fhir_server.portal import appointments, cabinet, console, signin
 from fhir_server.portal.api import Api
 from fhir_server.portal.sessions import SessionStore
 from fhir_server.portal.signin import PATIENT_ROLES, STAFF_ROLES
@@ -71,6 +71,10 @@ def build(settings: Settings) -> tuple[Starlette, Portal]:
         route("/requests", cabinet.requests, PATIENT_ROLES),
         route("/requests/file", cabinet.file_request, PATIENT_ROLES, post),
         route("/notifications", cabinet.notifications, PATIENT_ROLES),
+        route("/appointments", appointments.appointments, PATIENT_ROLES),
+        route("/appointments/book", appointments.book, PATIENT_ROLES, post),
+        route("/appointments/{aid}/move", appointments.move, PATIENT_ROLES, post),
+        route("/appointments/{aid}/cancel", appointments.cancel, PATIENT_ROLES, post),
         route("/console", console.console, staff),
         route("/console/requests/{tid}/answer", console.answer, admins, post),
         route("/console/patient", console.patient_view, practitioners),

@@ -114,6 +114,21 @@ def test_a_request_is_filed_and_the_console_answers_it(driver, live):  # noqa: F
     check_page(driver, "notifications-after-answer")
 
 
+@pytest.mark.req("TM-06")
+@pytest.mark.req("TM-09")
+def test_a_visit_is_booked_and_cancelled(driver, live):  # noqa: F811
+    sign_in(driver, live)
+    driver.get(f"{live.base}/portal/appointments")
+    check_page(driver, "appointments-free")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/appointments/book'] button").click()
+    wait_for(driver, "p.notice")
+    assert "booked" in driver.find_element(By.CSS_SELECTOR, "p.notice").text
+    check_page(driver, "appointments-booked")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/cancel'] button").click()
+    wait_for(driver, "p.notice")
+    assert "cancelled" in driver.find_element(By.CSS_SELECTOR, "p.notice").text
+
+
 @pytest.mark.req("TM-12")
 def test_the_language_switch(driver, live):  # noqa: F811
     sign_in(driver, live)
