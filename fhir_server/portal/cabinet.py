@@ -44,13 +44,18 @@ async def records(portal: Portal, page: Page) -> Response:
 
 
 # -- consents (AC-01 give/revoke, AC-10 grant a relative) -------------------------------------------------------
-def consent_resource(patient: str, actor: dict[str, Any], classes: list[str], until: str) -> dict[str, Any]:
+def consent_resource(patient: str, actor: dict[str, Any], classes: list[str], until: str, *,
+                     write: bool = False) -> dict[str, Any]:
+    """An active Consent of the patient: ``access`` (read) for the actor, and with ``write`` also ``collect``
+    and ``correct`` (create and change records, e.g. acknowledge a monitoring alert; security/policy/decision.py
+    maps the R4 consentaction codes to interactions)."""
+    actions = ("access", "collect", "correct") if write else ("access",)
     provision: dict[str, Any] = {
         "type": "permit",
         "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
                                          "code": "PRCP"}]}, "reference": actor}],
-        "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction",
-                                "code": "access"}]}],
+        "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": a}]}
+                   for a in actions],
     }
     if classes:
         provision["class"] = [{"system": "http://hl7.org/fhir/resource-types", "code": c} for c in classes]
@@ -81,14 +86,16 @@ def _grantee(kind: str, value: str) -> dict[str, Any] | None:
 
 def describe_consent(consent: dict[str, Any]) -> dict[str, Any]:
     provisions = (consent.get("provision") or {}).get("provision") or []
-    who, classes = [], []
+    who, classes, actions = [], [], set()
     for provision in provisions:
+        actions |= {c.get("code", "") for a in provision.get("action") or [] for c in a.get("coding") or []}
         for actor in provision.get("actor") or []:
             ref = actor.get("reference") or {}
             ident = ref.get("identifier") or {}
             who.append(ref.get("reference") or (f"BIN {ident.get('value')}" if ident.get("value") else "?"))
         classes += [c.get("code", "") for c in provision.get("class") or []]
     return {"id": consent.get("id", ""), "status": consent.get("status", ""), "who": who, "classes": classes,
+            "write": bool(actions & {"collect", "correct"}),
             "date": str(consent.get("dateTime", ""))[:10],
             "until": str(((consent.get("provision") or {}).get("period") or {}).get("end", ""))}
 
@@ -116,7 +123,8 @@ async def give_consent(portal: Portal, page: Page) -> Response:
         except ValueError:
             return await consents(portal, page, error=page.t("portal.bad_date"), status=400)
     try:
-        await portal.call(page, "POST", "/Consent", body=consent_resource(patient, actor, classes, until))
+        await portal.call(page, "POST", "/Consent", body=consent_resource(patient, actor, classes, until,
+                                                                           write=first(fields, "write") == "yes"))
     except ApiError as refused:
         return await consents(portal, page, error=refused.text, status=refused.status)
     return portal.redirect(f"{PREFIX}/consents?given=1")

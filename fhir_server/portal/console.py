@@ -16,13 +16,44 @@ from fhir_server.portal.web import PREFIX, Page, Portal, fhir_id, first
 VIEW_TYPES = ("Observation", "Condition", "Encounter")
 
 
+ALERT_CODE = "follow-up of a critical value (TM-26)"  # the Task monitoring writes (jobs/monitoring.py)
+
+
 async def console(portal: Portal, page: Page, *, error: str = "", status: int = 200) -> Response:
     queue: list[dict[str, object]] = []
+    alerts: list[dict[str, object]] = []
     if page.me.role == "admin":
         found = entries(await portal.call(page, "GET", "/Task", params={"code": f"{DSR_SYSTEM}|", "_count": "200"}))
         queue = sorted((describe_task(t) for t in found), key=lambda r: (not r["open"], str(r["due_full"])))
-    return portal.render(page, "console.html", status=status, queue=queue, error=error,
-                         answered=page.request.query_params.get("answered", ""))
+    if page.me.role == "practitioner" and page.me.fhir_user:
+        found = entries(await portal.call(page, "GET", "/Task", params={
+            "owner": page.me.fhir_user, "priority": "stat", "status": "requested,accepted", "_count": "100"}))
+        alerts = sorted(({"id": t.get("id", ""), "patient": (t.get("for") or {}).get("reference", ""),
+                          "text": t.get("description", ""), "when": str(t.get("authoredOn", ""))[:16].replace("T", " "),
+                          "status": t.get("status", "")}
+                         for t in found if (t.get("code") or {}).get("text") == ALERT_CODE),
+                        key=lambda a: (a["status"] != "requested", str(a["when"])))
+    query = page.request.query_params
+    return portal.render(page, "console.html", status=status, queue=queue, alerts=alerts, error=error,
+                         answered=query.get("answered", ""), acknowledged=query.get("acknowledged", ""))
+
+
+async def acknowledge(portal: Portal, page: Page) -> Response:
+    """TM-26: the practitioner takes the critical value in hand: the follow-up Task becomes ``accepted``
+    (R4 Task state machine) with who and when in a note; written with the practitioner's own rights."""
+    await portal.form(page)
+    tid = fhir_id(page.request.path_params["tid"])
+    task = await portal.call(page, "GET", f"/Task/{tid}")
+    if task.get("status") != "requested":
+        return portal.redirect(f"{PREFIX}/console")
+    task["status"] = "accepted"
+    task.setdefault("note", []).append({"authorReference": {"reference": page.me.fhir_user},
+                                        "text": "acknowledged in the portal"})
+    try:
+        await portal.call(page, "PUT", f"/Task/{tid}", body=task)
+    except ApiError as refused:
+        return await console(portal, page, error=refused.text, status=refused.status)
+    return portal.redirect(f"{PREFIX}/console?acknowledged={tid}")
 
 
 async def answer(portal: Portal, page: Page) -> Response:

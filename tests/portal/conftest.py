@@ -44,7 +44,7 @@ def seed_resources() -> list[dict[str, Any]]:
         {"resourceType": "Practitioner", "id": "dr1", "name": [{"family": "Иванов"}]},
         {"resourceType": "RelatedPerson", "id": "rp1", "active": True, "patient": {"reference": "Patient/p1"}},
         {"resourceType": "Goal", "id": "g1", "lifecycleStatus": "active", "description": {"text": "pulse"},
-         "subject": {"reference": "Patient/p1"},
+         "subject": {"reference": "Patient/p1"}, "expressedBy": {"reference": "Practitioner/dr1"},
          "target": [{"measure": PULSE, "detailRange": {"low": {"value": 50, "unit": "/min"},
                                                        "high": {"value": 120, "unit": "/min"}}}]},
         *observations,

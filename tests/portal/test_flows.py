@@ -29,7 +29,7 @@ async def browser(web: httpx.AsyncClient, username: str) -> AsyncIterator[httpx.
 async def give(web: httpx.AsyncClient, kind: str, grantee: str, *classes: str) -> httpx.Response:
     page = await web.get("/portal/consents")
     form = [("csrf_token", csrf(page)), ("grantee_kind", kind), ("grantee", grantee),
-            *(("classes", c) for c in classes)]
+            *(("classes", c) for c in classes if c != "write"), *([("write", "yes")] if "write" in classes else [])]
     return await web.post("/portal/consents/give", content=urlencode(form),
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
 
@@ -155,3 +155,28 @@ async def test_information_and_destruction_requests_and_an_overdue_one_highlight
         assert len(overdue) == 1 and "paper, long ago" in overdue[0] and "2025-03-28" in overdue[0]
     mine = (await web.get("/portal/requests")).text
     assert "What data is held about me" in mine and "Destroy unlawfully collected data" in mine
+
+
+@pytest.mark.req("TM-26")
+@pytest.mark.req("AC-01")
+async def test_a_critical_value_alert_is_acknowledged_from_the_console(web, auth):
+    await sign_in(web)
+    assert (await give(web, "practitioner", "dr1", "write")).status_code == 303  # "write" is no class: all records
+    assert "may also add and correct records" in (await web.get("/portal/consents")).text
+    reading = {"resourceType": "Observation", "status": "final", "code": {
+        "coding": [{"system": "http://loinc.org", "code": "8867-4"}], "text": "Pulse"},
+        "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-11-05T09:00:00+05:00",
+        "valueQuantity": {"value": 160, "unit": "/min"}}
+    stored = await web.post("/Observation", json=reading, headers={**auth("patient", "Patient/p1"),
+                                                                   "Content-Type": "application/fhir+json"})
+    assert stored.status_code == 201, stored.text
+    async with browser(web, "dr.serik") as doctor:
+        console = await doctor.get("/portal/console")
+        assert "Critical values to follow up" in console.text
+        tid = re.search(r'action="/portal/console/alerts/([^/]+)/acknowledge"', console.text).group(1)  # type: ignore[union-attr]
+        done = await doctor.post(f"/portal/console/alerts/{tid}/acknowledge", data={"csrf_token": csrf(console)})
+        assert done.status_code == 303
+        after = (await doctor.get(done.headers["location"])).text
+        assert "The alert is in your hands now" in after and "in hand" in after
+    task = (await web.get(f"/Task/{tid}", headers=auth("patient", "Patient/p1"))).json()
+    assert task["status"] == "accepted" and task["note"][-1]["authorReference"] == {"reference": "Practitioner/dr1"}
