@@ -19,6 +19,8 @@ from starlette.responses import Response
 
 from fhir_server.identity.registration import new_client
 from fhir_server.identity.registry import Registry
+from fhir_server.portal.api import ApiError, SignedOut
+from fhir_server.portal.sessions import Session
 from fhir_server.portal.web import PREFIX, Forbidden, Page, Portal, local_path
 
 CLIENT_ID = "kzfhir-portal"
@@ -86,12 +88,26 @@ async def callback(portal: Portal, page: Page) -> Response:
     fresh.patient = str(tokens.get("patient") or claims.get("patient") or "")
     if not fresh.patient and fresh.fhir_user.startswith("Patient/"):
         fresh.patient = fresh.fhir_user.split("/", 1)[1]
+    if not fresh.patient and fresh.role == "related-person" and fresh.fhir_user.startswith("RelatedPerson/"):
+        fresh.patient = await _represented(portal, page, fresh)
     target = pending.get("next") or f"{PREFIX}/"
     if target == f"{PREFIX}/":
         target = f"{PREFIX}/records" if fresh.role in PATIENT_ROLES else f"{PREFIX}/console"
     response = portal.redirect(target)
     portal.set_cookie(response, fresh)
     return response
+
+
+async def _represented(portal: Portal, page: Page, session: Session) -> str:
+    """The patient a representative acts for: their own RelatedPerson's ``patient``, read through the API with
+    their token (AC-09: what they may then see is the policy's decision, verified authority or a Consent)."""
+    try:
+        person = await portal.api.call(session, "GET", f"/{session.fhir_user}", client_ip=page.client_ip,
+                                       lang=page.lang)
+    except (ApiError, SignedOut):
+        return ""
+    reference = str(((person or {}).get("patient") or {}).get("reference", ""))
+    return reference.split("/", 1)[1] if reference.startswith("Patient/") else ""
 
 
 async def logout(portal: Portal, page: Page) -> Response:

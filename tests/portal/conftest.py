@@ -43,6 +43,9 @@ def seed_resources() -> list[dict[str, Any]]:
         {"resourceType": "Patient", "id": "p2", "name": [{"family": "Садыков"}], "gender": "male"},
         {"resourceType": "Practitioner", "id": "dr1", "name": [{"family": "Иванов"}]},
         {"resourceType": "RelatedPerson", "id": "rp1", "active": True, "patient": {"reference": "Patient/p1"}},
+        {"resourceType": "RelatedPerson", "id": "rp-mother", "active": True, "patient": {"reference": "Patient/p2"},
+         "extension": [{"url": "https://fhir.kzfhir.kz/StructureDefinition/kz-representative-authority",
+                        "extension": [{"url": "verified", "valueBoolean": True}]}]},
         {"resourceType": "Goal", "id": "g1", "lifecycleStatus": "active", "description": {"text": "pulse"},
          "subject": {"reference": "Patient/p1"}, "expressedBy": {"reference": "Practitioner/dr1"},
          "target": [{"measure": PULSE, "detailRange": {"low": {"value": 50, "unit": "/min"},
@@ -73,6 +76,7 @@ def register_people(registry: Registry) -> None:
     registry.add_user(new_user("bolat", PASSWORD, "patient", "Patient/p2", None))
     registry.add_user(new_user("dr.serik", PASSWORD, "practitioner", "Practitioner/dr1", MIS_BIN))
     registry.add_user(new_user("admin1", PASSWORD, "admin", "Practitioner/adm1", MIS_BIN))
+    registry.add_user(new_user("mother", PASSWORD, "related-person", "RelatedPerson/rp-mother", None))
 
 
 def portal_settings(tmp: Path, pki: Path, base: str = LOCAL, **extra: Any) -> Settings:

@@ -196,3 +196,15 @@ async def test_a_malformed_id_in_a_path_is_no_page(web):
     for cid in ("..", ".", "a" * 65, "x%20y"):
         answer = await web.post(f"/portal/consents/{cid}/revoke", data={"csrf_token": token})
         assert answer.status_code == 404, cid
+
+
+@pytest.mark.req("AC-09")
+@pytest.mark.req("TM-12")
+async def test_a_representative_sees_the_cabinet_of_the_person_represented(web):
+    answer = await sign_in(web, "mother")
+    assert answer.headers["location"] == "/portal/records"
+    session = next(iter(portal_of(web).sessions._sessions.values()))
+    assert session.role == "related-person" and session.patient == "p2"
+    page = await web.get("/portal/records")
+    assert page.status_code == 200 and "64 /min" in page.text and "131" not in page.text
+    assert (await web.get("/portal/access-log")).status_code == 200  # verified authority: as the patient
