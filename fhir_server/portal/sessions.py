@@ -25,6 +25,9 @@ from typing import Any
 
 #: the sign-in started here must come back within this many seconds (the person types a password, signs a CMS)
 PENDING_SECONDS = 600
+#: at most this many sessions not yet signed in are kept: anyone can start a sign-in, so beyond it the oldest
+#: pending ones are dropped (their sign-in fails and is started again) rather than memory growing
+MAX_PENDING = 10_000
 
 
 @dataclass
@@ -70,6 +73,10 @@ class SessionStore:
         session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now, now)
         with self._lock:
             self._purge(now)
+            pending = [s for s in self._sessions.values() if not s.signed_in]
+            if len(pending) >= MAX_PENDING:
+                for old in sorted(pending, key=lambda s: s.created)[: len(pending) - MAX_PENDING + 1]:
+                    del self._sessions[old.sid]
             self._sessions[session.sid] = session
         return session
 

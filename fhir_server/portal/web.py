@@ -128,6 +128,10 @@ def guarded(portal: Portal, handler: Handler, roles: frozenset[str] | None = Non
         except SignedOut:
             if page.session is not None:
                 portal.sessions.end(page.session)
+            if portal.sessions.cookie_name not in request.cookies:
+                # never signed in here, or a link from another site (SameSite=Strict sends no cookie): the start
+                # page, and no Set-Cookie that would sign out the session this browser does have
+                return portal.redirect(f"{PREFIX}/")
             response = portal.redirect(f"{PREFIX}/?ended=1")
             portal.clear_cookie(response)
             return response

@@ -208,3 +208,28 @@ async def test_a_representative_sees_the_cabinet_of_the_person_represented(web):
     page = await web.get("/portal/records")
     assert page.status_code == 200 and "64 /min" in page.text and "131" not in page.text
     assert (await web.get("/portal/access-log")).status_code == 200  # verified authority: as the patient
+
+
+async def test_a_link_without_the_cookie_does_not_sign_the_browser_out(web):
+    """A link from another site arrives without the SameSite=Strict cookie: the start page, and no
+    Set-Cookie that would end the session the browser has."""
+    assert (await sign_in(web)).status_code == 303
+    saved = list(web.cookies.jar)
+    web.cookies.clear()
+    away = await web.get("/portal/records")
+    assert away.status_code == 303 and away.headers["location"] == "/portal/" and "set-cookie" not in away.headers
+    for cookie in saved:
+        web.cookies.jar.set_cookie(cookie)
+    assert (await web.get("/portal/records")).status_code == 200
+
+
+async def test_pending_sign_ins_are_bounded(web, monkeypatch):
+    import fhir_server.portal.sessions as module
+
+    monkeypatch.setattr(module, "MAX_PENDING", 5)
+    await sign_in(web)
+    sessions = portal_of(web).sessions
+    for _ in range(20):
+        sessions.new()
+    assert sum(1 for s in sessions._sessions.values() if not s.signed_in) == 5
+    assert (await web.get("/portal/records")).status_code == 200  # a signed-in session is never dropped
