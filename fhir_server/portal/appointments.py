@@ -69,7 +69,8 @@ async def _slot(portal: Portal, page: Page, slot_id: str) -> dict[str, Any] | No
 def _participants(patient: str, row: dict[str, Any]) -> list[dict[str, Any]]:
     people: list[dict[str, Any]] = [{"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"}]
     if row["who"]:
-        people.append({"actor": {"reference": row["who"]["reference"]}, "status": "needs-action"})
+        actor = {k: row["who"][k] for k in ("reference", "display") if row["who"].get(k)}
+        people.append({"actor": actor, "status": "needs-action"})
     return people
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from typing import Any
+from urllib.parse import unquote_plus
 
 from starlette.responses import Response
 
@@ -146,8 +147,10 @@ def _line(entry: dict[str, Any]) -> dict[str, Any]:
     line: dict[str, Any] = {"what": [], "why": []}
     for part in entry.get("part") or []:
         value = next((v for k, v in part.items() if k.startswith("value")), "")
-        if part.get("name") in ("what", "why"):
-            line[part["name"]].append(value)
+        if part.get("name") == "what":
+            line["what"].append(unquote_plus(str(value)))  # a search's query text, readable (patient=Patient/p1)
+        elif part.get("name") == "why":
+            line["why"].append(value)
         else:
             line[str(part.get("name"))] = value
     return line

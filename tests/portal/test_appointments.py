@@ -27,7 +27,8 @@ async def test_book_move_and_cancel_from_free_slots(web, auth):
     doctor = auth("practitioner", "Practitioner/dr1", bin="940140000385")
     stored = (await web.get(f"/Appointment/{aid}", headers=auth("patient", "Patient/p1"))).json()
     assert stored["slot"] == [{"reference": "Slot/sl1"}] and stored["status"] == "booked"
-    assert {"actor": {"reference": "Practitioner/dr1"}, "status": "needs-action"} in stored["participant"]
+    assert {"actor": {"reference": "Practitioner/dr1", "display": "Dr Ivanov"}, "status": "needs-action"} in \
+        stored["participant"]
     moved = await web.post(f"/portal/appointments/{aid}/move", data={"csrf_token": csrf(page), "slot": "sl3"})
     assert moved.status_code == 303
     stored = (await web.get(f"/Appointment/{aid}", headers=auth("patient", "Patient/p1"))).json()
