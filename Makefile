@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?=
 PORT ?=
 
-.PHONY: run demo test test-postgres postgres fhir-js peer-medplum bench lint typecheck clean
+.PHONY: run demo test test-postgres postgres chromium fhir-js peer-medplum bench lint typecheck clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,13 @@ postgres:
 	else echo "installing PostgreSQL for the tests (apt-get install postgresql)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
 
+# The portal's browser tests (tests/portal/test_browser_*.py) drive a real Chromium with Selenium: Debian's
+# `chromium` and `chromium-driver` packages, installed when /usr/bin/chromedriver is missing (apt-get needs root).
+chromium:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	else echo "installing Chromium for the portal's browser tests (apt-get install chromium chromium-driver)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; fi
+
 # The independent FHIR XML converter (npm `fhir`, pinned by tools/fhir-js/package-lock.json) that
 # tests/formats/test_xml_npm_live.py compares our XML with (docs/formats.md). `npm ci --prefer-offline`
 # takes it from npm's cache when it was fetched once; without npm or the registry the live test skips and
@@ -45,7 +52,7 @@ fhir-js:
 	else (cd tools/fhir-js && npm ci --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error) \
 		|| echo "npm ci failed (offline, empty cache?): tests/formats/test_xml_npm_live.py will skip"; fi
 
-test: $(VENV)/.installed-test postgres fhir-js
+test: $(VENV)/.installed-test postgres chromium fhir-js
 	$(BIN)/ruff check fhir_server profiles terminology signing conformance mappings tests bench scripts
 	$(BIN)/mypy fhir_server signing terminology profiles conformance mappings
 	$(BIN)/pytest -q -n 2 --dist loadfile

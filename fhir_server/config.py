@@ -175,6 +175,18 @@ class Settings(BaseSettings):
         default="iin", description="the id_token claim holding the person's IIN ('sub' when the subject is it)",
     )
     auth_oidc_title: str = Field(default="eGov", description="the provider's name on the sign-in page")
+    # -- the patient's cabinet and the organisation's console in the browser (issue 17; docs/portal.md) --
+    portal: bool = Field(
+        default=False, description="the web portal at /portal: a client of this server's own API that signs people "
+        "in through the built-in authorization server (needs auth_server)",
+    )
+    portal_session_idle_seconds: int = Field(
+        default=900, ge=60, le=86_400, description="a portal session ends after this long without a request",
+    )
+    portal_session_max_seconds: int = Field(
+        default=8 * 3600, ge=300, le=7 * 86_400,
+        description="a portal session ends this long after sign-in, however busy",
+    )
     notify_webhook_url: str | None = Field(default=None, description="where patient notifications go (AC-18)")
     notify_webhook_secret: str | None = None
     notify_digest_seconds: int = Field(default=0, description="0: each notification at once; else per-patient digests")

@@ -28,6 +28,8 @@ from fhir_server.jobs.runtime import build_worker
 from fhir_server.operations.dsr_tasks import dsr_task_issues
 from fhir_server.operations.export import recover_jobs, stop_exports
 from fhir_server.operations.import_operation import recover_imports, stop_imports
+from fhir_server.portal.app import bind as bind_portal
+from fhir_server.portal.app import mount as mount_portal
 from fhir_server.search import get_indexer
 from fhir_server.search.cursor import use_key as use_cursor_key
 from fhir_server.search.parse_controls import configure_paging
@@ -116,6 +118,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     errors.install(app)
     app.add_exception_handler(ClientDisconnect, client_gone)  # a line, not a traceback (issue 12)
     mount_identity(app, settings)  # /auth, /.well-known (issue 16): before the FHIR routes
+    portal = mount_portal(app, settings)  # /portal (issue 17, KZFHIR_PORTAL): a client of the API, not a back door
     app.include_router(openapi.router)  # before the type routes: /openapi.json is no resource type
     app.add_api_websocket_route(SUBSCRIPTION_SOCKET, subscription_socket)  # issue 15: websocket channel
     app.include_router(system.router)
@@ -126,4 +129,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(instance.router)
     app.include_router(search.router)  # last: its compartment route is the most general path
     # outermost: health, metrics, request ids, CORS (api/operator.py); then limits and codings (api/middleware.py)
-    return Operator(Hardened(FastReads(app, services), settings), settings)
+    outer = Operator(Hardened(FastReads(app, services), settings), settings)
+    bind_portal(portal, outer)  # the portal's API calls pass every layer a request from outside passes
+    return outer

@@ -1,0 +1,244 @@
+"""The patient's cabinet (TM-12): my records, my consents, who accessed my data, my requests, my notifications.
+
+Every handler asks the API as the signed-in person (``portal.call``); what the policy hides is simply not in
+the answer, and a refusal is shown with the API's own reason. The patient shown is the session's own
+(``Session.patient``: the person's Patient, or the one a representative's token names)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+from urllib.parse import unquote_plus
+
+from starlette.responses import Response
+
+from fhir_server.portal import charts
+from fhir_server.portal.api import ApiError, entries
+from fhir_server.portal.web import PREFIX, Forbidden, Page, Portal, fhir_id, first
+
+DSR_SYSTEM = "https://fhir.kzfhir.kz/CodeSystem/kz-data-subject-request"
+BIN_SYSTEM = "https://fhir.kzfhir.kz/sid/bin"
+#: what a consent may be limited to (the portal's choice list; the Consent itself may name any type)
+CONSENT_CLASSES = ("Observation", "Condition", "Encounter", "MedicationRequest", "DocumentReference",
+                   "DiagnosticReport", "Immunization", "AllergyIntolerance")
+RECORD_TYPES = ("Encounter", "Observation", "Condition", "MedicationRequest", "DocumentReference", "Goal")
+
+
+def _patient(page: Page) -> str:
+    patient = page.me.patient
+    if not patient:
+        raise Forbidden()
+    return patient
+
+
+async def records(portal: Portal, page: Page) -> Response:
+    patient = _patient(page)
+    found = await asyncio.gather(*(portal.call(page, "GET", f"/{kind}", params={"patient": f"Patient/{patient}",
+                                                                                "_count": "200"})
+                                   for kind in RECORD_TYPES))
+    data = {kind: entries(bundle) for kind, bundle in zip(RECORD_TYPES, found, strict=True)}
+    series = charts.series_of(data["Observation"], data["Goal"])
+    plots = [{"series": s, "svg": charts.svg(s, page.t("portal.chart_title", name=s.label), f"chart-{i}")}
+             for i, s in enumerate(series)]
+    return portal.render(page, "records.html", records=data, plots=plots, label=charts.concept_label)
+
+
+# -- consents (AC-01 give/revoke, AC-10 grant a relative) -------------------------------------------------------
+def consent_resource(patient: str, actor: dict[str, Any], classes: list[str], until: str, *,
+                     write: bool = False) -> dict[str, Any]:
+    """An active Consent of the patient: ``access`` (read) for the actor, and with ``write`` also ``collect``
+    and ``correct`` (create and change records, e.g. acknowledge a monitoring alert; security/policy/decision.py
+    maps the R4 consentaction codes to interactions)."""
+    actions = ("access", "collect", "correct") if write else ("access",)
+    provision: dict[str, Any] = {
+        "type": "permit",
+        "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                         "code": "PRCP"}]}, "reference": actor}],
+        "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": a}]}
+                   for a in actions],
+    }
+    if classes:
+        provision["class"] = [{"system": "http://hl7.org/fhir/resource-types", "code": c} for c in classes]
+    consent: dict[str, Any] = {
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                              "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{patient}"},
+        "dateTime": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+        "provision": {"provision": [provision]},
+    }
+    if until:
+        consent["provision"]["period"] = {"end": until}
+    return consent
+
+
+def _grantee(kind: str, value: str) -> dict[str, Any] | None:
+    value = value.strip()
+    if kind == "organisation" and len(value) == 12 and value.isdigit():
+        return {"identifier": {"system": BIN_SYSTEM, "value": value}, "display": f"BIN {value}"}
+    type_ = {"practitioner": "Practitioner", "relative": "RelatedPerson"}.get(kind)
+    if type_ and value and all(c.isalnum() or c in "-." for c in value) and len(value) <= 64:
+        return {"reference": f"{type_}/{value}"}
+    return None
+
+
+def describe_consent(consent: dict[str, Any]) -> dict[str, Any]:
+    provisions = (consent.get("provision") or {}).get("provision") or []
+    who, classes, actions = [], [], set()
+    for provision in provisions:
+        actions |= {c.get("code", "") for a in provision.get("action") or [] for c in a.get("coding") or []}
+        for actor in provision.get("actor") or []:
+            ref = actor.get("reference") or {}
+            ident = ref.get("identifier") or {}
+            who.append(ref.get("reference") or (f"BIN {ident.get('value')}" if ident.get("value") else "?"))
+        classes += [c.get("code", "") for c in provision.get("class") or []]
+    return {"id": consent.get("id", ""), "status": consent.get("status", ""), "who": who, "classes": classes,
+            "write": bool(actions & {"collect", "correct"}),
+            "date": str(consent.get("dateTime", ""))[:10],
+            "until": str(((consent.get("provision") or {}).get("period") or {}).get("end", ""))}
+
+
+async def consents(portal: Portal, page: Page, *, error: str = "", status: int = 200) -> Response:
+    patient = _patient(page)
+    found = entries(await portal.call(page, "GET", "/Consent", params={"patient": f"Patient/{patient}",
+                                                                       "_count": "100"}))
+    rows = sorted((describe_consent(c) for c in found), key=lambda c: (c["status"] != "active", c["date"]),
+                  reverse=False)
+    return portal.render(page, "consents.html", status=status, consents=rows, classes=CONSENT_CLASSES, error=error)
+
+
+async def give_consent(portal: Portal, page: Page) -> Response:
+    fields = await portal.form(page)
+    patient = _patient(page)
+    actor = _grantee(first(fields, "grantee_kind"), first(fields, "grantee"))
+    if actor is None:
+        return await consents(portal, page, error=page.t("portal.consent_bad_grantee"), status=400)
+    classes = [c for c in fields.get("classes", []) if c in CONSENT_CLASSES]
+    until = first(fields, "until")
+    if until:
+        try:
+            dt.date.fromisoformat(until)
+        except ValueError:
+            return await consents(portal, page, error=page.t("portal.bad_date"), status=400)
+    try:
+        await portal.call(page, "POST", "/Consent", body=consent_resource(patient, actor, classes, until,
+                                                                           write=first(fields, "write") == "yes"))
+    except ApiError as refused:
+        return await consents(portal, page, error=refused.text, status=refused.status)
+    return portal.redirect(f"{PREFIX}/consents?given=1")
+
+
+async def revoke_consent(portal: Portal, page: Page) -> Response:
+    """AC-01: a Consent is revoked (status inactive), never deleted; the very next request of the grantee
+    is judged without it (docs/security.md §3, the facts generation)."""
+    await portal.form(page)
+    cid = fhir_id(page.request.path_params["cid"])
+    consent = await portal.call(page, "GET", f"/Consent/{cid}")
+    consent["status"] = "inactive"
+    await portal.call(page, "PUT", f"/Consent/{cid}", body=consent)
+    return portal.redirect(f"{PREFIX}/consents?revoked=1")
+
+
+# -- the access log (AC-24, TM-18) ----------------------------------------------------------------------------
+def _line(entry: dict[str, Any]) -> dict[str, Any]:
+    line: dict[str, Any] = {"what": [], "why": []}
+    for part in entry.get("part") or []:
+        value = next((v for k, v in part.items() if k.startswith("value")), "")
+        if part.get("name") == "what":
+            line["what"].append(unquote_plus(str(value)))  # a search's query text, readable (patient=Patient/p1)
+        elif part.get("name") == "why":
+            line["why"].append(value)
+        else:
+            line[str(part.get("name"))] = value
+    return line
+
+
+async def access_log(portal: Portal, page: Page) -> Response:
+    patient = _patient(page)
+    query = page.request.query_params
+    since, until, only = query.get("since", ""), query.get("until", ""), query.get("only", "all")
+    params = {"_view": "compact", "_count": "50"}  # the newest 50; the filters narrow it
+    error = ""
+    for name, value in (("_since", since), ("_until", until)):
+        if value:
+            try:
+                dt.date.fromisoformat(value)
+                params[name] = value
+            except ValueError:
+                error = page.t("portal.bad_date")
+    answer = await portal.call(page, "GET", f"/Patient/{patient}/$access-log", params=params)
+    lines = [_line(p) for p in (answer or {}).get("parameter") or [] if p.get("name") == "entry"]
+    if only == "emergency":
+        lines = [line for line in lines if line.get("emergency") is True]
+    elif only == "refused":
+        lines = [line for line in lines if line.get("outcome") != "success"]
+    return portal.render(page, "access_log.html", lines=lines, since=since, until=until, only=only, error=error)
+
+
+# -- data-subject requests (AC-15, AC-16, AC-27, AC-22) ----------------------------------------------------------
+def past(moment: str) -> bool:
+    """Whether a dateTime with its zone (a due date, ``restriction.period.end``) has passed."""
+    try:
+        when = dt.datetime.fromisoformat(moment)
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when < dt.datetime.now(dt.UTC)
+
+
+def describe_task(task: dict[str, Any]) -> dict[str, Any]:
+    code = next((c.get("code", "") for c in (task.get("code") or {}).get("coding") or []
+                 if c.get("system") == DSR_SYSTEM), "")
+    answer = [str(o.get("valueString")) for o in task.get("output") or [] if o.get("valueString")]
+    due = str(((task.get("restriction") or {}).get("period") or {}).get("end", ""))
+    open_ = task.get("status") not in ("completed", "rejected", "cancelled", "failed", "entered-in-error")
+    return {"id": task.get("id", ""), "kind": code, "status": task.get("status", ""),
+            "received": str(task.get("authoredOn", ""))[:16].replace("T", " "), "due": due[:10], "due_full": due,
+            "overdue": open_ and past(due),
+            "open": open_, "description": task.get("description", ""),
+            "changes": [str(i.get("valueString")) for i in task.get("input") or [] if i.get("valueString")],
+            "answer": answer, "reason": (task.get("statusReason") or {}).get("text", ""),
+            "patient": ((task.get("for") or {}).get("reference") or ""),
+            "business": (task.get("businessStatus") or {}).get("text", "")}
+
+
+async def requests(portal: Portal, page: Page, *, error: str = "", status: int = 200) -> Response:
+    patient = _patient(page)
+    found = entries(await portal.call(page, "GET", "/Task", params={"patient": f"Patient/{patient}",
+                                                                    "code": f"{DSR_SYSTEM}|", "_count": "100"}))
+    rows = sorted((describe_task(t) for t in found), key=lambda r: r["received"], reverse=True)
+    return portal.render(page, "requests.html", status=status, requests=rows, error=error,
+                         filed=page.request.query_params.get("filed", ""))
+
+
+async def file_request(portal: Portal, page: Page) -> Response:
+    fields = await portal.form(page)
+    patient = _patient(page)
+    kind = first(fields, "kind")
+    if kind not in ("information", "correction", "destruction"):
+        return await requests(portal, page, error=page.t("portal.request_bad_kind"), status=400)
+    parameters: list[dict[str, Any]] = [{"name": "kind", "valueCode": kind}]
+    if first(fields, "description"):
+        parameters.append({"name": "description", "valueString": first(fields, "description")[:4000]})
+    if first(fields, "change"):
+        parameters.append({"name": "change", "valueString": first(fields, "change")[:4000]})
+    try:
+        task = await portal.call(page, "POST", f"/Patient/{patient}/$data-subject-request",
+                                 body={"resourceType": "Parameters", "parameter": parameters})
+    except ApiError as refused:
+        return await requests(portal, page, error=refused.text, status=refused.status)
+    return portal.redirect(f"{PREFIX}/requests?filed={task.get('id', '')}")
+
+
+# -- notifications (AC-18) ----------------------------------------------------------------------------------------
+async def notifications(portal: Portal, page: Page) -> Response:
+    patient = _patient(page)
+    found = entries(await portal.call(page, "GET", f"/Patient/{patient}/$notifications", params={"_count": "100"}))
+    rows = [{"text": page.t.pick([str(p.get("contentString", "")) for p in c.get("payload") or []]),
+             "status": c.get("status", ""), "urgent": c.get("priority") == "urgent",
+             "sent": str(c.get("sent", ""))[:16].replace("T", " ")} for c in found]
+    return portal.render(page, "notifications.html", notifications=rows)

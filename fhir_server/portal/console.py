@@ -1,0 +1,87 @@
+"""The organisation's console for staff: the data-subject request queue with due dates and the overdue ones
+highlighted, answering a request (admins, AC-15/AC-16/AC-17/AC-27), and a practitioner's view of a patient's
+records — exactly what that patient's Consents let the practitioner see (AC-01), through the same API."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.responses import Response
+
+from fhir_server.portal.api import ApiError, entries
+from fhir_server.portal.cabinet import DSR_SYSTEM, describe_task
+from fhir_server.portal.charts import concept_label
+from fhir_server.portal.web import PREFIX, Page, Portal, fhir_id, first
+
+VIEW_TYPES = ("Observation", "Condition", "Encounter")
+
+
+ALERT_CODE = "follow-up of a critical value (TM-26)"  # the Task monitoring writes (jobs/monitoring.py)
+
+
+async def console(portal: Portal, page: Page, *, error: str = "", status: int = 200) -> Response:
+    queue: list[dict[str, object]] = []
+    alerts: list[dict[str, object]] = []
+    if page.me.role == "admin":
+        found = entries(await portal.call(page, "GET", "/Task", params={"code": f"{DSR_SYSTEM}|", "_count": "200"}))
+        queue = sorted((describe_task(t) for t in found), key=lambda r: (not r["open"], str(r["due_full"])))
+    if page.me.role == "practitioner" and page.me.fhir_user:
+        found = entries(await portal.call(page, "GET", "/Task", params={
+            "owner": page.me.fhir_user, "priority": "stat", "status": "requested,accepted", "_count": "100"}))
+        alerts = sorted(({"id": t.get("id", ""), "patient": (t.get("for") or {}).get("reference", ""),
+                          "text": t.get("description", ""), "when": str(t.get("authoredOn", ""))[:16].replace("T", " "),
+                          "status": t.get("status", "")}
+                         for t in found if (t.get("code") or {}).get("text") == ALERT_CODE),
+                        key=lambda a: (a["status"] != "requested", str(a["when"])))
+    query = page.request.query_params
+    return portal.render(page, "console.html", status=status, queue=queue, alerts=alerts, error=error,
+                         answered=query.get("answered", ""), acknowledged=query.get("acknowledged", ""))
+
+
+async def acknowledge(portal: Portal, page: Page) -> Response:
+    """TM-26: the practitioner takes the critical value in hand: the follow-up Task becomes ``accepted``
+    (R4 Task state machine) with who and when in a note; written with the practitioner's own rights."""
+    await portal.form(page)
+    tid = fhir_id(page.request.path_params["tid"])
+    task = await portal.call(page, "GET", f"/Task/{tid}")
+    if task.get("status") != "requested":
+        return portal.redirect(f"{PREFIX}/console")
+    task["status"] = "accepted"
+    task.setdefault("note", []).append({"authorReference": {"reference": page.me.fhir_user},
+                                        "text": "acknowledged in the portal"})
+    try:
+        await portal.call(page, "PUT", f"/Task/{tid}", body=task)
+    except ApiError as refused:
+        return await console(portal, page, error=refused.text, status=refused.status)
+    return portal.redirect(f"{PREFIX}/console?acknowledged={tid}")
+
+
+async def answer(portal: Portal, page: Page) -> Response:
+    fields = await portal.form(page)
+    tid = fhir_id(page.request.path_params["tid"])
+    outcome = first(fields, "outcome")
+    parameters: list[dict[str, object]] = [{"name": "outcome", "valueCode": outcome}]
+    if first(fields, "note"):
+        parameters.append({"name": "note", "valueString": first(fields, "note")[:4000]})
+    if first(fields, "reason"):
+        parameters.append({"name": "reason", "valueString": first(fields, "reason")[:4000]})
+    try:
+        await portal.call(page, "POST", f"/Task/{tid}/$dsr-answer",
+                          body={"resourceType": "Parameters", "parameter": parameters})
+    except ApiError as refused:
+        return await console(portal, page, error=refused.text, status=refused.status)
+    return portal.redirect(f"{PREFIX}/console?answered={tid}")
+
+
+async def patient_view(portal: Portal, page: Page) -> Response:
+    """GET /portal/console/patient?id=p1: the patient's records this practitioner may see (none without consent:
+    hidden means absent, docs/security.md §3)."""
+    pid = page.request.query_params.get("id", "").strip()
+    data: dict[str, list[dict[str, object]]] = {}
+    if pid:
+        pid = fhir_id(pid)
+        found = await asyncio.gather(*(portal.call(page, "GET", f"/{kind}", params={"patient": f"Patient/{pid}",
+                                                                                    "_count": "100"})
+                                       for kind in VIEW_TYPES))
+        data = {kind: entries(bundle) for kind, bundle in zip(VIEW_TYPES, found, strict=True)}
+    return portal.render(page, "patient_view.html", pid=pid, records=data, label=concept_label)

@@ -1,0 +1,157 @@
+"""The browser tests' machinery: a real ``kzfhir serve`` with the portal on (one per module), a headless
+Chromium driven by Selenium (Debian's chromium + chromium-driver, ``make chromium``; one per module), signing
+in on the authorization server's page like a person, axe-core (vendored, tests/portal/vendor) run on every
+page, and a screenshot of every page kept as a test artefact in ``tests/portal/screenshots/`` (git-ignored)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+from fhir_server.api.app import create_app
+from fhir_server.identity.issuer import IdentityConfig
+from fhir_server.identity.registry import Registry
+from signing import load_signer, sign_cms
+from tests.live_server import free_port, wait_until_up
+from tests.portal.conftest import PASSWORD, portal_settings, register_people, seed_resources, store
+
+HERE = Path(__file__).parent
+SHOTS = HERE / "screenshots"
+AXE = gzip.decompress((HERE / "vendor" / "axe-core" / "axe.min.js.gz").read_bytes()).decode("utf-8")
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@dataclass
+class Live:
+    base: str
+    pki: Path
+
+
+async def _seed(tmp: Path, pki: Path, base: str) -> None:
+    settings = portal_settings(tmp, pki, base).model_copy(update={"security_enabled": False})
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await store(app, seed_resources())
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, pki: Path) -> Iterator[Live]:
+    tmp = tmp_path_factory.mktemp("portal-live")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = portal_settings(tmp, pki, base)
+    asyncio.run(_seed(tmp, pki, base))
+    register_people(Registry(IdentityConfig.from_settings(settings).database))
+    env = {**os.environ, "KZFHIR_AUTH_SERVER": "true", "KZFHIR_BASE_URL": base, "KZFHIR_AUTH_EDS_SIGNIN": "true",
+           "KZFHIR_AUTH_EDS_TRUST_DIR": str(pki / "trust"), "KZFHIR_PORTAL": "true",
+           "KZFHIR_DEV_KEY_PATH": str(tmp / "dev-jwks.json"), "KZFHIR_SYNCHRONOUS_FULL": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(port), "--database",
+                             str(settings.database), "--log-level", "warning"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        wait_until_up(port, "/portal/", seconds=90)
+        yield Live(base, pki)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[webdriver.Chrome]:
+    assert Path(CHROMEDRIVER).exists(), "run `make chromium` (Debian's chromium and chromium-driver)"
+    options = Options()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1280,1000", "--lang=en-US", "--no-first-run"):
+        options.add_argument(argument)
+    chrome = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    chrome.implicitly_wait(0)
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+
+
+def wait_for(driver: webdriver.Chrome, css: str, seconds: float = 20) -> Any:
+    return WebDriverWait(driver, seconds).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def sign_in(driver: webdriver.Chrome, live: Live, username: str | None = None) -> None:
+    """As a person: the portal's start page, its sign-in link, the authorization server's page (the EDS form
+    with a CMS signed by the test PKI's authentication certificate, or the password form), its consent screen
+    the first time; back on the portal."""
+    driver.delete_all_cookies()
+    driver.get(f"{live.base}/portal/")
+    driver.find_element(By.CSS_SELECTOR, "a.button[href$='/portal/signin']").click()
+    wait_for(driver, "input[name='signin_method']")
+    if username is None:
+        form = driver.find_element(By.XPATH, "//form[.//input[@name='signin_method' and @value='eds']]")
+        challenge = form.find_element(By.NAME, "eds_challenge").get_attribute("value") or ""
+        signer = load_signer(live.pki / "doctor-auth.key.pem", live.pki / "doctor-auth.cert.pem")
+        cms = asyncio.run(sign_cms(challenge.encode("utf-8"), signer))
+        field = form.find_element(By.NAME, "eds_cms")
+        driver.execute_script("arguments[0].value = arguments[1];", field, base64.b64encode(cms).decode("ascii"))
+    else:
+        form = driver.find_element(By.XPATH, "//form[.//input[@name='signin_method' and @value='password']]")
+        form.find_element(By.NAME, "username").send_keys(username)
+        form.find_element(By.NAME, "password").send_keys(PASSWORD)
+    form.find_element(By.CSS_SELECTOR, "button[type='submit']").click()
+    WebDriverWait(driver, 20).until(lambda d: "/portal/" in d.current_url or
+                                    d.find_elements(By.CSS_SELECTOR, "button[value='approve']"))
+    allow = driver.find_elements(By.CSS_SELECTOR, "button[value='approve']")
+    if allow:
+        allow[0].click()
+    WebDriverWait(driver, 20).until(lambda d: "/portal/records" in d.current_url or "/portal/console" in d.current_url)
+
+
+def check_page(driver: webdriver.Chrome, name: str) -> None:
+    """axe-core on the page as shown (WCAG 2.x A/AA rules): no serious or critical violation; then its
+    screenshot, as a test artefact."""
+    driver.execute_script(AXE + "\n;return true;")
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', "
+        "'best-practice']}}).then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, "
+        "nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)})))).catch(e => done([{id: 'axe-error', "
+        "impact: 'critical', nodes: [String(e)]}]));")
+    bad = [v for v in result if v["impact"] in ("serious", "critical")]
+    assert bad == [], f"{name}: {bad}"
+    shoot(driver, name)
+
+
+def shoot(driver: webdriver.Chrome, name: str, *, full: bool = True) -> Path:
+    """The page as a PNG: all of it (up to 4000 px), or with ``full=False`` the first screen (for docs)."""
+    SHOTS.mkdir(exist_ok=True)
+    width = driver.get_window_size()["width"]
+    if full:
+        height = driver.execute_script("return Math.min(document.body.scrollHeight, 4000);")
+        driver.set_window_size(width, max(int(height) + 140, 600))
+    else:
+        driver.set_window_size(width, 900)
+    path = SHOTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+def api_get(live: Live, path: str) -> httpx.Response:
+    return httpx.get(f"{live.base}{path}", timeout=30)

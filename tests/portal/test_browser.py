@@ -1,0 +1,167 @@
+"""The portal in a real Chromium (headless, Selenium; one server and one browser for the module): signing in
+with a test EDS certificate, the records, a consent given and revoked and a practitioner's page changing with
+it, the access log showing that practitioner's reads, a request filed and answered from the console, the
+language switch; axe-core on every page (no serious or critical violation), a screenshot of each."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from tests.portal.browser import check_page, driver, live, shoot, sign_in, wait_for  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.slow
+
+
+def pulse_items(driver) -> int:  # noqa: F811
+    return len(driver.find_elements(By.CSS_SELECTOR, "#list-Observation li"))
+
+
+@pytest.mark.req("TM-12")
+@pytest.mark.req("TM-04")
+def test_a_patient_signs_in_with_the_eds_certificate_and_reads_the_records(driver, live):  # noqa: F811
+    driver.get(f"{live.base}/portal/")
+    check_page(driver, "home")
+    sign_in(driver, live)
+    assert driver.current_url.endswith("/portal/records")
+    assert driver.find_element(By.TAG_NAME, "h1").text == "My records"
+    chart = driver.find_element(By.CSS_SELECTOR, "svg.chart")
+    assert chart.get_attribute("role") == "img"
+    assert len(driver.find_elements(By.CSS_SELECTOR, "svg.chart circle")) == 4
+    assert len(driver.find_elements(By.CSS_SELECTOR, "tr.bad")) == 1  # 131/min against the Goal's 50-120
+    body = driver.find_element(By.TAG_NAME, "main").text
+    assert "Cardiology visit" in body and "Essential hypertension" in body and "Amlodipine 5 mg" in body
+    check_page(driver, "records")
+    driver.get(f"{live.base}/portal/notifications")
+    check_page(driver, "notifications")
+    driver.set_window_size(390, 844)  # a phone
+    driver.get(f"{live.base}/portal/records")
+    check_page(driver, "records-phone")
+    driver.set_window_size(1280, 1000)
+
+
+@pytest.mark.req("AC-01")
+@pytest.mark.req("AC-24")
+@pytest.mark.req("TM-18")
+def test_a_consent_given_and_revoked_changes_the_practitioners_page_and_the_log_shows_the_reads(driver, live):  # noqa: F811
+    sign_in(driver, live)
+    driver.get(f"{live.base}/portal/consents")
+    driver.find_element(By.CSS_SELECTOR, "input[name='grantee_kind'][value='practitioner']").click()
+    driver.find_element(By.ID, "grantee").send_keys("dr1")
+    driver.find_element(By.CSS_SELECTOR, "input[name='classes'][value='Observation']").click()
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/consents/give'] button[type='submit']").click()
+    wait_for(driver, "form[action$='/revoke']")
+    assert "Practitioner/dr1" in driver.find_element(By.TAG_NAME, "table").text
+    check_page(driver, "consents")
+
+    sign_in(driver, live, "dr.serik")
+    driver.get(f"{live.base}/portal/console/patient?id=p1")
+    assert pulse_items(driver) == 4
+    check_page(driver, "practitioner-patient-view")
+
+    sign_in(driver, live)
+    driver.get(f"{live.base}/portal/consents")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/revoke'] button").click()
+    wait_for(driver, "table")
+    assert not driver.find_elements(By.CSS_SELECTOR, "form[action$='/revoke']")
+
+    sign_in(driver, live, "dr.serik")
+    driver.get(f"{live.base}/portal/console/patient?id=p1")
+    assert pulse_items(driver) == 0 and driver.find_elements(By.CSS_SELECTOR, "p.empty")
+
+    sign_in(driver, live)
+    driver.get(f"{live.base}/portal/access-log")
+    log = driver.find_element(By.CSS_SELECTOR, "table.log").text
+    assert "Practitioner/dr1 (practitioner)" in log
+    check_page(driver, "access-log")
+    shoot(driver, "access-log-first-screen", full=False)
+    driver.find_element(By.CSS_SELECTOR, "#only option[value='refused']").click()
+    driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    wait_for(driver, "main h1")
+    assert "only=refused" in driver.current_url
+    assert "Practitioner/dr1" in driver.find_element(By.TAG_NAME, "main").text  # after the revocation: refused
+
+
+@pytest.mark.req("AC-15")
+@pytest.mark.req("AC-27")
+@pytest.mark.req("AC-18")
+def test_a_request_is_filed_and_the_console_answers_it(driver, live):  # noqa: F811
+    sign_in(driver, live)
+    driver.get(f"{live.base}/portal/requests")
+    driver.find_element(By.CSS_SELECTOR, "input[name='kind'][value='correction']").click()
+    driver.find_element(By.ID, "description").send_keys("Browser: wrong pulse on 3 November")
+    driver.find_element(By.ID, "change").send_keys("It was 113, not 131")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/requests/file'] button").click()
+    wait_for(driver, "p.notice")
+    row = driver.find_element(By.XPATH, "//tr[contains(., 'Browser: wrong pulse')]")
+    assert "waiting for the answer" in row.text
+    check_page(driver, "requests")
+
+    sign_in(driver, live, "admin1")
+    row = driver.find_element(By.XPATH, "//tr[contains(., 'Browser: wrong pulse')]")
+    check_page(driver, "console-queue")
+    row.find_element(By.CSS_SELECTOR, "textarea[name='note']").send_keys("Corrected to 113/min")
+    row.find_element(By.CSS_SELECTOR, "button[type='submit']").click()
+    wait_for(driver, "p.notice")
+    assert "The answer was sent" in driver.find_element(By.CSS_SELECTOR, "p.notice").text
+
+    sign_in(driver, live)
+    driver.get(f"{live.base}/portal/requests")
+    row = driver.find_element(By.XPATH, "//tr[contains(., 'Browser: wrong pulse')]")
+    assert "answered" in row.text and "Corrected to 113/min" in row.text
+    driver.get(f"{live.base}/portal/notifications")
+    assert driver.find_elements(By.CSS_SELECTOR, "main li")
+    check_page(driver, "notifications-after-answer")
+
+
+@pytest.mark.req("TM-06")
+@pytest.mark.req("TM-09")
+def test_a_visit_is_booked_and_cancelled(driver, live):  # noqa: F811
+    sign_in(driver, live)
+    driver.get(f"{live.base}/portal/appointments")
+    check_page(driver, "appointments-free")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/appointments/book'] button").click()
+    wait_for(driver, "p.notice")
+    assert "booked" in driver.find_element(By.CSS_SELECTOR, "p.notice").text
+    check_page(driver, "appointments-booked")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/cancel'] button").click()
+    wait_for(driver, "p.notice")
+    assert "cancelled" in driver.find_element(By.CSS_SELECTOR, "p.notice").text
+
+
+@pytest.mark.req("TM-12")
+def test_the_language_switch(driver, live):  # noqa: F811
+    sign_in(driver, live)
+    driver.find_element(By.CSS_SELECTOR, "nav.langs a[hreflang='kk']").click()
+    wait_for(driver, "html[lang='kk']")
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Менің жазбаларым"
+    assert driver.current_url.endswith("/portal/records")
+    check_page(driver, "records-kk")
+    driver.find_element(By.CSS_SELECTOR, "nav.langs a[hreflang='ru']").click()
+    wait_for(driver, "html[lang='ru']")
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Мои записи"
+    driver.get(f"{live.base}/portal/access-log")
+    check_page(driver, "access-log-ru")
+    driver.find_element(By.CSS_SELECTOR, "nav.langs a[hreflang='en']").click()
+    wait_for(driver, "html[lang='en']")
+
+
+def test_a_refused_page_and_logout(driver, live):  # noqa: F811
+    sign_in(driver, live, "dr.serik")
+    driver.get(f"{live.base}/portal/records")
+    assert "Not allowed" in driver.find_element(By.TAG_NAME, "h1").text
+    check_page(driver, "forbidden")
+    driver.find_element(By.CSS_SELECTOR, "form.logout button").click()
+    wait_for(driver, "p.notice")
+    assert "signed out" in driver.find_element(By.CSS_SELECTOR, "p.notice").text
+    driver.get(f"{live.base}/portal/console")  # the cookie is gone: the start page, to sign in again
+    assert driver.current_url.endswith("/portal/") and driver.find_elements(By.CSS_SELECTOR, "a.button")
+    shoot(driver, "signed-out")
+
+
+def test_the_accessibility_check_finds_a_violation_when_there_is_one(driver):  # noqa: F811
+    """The check is not vacuous: an image without a text alternative and an unlabelled field fail it."""
+    driver.get("data:text/html;charset=utf-8,<!doctype html><html><head><title>x</title></head><body><main>"
+               "<img src='a.png'><input type='text'></main></body></html>")
+    with pytest.raises(AssertionError, match=r"image-alt|label"):
+        check_page(driver, "axe-self-test")
