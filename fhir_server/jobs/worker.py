@@ -26,6 +26,8 @@ from fhir_server.security.audit.read_notices import expand
 from fhir_server.storage.protocols import OutboxItem, Store, TxView
 
 log = logging.getLogger(__name__)
+#: how a delivered or failed group is settled: (outbox ids, status, error, retry at, audit events)
+_Outcome = tuple[list[int], str, str | None, str | None, list[dict[str, Any]]]
 FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -41,8 +43,11 @@ class OutboxWorker:
     def __init__(self, store: Store, channels: dict[str, list[Channel]], *, digest_seconds: int = 0,
                  max_attempts: int = 10, base_backoff: float = 2.0, poll_seconds: float = 0.5,
                  batch: int = 100, digest_topics: frozenset[str] = frozenset({"notification"}),
-                 clock: Callable[[], datetime] = _now, sync_audit: bool = True) -> None:
+                 clock: Callable[[], datetime] = _now, sync_audit: bool = True, concurrency: int = 1) -> None:
         self.store = store
+        # >1: the partitions of a round are delivered side by side (each partition's messages still in
+        # order) and the round's outcomes settled in one write unit (subscriptions, TM-26 latency)
+        self.concurrency = concurrency
         self.sync_audit = sync_audit  # False for topics that carry no read notices (subscriptions)
         self.channels = channels
         self.digest = timedelta(seconds=digest_seconds)
@@ -84,10 +89,35 @@ class OutboxWorker:
             await self.store.audit.sync()  # notices of reads are queued when the reads are chained
         for topic, channels in self.channels.items():
             due = await self.store.outbox_due(topic, _stamp(self.clock()), self.batch)
-            for group in self._groups(topic, due):
+            groups = self._groups(topic, due)
+            if self.concurrency > 1:
+                await self._deliver_side_by_side(topic, groups, channels)
+                done += sum(len(group) for group in groups)
+                continue
+            for group in groups:
                 await self._deliver(topic, group, channels)
                 done += len(group)
         return done
+
+    async def _deliver_side_by_side(self, topic: str, groups: list[list[OutboxItem]],
+                                    channels: list[Channel]) -> None:
+        """Deliver up to ``concurrency`` partitions at once, each partition's groups in order, then
+        settle every outcome in one unit: a unit per message would queue behind the writers for each
+        (under ingest load that wait was most of the alert latency, docs/subscriptions.md Bench)."""
+        by_partition: dict[str | None, list[list[OutboxItem]]] = {}
+        for group in groups:
+            by_partition.setdefault(group[0].partition, []).append(group)
+        outcomes: list[_Outcome] = []
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def partition(queued: list[list[OutboxItem]]) -> None:
+            async with gate:
+                for group in queued:
+                    outcomes.append(await self._attempt(topic, group, channels))
+
+        await asyncio.gather(*(partition(queued) for queued in by_partition.values()))
+        if outcomes:
+            await self.store.transaction(lambda v: _settle_all(v, outcomes))
 
     def _groups(self, topic: str, due: list[OutboxItem]) -> list[list[OutboxItem]]:
         if not self.digest or topic not in self.digest_topics:
@@ -99,6 +129,11 @@ class OutboxWorker:
         return [items for items in by_partition.values() if items[0].created <= cutoff]
 
     async def _deliver(self, topic: str, group: list[OutboxItem], channels: list[Channel]) -> None:
+        outcome = await self._attempt(topic, group, channels)
+        await self.store.transaction(lambda v: _settle(v, *outcome))
+
+    async def _attempt(self, topic: str, group: list[OutboxItem], channels: list[Channel]) -> _Outcome:
+        """Deliver one group through every channel; how to settle it (not yet settled)."""
         payloads = [await expand(self.store, orjson.loads(i.payload)) for i in group]
         # a message may itself list several uses (the reads chained together, read_notices.py): one list
         items = [line for p in payloads for line in (p.get("items", []) if p.get("digest") else [p])]
@@ -111,17 +146,15 @@ class OutboxWorker:
             for channel in channels:
                 ack = await channel.deliver(topic, key, payload) or ack
         except DeliveryError as exc:
-            await self._failed(topic, key, group, channels, exc)
-            return
+            return self._failed(topic, key, group, channels, exc)
         except Exception as exc:  # a channel bug must back off like a refusal, not spin every poll
             log.exception("outbox %s: channel failed unexpectedly", key)
-            await self._failed(topic, key, group, channels, DeliveryError(f"{exc.__class__.__name__}: {exc}"))
-            return
+            return self._failed(topic, key, group, channels, DeliveryError(f"{exc.__class__.__name__}: {exc}"))
         event = delivery_event(topic, key, group[0].partition, _described(channels), len(group), acknowledgement=ack)
-        await self.store.transaction(lambda v: _settle(v, ids, "delivered", None, None, [event]))
+        return (ids, "delivered", None, None, [event])
 
-    async def _failed(self, topic: str, key: str, group: list[OutboxItem], channels: list[Channel],
-                      exc: DeliveryError) -> None:
+    def _failed(self, topic: str, key: str, group: list[OutboxItem], channels: list[Channel],
+                exc: DeliveryError) -> _Outcome:
         ids = [i.id for i in group]
         attempts = max(i.attempts for i in group) + 1
         if attempts >= self.max_attempts or isinstance(exc, RejectedError):
@@ -129,14 +162,18 @@ class OutboxWorker:
             event = delivery_event(topic, key, group[0].partition, _described(channels), len(group),
                                    delivered=False, error=str(exc) if isinstance(exc, RejectedError)
                                    else f"gave up after {attempts} attempts")
-            await self.store.transaction(lambda v: _settle(v, ids, "dead", str(exc), None, [event]))
-        else:
-            retry_at = _stamp(self.clock() + timedelta(seconds=self.base_backoff * 2 ** (attempts - 1)))
-            await self.store.transaction(lambda v: _settle(v, ids, "retry", str(exc), retry_at, []))
+            return (ids, "dead", str(exc), None, [event])
+        retry_at = _stamp(self.clock() + timedelta(seconds=self.base_backoff * 2 ** (attempts - 1)))
+        return (ids, "retry", str(exc), retry_at, [])
 
 
 def _described(channels: list[Channel]) -> list[tuple[str, str | None]]:
     return [(channel.name, getattr(channel, "endpoint", None)) for channel in channels]
+
+
+def _settle_all(view: TxView, outcomes: list[_Outcome]) -> None:
+    for outcome in outcomes:
+        _settle(view, *outcome)
 
 
 def _settle(view: TxView, ids: list[int], status: str, error: str | None, retry_at: str | None,

@@ -31,7 +31,9 @@ from fhir_server.subscriptions.topics import APPOINTMENT, CRITICAL_READING, Even
 from fhir_server.subscriptions.websocket import BindingTokens, Sockets
 
 HEARTBEAT_TICK = 1.0  # seconds between heartbeat checks
-WORKER_OPTIONS: dict[str, Any] = {"poll_seconds": 0.5, "base_backoff": 2.0, "max_attempts": 10}
+#: concurrency: subscriptions are delivered side by side, one in-order stream per Subscription, and a
+#: round settled in one unit (jobs/worker.py; the TM-26 alert latency, docs/subscriptions.md Bench)
+WORKER_OPTIONS: dict[str, Any] = {"poll_seconds": 0.5, "base_backoff": 2.0, "max_attempts": 10, "concurrency": 16}
 
 
 class Subscriptions:
