@@ -45,11 +45,12 @@ def _rewrite(node: Any, ids: dict[str, str]) -> None:
             _rewrite(value, ids)
 
 
-def synthea_ndjson(folder: Path) -> dict[str, int]:
-    """The Synthea transaction Bundles as ``<Type>.ndjson`` files in ``folder``; resources per type."""
+def synthea_ndjson(folder: Path, limit: int | None = None) -> dict[str, int]:
+    """The Synthea transaction Bundles (the first ``limit`` of them) as ``<Type>.ndjson`` files in
+    ``folder``; resources per type."""
     seen: set[tuple[str, str]] = set()
     files: dict[str, list[bytes]] = {}
-    for path in synthea_bundles():
+    for path in synthea_bundles()[:limit]:
         bundle = orjson.loads(gzip.decompress(path.read_bytes()))
         ids = {e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]}
         for entry in bundle["entry"]:

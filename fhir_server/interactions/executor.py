@@ -29,7 +29,7 @@ from fhir_server.interactions.references import is_conditional, is_local_urn, re
 from fhir_server.interactions.request import FhirRequest
 from fhir_server.interactions.search_access import refuse_indirect
 from fhir_server.interactions.write import parse_criteria, put_version, stamp
-from fhir_server.search.compartments import patient_compartment
+from fhir_server.search.compartments import compartment_parts
 from fhir_server.security.audit.balp import AuditTarget
 from fhir_server.security.policy import Action, Verdict
 from fhir_server.security.session import CONDITIONAL_CANDIDATES, AccessSession, FactsSource, patients_of, too_broad
@@ -354,27 +354,49 @@ def _memberships(view: TxView, stamped: list[tuple[WriteOp, dict[str, Any], Any]
     """The patients of every version the plan writes, computed together: a resource of the plan that
     references another one (a Provenance of the Bundle's Observations, a Condition of its Encounter) is in
     that one's compartments, whatever the order of the entries. A fixed point over the plan; resources
-    outside it resolve through the view."""
-    local: dict[tuple[str, str], set[str]] = {(full["resourceType"], full["id"]): set() for _, full, _ in stamped}
+    outside it resolve through the view.
 
-    def resolve(resource_type: str, resource_id: str) -> str | None:
-        known = local.get((resource_type, resource_id))
-        if known is not None:
-            return " ".join(known)
-        return view.patients(resource_type, resource_id)
-
-    result = [set[str]() for _ in stamped]
-    for _ in range(len(stamped) + 1):
+    Each resource is walked once (``compartment_parts``): the passes of the fixed point only join sets,
+    and a stored resource referenced by many (the Encounter of a hundred Observations, a Practitioner) is
+    looked up once per unit. Nothing is written before this returns, so those lookups cannot go stale."""
+    keys = [(full["resourceType"], full["id"]) for _, full, _ in stamped]
+    local: dict[tuple[str, str], set[str]] = {key: set() for key in keys}
+    outside: dict[tuple[str, str], list[str]] = {}
+    result: list[set[str]] = []
+    pending: list[tuple[int, list[tuple[str, str]]]] = []  # resources whose patients depend on the plan's
+    for i, (_, full, rows) in enumerate(stamped):
+        ids, others = compartment_parts(full, rows)
+        in_plan = []
+        for target in others:
+            if target in local:
+                in_plan.append(target)
+                continue
+            found = outside.get(target)
+            if found is None:
+                text = view.patients(*target)
+                found = outside[target] = text.split() if text else []
+            ids.update(found)
+        ids.discard("")
+        result.append(ids)
+        if in_plan:
+            pending.append((i, in_plan))
+        else:
+            local[keys[i]] = ids
+    for i, _targets in pending:
+        local[keys[i]] = result[i]
+    for _ in range(len(pending) + 1):
         changed = False
-        for i, (_, full, rows) in enumerate(stamped):
-            patients = patient_compartment(full, rows, resolve)
-            if patients != result[i]:
-                result[i] = patients
-                local[(full["resourceType"], full["id"])] = patients
+        for i, in_plan in pending:
+            patients = result[i]
+            before = len(patients)
+            for target in in_plan:
+                patients |= local[target]
+            patients.discard("")
+            if len(patients) != before:
                 changed = True
         if not changed:
             break
-    return result
+    return [set(patients) for patients in result]
 
 
 def update_create_refused(resource_type: str) -> FhirError:

@@ -3,7 +3,7 @@
 The pipeline per input file: a reader takes ``import_chunk_size`` lines at a time and hands them to the
 validation workers (``import_pool.py``: processes, so validation runs on other cores than the writer), while
 the previous chunks are written through the executor (``import_writer.py``), one store unit each. Up to
-``2 x workers`` chunks are in flight, so validating and writing overlap.
+``2 x workers`` chunks are in flight, across file boundaries, so validating and writing overlap.
 
 Each refused line — not JSON, not a resource of the input's type, invalid (the same validation as every
 write), refused by the access policy, too long — becomes one OperationOutcome line of the input's error file,
@@ -17,7 +17,7 @@ import asyncio
 import logging
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -104,6 +104,18 @@ class _Run:
     gates: dict[tuple[str, str], FhirError | None] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _Pending:
+    """One chunk in the pipeline, written in reading order: its validation (``work``), and an outcome that
+    follows its lines in the error file (``note``: where ``import_max_resources`` cut the input)."""
+
+    source: SourceFile
+    result: InputResult
+    errors: _ErrorFile
+    work: asyncio.Future[list[Prepared | Refused]] | None
+    note: bytes | None = None
+
+
 async def run_import(base: FhirRequest, job: ImportJob, sources: list[list[SourceFile]], progress: Progress,
                      preparer: Preparer, *, directory: Path) -> None:
     """Run the job to completion or failure (recorded in the job document). Cancellation is the caller's
@@ -111,21 +123,12 @@ async def run_import(base: FhirRequest, job: ImportJob, sources: list[list[Sourc
     settings = base.settings
     run = _Run(base, job, progress, preparer, settings.import_root, max(1, settings.import_chunk_size),
                settings.import_max_line_bytes, settings.import_max_resources)
-    errors: list[_ErrorFile] = []
+    errors = [_ErrorFile(directory / error_name(index), progress) for index in range(len(sources))]
     try:
-        for index, files in enumerate(sources):
-            result = job.results[index]
-            error_file = _ErrorFile(directory / error_name(index), progress)
-            errors.append(error_file)
-            for source in files:
-                if run.budget <= 0:
-                    limit = settings.import_max_resources
-                    exc = FhirError("too_large", f"the job reached import_max_resources ({limit} resources); "
-                                    "this file was not imported", code="too-costly")
-                    error_file.write(error_outcome(source.name, None, exc))
-                    continue
-                await _file(run, source, job.request.inputs[index].type, result, error_file)
+        await _pipeline(run, sources, errors)
+        for index, error_file in enumerate(errors):
             error_file.close()
+            result = job.results[index]
             result.errors = error_file.count
             result.error_file = error_name(index) if error_file.count else None
     except asyncio.CancelledError:
@@ -150,43 +153,71 @@ def _chunks(handle: BinaryIO, size: int, max_line: int) -> Iterator[list[tuple[i
         yield batch
 
 
-async def _file(run: _Run, source: SourceFile, expected: str | None, result: InputResult,
-                errors: _ErrorFile) -> None:
-    run.progress.current = f"reading {source.name}"[:60]
-    handle = await asyncio.to_thread(open_checked, source, run.root)
+async def _pipeline(run: _Run, sources: list[list[SourceFile]], errors: list[_ErrorFile]) -> None:
+    """Write the chunks in reading order while up to ``depth`` of them are being validated. The pipeline
+    runs across files and inputs: a job of many small files (one per resource type, as Bulk Data exports
+    are) would otherwise let the writer wait for the first chunk of every file, and the workers for the
+    last write of the one before."""
+    pending: deque[_Pending] = deque()
+    feed = _feed(run, sources, errors)
+    exhausted = False
     try:
-        reader = _chunks(handle, run.chunk, run.max_line)
-        pending: deque[asyncio.Future[list[Prepared | Refused]]] = deque()
-        exhausted = False
-        cut: bytes | None = None
         while True:
             while not exhausted and len(pending) < run.preparer.depth:
-                batch = await asyncio.to_thread(next, reader, None)
-                if batch is None:
+                item = await anext(feed, None)
+                if item is None:
                     exhausted = True
                     break
-                if len(batch) > run.budget:  # import_max_resources: what is beyond is reported, not imported
-                    stop = batch[run.budget][0]
-                    batch = batch[:run.budget]
-                    exhausted = True
-                    exc = FhirError("too_large", f"the job reached import_max_resources "
-                                    f"({run.base.settings.import_max_resources} resources); lines from {stop} on "
-                                    "were not imported", code="too-costly")
-                    cut = error_outcome(source.name, stop, exc)  # reported after the lines before it
-                run.budget -= len(batch)
-                run.progress.read += len(batch)
-                work = run.preparer.submit(batch, expected, run.job.request.input_source)
-                pending.append(asyncio.ensure_future(work))
+                pending.append(item)
             if not pending:
-                if cut is not None:
-                    errors.write(cut)
                 return
-            prepared = await pending.popleft()
-            await _write(run, source, prepared, result, errors)
+            item = pending.popleft()
+            if item.work is not None:
+                run.progress.current = f"reading {item.source.name}"[:60]
+                await _write(run, item.source, await item.work, item.result, item.errors)
+            if item.note is not None:
+                item.errors.write(item.note)
     finally:
-        for future in pending:
-            future.cancel()
-        handle.close()
+        for item in pending:
+            if item.work is not None:
+                item.work.cancel()
+        await feed.aclose()
+
+
+async def _feed(run: _Run, sources: list[list[SourceFile]], errors: list[_ErrorFile]
+                ) -> AsyncGenerator[_Pending, None]:
+    """The chunks of every file of every input, in order, each handed to the validation workers as it is
+    read. A file met once the job has read ``import_max_resources`` lines is reported, not read."""
+    for index, files in enumerate(sources):
+        result, error_file = run.job.results[index], errors[index]
+        expected = run.job.request.inputs[index].type
+        for source in files:
+            if run.budget <= 0:
+                limit = run.base.settings.import_max_resources
+                exc = FhirError("too_large", f"the job reached import_max_resources ({limit} resources); "
+                                "this file was not imported", code="too-costly")
+                yield _Pending(source, result, error_file, None, error_outcome(source.name, None, exc))
+                continue
+            handle = await asyncio.to_thread(open_checked, source, run.root)
+            try:
+                reader = _chunks(handle, run.chunk, run.max_line)
+                while (batch := await asyncio.to_thread(next, reader, None)) is not None:
+                    cut: bytes | None = None
+                    if len(batch) > run.budget:  # import_max_resources: what is beyond is reported, not imported
+                        stop = batch[run.budget][0]
+                        batch = batch[:run.budget]
+                        exc = FhirError("too_large", f"the job reached import_max_resources "
+                                        f"({run.base.settings.import_max_resources} resources); lines from {stop} "
+                                        "on were not imported", code="too-costly")
+                        cut = error_outcome(source.name, stop, exc)  # reported after the lines before it
+                    run.budget -= len(batch)
+                    run.progress.read += len(batch)
+                    work = asyncio.ensure_future(run.preparer.submit(batch, expected, run.job.request.input_source))
+                    yield _Pending(source, result, error_file, work, cut)
+                    if cut is not None:
+                        break
+            finally:
+                handle.close()
 
 
 async def _gate(run: _Run, line: Prepared) -> FhirError | None:

@@ -105,6 +105,23 @@ def patient_compartment(resource: dict[str, Any], rows: IndexRows | None = None,
     Membership is computed once, when a version is written, and stored with it (``resources.patients``,
     ``history.patients`` and the Patient rows of the compartment index).
     """
+    ids, others = compartment_parts(resource, rows)
+    if resolve is not None:
+        for target_type, target_id in others:
+            found = resolve(target_type, target_id)
+            if found:
+                ids.update(found.split())
+    ids.discard("")
+    return ids
+
+
+def compartment_parts(resource: dict[str, Any], rows: IndexRows | None = None
+                      ) -> tuple[set[str], set[tuple[str, str]]]:
+    """What ``patient_compartment`` needs of a resource's content, computed in one walk: the patient ids
+    it names itself (its own id as a Patient, the compartment parameters, literal ``Patient/x``
+    references, the same of the resources embedded in it) and the other literal targets whose patients
+    it inherits. Membership is the first set plus the patients of each target, so a write plan can walk
+    every resource once and resolve the targets as often as its fixed point needs (executor.py)."""
     resource_type = resource.get("resourceType")
     ids: set[str] = set()
     if resource_type == "Patient" and isinstance(resource.get("id"), str):
@@ -119,17 +136,17 @@ def patient_compartment(resource: dict[str, Any], rows: IndexRows | None = None,
     targets: set[tuple[str, str]] = set()
     embedded: list[dict[str, Any]] = []
     _walk(resource, targets, embedded)
+    others: set[tuple[str, str]] = set()
     for target_type, target_id in targets:
         if target_type == "Patient":
             ids.add(target_id)
-        elif resolve is not None:
-            found = resolve(target_type, target_id)
-            if found:
-                ids.update(found.split())
+        else:
+            others.add((target_type, target_id))
     for inner in embedded:
-        ids |= patient_compartment(inner, None, resolve)
-    ids.discard("")
-    return ids
+        inner_ids, inner_others = compartment_parts(inner, None)
+        ids |= inner_ids
+        others |= inner_others
+    return ids, others
 
 
 def with_patients(rows: IndexRows, patients: set[str]) -> IndexRows:

@@ -16,9 +16,10 @@ def ddl() -> list[str]:
     return list(sqlite_search.INDEX_DDL)
 
 
-def write(conn: sqlite3.Connection, rid: int, resource_type: str, index: Any) -> None:
+def write(conn: sqlite3.Connection, rid: int, resource_type: str, index: Any, *, fresh: bool = False) -> None:
+    """``fresh``: the rid has no index rows yet (a new resource row), so there is nothing to replace."""
     if index is not None:
-        sqlite_search.write_index(conn, rid, resource_type, index)
+        sqlite_search.write_index(conn, rid, resource_type, index, fresh=fresh)
 
 
 def delete(conn: sqlite3.Connection, rid: int) -> None:

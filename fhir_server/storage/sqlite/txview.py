@@ -19,16 +19,24 @@ class SqliteTxView:
         self.next_seq = next_seq
         self.after_commit: list[Any] = []
         self.audit = SqliteAuditTx(conn, rules)  # its read_blocks feed the writer's block index
+        # The resource rows this unit has read or written: a write first reads the row the executor has
+        # just read to resolve its target. Only this view writes ``resources`` inside the unit, and a view
+        # lives for one unit (a SAVEPOINT), so the cache cannot outlive what it describes.
+        self._rows: dict[tuple[str, str], tuple[Any, ...] | None] = {}
 
     @property
     def timestamp(self) -> str:
         return self._timestamp
 
     def _row(self, resource_type: str, resource_id: str) -> tuple[Any, ...] | None:
+        key = (resource_type, resource_id)
+        if key in self._rows:
+            return self._rows[key]
         row: tuple[Any, ...] | None = self._conn.execute(
             "SELECT rid, version, last_updated, deleted, data, patients FROM resources WHERE type = ? AND id = ?",
-            (resource_type, resource_id),
+            key,
         ).fetchone()
+        self._rows[key] = row
         return row
 
     def current(self, resource_type: str, resource_id: str) -> StoredResource | None:
@@ -50,7 +58,8 @@ class SqliteTxView:
         return indexing.search_ids(self._conn, query, limit)
 
     def _write(self, resource_type: str, resource_id: str, version: int, data: bytes | None,
-               method: str, patients: str) -> int:
+               method: str, patients: str) -> tuple[int, bool]:
+        """Write the version's rows; its rid, and whether the resource row is new (it has no index rows)."""
         row = self._row(resource_type, resource_id)
         expected = 1 if row is None else row[1] + 1
         if version != expected:
@@ -77,17 +86,20 @@ class SqliteTxView:
             (rid, version, resource_type, resource_id, self._timestamp, deleted, method, data, self.next_seq, patients),
         )
         self.next_seq += 1
-        return int(rid)
+        self._rows[(resource_type, resource_id)] = (rid, version, self._timestamp, deleted, data, patients)
+        return int(rid), row is None
 
     def put(self, resource_type: str, resource_id: str, version: int, data: bytes, index: Any,
             method: str, patients: str) -> StoredResource:
-        rid = self._write(resource_type, resource_id, version, data, method, patients)
-        indexing.write(self._conn, rid, resource_type, index)
+        rid, new = self._write(resource_type, resource_id, version, data, method, patients)
+        # a new row's rid has no index rows (rids are reused only after an expunge, which removes them)
+        indexing.write(self._conn, rid, resource_type, index, fresh=new)
         return StoredResource(resource_type, resource_id, version, self._timestamp, False, data, method, patients)
 
     def delete(self, resource_type: str, resource_id: str, version: int, method: str) -> StoredResource:
-        rid = self._write(resource_type, resource_id, version, None, method, "")
-        indexing.delete(self._conn, rid)
+        rid, new = self._write(resource_type, resource_id, version, None, method, "")
+        if not new:
+            indexing.delete(self._conn, rid)
         return StoredResource(resource_type, resource_id, version, self._timestamp, True, None, method, "")
 
     def expunge(self, resource_type: str, resource_id: str) -> int:
@@ -98,6 +110,7 @@ class SqliteTxView:
         if row is None:
             return 0
         rid = row[0]
+        self._rows.pop((resource_type, resource_id), None)
         self._conn.execute("PRAGMA secure_delete = ON")
         try:
             removed = self._conn.execute("DELETE FROM history WHERE rid = ?", (rid,)).rowcount
@@ -116,8 +129,12 @@ class SqliteTxView:
 
     def patients(self, resource_type: str, resource_id: str) -> str | None:
         """The stored compartment patients of a current resource ("" none), None if not stored or deleted."""
+        key = (resource_type, resource_id)
+        if key in self._rows:
+            known = self._rows[key]
+            return None if known is None or known[3] else (known[5] or "")
         row = self._conn.execute("SELECT patients, deleted FROM resources WHERE type = ? AND id = ?",
-                                 (resource_type, resource_id)).fetchone()
+                                 key).fetchone()
         return None if row is None or row[1] else (row[0] or "")
 
     def enqueue(self, topic: str, partition: str | None, key: str, payload: bytes) -> None:

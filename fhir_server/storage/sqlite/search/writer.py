@@ -26,9 +26,12 @@ def delete_index(conn: sqlite3.Connection, rid: int) -> None:
         conn.execute(sql, (rid,))
 
 
-def write_index(conn: sqlite3.Connection, rid: int, resource_type: str, rows: IndexRows) -> None:
-    """Replace the index rows of ``rid`` with ``rows`` (same transaction as the resource row)."""
-    delete_index(conn, rid)
+def write_index(conn: sqlite3.Connection, rid: int, resource_type: str, rows: IndexRows, *,
+                fresh: bool = False) -> None:
+    """Replace the index rows of ``rid`` with ``rows`` (same transaction as the resource row); ``fresh``:
+    ``rid`` has none yet, so the eight deletes are skipped (most of an ingest's statements otherwise)."""
+    if not fresh:
+        delete_index(conn, rid)
     for attr, sql in _INSERTS.items():
         values = getattr(rows, attr)
         if values:
