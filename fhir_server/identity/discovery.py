@@ -16,6 +16,19 @@ AUTH_METHODS = ["private_key_jwt", "none"]
 SCOPES = ["openid", "fhirUser", "launch", "launch/patient", "offline_access", "online_access",
           "patient/*.cruds", "user/*.cruds", "system/*.cruds", "patient/*.rs", "user/*.rs", "system/*.rs",
           "patient/*.read", "user/*.read", "system/*.read"]
+# SMART App Launch 2.2 scopes-and-launch-context.html#finer-grained-resource-constraints-using-search-parameters:
+# granular scopes are open-ended (any search parameter the policy can enforce), so discovery lists the
+# category-restricted ones US Core and Inferno's granular-scope groups request; the policy honours any other
+# enforceable one too and refuses the rest with its reason at /authorize.
+_OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+_CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+GRANULAR_SCOPES = [
+    *(f"patient/Observation.rs?category={_OBS_CATEGORY}|{code}"
+      for code in ("laboratory", "vital-signs", "social-history", "survey", "imaging")),
+    *(f"patient/Condition.rs?category={_CONDITION_CATEGORY}|{code}"
+      for code in ("problem-list-item", "encounter-diagnosis")),
+]
+SCOPES = [*SCOPES, *GRANULAR_SCOPES]
 CAPABILITIES = ["launch-ehr", "launch-standalone", "authorize-post", "client-public",
                 "client-confidential-asymmetric", "context-ehr-patient", "context-standalone-patient",
                 "sso-openid-connect", "permission-offline", "permission-online", "permission-patient",

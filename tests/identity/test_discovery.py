@@ -32,6 +32,9 @@ async def test_smart_configuration_has_the_required_fields(server):
     assert body["introspection_endpoint"] == f"{ISSUER}/introspect"
     assert body["revocation_endpoint"] == f"{ISSUER}/revoke"
     assert {"openid", "fhirUser", "launch", "launch/patient", "offline_access"} <= set(body["scopes_supported"])
+    # granular SMART v2 scopes (scopes-and-launch-context.html#finer-grained-resource-constraints) are advertised
+    assert "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs" \
+        in body["scopes_supported"]
     assert body["response_types_supported"] == ["code"]
 
 
