@@ -12,6 +12,11 @@ its headers (slowloris) or pauses inside a body is held forever. Here:
 - ``max_connections``: one more connection is answered 503 with ``Retry-After`` and closed;
 - every answer the server gives on its own (these, and a request it cannot parse, 400) is an
   OperationOutcome with one log line, not uvicorn's ``text/plain`` page.
+
+And one speed rule (issue 20): uvicorn writes a response's head and its body with two ``write``
+calls, each a ``send(2)`` on an idle socket; a read by id spent a third of its CPU in those two
+calls. :class:`_CoalescingTransport` holds what one turn of the event loop writes and hands it to
+the socket once, at the end of that turn, so a head and its body leave in one segment.
 """
 
 from __future__ import annotations
@@ -36,6 +41,64 @@ class _Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+class _CoalescingTransport:
+    """The connection's transport, with the writes of one event-loop turn sent together.
+
+    Order is kept (one buffer, flushed before anything that could let other bytes pass: close,
+    ``write_eof``, the end of the turn); flow control stays the real transport's, which sees every
+    byte within the same turn.
+    """
+
+    __slots__ = ("_held", "_loop", "_pending", "_transport")
+    #: more than this is handed on at once, so the real transport's flow control (pause_writing) sees a
+    #: streamed answer (an NDJSON file, a large Bundle) as it is written, not at the end of the turn
+    HOLD_AT_MOST = 65_536
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+        self._held = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(bytes(data))
+        self._held += len(data)
+        if self._held > self.HOLD_AT_MOST:
+            self.flush()
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._pending, self._held = [], 0
+        if self._transport.is_closing():
+            return
+        self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._pending, self._held = [], 0
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info, pause/resume_reading …
+        return getattr(self._transport, name)
+
+
 class FhirHttpProtocol(HttpToolsProtocol):
     header_timeout = 10.0
     body_timeout = 30.0
@@ -52,7 +115,7 @@ class FhirHttpProtocol(HttpToolsProtocol):
 
     # -- connection --
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
         if len(self.connections) > self.max_connections:
             self._refuse(503, "transient", msg("http.too_many_connections", limit=self.max_connections),
                          b"retry-after: 1\r\n")

@@ -118,3 +118,18 @@ def test_gzip_both_ways_over_real_http(live: Live) -> None:
     assert r.status_code == 201, r.text
     meta = httpx.get(f"http://127.0.0.1:{live.port}/metadata", headers={"accept-encoding": "gzip"}, timeout=15)
     assert meta.headers["content-encoding"] == "gzip" and meta.json()["resourceType"] == "CapabilityStatement"
+
+
+def test_pipelined_requests_get_their_answers_whole_and_in_order(live: Live) -> None:
+    """The head and body of an answer leave in one write (http_protocol._CoalescingTransport): two
+    pipelined requests on one connection still get two whole answers, the first request's first."""
+    with live.connect() as sock:
+        sock.sendall(b"GET /metadata?_summary=true HTTP/1.1\r\nhost: x\r\n\r\n"
+                     b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 2 or not data.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+    first, second = data.index(b"HTTP/1.1 200"), data.rindex(b"HTTP/1.1 200")
+    assert b"CapabilityStatement" in data[first:second] and b'"status"' in data[second:]
