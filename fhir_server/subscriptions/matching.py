@@ -149,7 +149,7 @@ class SubscriptionHooks:
         queued = False
         for event, stored in events:
             resource = event.focus
-            for entry in self.registry.for_topic(event.topic):
+            for entry in self.registry.candidates(event.topic, resource):
                 if not _filters_match(entry, resource):
                     continue
                 judged = decide(policy, entry.owner.context(), facts, Action.READ, resource,

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from fhir_server.storage.protocols import Store, TxView
+from fhir_server.subscriptions.candidates import TopicIndex
 from fhir_server.subscriptions.ownership import Owner
 from fhir_server.subscriptions.spec import SubscriptionSpec
 
@@ -62,7 +63,7 @@ class Registry:
         self.on_change: Callable[[], None] | None = None  # wakes the delivery worker (thread-safe)
         self.last_sent: dict[str, float] = {}  # monotonic time of the last delivery (heartbeats)
         self._classic_types: frozenset[str] = frozenset()  # types some classic subscription searches
-        self._served: dict[str, tuple[Entry, ...]] = {}  # topic -> the entries matched on write
+        self._served: dict[str, TopicIndex] = {}  # topic -> the entries matched on write (candidates.py)
 
     def get(self, subscription_id: str) -> Entry | None:
         return self._entries.get(subscription_id)
@@ -72,9 +73,15 @@ class Registry:
             return list(self._entries.values())
 
     def for_topic(self, topic: str) -> tuple[Entry, ...]:
-        """The served (active or error) subscriptions of a topic: an index kept on every change, so the
-        write path does not scan every subscription for each event (docs/subscriptions.md, Bench)."""
-        return self._served.get(topic, ())
+        """The served (active or error) subscriptions of a topic."""
+        index = self._served.get(topic)
+        return index.entries if index is not None else ()
+
+    def candidates(self, topic: str, focus: dict[str, Any]) -> list[Entry]:
+        """The served subscriptions of a topic that may match an event on ``focus``, by the index of their
+        filters kept on every change (candidates.py): the write path does not try every subscription."""
+        index = self._served.get(topic)
+        return index.candidates(focus) if index is not None else []
 
     def classic_for(self, resource_type: str) -> list[Entry]:
         """The served classic (search-criteria) subscriptions on a resource type."""
@@ -92,7 +99,7 @@ class Registry:
         for e in self._entries.values():
             if e.spec.classic is None and e.status in ("active", "error"):
                 served.setdefault(e.spec.topic, []).append(e)
-        self._served = {topic: tuple(entries) for topic, entries in served.items()}
+        self._served = {topic: TopicIndex.build(tuple(entries)) for topic, entries in served.items()}
 
     def __bool__(self) -> bool:
         return bool(self._entries)
