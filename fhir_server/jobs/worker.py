@@ -22,6 +22,7 @@ import orjson
 
 from fhir_server.jobs.channels import Channel, DeliveryError, RejectedError
 from fhir_server.jobs.delivery_audit import delivery_event
+from fhir_server.jobs.leases import LeaseKeeper
 from fhir_server.security.audit.read_notices import expand
 from fhir_server.storage.protocols import OutboxItem, Store, TxView
 
@@ -89,18 +90,21 @@ class OutboxWorker:
             await self.store.audit.sync()  # notices of reads are queued when the reads are chained
         for topic, channels in self.channels.items():
             due = await self.store.outbox_due(topic, _stamp(self.clock()), self.batch)
-            groups = self._groups(topic, due)
-            if self.concurrency > 1:
-                await self._deliver_side_by_side(topic, groups, channels)
-                done += sum(len(group) for group in groups)
-                continue
-            for group in groups:
-                await self._deliver(topic, group, channels)
-                done += len(group)
+            # the claim is a lease on PostgreSQL: kept while the round runs, a group whose lease was lost
+            # is left to the worker that holds it now (jobs/leases.py: no double delivery across nodes)
+            async with LeaseKeeper(self.store, due, lambda: _stamp(self.clock())) as lease:
+                groups = self._groups(topic, due)
+                if self.concurrency > 1:
+                    done += await self._deliver_side_by_side(topic, groups, channels, lease)
+                    continue
+                for group in groups:
+                    if lease.holds(group):
+                        await self._deliver(topic, group, channels)
+                        done += len(group)
         return done
 
     async def _deliver_side_by_side(self, topic: str, groups: list[list[OutboxItem]],
-                                    channels: list[Channel]) -> None:
+                                    channels: list[Channel], lease: LeaseKeeper) -> int:
         """Deliver up to ``concurrency`` partitions at once, each partition's groups in order, then
         settle every outcome in one unit: a unit per message would queue behind the writers for each
         (under ingest load that wait was most of the alert latency, docs/subscriptions.md Bench)."""
@@ -113,11 +117,14 @@ class OutboxWorker:
         async def partition(queued: list[list[OutboxItem]]) -> None:
             async with gate:
                 for group in queued:
+                    if not lease.holds(group):
+                        return  # the rest of this partition stays in order for its new holder
                     outcomes.append(await self._attempt(topic, group, channels))
 
         await asyncio.gather(*(partition(queued) for queued in by_partition.values()))
         if outcomes:
             await self.store.transaction(lambda v: _settle_all(v, outcomes))
+        return sum(len(outcome[0]) for outcome in outcomes)
 
     def _groups(self, topic: str, due: list[OutboxItem]) -> list[list[OutboxItem]]:
         if not self.digest or topic not in self.digest_topics:

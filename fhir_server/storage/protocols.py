@@ -143,6 +143,12 @@ class TxView(Protocol):
         """Forget a job."""
         ...
 
+    def job(self, job_id: str) -> bytes | None:
+        """A job's ``data`` as this unit sees it (its own ``put_job`` included), or None. Units are
+        serialized on every backend, so a read here and a ``put_job`` in the same unit are one atomic
+        step across processes (subscription event numbers, subscriptions/registry.py)."""
+        ...
+
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after the unit committed (not if it rolled back), before its caller resumes."""
         ...

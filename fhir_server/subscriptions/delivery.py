@@ -32,12 +32,12 @@ from fhir_server.security.audit.balp import AuditTarget
 from fhir_server.security.policy import Action
 from fhir_server.security.session import AccessSession
 from fhir_server.subscriptions.notification import NotificationEvent, bundle, resource_entry, status_parameters
-from fhir_server.subscriptions.registry import Entry, Registry
+from fhir_server.subscriptions.registry import Entry, Registry, job_id
+from fhir_server.subscriptions.spec import read_spec
 from fhir_server.subscriptions.status import set_status
 from fhir_server.subscriptions.websocket import Sockets
 
 MEDIA = "application/fhir+json"
-CATCH_UP_ROUNDS = 20
 
 
 @dataclass(slots=True)
@@ -90,7 +90,8 @@ class SubscriptionChannel:
                 body = await self._event(entry, payload, session, disclosed)
             else:
                 status = "active" if kind == "handshake" else entry.status
-                params = status_parameters(entry.base_url, sid, entry.spec.topic, status, kind, entry.events, [])
+                params = status_parameters(entry.base_url, sid, entry.spec.topic, status, kind,
+                                           await self._events(entry), [])
                 body = bundle(entry.base_url, sid, params, [])
             sent = await self._send(entry, key, kind, orjson.dumps(body))
         if not sent:
@@ -140,13 +141,20 @@ class SubscriptionChannel:
 
     async def _entry(self, sid: str, version: int) -> Entry:
         """The registry's entry for the stored version. The worker may see a unit's outbox row a moment
-        before the unit's commit callbacks updated the registry: wait for them, then retry later."""
-        for _ in range(CATCH_UP_ROUNDS):
-            entry = self.registry.get(sid)
-            if entry is not None and entry.version >= version:
-                return entry
-            await asyncio.sleep(0.01)
-        raise DeliveryError(f"subscription {sid}: version {version} is not registered yet")
+        before the unit's commit callbacks updated the registry, or the Subscription may have been
+        written on another node (its change reaches this one's registry asynchronously): then the entry
+        is read from the store, which has it committed."""
+        entry = self.registry.get(sid)
+        if entry is None or entry.version < version:
+            entry = await self.registry.fetch(self.services.store, read_spec, sid)
+        if entry is None or entry.version < version:
+            raise DeliveryError(f"subscription {sid}: version {version} is not registered yet")
+        return entry
+
+    async def _events(self, entry: Entry) -> int:
+        """``eventsSinceSubscriptionStart`` as the database holds it (other nodes number events too)."""
+        job = await self.services.store.get_job(job_id(entry.id))
+        return max(entry.events, int(orjson.loads(job[3]).get("events") or 0) if job else 0)
 
     def _session(self, entry: Entry) -> AccessSession | None:
         enforcer = self.services.enforcer

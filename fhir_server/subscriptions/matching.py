@@ -119,7 +119,7 @@ class SubscriptionHooks:
             if op.deleted:
                 for gone in op.deleted:
                     view.delete_job(job_id(gone.id))
-                    view.on_commit(partial(self.registry.remove, gone.id))
+                    view.on_commit(partial(self.registry.remove, gone.id, gone.version))
             elif op.stored is not None and op.outcome in ("created", "updated"):
                 self._subscription_written(view, req, op.stored)
         self.flush(view)
@@ -127,10 +127,14 @@ class SubscriptionHooks:
     def _subscription_written(self, view: TxView, req: Any, stored: StoredResource) -> None:
         resource = orjson.loads(stored.data or b"{}")
         spec = read_spec(resource)
-        known = self.registry.get(stored.id)
-        owner = known.owner if known is not None else Owner.of(req.access.ctx)
-        entry = Entry(stored.id, spec, str(resource.get("status")), owner, known.base_url if known else req.base_url,
-                      known.events if known else 0, stored.version)
+        # the record in the database, not this process's registry: another node may have created the
+        # Subscription or numbered its events since (several processes on one PostgreSQL database)
+        data = view.job(job_id(stored.id))
+        state = orjson.loads(data) if data else {}
+        owner = Owner.load(state["owner"]) if state.get("owner") else Owner.of(req.access.ctx)
+        base_url = str(state.get("base_url") or req.base_url)
+        entry = Entry(stored.id, spec, str(resource.get("status")), owner, base_url, int(state.get("events") or 0),
+                      stored.version)
         view.put_job(job_id(stored.id), JOB_KIND, JOB_STATUS, entry.state())
         view.on_commit(lambda: self.registry.put(entry))  # before the worker is woken for its handshake
         if entry.status == "requested":
@@ -145,7 +149,7 @@ class SubscriptionHooks:
         queued = False
         for event, stored in events:
             resource = event.focus
-            for entry in self.registry.for_topic(event.topic):
+            for entry in self.registry.candidates(event.topic, resource):
                 if not _filters_match(entry, resource):
                     continue
                 judged = decide(policy, entry.owner.context(), facts, Action.READ, resource,

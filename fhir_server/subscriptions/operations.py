@@ -37,7 +37,7 @@ from fhir_server.subscriptions.notification import (
 )
 from fhir_server.subscriptions.registry import Entry
 from fhir_server.subscriptions.service import installed
-from fhir_server.subscriptions.spec import CONTENTS
+from fhir_server.subscriptions.spec import CONTENTS, read_spec
 from fhir_server.subscriptions.websocket import MAX_PER_TOKEN, TooManyTokens, websocket_url
 
 STATUS_LIMIT = 1000  # type-level $status reports at most this many subscriptions
@@ -49,7 +49,11 @@ async def _entry(call: OperationCall, sid: str | None = None) -> tuple[Entry, di
     sid = sid if sid is not None else call.resource_id or ""
     stored = await call.access.read("Subscription", sid)  # judged: the owner or an administrator, else 404
     subscriptions = installed(call.services)
-    entry = subscriptions.registry.get(sid) if subscriptions is not None else None
+    if subscriptions is None:
+        raise FhirError("not_found", f"Subscription/{sid} is not served (not a topic-based subscription)")
+    # the database's record, not this process's memory: another node may have created the Subscription
+    # or numbered its events a moment ago (several processes on one PostgreSQL database)
+    entry = await subscriptions.registry.fetch(call.services.store, read_spec, sid)
     if entry is None:
         raise FhirError("not_found", f"Subscription/{sid} is not served (not a topic-based subscription)")
     return entry, orjson.loads(stored.data or b"{}")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from typing import Any
 
 import orjson
 
+from fhir_server.backends import watch_changes
 from fhir_server.interactions.write import store_version
 from fhir_server.jobs.appointment_notices import notify_participants
 from fhir_server.jobs.monitoring import critical_notices
@@ -30,6 +32,7 @@ from fhir_server.subscriptions.spec import read_spec
 from fhir_server.subscriptions.topics import APPOINTMENT, CRITICAL_READING, Event, topic_resources
 from fhir_server.subscriptions.websocket import BindingTokens, Sockets
 
+log = logging.getLogger(__name__)
 HEARTBEAT_TICK = 1.0  # seconds between heartbeat checks
 #: concurrency: subscriptions are delivered side by side, one in-order stream per Subscription, and a
 #: round settled in one unit (jobs/worker.py; the TM-26 alert latency, docs/subscriptions.md Bench)
@@ -48,10 +51,14 @@ class Subscriptions:
         self.worker: OutboxWorker | None = None
         self.heartbeat_tick = HEARTBEAT_TICK
         self._heartbeats: asyncio.Task[None] | None = None
+        self._reload: asyncio.Task[None] | None = None  # the registry reloading after another node's change
+        self._reload_again = False
+        self._stopped = True
 
     async def start(self, **worker_options: Any) -> None:
         await publish_topics(self.services)
         await self.registry.load(self.services.store, read_spec)
+        self._watch_other_nodes()
         await self.start_worker(**worker_options)
         self._heartbeats = asyncio.create_task(self._heartbeat_loop(), name="kzfhir-subscription-heartbeats")
 
@@ -72,7 +79,45 @@ class Subscriptions:
         self.worker = worker
         return worker
 
+    def _watch_other_nodes(self) -> None:
+        """A Subscription created, changed, switched off or deleted on another node (several processes on
+        one PostgreSQL database) takes effect here without a restart: the store's change feed
+        (backends.py ``watch_changes``) tells of every committed write of a Subscription, and the
+        registry is reloaded from the database. The callback may run on a reader's thread: it only
+        schedules the reload on this loop; reloads asked for while one runs are coalesced into one more."""
+        loop = asyncio.get_running_loop()
+        self._stopped = False
+
+        def changed() -> None:  # any thread
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(self._reload_soon)
+
+        watch_changes(self.services.store, {"Subscription"}, changed)
+
+    def _reload_soon(self) -> None:
+        if self._stopped:
+            return
+        if self._reload is not None and not self._reload.done():
+            self._reload_again = True
+            return
+        self._reload = asyncio.create_task(self._reload_loop(), name="kzfhir-subscription-reload")
+
+    async def _reload_loop(self) -> None:
+        while True:
+            self._reload_again = False
+            try:
+                await self.registry.load(self.services.store, read_spec)
+            except Exception:  # a failed reload must not end reloads for good: the next change retries
+                log.exception("subscription registry reload failed")
+            if not self._reload_again or self._stopped:
+                return
+
     async def stop(self) -> None:
+        self._stopped = True
+        if self._reload is not None:
+            self._reload.cancel()
+            await asyncio.gather(self._reload, return_exceptions=True)
+            self._reload = None
         if self._heartbeats is not None:
             self._heartbeats.cancel()
             await asyncio.gather(self._heartbeats, return_exceptions=True)

@@ -306,3 +306,23 @@ async def test_concurrent_updates_never_share_a_version(backend: Backend, locati
         history = await store.history(HistoryQuery(type="Patient", id="p1", count=100))
         assert [e.version for e in history.entries] == list(range(21, 0, -1))
         assert len(set(history.seqs)) == 21
+
+
+async def test_a_job_read_in_a_unit_and_written_back_is_one_atomic_step(backend: Backend, location: str,
+                                                                        store: Store) -> None:
+    """``TxView.job`` sees the unit's own ``put_job`` and the committed ones, and a read-then-put counter
+    never hands out a number twice, also across two stores (subscription event numbers, issue 15 §5)."""
+    await store.transaction(lambda view: view.put_job("n", "counter", "state", b'{"n":0}'))
+
+    def bump(view: TxView) -> int:
+        data = view.job("n")
+        assert data is not None
+        number = int(orjson.loads(data)["n"]) + 1
+        view.put_job("n", "counter", "state", orjson.dumps({"n": number}))
+        assert view.job("n") == orjson.dumps({"n": number})  # the unit's own write
+        return number
+
+    assert await store.transaction(lambda view: view.job("absent")) is None
+    async for stores in _stores(backend, location, store):
+        taken = await asyncio.gather(*(stores[n % len(stores)].transaction(bump) for n in range(20)))
+        assert sorted(taken) == list(range(1, 21))

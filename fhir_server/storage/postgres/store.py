@@ -66,6 +66,9 @@ _CLAIM = (f"UPDATE outbox SET available_at = %s WHERE id IN (SELECT id FROM outb
 _LEASE = ("UPDATE jobs SET lease_holder = %s, lease_until = now() + make_interval(secs => %s) WHERE id = "
           "(SELECT id FROM jobs WHERE id = %s AND status = 'in-progress' AND (lease_holder IS NULL OR "
           "lease_holder = %s OR lease_until < now()) FOR UPDATE SKIP LOCKED) RETURNING id")
+# a renewal of claimed rows (outbox_renew): only those still pending under the claim's own lease end
+_RENEW = ("UPDATE outbox SET available_at = %s WHERE id = ANY(%s) AND status = 'pending' AND available_at = %s "
+          f"RETURNING {outbox.COLUMNS}")
 #: how long a claimed outbox message is a worker's before another may take it over
 OUTBOX_LEASE_SECONDS = 60
 
@@ -270,6 +273,34 @@ class PostgresStore:
             return sorted((outbox.item(r) for r in rows), key=lambda item: item.id)
 
         return await asyncio.get_running_loop().run_in_executor(self._threads, claim)
+
+    @property
+    def outbox_lease_seconds(self) -> int:
+        """How long a claim of ``outbox_due`` lasts unless renewed (jobs/leases.py renews it)."""
+        return self._lease_s
+
+    async def outbox_renew(self, items: list[OutboxItem], now: str) -> list[OutboxItem]:
+        """Extend the lease of claimed messages to ``now`` + the lease, for those still pending under the
+        lease they were claimed (or last renewed) with: their ``available_at`` is the claim's token. A
+        message settled meanwhile, or taken over by another worker after the lease ran out, is not
+        renewed and not returned: the caller no longer holds it and must not deliver it."""
+        if not items:
+            return []
+        if self._threads is None:
+            raise RuntimeError("store is not open")
+        until = _stamp(_micros(now) + self._lease_s * 1_000_000)
+        by_token: dict[str, list[int]] = {}
+        for item in items:
+            by_token.setdefault(item.available_at, []).append(item.id)
+
+        def renew() -> list[OutboxItem]:
+            assert self._pool is not None
+            with self._pool.connection() as raw:
+                rows = [r for token, ids in by_token.items()
+                        for r in raw.execute(_RENEW, [until, ids, token]).fetchall()]
+            return sorted((outbox.item(r) for r in rows), key=lambda item: item.id)
+
+        return await asyncio.get_running_loop().run_in_executor(self._threads, renew)
 
     async def outbox_partition(self, topic: str, partition: str, limit: int,
                                before_id: int | None = None) -> list[OutboxItem]:

@@ -184,3 +184,9 @@ class PgTxView:
 
     def delete_job(self, job_id: str) -> None:
         self._conn.execute("DELETE FROM jobs WHERE id = ?", [job_id])
+
+    def job(self, job_id: str) -> bytes | None:
+        # FOR UPDATE: units are serialized by store_head already; the row lock keeps the read-then-put of
+        # a counter atomic even for a writer that does not take the head (subscriptions/registry.py)
+        row = self._conn.execute("SELECT data FROM jobs WHERE id = ? FOR UPDATE", [job_id]).fetchone()
+        return bytes(row[0]) if row is not None else None

@@ -155,3 +155,7 @@ class SqliteTxView:
 
     def delete_job(self, job_id: str) -> None:
         self._conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def job(self, job_id: str) -> bytes | None:
+        row = self._conn.execute("SELECT data FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return bytes(row[0]) if row is not None else None
