@@ -15,7 +15,8 @@ read with the same decision and the same audit trail from three caches of work a
   ``dataPeriod``, a ``class`` that is a profile), no fact-bearing write has committed since
   (the facts generation), and no period in the patient's facts starts or ends before the next use
   (``horizon``; capped at ``DECISION_SECONDS``), the patient has no block of records (AC-26), and no SMART
-  granular scope of the caller looks at the resource's own data (policy/granular.py). Anything else is decided by the engine each time;
+  granular scope of the caller looks at the resource's own data (policy/granular.py). Anything else is
+  decided by the engine each time;
 * **audit** — each read appends one line to the store's read-audit journal before it is answered
   (storage/sqlite/audit/journal.py: durable against a killed process); the writer chains the lines
   as read blocks under a template per caller and verdict (security/audit/read_blocks.py), about a

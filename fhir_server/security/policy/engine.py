@@ -243,4 +243,5 @@ class AccessPolicy:
             tuple(dict.fromkeys(g for v in verdicts for g in v.grounds)),
             tuple(dict.fromkeys(c for v in verdicts for c in v.consents)),
             emergency=any(v.emergency for v in verdicts),
+            flags=tuple(dict.fromkeys(f for v in verdicts for f in v.flags)),
         )
