@@ -54,6 +54,7 @@ CODE: dict[str, str] = {
     "AC-03": "fhir_server/security/policy/rules.py",
     "AC-04": "fhir_server/security/policy/rules.py (draft/proposed Consents by practitioners)",
     "AC-05": "fhir_server/telemed/data_source.py (kz-data-source tag on every collected resource)",
+    "AC-06": "fhir_server/telemed/egov_cabinet.py (cabinet message v1, HMAC); operations/egov_consent.py",
     "AC-07": "profiles/package/StructureDefinition-kz-consent.json",
     "AC-08": "fhir_server/security/policy/rules.py (system role records active Consents); interactions/transaction.py",
     "AC-09": "fhir_server/security/policy/relationships.py (verified representative authority)",
@@ -67,11 +68,13 @@ CODE: dict[str, str] = {
     "AC-17": "fhir_server/operations/dsr_tasks.py (refusal needs a reason); security/calendar/",
     "AC-18": "fhir_server/security/session.py (notification per access); fhir_server/jobs/",
     "AC-19": "fhir_server/security/deidentify/",
+    "AC-20": "fhir_server/security/policy/duties.py (flags in the audit); operations/access_flags.py",
     "AC-21": "fhir_server/operations/access_report.py (access log of a period signed with the organisation's EDS)",
     "AC-22": "fhir_server/operations/expunge.py; TxView.expunge (storage/sqlite, storage/postgres)",
     "AC-23": "fhir_server/egress.py (allowed destinations; configured ones at start, Subscription endpoints)",
     "AC-24": "fhir_server/operations/access_log.py; security/audit/access_log.py",
     "AC-25": "fhir_server/signatures/; signing/",
+    "AC-26": "fhir_server/security/policy/blocking.py (block Flags, applied in can_see); operations/blocking.py",
     "AC-27": "fhir_server/operations/data_subject.py; security/calendar/",
 }
 
