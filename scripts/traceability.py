@@ -33,6 +33,7 @@ CODE: dict[str, str] = {
     "TM-09": "fhir_server/jobs/appointment_notices.py (booked / moved / cancelled notices through the outbox)",
     "TM-10": "fhir_server/signatures/ (verification on write, Provenance); signing/",
     "TM-11": "mappings/ (MD-D record, NEHP adapters); fhir_server/operations/nehp_submit.py (outbox topic nehp)",
+    "TM-12": "fhir_server/portal/ (cabinet and console pages, a client of the API; docs/portal.md)",
     "TM-13": "fhir_server/security/audit/ (BALP events, hash chain); fhir_server/jobs/delivery_audit.py",
     "TM-14": "docs/security-baseline.md; the server itself",
     "TM-15": "fhir_server/security/policy/relationships.py (care teams, monitoring orders)",
