@@ -355,6 +355,7 @@ OPERATIONS: dict[tuple[str, str, str], str] = {
     ("instance", "Patient", "expunge"): "oversight only: refused to every role but admin, and destroys, never shows",
     ("type", "AuditEvent", "access-flags"): "oversight only: refused by the gate to every role but auditor and admin",
     ("type", "Consent", "egov-consent"): "writes only, for the system role with a signed message; answers an id",
+    ("system", "*", "deliveries"): "oversight only: refused to every role but admin; outbox rows, no payloads",
     ("instance", "Patient", "block"): "oversight only: refused to every role but admin, and hides, never shows",
     ("instance", "Patient", "unblock"): "oversight only: refused to every role but admin; returns the block Flag",
     ("instance", "CodeSystem", "validate-code"): "terminology: directory data, no patient's",
