@@ -20,6 +20,9 @@ OPEN = {"resourceType": "Observation", "id": "o-open", "status": "final", "code"
         "subject": {"reference": "Patient/p1"}, "encounter": {"reference": "Encounter/e1"}, "valueString": "72"}
 EXTRA: list[dict[str, Any]] = [
     BLOCKED, OPEN,
+    *({"resourceType": "Provenance", "id": f"pv-{name}", "target": [{"reference": f"Observation/o-{name}"}],
+       "recorded": "2026-01-20T10:30:00+05:00", "agent": [{"who": {"reference": "Practitioner/dr1"}}]}
+      for name in ("blocked", "open")),
     {"resourceType": "Condition", "id": "cond1", "code": {"text": "flu"}, "subject": {"reference": "Patient/p1"}},
     {"resourceType": "Consent", "id": "c-export", "status": "active",
      "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
@@ -48,6 +51,8 @@ async def _probe(w: World, headers: dict[str, str]) -> probes.Seen:
     hidden = [("Observation", "o-blocked")]
     await probes.searches(p, ["p1"], ["o-blocked", "o-open"])
     for url in ("/Encounter?_revinclude=Observation:encounter", "/Observation?_id=o-blocked,o-open",
+                "/Flag?patient=Patient/p1", "/Patient?_revinclude=Flag:patient",
+                "/Provenance?target=Observation/o-blocked", "/Provenance?patient=Patient/p1",
                 "/Observation?code:text=HIV", "/Patient/p1/$everything", "/Observation?subject=Patient/p1&_count=1"):
         await p.get_all("search", url)
     await probes.histories(p, hidden)
@@ -88,6 +93,8 @@ async def test_a_blocked_record_is_hidden_on_every_path_but_from_the_patient_and
         assert "Observation/o-blocked" not in _ids(seen.resources)
         assert f"Flag/{flag}" not in _ids(seen.resources)  # nor is the block itself shown to the doctor
         assert "Observation/o-open" in _ids(seen.resources)
+        assert "Provenance/pv-blocked" not in _ids(seen.resources)  # what names the record is hidden with it
+        assert "Provenance/pv-open" in _ids(seen.resources)
         assert seen.pairs and [(probe, a, b) for probe, a, b in seen.pairs if a != b] == []
         assert not any(r.get("id") == "o-blocked" for r in seen.exported)
         assert any(r.get("id") == "o-open" for r in seen.exported)  # $export ran and exported the rest

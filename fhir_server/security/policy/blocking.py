@@ -1,5 +1,6 @@
 """Blocking (AC-26, Law art. 30: "processing" includes *blocking*): a reversible state that hides named
-records of a patient from everyone but the patient (and a verified representative acting for them).
+records of a patient (and the Provenance naming them) from everyone but the patient (and a verified
+representative acting for them).
 
 A block is recorded as an R4 ``Flag`` in the patient's compartment, coded
 ``https://fhir.kzfhir.kz/CodeSystem/kz-processing|blocked``, naming each blocked record with the extension
@@ -77,9 +78,13 @@ def has_blocks(facts: PatientFacts) -> bool:
 
 
 def is_blocked(resource: dict[str, Any], facts: list[PatientFacts], at: float) -> bool:
-    """Is the resource blocked by a block of any patient it belongs to?"""
-    ref = f"{resource.get('resourceType')}/{resource.get('id')}"
-    return any(ref in blocked_for(item, at) for item in facts if item.blocks)
+    """Is the resource blocked by a block of any patient it belongs to? A Provenance of a blocked record is
+    blocked with it: it names the record and carries its signature (hidden means absent)."""
+    refs = {f"{resource.get('resourceType')}/{resource.get('id')}"}
+    if resource.get("resourceType") == "Provenance":
+        refs |= {ref for target in resource.get("target", []) or [] if isinstance(target, dict)
+                 for ref in [relative_ref(target.get("reference"))] if ref is not None}
+    return any(refs & blocked_for(item, at) for item in facts if item.blocks)
 
 
 def block_record_verdict(role: str | None, action: Action, resource: dict[str, Any]) -> Verdict | None:
