@@ -190,6 +190,14 @@ class Settings(BaseSettings):
     notify_webhook_url: str | None = Field(default=None, description="where patient notifications go (AC-18)")
     notify_webhook_secret: str | None = None
     notify_digest_seconds: int = Field(default=0, description="0: each notification at once; else per-patient digests")
+    # -- consent via the e-government portal cabinet (AC-06; telemed/egov_cabinet.py, docs/consultation.md) --
+    egov_cabinet_secret: SecretStr | None = Field(
+        default=None, description="HMAC secret shared with the e-government cabinet adapter: signs the consent "
+        "messages it sends to Consent/$egov-consent and the receipts sent back; unset: the operation is off")
+    egov_cabinet_url: str | None = Field(
+        default=None, description="where receipts of cabinet consents go (AC-06); unset: they stay queued")
+    egov_cabinet_max_age_seconds: int = Field(
+        default=600, ge=10, le=86_400, description="a cabinet consent message issued longer ago is refused (replay)")
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_sender: str = "kzfhir@localhost"

@@ -28,7 +28,8 @@ from fhir_server.config import Settings
 from fhir_server.errors import FhirError
 
 #: settings naming an outbound destination
-CONFIGURED = ("nehp_url", "payment_url", "notify_webhook_url", "smtp_host", "video_service_url", "jwks_url",
+CONFIGURED = ("nehp_url", "payment_url", "notify_webhook_url", "egov_cabinet_url",
+              "smtp_host", "video_service_url", "jwks_url",
               "ocsp_url", "external_verifier_url", "attachment_scanner", "auth_oidc_issuer")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -114,11 +114,14 @@ class _Unit:
         target = AuditTarget(INTERACTIONS[op.method], op.resource_type, query=op.criteria_text)
         return self.access.visible_in_unit(view, facts, candidates, target)
 
-    def _visible(self, view: TxView, facts: FactsSource, stored: StoredResource | None) -> bool:
+    def _visible(self, view: TxView, facts: FactsSource, stored: StoredResource | None,
+                 signers: frozenset[str] = frozenset()) -> bool:
+        """``signers``: of the write replacing ``stored`` (a Consent the patient signed replaces their own)."""
         if stored is None or stored.deleted or stored.data is None:
             return False
         resource = orjson.loads(stored.data)
-        return self.access.decide_with(facts, Action.READ, resource, patients_of(stored, resource)).allowed
+        return self.access.decide_with(facts, Action.READ, resource, patients_of(stored, resource),
+                                       signers=signers).allowed
 
     def _probe(self, op: WriteOp, stored: StoredResource) -> None:
         """An attempt on a resource the caller may not see: audited with its patients (AC-14)."""
@@ -193,7 +196,7 @@ class _Unit:
         else:
             op.target = op.resource_id
         current = view.current(op.resource_type, op.target or "")
-        if current is not None and not current.deleted and self._visible(view, facts, current):
+        if current is not None and not current.deleted and self._visible(view, facts, current, op.signers):
             if op.if_match is not None and current.version != op.if_match:
                 raise FhirError("precondition_failed", msg("version.if_match", expected=op.if_match,
                                                            type=op.resource_type, id=op.target,

@@ -27,6 +27,7 @@ from fhir_server.storage.protocols import Store
 
 NEHP_TOPIC = "nehp"  # TM-11: records for the National Electronic Health Passport
 PAYMENT_TOPIC = "payment"  # TM-19: claim lines for the payment system (GOBMP / OSMS)
+EGOV_TOPIC = "egov-cabinet"  # AC-06: receipts to the e-government cabinet (telemed/egov_cabinet.py TOPIC)
 
 
 def patient_email(store: Store) -> AddressLookup:
@@ -76,6 +77,9 @@ def build_worker(settings: Settings, store: Store, *, services: Any = None, **op
                                                   on_ack=write_back(services) if services is not None else None)]
     if settings.payment_url:
         topics[PAYMENT_TOPIC] = [AcknowledgedChannel(settings.payment_url, settings.payment_secret)]
+    if settings.egov_cabinet_url:  # receipts of consents given in the e-government cabinet (AC-06)
+        secret = settings.egov_cabinet_secret.get_secret_value() if settings.egov_cabinet_secret else None
+        topics[EGOV_TOPIC] = [WebhookChannel(settings.egov_cabinet_url, secret)]
     if settings.nehp_auto_submit and services is not None:
         topics[BUILD_TOPIC] = [RecordBuilder(services)]
     if not topics:

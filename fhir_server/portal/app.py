@@ -77,6 +77,7 @@ def build(settings: Settings) -> tuple[Starlette, Portal]:
         route("/appointments/{aid}/cancel", appointments.cancel, PATIENT_ROLES, post),
         route("/console", console.console, staff),
         route("/console/requests/{tid}/answer", console.answer, admins, post),
+        route("/console/deliveries", console.deliveries, admins),
         route("/console/patient", console.patient_view, practitioners),
         route("/console/alerts/{tid}/acknowledge", console.acknowledge, practitioners, post),
         Mount("/static", app=_Static(packages=[("fhir_server.portal", "static")])),

@@ -73,6 +73,33 @@ async def answer(portal: Portal, page: Page) -> Response:
     return portal.redirect(f"{PREFIX}/console?answered={tid}")
 
 
+DELIVERY_TOPICS = ("nehp", "payment", "egov-cabinet")
+
+
+def _deliveries(answer: object) -> list[dict[str, object]]:
+    """The rows of a ``$deliveries`` answer (operations/deliveries.py) for the page."""
+    rows: list[dict[str, object]] = []
+    for item in (answer.get("parameter") or []) if isinstance(answer, dict) else []:
+        if item.get("name") != "delivery":
+            continue
+        parts = {p.get("name"): p for p in item.get("part") or []}
+        value = {name: next((v for k, v in part.items() if k.startswith("value")), "") for name, part in parts.items()}
+        patient = value.get("patient")
+        rows.append({"id": value.get("id", ""), "key": value.get("key", ""), "attempts": value.get("attempts", 0),
+                     "error": value.get("error", ""), "created": str(value.get("created", ""))[:19].replace("T", " "),
+                     "patient": patient.get("reference", "") if isinstance(patient, dict) else ""})
+    return rows
+
+
+async def deliveries(portal: Portal, page: Page) -> Response:
+    """GET /portal/console/deliveries (admins): the deliveries the NEHP, the payment system or the cabinet
+    refused or that were given up (TM-11, TM-13, TM-19), through ``GET $deliveries`` with the admin's rights."""
+    found = await asyncio.gather(*(portal.call(page, "GET", "/$deliveries", params={"topic": topic, "_count": "100"})
+                                   for topic in DELIVERY_TOPICS))
+    sections = [(topic, _deliveries(answer)) for topic, answer in zip(DELIVERY_TOPICS, found, strict=True)]
+    return portal.render(page, "deliveries.html", sections=sections, error="")
+
+
 async def patient_view(portal: Portal, page: Page) -> Response:
     """GET /portal/console/patient?id=p1: the patient's records this practitioner may see (none without consent:
     hidden means absent, docs/security.md §3)."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from fhir_server.jsonio import reload
 from fhir_server.security.policy import FactsLoader, PatientFacts, load_facts
+from fhir_server.security.policy.blocking import is_block
 from fhir_server.storage.protocols import Store
 
 # What the policy needs of a patient, and the search (type, reference parameter) that finds each kind.
@@ -20,6 +21,7 @@ FACT_QUERIES: dict[str, tuple[tuple[str, str], ...]] = {
     "consents": (("Consent", "patient"),),
     "care_relationships": (("CareTeam", "patient"), ("EpisodeOfCare", "patient"), ("ServiceRequest", "subject")),
     "representatives": (("RelatedPerson", "patient"),),
+    "blocks": (("Flag", "patient"),),  # block records (AC-26, policy/blocking.py)
 }
 #: a write of any of these changes some patient's facts (the Patient: its IINs, AC-08 signers)
 FACT_TYPES = frozenset({rtype for queries in FACT_QUERIES.values() for rtype, _ in queries} | {"Patient"})
@@ -61,6 +63,9 @@ class StoreFactsLoader:
 
     async def representatives(self, patient_id: str) -> list[dict[str, Any]]:
         return await self._kind("representatives", patient_id)
+
+    async def blocks(self, patient_id: str) -> list[dict[str, Any]]:
+        return [f for f in await self._kind("blocks", patient_id) if is_block(f)]
 
     async def identifiers(self, patient_id: str) -> frozenset[str]:
         stored = await self.store.read("Patient", patient_id)
@@ -115,7 +120,8 @@ class RequestFacts:
             if extra is not None:
                 facts = PatientFacts(patient_id, facts.consents + extra.consents,
                                      facts.care_relationships + extra.care_relationships,
-                                     facts.representatives + extra.representatives)
+                                     facts.representatives + extra.representatives,
+                                     facts.identifiers | extra.identifiers, facts.blocks + extra.blocks)
             self._seen[patient_id] = facts
         return self._seen[patient_id]
 

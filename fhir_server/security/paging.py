@@ -150,7 +150,17 @@ def _record(access: AccessSession, target: AuditTarget, query: SearchQuery,
         patients |= judged.patients
         verdicts.append(judged.verdict)
     if verdicts:
-        access.record(target, next((v for v in verdicts if v.emergency), verdicts[0]), patients)
+        chosen = next((v for v in verdicts if v.emergency), verdicts[0])
+        flags = tuple(dict.fromkeys(f for v in verdicts for f in v.flags))
+        if flags == chosen.flags:
+            access.record(target, chosen, patients)
+        else:  # AC-20: each patient's event carries the flags of the accesses to that patient's data
+            by_patient: dict[str, list[str]] = {}
+            for _, judged in kept:
+                for pid in judged.patients:
+                    by_patient.setdefault(pid, []).extend(judged.verdict.flags)
+            for pid in sorted(patients):
+                access.record(target, replace(chosen, flags=tuple(dict.fromkeys(by_patient.get(pid, [])))), [pid])
     unseen = targeted_patients(query) - patients
     if withheld or (not verdicts and unseen):
         access.refused(target, WITHHELD if withheld else "nothing visible matched", unseen)

@@ -14,8 +14,9 @@ read with the same decision and the same audit trail from three caches of work a
   provision that looks at the resource's own data (``code``, ``securityLabel``, ``data``,
   ``dataPeriod``, a ``class`` that is a profile), no fact-bearing write has committed since
   (the facts generation), and no period in the patient's facts starts or ends before the next use
-  (``horizon``; capped at ``DECISION_SECONDS``), and no SMART granular scope of the caller looks at
-  the resource's own data (policy/granular.py). Anything else is decided by the engine each time;
+  (``horizon``; capped at ``DECISION_SECONDS``), the patient has no block of records (AC-26), and no SMART
+  granular scope of the caller looks at the resource's own data (policy/granular.py). Anything else is
+  decided by the engine each time;
 * **audit** — each read appends one line to the store's read-audit journal before it is answered
   (storage/sqlite/audit/journal.py: durable against a killed process); the writer chains the lines
   as read blocks under a template per caller and verdict (security/audit/read_blocks.py), about a
@@ -54,6 +55,7 @@ from fhir_server.security.context import RequestContext, next_request_id
 from fhir_server.security.facts_store import SharedFacts
 from fhir_server.security.fhirtime import instant_range
 from fhir_server.security.policy import AccessPolicy, Action, PatientFacts, Verdict
+from fhir_server.security.policy.blocking import has_blocks
 from fhir_server.security.policy.granular import granular_on
 from fhir_server.security.policy.owned import OWNED_TYPES
 from fhir_server.security.roles import ADMIN
@@ -128,8 +130,10 @@ def _provision_reads_resource(provision: Any) -> bool:
 
 
 def per_resource(facts: PatientFacts) -> bool:
-    """Does any Consent of the patient look at a resource's own data?"""
-    return any(_provision_reads_resource(consent.get("provision")) for consent in facts.consents)
+    """Does any Consent of the patient look at a resource's own data, or does a block of some of the
+    patient's records exist (AC-26: blocked or not is a property of the very resource)?"""
+    return has_blocks(facts) or any(_provision_reads_resource(consent.get("provision"))
+                                    for consent in facts.consents)
 
 
 class ReadAudit:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from fhir_server.search.in_unit import find_in_unit
 from fhir_server.security.facts_store import FACT_QUERIES, patient_iins
 from fhir_server.security.policy import PatientFacts
+from fhir_server.security.policy.blocking import is_block
 from fhir_server.storage.protocols import TxView
 
 
@@ -28,7 +29,8 @@ class TxFacts:
             self._cache[patient_id] = PatientFacts(patient_id, parts["consents"], parts["care_relationships"],
                                                    parts["representatives"],
                                                    patient_iins(patient.data if patient and not patient.deleted
-                                                                else None))
+                                                                else None),
+                                                   tuple(f for f in parts["blocks"] if is_block(f)))
         return self._cache[patient_id]
 
     def get_many(self, patient_ids: set[str]) -> list[PatientFacts]:

@@ -203,6 +203,11 @@ class Store(Protocol):
         """Messages of one partition (e.g. a patient's notifications), newest first."""
         ...
 
+    async def outbox_by_status(self, topic: str, status: str, limit: int,
+                               before_id: int | None = None) -> list[OutboxItem]:
+        """Messages of a topic in one status (``dead``: given up, e.g. rejected by the NEHP), newest first."""
+        ...
+
     async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
         """(kind, status, updated, data) of a background job, or None."""
         ...

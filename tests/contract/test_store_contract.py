@@ -239,6 +239,11 @@ async def test_outbox_is_idempotent_due_in_order_and_settled(store: Store) -> No
     assert [(i.key, i.attempts, i.last_error) for i in again] == [("k2", 1, "timeout")]
     settled = {i.key: i for i in await store.outbox_partition("notification", "Patient/p1", 10)}
     assert settled["k1"].status == "delivered" and settled["k1"].delivered_at is not None
+    dead = await store.outbox_by_status("notification", "dead", 10)  # the console's given-up deliveries
+    assert [(i.key, i.last_error, i.partition) for i in dead] == [("k3", "gone", "Patient/p2")]
+    assert [i.key for i in await store.outbox_by_status("notification", "pending", 10)] == ["k2"]
+    assert await store.outbox_by_status("notification", "dead", 10, dead[0].id) == []
+    assert await store.outbox_by_status("nehp", "dead", 10) == []
 
 
 async def test_jobs_are_created_replaced_listed_and_forgotten(store: Store) -> None:

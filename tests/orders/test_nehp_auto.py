@@ -3,9 +3,6 @@ acknowledgement id is written back onto the Encounter; a rejection is given up a
 
 from __future__ import annotations
 
-import asyncio
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -17,48 +14,12 @@ from fhir_server.jobs.nehp_delivery import NEHP_RECORD_SYSTEM, ack_errors
 from fhir_server.jobs.runtime import build_worker
 from tests.conftest import BASE
 from tests.mappings.conftest import enrich, load_set
+from tests.orders.doubles import ACK, AckingReceiver
 
 # delivery semantics, not access (security: tests/orders/test_scenario.py walks it with security on)
 pytestmark = pytest.mark.open_mode
 FHIR_JSON = {"content-type": "application/fhir+json"}
-ACK = "https://fhir.kzfhir.kz/mappings/nehp/ack-v1.json"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class AckingReceiver:
-    """A real HTTP receiver on 127.0.0.1 answering ack-v1: accepted with an id, or rejected with a reason."""
-
-    reject: str | None = None
-    bodies: list[dict[str, object]] = field(default_factory=list)
-    server: asyncio.Server | None = None
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1/records"
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readline()
-        headers: dict[str, str] = {}
-        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        body = json.loads(await reader.readexactly(int(headers.get("content-length", "0"))))
-        self.bodies.append(body)
-        key = headers["idempotency-key"]
-        ack = {"schema": ACK, "message": key, "status": "rejected", "reason": self.reject} if self.reject else \
-            {"schema": ACK, "message": key, "status": "accepted", "id": f"NEHP-{len(self.bodies)}"}
-        data = json.dumps(ack).encode()
-        status = 422 if self.reject else 200
-        writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-                     "Connection: close\r\n\r\n".encode() + data)
-        await writer.drain()
-        writer.close()
 
 
 async def _finish(c: httpx.AsyncClient) -> None:

@@ -375,6 +375,9 @@ class CountingLoader:
     async def identifiers(self, patient_id: str) -> frozenset[str]:
         return frozenset()
 
+    async def blocks(self, patient_id: str) -> list[dict[str, Any]]:
+        return []
+
 
 @pytest.mark.req("AC-01")
 async def test_revocation_takes_effect_on_the_next_request() -> None:

@@ -23,6 +23,7 @@ from fhir_server.security.audit import codes as c
 from fhir_server.security.context import RequestContext
 from fhir_server.security.fhirtime import to_instant_text, utc_now
 from fhir_server.security.policy.decision import Action, Verdict
+from fhir_server.security.policy.duties import FLAG_DETAIL as ACCESS_FLAG
 from fhir_server.security.refs import BIN_SYSTEM
 
 
@@ -139,6 +140,9 @@ def _transaction_entity(ctx: RequestContext, verdict: Verdict | None) -> dict[st
         details.append({"type": "break-glass-reason", "valueString": ctx.break_glass_reason})
     if verdict is not None and verdict.legal_basis:
         details.append({"type": "legal-basis", "valueString": verdict.legal_basis})
+    if verdict is not None and verdict.allowed:
+        # AC-20: access beyond duties, flagged for the auditor (policy/duties.py; listed by $access-flags)
+        details += [{"type": ACCESS_FLAG, "valueString": flag} for flag in verdict.flags]
     if details:
         entity["detail"] = details
     return entity

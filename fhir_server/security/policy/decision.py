@@ -96,6 +96,8 @@ class Verdict:
     consents: tuple[str, ...] = ()
     emergency: bool = False
     legal_basis: str | None = None
+    #: access beyond duties, flagged in the audit for the auditor (AC-20, policy/duties.py)
+    flags: tuple[str, ...] = ()
 
     @property
     def allowed(self) -> bool:

@@ -26,6 +26,13 @@ from fhir_server.search.compartments import get_compartments, patient_compartmen
 from fhir_server.security.auth.scopes import levels_allowing, levels_reaching
 from fhir_server.security.context import RequestContext
 from fhir_server.security.fhirtime import utc_now
+from fhir_server.security.policy.blocking import (
+    BLOCKED_REASON,
+    OWNER_GROUNDS,
+    block_record_verdict,
+    is_block,
+    is_blocked,
+)
 from fhir_server.security.policy.decision import Action, Decision, Verdict, smart_permissions
 from fhir_server.security.policy.facts import PatientFacts
 from fhir_server.security.policy.grants import Subject, patient_grant
@@ -104,6 +111,9 @@ class AccessPolicy:
             allowed = self.settings.oversight_operations if ctx.role == AUDITOR else self.settings.admin_operations
             if action is Action.OPERATION and operation in allowed:
                 return Verdict(Decision.AUTHORIZED, f"${operation} is an oversight operation", ("oversight",))
+            if ctx.role == ADMIN and resource_type == "Flag":
+                return Verdict.proceed("administrators keep block records (AC-26); other Flags are refused per "
+                                       "resource")
             if ctx.role == AUDITOR or resource_type is None or resource_type in _clinical_types():
                 return Verdict.reject(msg("policy.role_no_clinical", role=ctx.role))
         elif resource_type == "AuditEvent":
@@ -146,18 +156,30 @@ class AccessPolicy:
         scope_check = self._patient_scope(ctx, granting, ids)
         if scope_check is not None:
             return scope_check
+        facts = list(facts)
         if ctx.role == LEGAL_EXCEPTION:
+            if is_blocked(resource, facts, self._clock()):
+                return Verdict.reject(BLOCKED_REASON)
             return Verdict(
                 Decision.AUTHORIZED,
                 "legal exception (AC-11)",
                 ("legal-exception",),
                 legal_basis=ctx.legal_basis,
             )
-        return self._all_patients(ctx, action, resource, resource_type, ids, facts, signers)
+        verdict = self._all_patients(ctx, action, resource, resource_type, ids, facts, signers)
+        if verdict.allowed and not OWNER_GROUNDS & set(verdict.grounds) and (
+                is_block(resource) or is_blocked(resource, facts, self._clock())):
+            # AC-26: a blocked record, and the block itself, are the patient's alone (whatever else granted)
+            return Verdict.reject(BLOCKED_REASON)
+        return verdict
 
     def _special(
         self, ctx: RequestContext, action: Action, resource: dict[str, Any], resource_type: str
     ) -> Verdict | None:
+        if resource_type == "Flag" and is_block(resource):
+            block = block_record_verdict(ctx.role, action, resource)
+            if block is not None:
+                return block
         if resource_type in OWNED_TYPES:  # a Subscription is its owner's (policy/owned.py)
             return owned_verdict(ctx, action, resource)
         if resource_type == "Task" and ctx.role == ADMIN and action is not Action.DELETE:
@@ -221,4 +243,5 @@ class AccessPolicy:
             tuple(dict.fromkeys(g for v in verdicts for g in v.grounds)),
             tuple(dict.fromkeys(c for v in verdicts for c in v.consents)),
             emergency=any(v.emergency for v in verdicts),
+            flags=tuple(dict.fromkeys(f for v in verdicts for f in v.flags)),
         )

@@ -33,6 +33,10 @@ class FactsLoader(Protocol):
         """The IINs of ``Patient/{patient_id}`` (empty when it is not stored)."""
         ...
 
+    async def blocks(self, patient_id: str) -> list[dict[str, Any]]:
+        """The patient's Flag resources (block records among them, AC-26: policy/blocking.py)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class PatientFacts:
@@ -43,6 +47,7 @@ class PatientFacts:
     care_relationships: tuple[dict[str, Any], ...] = ()
     representatives: tuple[dict[str, Any], ...] = ()
     identifiers: frozenset[str] = frozenset()  # the patient's IINs (Patient.identifier): EDS signers (AC-08)
+    blocks: tuple[dict[str, Any], ...] = ()  # the patient's Flags: blocks of records (AC-26)
 
 
 async def load_facts(loader: FactsLoader, patient_id: str) -> PatientFacts:
@@ -53,6 +58,7 @@ async def load_facts(loader: FactsLoader, patient_id: str) -> PatientFacts:
         care_relationships=tuple(await loader.care_relationships(patient_id)),
         representatives=tuple(await loader.representatives(patient_id)),
         identifiers=await loader.identifiers(patient_id),
+        blocks=tuple(await loader.blocks(patient_id)),
     )
 
 

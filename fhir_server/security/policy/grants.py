@@ -24,6 +24,7 @@ from fhir_server.security.context import RequestContext
 from fhir_server.security.policy.conditions import AccessRequest, describe_resource
 from fhir_server.security.policy.consent import Ruling, evaluate_consents
 from fhir_server.security.policy.decision import CONSENT_ACTIONS, Action, Decision, Verdict
+from fhir_server.security.policy.duties import BREAK_GLASS, duty_flags
 from fhir_server.security.policy.facts import PatientFacts
 from fhir_server.security.policy.relationships import caller_identities, verified_representatives
 from fhir_server.security.policy.rules import WORKER_CONSENT_STATUSES, PolicySettings
@@ -179,23 +180,40 @@ def patient_grant(
         return Verdict.reject(msg("policy.role_no_patient_data", role=ctx.role))
     if subject.resource_type == "Consent" and action.is_write:
         return _consent_write(ctx, action, subject, facts, at)
+    if subject.resource_type == "Consent" and ctx.role == SYSTEM and subject.signers and action is Action.READ \
+            and signed_by_owner(subject, facts, at):
+        # only a write carries signers: the organisation replaces a Consent of the patient with a version the
+        # patient signed (a revocation given in the e-government cabinet, AC-06, AC-08)
+        return Verdict(Decision.AUTHORIZED, "the consent the patient's signed write replaces (AC-08)",
+                       ("recording-consent",))
     if _registers_patient(ctx, action, subject, facts, at):
         return Verdict(Decision.AUTHORIZED, "registering the patient with their consent (request) (AC-04)",
                        ("registration",))
     ruling, consents = _by_consent(ctx, action, subject, facts, at, reps)
     if ruling is Ruling.PERMIT:
-        return Verdict(Decision.AUTHORIZED, "granted by the patient's consent", ("consent",), consents)
+        return Verdict(Decision.AUTHORIZED, "granted by the patient's consent", ("consent",), consents,
+                       flags=_flags(ctx, facts, at, consents))
     if break_glass_active(ctx, at) and action in BREAK_GLASS_ACTIONS:
         return Verdict(
             Decision.AUTHORIZED,
             msg("policy.break_glass", reason=ctx.break_glass_reason),
             ("break-glass",),
             emergency=True,
+            flags=(BREAK_GLASS,),
         )
     if ruling is Ruling.DENY:
         return Verdict(Decision.REJECT, msg("policy.consent_denies", consent=consents[0]), ("consent",),
                        consents)
     return Verdict.reject(_no_consent(ctx, action, facts.patient_id))
+
+
+def _flags(ctx: RequestContext, facts: PatientFacts, at: float, consents: tuple[str, ...]) -> tuple[str, ...]:
+    """AC-20: is the consented access within the caller's duties (policy/duties.py)?"""
+    if ctx.role != PRACTITIONER:
+        return ()
+    granting = [c for c in facts.consents if f"Consent/{c.get('id')}" in consents]
+    named = bool(ctx.fhir_user) and any(ctx.fhir_user in consent_actors(c) for c in granting)
+    return duty_flags(ctx, caller_identities(ctx, facts, at), named)
 
 
 def _no_consent(ctx: RequestContext, action: Action, patient_id: str) -> str:

@@ -42,6 +42,7 @@ class PolicySettings:
     #: Operations an admin may run in addition (queue handling, audit verification).
     admin_operations: frozenset[str] = field(
         default_factory=lambda: frozenset({"access-log", "audit-verify", "data-subject-request", "notifications",
-                                           "data-report", "dsr-answer", "dsr-overdue", "expunge", "access-report"})
+                                           "data-report", "dsr-answer", "dsr-overdue", "expunge", "access-report",
+                                           "block", "unblock", "deliveries"})
     )
     dsr_task_system: str = DSR_TASK_SYSTEM

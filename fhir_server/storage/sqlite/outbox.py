@@ -68,6 +68,19 @@ def by_partition(conn: sqlite3.Connection, topic: str, partition: str, limit: in
     return [item(r) for r in rows]
 
 
+def by_status(conn: sqlite3.Connection, topic: str, status: str, limit: int, before_id: int | None
+              ) -> list[OutboxItem]:
+    """Messages of a topic in one status, newest first (the ``outbox_due`` index leads with both)."""
+    args: list[Any] = [status, topic]
+    where = "status = ? AND topic = ?"
+    if before_id is not None:
+        where += " AND id < ?"
+        args.append(before_id)
+    rows = conn.execute(f"SELECT {COLUMNS} FROM outbox WHERE {where} ORDER BY id DESC LIMIT ?",
+                        [*args, limit]).fetchall()
+    return [item(r) for r in rows]
+
+
 def settle(conn: sqlite3.Connection, ids: list[int], status: str, now: str, error: str | None,
            retry_at: str | None) -> None:
     if status == "delivered":

@@ -165,6 +165,10 @@ class SqliteStore:
                                before_id: int | None = None) -> list[OutboxItem]:
         return await self._in_reader(lambda conn: outbox.by_partition(conn, topic, partition, limit, before_id))
 
+    async def outbox_by_status(self, topic: str, status: str, limit: int,
+                               before_id: int | None = None) -> list[OutboxItem]:
+        return await self._in_reader(lambda conn: outbox.by_status(conn, topic, status, limit, before_id))
+
     async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
         def fetch(conn: sqlite3.Connection) -> tuple[str, str, str, bytes] | None:
             row = conn.execute("SELECT kind, status, updated, data FROM jobs WHERE id = ?", (job_id,)).fetchone()
