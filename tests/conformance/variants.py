@@ -9,7 +9,8 @@ probes that path and no other: ``CHECK`` names it per variant.
 The defects are chosen narrow enough that no other check probes the same path: ``_revinclude`` (ACC-03
 only; ACC-14 probes ``_include``), batches of reads only (ACC-09 sends writes in its batch), conditional
 create only (a conditional update or delete let through would change or destroy the record the later
-checks read).
+checks read), updates and patches by id but not deletes (a delete let through leaves nothing for
+ACC-09's batch to probe, and so nothing for the patient's log to show).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import httpx
 import pytest
 from starlette.responses import JSONResponse
 
+from conformance.consent import unverified_claims
 from tests.conformance.servers import ASGIApp, Message, Receive, Scope, Send, rewriting, service_account_for
 
 Wrap = Callable[[ASGIApp, str], ASGIApp]  # (the app, the MIS service account's token) -> the broken app
@@ -215,6 +217,34 @@ def revocations_stay_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Enforcer, "facts_changed", facts_changed_unless_revoking)
 
 
+def _changes_by_id(scope: Scope) -> bool:
+    """Updates and patches, not deletes: a delete let through leaves ACC-09's batch nothing to probe, so
+    the patient's log (ACC-21) could not show that access either."""
+    return scope["method"] in ("PUT", "PATCH") and str(scope["path"]).startswith("/Observation/")
+
+
+def _compartment_and_history(scope: Scope) -> bool:
+    path = str(scope["path"])
+    return (path.startswith("/Patient/") and path.endswith("/Observation")) or path in ("/_history",
+                                                                                       "/Observation/_history")
+
+
+def _encounters(scope: Scope) -> bool:
+    return str(scope["path"]).startswith("/Encounter")
+
+
+def _patients_clinical_reads(scope: Scope) -> bool:
+    """A portal that checks the caller is a patient, then reads clinical data with its own account."""
+    token = (_header(scope, b"authorization") or b"")[7:].decode("latin-1") or None
+    clinical = str(scope["path"]).startswith(("/Observation", "/Patient")) and "$" not in str(scope["path"])
+    return scope["method"] == "GET" and clinical and unverified_claims(token).get("role") == "patient"
+
+
+def gateway_for(applies: Callable[[Scope], bool]) -> Wrap:
+    """A gateway sending the requests ``applies`` to with the MIS's service account."""
+    return lambda app, token: service_account_for(app, applies, token)
+
+
 VARIANTS: tuple[Variant, ...] = (
     Variant("ACC-02", "counts (_summary=count, _total=accurate) taken before the consent filter",
             wrap=counting_before_filtering),
@@ -224,6 +254,11 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("ACC-06", "Patient/$everything not filtered by consent", wrap=everything_unfiltered),
     Variant("ACC-07", "Bulk Data $export not filtered by consent", patch=exports_unfiltered),
     Variant("ACC-08", "Provenance not filtered by consent", wrap=provenance_unfiltered),
+    Variant("ACC-09", "update and patch by id not judged by consent", wrap=gateway_for(_changes_by_id)),
     Variant("ACC-11", "a revocation does not void cached permits", patch=revocations_stay_cached),
     Variant("ACC-12", "the break-glass declaration never reaches the server", wrap=dropping_break_glass),
+    Variant("ACC-13", "the patient compartment and history listings not filtered",
+            wrap=gateway_for(_compartment_and_history)),
+    Variant("ACC-14", "Encounters not filtered by consent", wrap=gateway_for(_encounters)),
+    Variant("ACC-15", "patients scoped by role, not by person", wrap=gateway_for(_patients_clinical_reads)),
 )
