@@ -167,9 +167,17 @@ class Fixtures:
         return server_id
 
     async def _register(self, patient: dict[str, Any], doing: str) -> str:
+        response, patient_id = await self.register(patient, doing)
+        if patient_id is None:
+            expect_status(self.client, response, 200, doing=f"{doing} (with its consent, in a transaction)")
+            raise CheckFailed(f"{doing}: the transaction-response names no patient")
+        return patient_id
+
+    async def register(self, patient: dict[str, Any], doing: str) -> tuple[httpx.Response, str | None]:
         """The patient and the writer's access Consent in one transaction, as an MIS registers a patient
         whose signed consent form it holds (AC-08): the policy judges the Patient with the Consent of the
-        same Bundle (docs/security.md §6)."""
+        same Bundle (docs/security.md §6). The transaction's answer, and the new patient's id when it was
+        accepted (tracked for cleanup, its consent activated)."""
         full_url = f"urn:uuid:{uuid.uuid4()}"
         consent = await self.consent_for(full_url, grantees(self.claims, _writer_bin()))
         def bundle(consent: dict[str, Any]) -> dict[str, Any]:
@@ -183,7 +191,8 @@ class Fixtures:
             # A server that lets an organisation record an active Consent only as the patient's signed form
             # (AC-08) registers the patient with a consent *request* (AC-04), which the patient activates.
             response = await self.client.post("", json=bundle({**consent, "status": "proposed"}))
-        expect_status(self.client, response, 200, doing=f"{doing} (with its consent, in a transaction)")
+        if response.status_code != 200:
+            return response, None
         patient_ref, consent_ref = (_located(e) for e in ((json_body(response) or {}).get("entry") or [{}, {}])[:2])
         if not patient_ref.startswith("Patient/") or not consent_ref.startswith("Consent/"):
             raise CheckFailed(f"{doing}: the transaction-response locates {patient_ref!r}, {consent_ref!r}")
@@ -192,7 +201,7 @@ class Fixtures:
         self.access_consents.append(consent_ref)
         if proposed:
             await self._activate(patient_id, consent_ref, doing)
-        return patient_id
+        return response, patient_id
 
     def owner(self, patient_id: str) -> Identity | None:
         """A token of the patient themself: the vendor's test patient, or one the kit mints (dev)."""

@@ -77,10 +77,13 @@ class Scenario:
         """Send the request as ``identity`` (None: the writer) and journal it for the audit checks."""
         response = await ctx.client.request(method, path, identity=identity, **kwargs)
         who = identity.label if identity else "writer"
+        # A notice (AC-18) and the emergency mark (AC-02) belong to a use of the data: a refused request
+        # is a refusal on record like any other (ACC-10 / ACC-12 fail the refusal itself, once).
+        used = response.is_success
         self.journal.add(Access(
             who, identity.reference if identity else None, f"{method} {path}",
             response.request.headers.get("X-Request-Id", ""), response.status_code, datetime.now(UTC),
-            target, in_log, notify, emergency=bool(identity and identity.role == "emergency")))
+            target, in_log, notify and used, emergency=bool(identity and identity.role == "emergency" and used)))
         return response
 
 

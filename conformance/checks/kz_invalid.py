@@ -45,14 +45,20 @@ async def _refused(ctx: RunContext, filename: str) -> Outcome:
     if not any(i.is_error for i in kz_profile_issues(resource)):
         raise RuntimeError(f"kit defect: {filename} passes the kit's own validator after adaptation")
     response = await ctx.client.post(resource_type, json=resource)
+    registered: str | None = None
+    if resource_type == "Patient" and response.status_code == 403:
+        # A secured server lets the writer create a Patient only with its consent (as KZ-03's valid ones
+        # get in): send it that way too, so the server judges the content, not the missing consent —
+        # else a secured server storing invalid IINs would only ever skip KZ-20/KZ-21 (TM-04, MD-B).
+        response, registered = await ctx.fixtures.register(resource, f"posting {filename}")
     rule = invalid_rule(filename)
     if response.status_code in (400, 422):
         if not is_operation_outcome(response):
             return failed(f"refused ({response.status_code}) without an OperationOutcome")
         return passed(f"refused {response.status_code}: {diagnostics(response)}")
     if response.is_success:
-        new_id = created_id(response)
-        if new_id:
+        new_id = registered or created_id(response)
+        if new_id and not registered:  # a registered one is tracked already
             ctx.fixtures.track(resource_type, new_id)
         message = f"accepted ({response.status_code}) although it breaks {rule}"
         if claims_kz_profile(ctx.capability, resource_type):

@@ -1,19 +1,25 @@
-"""Real endpoints on loopback for the kit (issue 18): ``kzfhir serve`` processes (tests/live_server.py) and
+"""Real endpoints on loopback for the kit (issue 18): ``kzfhir serve`` processes (tests/live_server.py),
 issue 18's gateway, a real HTTP proxy that checks only the shape of bearer tokens in front of an open
-server. The kit reaches them over TCP exactly as a regulator's laptop reaches a vendor."""
+server, and ``served``: an in-process app (kzfhir, or kzfhir with one guarantee broken by test code,
+tests/conformance/variants.py) behind uvicorn on a loopback port. The kit reaches them over TCP exactly
+as a regulator's laptop reaches a vendor."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 
 from fhir_server.security.auth import issue_dev_token
 from tests.live_server import free_port, start_server
@@ -44,6 +50,27 @@ def kzfhir_process(directory: Path, *, secure: bool) -> Iterator[Endpoint]:
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+@asynccontextmanager
+async def served(app: Any) -> AsyncIterator[str]:
+    """``app`` (its lifespan included) served by uvicorn on a free loopback port in this event loop, so a
+    test can break a guarantee with a monkeypatch or a wrapper and still reach it over real HTTP; the
+    base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on", access_log=False, ws="none"))
+    task = asyncio.create_task(server.serve())
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if task.done() or time.monotonic() > deadline:
+                raise RuntimeError("the in-process server did not start")
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
 
 
 # --- issue 18's gateway: about forty lines a vendor could put in front of an open server ---------------

@@ -28,6 +28,10 @@ from tests.conformance.vendor import seed, vendor_records
 ACCESS_DENY = ("ACC-01", "ACC-02", "ACC-03", "ACC-04", "ACC-05", "ACC-06", "ACC-07", "ACC-08", "ACC-09", "ACC-13",
                "ACC-14", "ACC-15")
 CONSENT = ("ACC-10", "ACC-11", "ACC-12")
+# Exactly what fails in a full run, and nothing else: the token checks (the open server takes any
+# token), every access check, and with no token at all the token checks only.
+EVERY_ACCESS = {*ACCESS_DENY, *CONSENT, "ACC-20", "ACC-21", "ACC-22"}
+TOKEN_CHECKS = {"SEC-02", "SEC-03", "SEC-04"}
 # Audit records of a server that keeps none never come: a short wait is enough to fail it. kzfhir
 # secured journals reads within 0.2 s (docs/security.md), 3 s leaves a loaded CI machine room.
 FAILING_WAIT, SECURE_WAIT = 0.5, 3.0
@@ -54,6 +58,10 @@ def message(report: Report, check_id: str) -> str:
 def no_kit_errors(report: Report) -> None:
     assert [(r.id, r.message) for r in report.results if r.status is Status.ERROR] == []
     assert report.kit_error is None
+
+
+def failed(report: Report) -> set[str]:
+    return {r.id for r in report.results if r.status is Status.FAIL}
 
 
 def assert_access_fails(report: Report) -> None:
@@ -93,6 +101,8 @@ def test_a_kzfhir_secured_process_is_conformant_by_the_cli(tmp_path: Path, monke
     data = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert [(r["id"], r["message"]) for r in data["results"] if r["status"] in ("fail", "error")] == []
     found = {r["id"]: r["status"] for r in data["results"]}
+    # everything else passes: the writer may not record an active Consent (AC-08) or an AuditEvent (AC-14)
+    assert {k for k, v in found.items() if v != "pass"} == {"KZ-07", "KZ-08"}
     assert {found[c] for c in ("VD-01", "VD-03", "VD-04", "VD-05", "VD-20", "VD-21", "VD-22")} == {"pass"}
     critical = {r["id"]: r["verdict"] for r in data["requirements"] if r["critical"]}
     assert set(critical.values()) == {"pass"} and {"AC-01", "AC-12", "AC-14", "AC-24"} <= set(critical)
@@ -109,6 +119,7 @@ async def test_kzfhir_open_process_fails_every_access_check(open_endpoint: Endpo
     report = await run(open_endpoint.base, token=open_endpoint.system_token(),
                        minter=dev_minter(open_endpoint.dev_key), record_wait=FAILING_WAIT)
     assert_access_fails(report)
+    assert failed(report) == EVERY_ACCESS | TOKEN_CHECKS  # the FHIR and KZ checks pass: only security fails
     found = statuses(report)
     assert found["ACC-20"] is Status.FAIL and found["ACC-21"] is Status.FAIL
     assert "before any consent" in message(report, "ACC-10")
@@ -126,6 +137,7 @@ async def test_a_token_checking_gateway_in_front_of_the_open_process_fails(open_
     assert {c: found[c] for c in ("SEC-02", "SEC-03", "SEC-04", "SEC-05")} == dict.fromkeys(
         ("SEC-02", "SEC-03", "SEC-04", "SEC-05"), Status.PASS)  # it does refuse bad tokens ...
     assert_access_fails(report)  # ... and still fails: the token is not the consent
+    assert failed(report) == EVERY_ACCESS
     assert "without declaring an emergency" in message(report, "ACC-12")
 
 
@@ -135,6 +147,7 @@ async def test_the_open_process_without_any_token_is_not_conformant(open_endpoin
     report = await run(open_endpoint.base, record_wait=FAILING_WAIT)
     no_kit_errors(report)
     assert statuses(report)["SEC-02"] is Status.FAIL and "the endpoint is open" in message(report, "SEC-02")
+    assert failed(report) == TOKEN_CHECKS  # the access checks cannot run: skipped, not failed
     assert statuses(report)["ACC-01"] is Status.SKIPPED and "no test identities" in message(report, "ACC-01")
     assert requirement(report, "AC-12") is Verdict.FAIL
     assert {requirement(report, r) for r in ("AC-01", "AC-02", "AC-14", "AC-24")} == {Verdict.NOT_TESTED}
