@@ -14,7 +14,7 @@ from fhir_server import __version__
 from fhir_server.cli_errors import OneLineParser, fail, settings_error
 from fhir_server.i18n import msg
 from fhir_server.i18n.locale import say
-from fhir_server.serve_options import LOG_LEVELS, port
+from fhir_server.serve_options import LOG_LEVELS, port, workers
 
 #: Which module registers each subcommand. Only the one a command line names is imported (issue 13:
 #: `kzfhir token` took ~3 s importing the signing and conformance packages it never uses).
@@ -31,10 +31,8 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fhir_server.api.app import create_app
-    from fhir_server.api.http_protocol import protocol_class
     from fhir_server.api.operator import configure_logging
     from fhir_server.config import Settings
-    from fhir_server.security.setup import development_notice
     from fhir_server.serve_options import open_mode_database
 
     overrides: dict[str, object] = {}
@@ -47,30 +45,46 @@ def _serve(args: argparse.Namespace) -> int:
     if args.open:
         overrides["security_enabled"] = False
         open_mode_database(overrides)
-    overrides.update({k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None})
+    overrides.update({k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers))
+                      if v is not None})
     settings = Settings(**overrides)  # type: ignore[arg-type]  # flags over KZFHIR_* over defaults
+    from fhir_server.backends import is_postgres
+    from fhir_server.security.setup import build_verifier
     from fhir_server.storage.sqlite.lock import DatabaseInUse, check_free
+    from fhir_server.workers import shared_overrides, supervise, uvicorn_options
 
+    if settings.workers > 1:
+        if not is_postgres(settings.database):  # issue 11 §3: SQLite stays single-process
+            return fail("kzfhir serve", msg("cli.workers_need_postgres", workers=settings.workers))
+        try:
+            build_verifier(settings)  # the signing keys exist before N workers would each make one
+        except ValueError as exc:
+            return fail("kzfhir serve", str(exc))
+        overrides = shared_overrides(overrides)
+        _announce(settings)
+        return supervise(overrides, settings.workers, args.log_level)
     try:
         check_free(str(settings.database))  # one server per SQLite file (issue 11 §3)
         app = create_app(settings)
     except (ValueError, DatabaseInUse) as exc:  # a configuration the server refuses to start with
         return fail("kzfhir serve", str(exc))
     configure_logging(settings)
+    _announce(settings)
+    uvicorn.run(app, **uvicorn_options(settings, args.log_level))
+    return 0
+
+
+def _announce(settings: Any) -> None:
+    from fhir_server.security.setup import development_notice
+
     notice = development_notice(settings)
     if notice:
         print(say(notice), file=sys.stderr, flush=True)
     print(say(msg("cli.serving", url=f"http://{settings.host}:{settings.port}", database=settings.database)),
           flush=True)
-    # issue 12: header/body timeouts, header size, connection cap and OperationOutcome error pages live
-    # in the protocol (api/http_protocol.py); no WebSocket, one log format for uvicorn's and our lines
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False,
-                loop="uvloop", http=protocol_class(settings), ws="none", log_config=_log_config(args.log_level),
-                timeout_keep_alive=max(1, round(settings.keep_alive_timeout)))
-    return 0
 
 
-def _log_config(level: str) -> dict[str, Any]:
+def log_config(level: str) -> dict[str, Any]:
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
@@ -92,6 +106,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     serve.add_argument("--require-kz-profiles", action="store_true", help=say(msg("cli.serve.require_kz_profiles")))
     serve.add_argument("--open", action="store_true", help=say(msg("cli.serve.open")))
+    serve.add_argument("--workers", type=workers, help=say(msg("cli.serve.workers")))
     serve.set_defaults(func=_serve)
     modules = dict.fromkeys(COMMANDS.values()) if only is None else dict.fromkeys([COMMANDS[only]])
     for name in modules:

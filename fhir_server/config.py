@@ -24,6 +24,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535, description="TCP port `kzfhir serve` listens on")
+    workers: int = Field(default=1, ge=1, le=64, description="server processes of `kzfhir serve` sharing its "
+                         "port; more than 1 needs a PostgreSQL database (SQLite is single-process)")
     database: Path | str = Field(
         default=Path("data/kzfhir.sqlite"),
         description="the store: a SQLite database file (a path, or sqlite:///path), or a PostgreSQL database "

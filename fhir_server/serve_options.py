@@ -24,6 +24,13 @@ def port(text: str) -> int:
     return int(text)
 
 
+def workers(text: str) -> int:
+    """How many server processes, 1-64 (``--workers``; more than 1 needs PostgreSQL)."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(say(msg("cli.bad_workers", value=text)))
+    return int(text)
+
+
 def open_mode_database(overrides: dict[str, object]) -> None:
     """Open mode without ``--database``/``KZFHIR_DATABASE`` serves ``data/open.sqlite``; either way it says
     loudly that nothing is checked or audited."""
