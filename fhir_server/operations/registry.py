@@ -59,11 +59,15 @@ class OperationCall:
                 out.setdefault(k, []).append(v)
         body = self.body
         if isinstance(body, dict) and body.get("resourceType") == "Parameters":
-            for p in body.get("parameter", []):
-                if not isinstance(p, dict) or "name" not in p:
+            parameters = body.get("parameter", [])
+            if not isinstance(parameters, list):
+                raise FhirError("invalid", "Parameters.parameter must be a list", code="structure",
+                                expression="Parameters.parameter")
+            for i, p in enumerate(parameters):
+                if not isinstance(p, dict) or not isinstance(p.get("name"), str):
                     raise FhirError("invalid", "every Parameters.parameter needs a name", code="required",
-                                    expression="Parameters.parameter")
-                out.setdefault(p["name"], []).append(_value(p))
+                                    expression=f"Parameters.parameter[{i}]")
+                out.setdefault(p["name"], []).append(_value(p, f"Parameters.parameter[{i}]"))
         return out
 
     def one(self, name: str) -> Any:
@@ -74,16 +78,62 @@ class OperationCall:
             raise FhirError("invalid", f"parameter {name!r} may be given once", code="invalid", expression=name)
         return values[0]
 
+    def resource(self, name: str) -> dict[str, Any] | None:
+        """A parameter whose type is a resource (``Parameters.parameter.resource``), checked against its
+        type's definition first. A resource cannot be given in the URL or as a ``value[x]`` (FHIR R4
+        operations §3.1.0.7: GET carries primitive parameters only), so anything else is refused with the
+        parameter named."""
+        value = self.one(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+            raise FhirError("invalid", f"parameter {name!r} is a resource: POST it as Parameters.parameter.resource",
+                            code="invalid", expression=name)
+        issues = [i for i in self.services.validator.validate(value) if i.is_error]
+        if issues:
+            raise FhirError("invalid", f"parameter {name!r} is not a valid {value['resourceType']}",
+                            code="invalid", issues=issues)
+        return value
 
-def _value(p: dict[str, Any]) -> Any:
+
+#: The JSON kind of each primitive ``value[x]`` (FHIR R4 JSON §2.6.2); any other ``value[x]`` is a
+#: complex datatype (Coding, Reference, Period ...), a JSON object.
+_PRIMITIVE_KINDS: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("String", "Uri", "Url", "Canonical", "Code", "Id", "Oid", "Uuid", "Markdown", "Base64Binary",
+                     "Date", "DateTime", "Instant", "Time"), (str,)),
+    "Boolean": (bool,), "Integer": (int,), "UnsignedInt": (int,), "PositiveInt": (int,), "Decimal": (int, float),
+}
+
+
+def _value(p: dict[str, Any], path: str) -> Any:
+    """One parameter's value, its JSON kind checked against its type, so that an operation never meets
+    an object where a code should be (issue 12: a type-confused Parameters answered 500)."""
     if "resource" in p:
+        if not isinstance(p["resource"], dict):
+            raise FhirError("invalid", "Parameters.parameter.resource must be a resource (a JSON object)",
+                            code="structure", expression=f"{path}.resource")
         return p["resource"]
     if "part" in p:
-        return {q.get("name"): _value(q) for q in p["part"] if isinstance(q, dict)}
+        if not isinstance(p["part"], list):
+            raise FhirError("invalid", "Parameters.parameter.part must be a list", code="structure",
+                            expression=f"{path}.part")
+        for j, q in enumerate(p["part"]):
+            if not isinstance(q, dict) or not isinstance(q.get("name"), str):
+                raise FhirError("invalid", "every Parameters.parameter.part needs a name", code="required",
+                                expression=f"{path}.part[{j}]")
+        return {q["name"]: _value(q, f"{path}.part[{j}]") for j, q in enumerate(p["part"])}
     for k, v in p.items():
-        if k.startswith("value"):
+        if k.startswith("value") and len(k) > 5:
+            kinds = _PRIMITIVE_KINDS.get(k[5:], (dict,))
+            if (isinstance(v, bool) and bool not in kinds) or not isinstance(v, kinds):
+                raise FhirError("invalid", f"{k} must be {_kind_name(kinds)}", code="structure",
+                                expression=f"{path}.{k}")
             return v
     return None
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    return {str: "a string", bool: "true or false", int: "an integer", dict: "a JSON object"}.get(kinds[0], "a number")
 
 
 Handler = Callable[[OperationCall], Awaitable[FhirResponse]]

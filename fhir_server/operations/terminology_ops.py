@@ -41,7 +41,8 @@ async def _instance(call: OperationCall) -> dict[str, Any] | None:
 def _coding(call: OperationCall) -> tuple[str | None, str | None, str | None]:
     coding = call.one("coding")
     concept = call.one("codeableConcept")
-    if coding is None and isinstance(concept, dict) and concept.get("coding"):
+    if coding is None and isinstance(concept, dict) and isinstance(concept.get("coding"), list) \
+            and concept["coding"]:
         coding = concept["coding"][0]
     if isinstance(coding, dict):
         return coding.get("system"), coding.get("code"), coding.get("display")
@@ -62,7 +63,7 @@ def _run(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
 
 @operation("expand", levels=("type", "instance"), types=("ValueSet",))
 async def expand(call: OperationCall) -> FhirResponse:
-    inline = await _instance(call) or call.one("valueSet")
+    inline = await _instance(call) or call.resource("valueSet")
     url = call.one("url")
     if inline is None and url is None:
         raise FhirError("invalid", "$expand needs url, a valueSet parameter or a ValueSet instance", code="required")
@@ -92,7 +93,7 @@ async def validate_code(call: OperationCall) -> FhirResponse:
         system = system or (inline or {}).get("url") or url
         inline, url = None, None
     result = _run(_service(call).validate_code, url, system=system, code=code, display=display,
-                  valueset=inline or call.one("valueSet"))
+                  valueset=inline or call.resource("valueSet"))
     return _answer(call, result)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.hardening.fuzzing import FHIR_JSON, FUZZ, HOSTILE_BODIES, TYPES, Server, check, server
+from tests.hardening.fuzzing import FHIR_JSON, FUZZ, HOSTILE_BODIES, TYPES, VALUES, Server, check, server
 
 __all__ = ["server"]  # the module-scoped fixture, one server per mode
 
@@ -41,6 +41,49 @@ def test_hostile_json_in_parameters_of_operations(server: Server, doc: str) -> N
     body = ('{"resourceType":"Parameters","parameter":[{"name":"resource","resource":' + doc + "}]}").encode(
         "utf-8", "surrogatepass")
     check(server.request("POST", "/Patient/$validate", content=body, headers=FHIR_JSON))
+
+
+#: Operations whose inputs are value[x] parameters, each with the names it reads: a hostile value of any
+#: JSON kind under any ``value[x]`` must be refused as such, never reach the handler as the wrong type.
+OPERATIONS = st.sampled_from([
+    ("/ValueSet/$expand", ("url", "filter", "count", "offset", "displayLanguage", "valueSet")),
+    ("/ValueSet/$validate-code", ("url", "system", "code", "display", "coding", "codeableConcept", "valueSet")),
+    ("/CodeSystem/$validate-code", ("url", "system", "code", "coding")),
+    ("/CodeSystem/$lookup", ("system", "code", "version", "coding", "displayLanguage")),
+    ("/ConceptMap/$translate", ("url", "system", "code", "source", "target", "targetsystem", "coding")),
+    ("/Patient/p1/$everything", ("start", "end", "_since", "_type", "_count")),
+    ("/Patient/p1/$access-log", ("date", "agent", "_count")),
+    ("/Patient/$data-subject-request", ("patient", "kind", "reason", "period")),
+    ("/Bundle/$verify-signature", ("bundle", "resource")),
+])
+VALUE_KEYS = st.sampled_from(["valueString", "valueUri", "valueCode", "valueInteger", "valueBoolean", "valueDecimal",
+                              "valueCoding", "valueCodeableConcept", "valueReference", "valuePeriod", "valueDate",
+                              "resource", "part", "valueX", "value"])
+
+
+@FUZZ
+@given(op=OPERATIONS, picks=st.lists(st.tuples(st.integers(0, 6), VALUE_KEYS, VALUES), min_size=1, max_size=4))
+def test_type_confused_parameters_of_operations(server: Server, op: tuple[str, tuple[str, ...]],
+                                                picks: list[tuple[int, str, str]]) -> None:
+    url, names = op
+    parameters = ",".join('{"name":"' + names[i % len(names)] + '","' + key + '":' + value + "}"
+                          for i, key, value in picks)
+    body = ('{"resourceType":"Parameters","parameter":[' + parameters + "]}").encode("utf-8", "surrogatepass")
+    check(server.request("POST", url, content=body, headers=FHIR_JSON))
+
+
+def test_a_value_of_the_wrong_kind_is_400_with_its_path(server: Server) -> None:
+    body = b'{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":{"a":1}}]}'
+    r = server.request("POST", "/ValueSet/$expand", content=body, headers=FHIR_JSON)
+    assert r.status_code == 400, r.text
+    issue = r.json()["issue"][0]
+    assert issue["code"] == "structure" and issue["expression"] == ["Parameters.parameter[0].valueUri"]
+    inline = b'{"resourceType":"Parameters","parameter":[{"name":"valueSet","resource":{"resourceType":"ValueSet",' \
+        b'"compose":"x"}}]}'
+    r = server.request("POST", "/ValueSet/$expand", content=inline, headers=FHIR_JSON)
+    assert r.status_code == 400 and r.json()["issue"][0]["code"] == "structure", r.text
+    r = server.request("GET", "/ValueSet/$expand?valueSet=x")  # a resource parameter cannot be in the URL
+    assert r.status_code == 400 and r.json()["issue"][0]["expression"] == ["valueSet"], r.text
 
 
 def test_the_issue_12_bodies_are_400_with_a_path(server: Server) -> None:
