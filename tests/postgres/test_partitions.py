@@ -145,6 +145,10 @@ def test_a_new_schema_is_partitioned_by_month_with_pkey_in_every_key(empty_datab
         assert _one(empty_database, "SELECT relkind FROM pg_class WHERE oid = %s::regclass", [table]) == "p"
         months = [add_months(NOW, n) for n in range(MONTHS_AHEAD + 1)]
         assert {partition_name(table, m) for m in months} | {f"{table}_default"} == _attached(empty_database, table)
+    with psycopg.connect(empty_database, autocommit=True) as conn:  # the chain's months are append-only too
+        for name in (partition_name("audit_chain", NOW), "audit_chain_default"):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute(f"TRUNCATE {name}")  # type: ignore[arg-type]  # test SQL
     assert _key(empty_database, "resources", "p") == ["PRIMARY KEY (rid, pkey)"]
     assert _key(empty_database, "resources", "u") == ["UNIQUE (type, id, pkey)"]
     assert _key(empty_database, "history", "p") == ["PRIMARY KEY (rid, version, last_updated, pkey)"]

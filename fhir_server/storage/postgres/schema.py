@@ -151,6 +151,8 @@ CREATE OR REPLACE TRIGGER audit_chain_no_update BEFORE UPDATE OR DELETE ON audit
   FOR EACH ROW EXECUTE FUNCTION kzfhir_append_only();
 CREATE OR REPLACE TRIGGER audit_chain_no_truncate BEFORE TRUNCATE ON audit_chain
   FOR EACH STATEMENT EXECUTE FUNCTION kzfhir_append_only();
+CREATE OR REPLACE TRIGGER audit_chain_default_no_truncate BEFORE TRUNCATE ON audit_chain_default
+  FOR EACH STATEMENT EXECUTE FUNCTION kzfhir_append_only();
 CREATE OR REPLACE TRIGGER audit_chain_extend_only BEFORE INSERT ON audit_chain
   FOR EACH ROW EXECUTE FUNCTION kzfhir_chain_extends();
 CREATE OR REPLACE TRIGGER audit_patient_blocks_no_update BEFORE UPDATE OR DELETE ON audit_patient_blocks
@@ -289,6 +291,9 @@ def ensure_partitions(conn: psycopg.Connection[Any], first: Month, last: Month) 
         if stray == (True,):
             continue
         conn.execute(f"CREATE TABLE {name} PARTITION OF {table} FOR VALUES FROM ('{lower}') TO ('{upper}')")
+        if table == "audit_chain":  # row triggers reach the partitions; a TRUNCATE of one must be refused too
+            conn.execute(f"CREATE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {name} "
+                         "FOR EACH STATEMENT EXECUTE FUNCTION kzfhir_append_only()")
         created.append(name)
     return created
 
