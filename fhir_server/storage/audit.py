@@ -38,6 +38,20 @@ class ChainReport:
     head_hash: str
     first_broken_seq: int | None = None
     problem: str | None = None
+    #: the rows before the checked ones that were archived (detached from the database, PostgreSQL's
+    #: ``kzfhir db archive``): which seqs and instants, and where they went; None when nothing was
+    archived: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStart:
+    """Where verification starts when the oldest rows were archived: the last archived row's seq and
+    hash (checked when the rows were archived) and the seqs of the read templates among the archived
+    rows, which later read blocks may still name."""
+
+    seq: int
+    hash: str
+    templates: frozenset[int] = frozenset()
 
 
 class BlockEvents(Protocol):
@@ -75,9 +89,10 @@ class ChainRules(Protocol):
         """The chain row of one AuditEvent: canonical bytes, indexed columns and hash."""
         ...
 
-    def verify(self, rows: Iterable[tuple[Any, ...]], anchors: Mapping[int, str] | None = None) -> ChainReport:
+    def verify(self, rows: Iterable[tuple[Any, ...]], anchors: Mapping[int, str] | None = None,
+               start: ChainStart | None = None) -> ChainReport:
         """Check rows (as :data:`ChainRowTuple`) in seq order against the chain and the anchors
-        (seq -> hash recorded elsewhere)."""
+        (seq -> hash recorded elsewhere); ``start``: the rows begin after an archived prefix."""
         ...
 
     def template_bytes(self, caller: str | None, event: dict[str, Any]) -> bytes:

@@ -2,6 +2,7 @@
 
     kzfhir db init    [--database URL-or-file]   create the schema in an empty database
     kzfhir db upgrade [--database URL-or-file]   bring the schema to this release's version
+    kzfhir db archive --before 2026-06 [--database URL]   detach history and audit months before June 2026
     kzfhir migrate --from data/kzfhir.sqlite --to postgresql://kzfhir@db/kzfhir
 
 A server creates or upgrades its schema at start too; ``db init`` / ``db upgrade`` let a deployment do
@@ -135,6 +136,35 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _archive(args: argparse.Namespace) -> int:
+    from fhir_server.backends import AUDIT_RULES, is_postgres
+
+    database = _database(args)
+    if not is_postgres(database):
+        return fail("kzfhir db archive", "only a PostgreSQL store is partitioned by month (docs/postgres.md)")
+    import psycopg
+
+    from fhir_server.storage.postgres.audit import archive_partitions, parse_month
+    from fhir_server.storage.postgres.schema import ArchiveRefused
+
+    try:
+        before = parse_month(args.before)
+    except ValueError:
+        return fail("kzfhir db archive", f"--before takes a month as YYYY-MM, not {args.before!r}")
+    try:
+        with psycopg.connect(database, autocommit=True) as conn:
+            detached = archive_partitions(conn, AUDIT_RULES, before)
+    except ArchiveRefused as exc:
+        return fail("kzfhir db archive", str(exc))
+    except psycopg.Error as exc:
+        return fail("kzfhir db archive", f"PostgreSQL: {exc}".strip())
+    if not detached:
+        print(f"nothing to archive before {args.before}")
+    for name in detached:
+        print(f"detached {name}: dump it (pg_dump -t {name}) to the archive, then DROP TABLE {name}")
+    return 0
+
+
 async def _verify(target: str) -> Any:
     from fhir_server.backends import postgres_store
 
@@ -148,13 +178,17 @@ async def _verify(target: str) -> Any:
 
 def register(subparsers: Any) -> None:
     """Add ``db`` (with ``init`` and ``upgrade``) and ``migrate`` to the ``kzfhir`` argument parser."""
-    db = subparsers.add_parser("db", help="database schema: init, upgrade")
+    db = subparsers.add_parser("db", help="database schema: init, upgrade, archive")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     for name, text in (("init", "create the kzfhir schema in an empty database"),
                        ("upgrade", "bring the database's schema to this release's version")):
         command = db_sub.add_parser(name, help=text)
         command.add_argument("--database", help="a SQLite file or a postgresql:// URL (default $KZFHIR_DATABASE)")
         command.set_defaults(func=_db)
+    archive = db_sub.add_parser("archive", help="detach the history and audit partitions of months before --before")
+    archive.add_argument("--before", required=True, help="the first month kept attached, YYYY-MM")
+    archive.add_argument("--database", help="a postgresql:// URL (default $KZFHIR_DATABASE)")
+    archive.set_defaults(func=_archive)
     migrate = subparsers.add_parser("migrate", help="copy a SQLite store into an empty PostgreSQL database")
     migrate.add_argument("--from", dest="source", required=True, help="the SQLite store file (no server on it)")
     migrate.add_argument("--to", dest="target", required=True, help="postgresql://user@host:port/db (empty)")

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from fhir_server.storage.audit import ChainReport
+from fhir_server.storage.audit import ChainReport, ChainStart
 
 __all__ = ["GENESIS_HASH", "ChainReport", "ChainRow", "canonical_bytes", "link", "make_row", "patient_of",
            "verify_chain"]
@@ -117,15 +117,24 @@ def _row_problem(row: tuple[Any, ...], expected_seq: int, prev: str, templates: 
     return None
 
 
-def verify_chain(rows: Iterable[tuple[Any, ...]], anchors: Mapping[int, str] | None = None) -> ChainReport:
+def verify_chain(rows: Iterable[tuple[Any, ...]], anchors: Mapping[int, str] | None = None,
+                 start: ChainStart | None = None) -> ChainReport:
     """Check rows ``(seq, event_id, recorded, patient, data, prev_hash, hash)`` in seq order.
 
     ``anchors`` maps seq -> hash recorded earlier outside the database; a missing or different
-    anchored row means the chain was truncated or rewritten from that point.
+    anchored row means the chain was truncated or rewritten from that point. ``start``: the rows
+    continue an archived prefix (the first must be ``start.seq + 1`` linking to ``start.hash``);
+    anchors inside the prefix can only be checked against its last row.
     """
     expected, prev, count = 1, GENESIS_HASH, 0
     pending = dict(anchors or {})
     templates: set[int] = set()
+    if start is not None:
+        expected, prev, templates = start.seq + 1, start.hash, set(start.templates)
+        if pending.get(start.seq, start.hash) != start.hash:
+            return ChainReport(False, 0, start.seq, start.hash, start.seq,
+                               "hash differs from the recorded anchor: the chain was rewritten")
+        pending = {seq: digest for seq, digest in pending.items() if seq > start.seq}
     for row in rows:
         problem = _row_problem(tuple(row), expected, prev, templates)
         if problem is None and row[0] in pending and pending.pop(row[0]) != row[6]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fhir_server.security.audit import chain, read_blocks, read_notices
-from fhir_server.storage.audit import ChainReport, ChainRowTuple
+from fhir_server.storage.audit import ChainReport, ChainRowTuple, ChainStart
 
 
 class HashChainRules:
@@ -34,8 +34,9 @@ class HashChainRules:
     def event_row(self, seq: int, prev_hash: str, event: Mapping[str, Any]) -> ChainRowTuple:
         return chain.make_row(seq, prev_hash, event).as_tuple()
 
-    def verify(self, rows: Iterable[tuple[Any, ...]], anchors: Mapping[int, str] | None = None) -> ChainReport:
-        return chain.verify_chain(rows, anchors)
+    def verify(self, rows: Iterable[tuple[Any, ...]], anchors: Mapping[int, str] | None = None,
+               start: ChainStart | None = None) -> ChainReport:
+        return chain.verify_chain(rows, anchors, start)
 
     def template_bytes(self, caller: str | None, event: dict[str, Any]) -> bytes:
         return read_blocks.template_bytes(caller, event)

@@ -9,15 +9,34 @@ row that does not extend it. No read-audit journal (no shared memory map across 
 (security/read_gate.py), which commits with ``synchronous_commit = off`` (it survives a crash of the
 server process, not of PostgreSQL: the guarantee of SQLite's journal). Read blocks are indexed by
 patient in the unit that appends them, so the index mark is always the newest block.
+
+The chain is partitioned by month (schema.py). :func:`archive_partitions` (``kzfhir db archive``)
+detaches months that are over, oldest first, after checking that their rows are one contiguous run of
+seqs that links to what was archived before; it records the run's last seq and hash and the read
+templates in it (``archived_partitions``). Verification then starts after the archived prefix
+(``ChainStart``) and says what was archived instead of calling the chain broken; a missing month that was
+not archived that way is still a break.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from fhir_server.storage.audit import ChainReport, ChainRules
+import psycopg
+
+from fhir_server.storage.audit import ChainReport, ChainRules, ChainStart
 from fhir_server.storage.postgres.conn import QmarkConnection
+from fhir_server.storage.postgres.schema import (
+    SCHEMA_LOCK,
+    ArchiveRefused,
+    Month,
+    month_of,
+    partition_bounds,
+    partition_name,
+)
 from fhir_server.storage.sqlite.audit.chain import SELECT_SQL, append_events, append_special, decoded
 from fhir_server.storage.sqlite.audit.index import index_blocks, index_mark, indexed_blocks
 from fhir_server.storage.sqlite.audit.queries import audit_event_row, audit_rows, block_events
@@ -62,18 +81,124 @@ def _stream_rows(conn: QmarkConnection) -> Iterator[tuple[Any, ...]]:
         yield from decoded(cur)
 
 
+_ARCHIVED = ("SELECT name, lower, upper, rows, first_seq, last_seq, last_hash, templates FROM archived_partitions "
+             "WHERE parent = 'audit_chain' AND rows > 0 ORDER BY first_seq")
+
+
+def archived_prefix(conn: QmarkConnection) -> tuple[ChainStart | None, str | None, str | None]:
+    """(where verification starts, what was archived, a problem) from ``archived_partitions``: the
+    archived runs must be contiguous from seq 1, or the record itself was tampered with."""
+    rows = conn.raw.execute(_ARCHIVED).fetchall()
+    if not rows:
+        return None, None, None
+    expected, templates = 1, set[int]()
+    for _, _, _, _, first, last, _, kept in rows:
+        if first != expected:
+            return None, None, f"archived_partitions does not cover the chain contiguously at seq {expected}"
+        expected = int(last) + 1
+        templates.update(int(t) for t in str(kept).split())
+    last_row = rows[-1]
+    names = ", ".join(str(r[0]) for r in rows)
+    told = (f"seq 1-{last_row[5]} (chained {rows[0][1]} to {last_row[2]}) archived in {names}, "
+            f"verified when archived; the chain is checked from seq {int(last_row[5]) + 1}")
+    return ChainStart(int(last_row[5]), str(last_row[6]), frozenset(templates)), told, None
+
+
 def verify_connection(conn: QmarkConnection, rules: ChainRules, anchors: Mapping[int, str] | None) -> ChainReport:
-    """Verify the chain and the patients index of its read blocks in the caller's snapshot."""
+    """Verify the chain (after its archived prefix, if any) and the patients index of its read blocks in
+    the caller's snapshot."""
     duck: Any = conn
-    indexed = indexed_blocks(duck)
+    start, archived, broken = archived_prefix(conn)
+    if broken is not None:
+        return ChainReport(False, 0, 0, rules.genesis, 1, broken)
+    indexed = {seq: patients for seq, patients in indexed_blocks(duck).items() if start is None or seq > start.seq}
     problems: list[tuple[int, str]] = []
-    report = rules.verify(_checked_rows(_stream_rows(conn), rules, indexed, index_mark(duck), problems), anchors)
+    report = rules.verify(_checked_rows(_stream_rows(conn), rules, indexed, index_mark(duck), problems), anchors,
+                          start)
     if indexed and not problems:
         problems.append((min(indexed), "audit_patient_blocks names a read block that does not exist"))
     if report.ok and problems:
         seq, problem = problems[0]
-        return ChainReport(False, report.rows_checked, report.head_seq, report.head_hash, seq, problem)
-    return report
+        report = ChainReport(False, report.rows_checked, report.head_seq, report.head_hash, seq, problem)
+    return dataclasses.replace(report, archived=archived) if archived else report
+
+
+def archive_partitions(raw: psycopg.Connection[Any], rules: ChainRules, before: Month, *,
+                       now: datetime | None = None) -> list[str]:
+    """Detach the monthly partitions of ``history`` and ``audit_chain`` that end on or before the first
+    day of ``before`` (a month that is over: ``before`` may not be later than the current month), oldest
+    first, in one transaction; returns the detached tables, left in the database for the operator to
+    dump (``pg_dump -t``) and drop. Chain months are checked first: their rows must verify as one run
+    continuing what was archived before, no later row may be in an earlier month, and the newest row is
+    never archived (the next append links to it). Raises :class:`ArchiveRefused` otherwise."""
+    if before > month_of(now or datetime.now(UTC)):
+        raise ArchiveRefused("only months that are over can be archived")
+    conn = QmarkConnection(raw)
+    detached: list[str] = []
+    with raw.transaction():
+        raw.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
+        for table in ("audit_chain", "history"):
+            for name, lower, upper in _partitions(raw, table):
+                if upper > partition_bounds(table, before)[0]:
+                    break
+                if table == "audit_chain":
+                    _record_chain_month(conn, rules, name, lower, upper)
+                else:
+                    counted = raw.execute(f"SELECT count(*) FROM {name}").fetchone()
+                    raw.execute("INSERT INTO archived_partitions (name, parent, lower, upper, rows) VALUES "
+                                "(%s, %s, %s, %s, %s)", [name, table, lower, upper, counted[0] if counted else 0])
+                raw.execute(f"ALTER TABLE {table} DETACH PARTITION {name}")
+                detached.append(name)
+    return detached
+
+
+def _partitions(raw: psycopg.Connection[Any], table: str) -> list[tuple[str, str, str]]:
+    """The attached monthly partitions of ``table`` (name, lower, upper bound as text), oldest first."""
+    found = []
+    for (name,) in raw.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                               "WHERE i.inhparent = %s::regclass ORDER BY c.relname", [table]).fetchall():
+        if name.startswith(f"{table}_y") and len(name) == len(table) + 9:
+            month = (int(name[-7:-3]), int(name[-2:]))
+            if partition_name(table, month) == name:
+                found.append((name, *partition_bounds(table, month)))
+    return found
+
+
+def _record_chain_month(conn: QmarkConnection, rules: ChainRules, name: str, lower: str, upper: str) -> None:
+    raw = conn.raw
+    span = raw.execute(f"SELECT count(*), min(seq), max(seq) FROM {name}").fetchone()
+    assert span is not None
+    rows, first, last = int(span[0]), span[1], span[2]
+    start, _, broken = archived_prefix(conn)
+    if broken is not None:
+        raise ArchiveRefused(broken)
+    if rows == 0:
+        raw.execute("INSERT INTO archived_partitions (name, parent, lower, upper, rows) VALUES (%s, 'audit_chain', "
+                    "%s, %s, 0)", [name, lower, upper])
+        return
+    expected = 1 if start is None else start.seq + 1
+    if first != expected or last - first + 1 != rows:
+        raise ArchiveRefused(f"{name} holds seqs {first}-{last} ({rows} rows), not the contiguous run from seq "
+                             f"{expected}: archive the months before it first")
+    newer = raw.execute("SELECT EXISTS (SELECT 1 FROM audit_chain WHERE seq > %s)", [last]).fetchone()
+    if newer != (True,):
+        raise ArchiveRefused(f"{name} holds the chain's newest row: the next row links to it")
+    with raw.cursor(name="kzfhir_audit_archive") as cur:
+        cur.itersize = 2000
+        cur.execute(f"SELECT seq, event_id, recorded, patient, data, prev_hash, hash FROM {name} ORDER BY seq")
+        report = rules.verify(decoded(cur), None, start)
+    if not report.ok:
+        raise ArchiveRefused(f"{name} does not verify at seq {report.first_broken_seq}: {report.problem}")
+    templates = [str(r[0]) for r in raw.execute(f"SELECT seq FROM {name} WHERE event_id = 't' || seq ORDER BY seq")]
+    raw.execute("INSERT INTO archived_partitions (name, parent, lower, upper, rows, first_seq, last_seq, last_hash, "
+                "templates) VALUES (%s, 'audit_chain', %s, %s, %s, %s, %s, %s, %s)",
+                [name, lower, upper, rows, first, last, report.head_hash, " ".join(templates)])
+
+
+def parse_month(text: str) -> Month:
+    """``YYYY-MM`` as a month (``kzfhir db archive --before``); ValueError otherwise."""
+    return month_of(datetime.strptime(text, "%Y-%m").replace(tzinfo=UTC))
+
 
 
 class PgAuditLog:

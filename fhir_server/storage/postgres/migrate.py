@@ -7,7 +7,10 @@ rather than recomputed, so the copy answers searches exactly as the source did. 
 filled in: the patient compartment key ``pkey`` (schema.py) from ``patients``, and ``store_head`` (the
 last instant, the next history seq and row id). The ``audit_chain_extend_only`` trigger checks every
 copied chain row against the one before it; after the copy the caller verifies the whole chain and
-compares its head with the source's (cli: ``kzfhir migrate``).
+compares its head with the source's (cli: ``kzfhir migrate``). ``history`` and ``audit_chain`` are
+partitioned by month (schema.py): the months the source covers get their partitions before the copy,
+and each chain row's ``at`` (its partition key, the instant it was chained) is the latest ``recorded``
+up to it, so it increases with ``seq`` as on a store that was PostgreSQL from the start.
 
 The source must be at rest: no server running on it, and no read-audit journal lines waiting to be
 chained (start and stop the server once to chain them).
@@ -17,12 +20,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from fhir_server.storage.audit import ChainRules
 from fhir_server.storage.postgres.conn import QmarkConnection
+from fhir_server.storage.postgres.schema import ensure_partitions, month_of
 from fhir_server.storage.sqlite.audit.index import index_blocks, index_mark, unindexed_blocks
 from fhir_server.storage.sqlite.search.ddl import TABLES
 
@@ -63,6 +68,7 @@ def copy_store(src: sqlite3.Connection, dst: psycopg.Connection[Any], rules: Cha
     try:
         with dst.transaction():
             check_target_empty(dst)
+            _partitions_for(src, dst)
             for table in COPIED:
                 counts[table] = _copy_table(src, dst, table, progress)
             _fill_in(dst)
@@ -81,12 +87,19 @@ def _copy_table(src: sqlite3.Connection, dst: psycopg.Connection[Any], table: st
     columns = [c for c in source if c in target]
     total = int(src.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
     names = ", ".join(columns)
-    order = " ORDER BY seq" if table == "audit_chain" else ""  # the trigger wants the chain in order
+    chain = table == "audit_chain"
+    order = " ORDER BY seq" if chain else ""  # the trigger wants the chain in order
+    at = columns.index("recorded") if chain else -1
+    latest: datetime | None = None
     done = 0
-    with dst.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+    with dst.cursor().copy(f"COPY {table} ({names}{', at' if chain else ''}) FROM STDIN") as copy:
         cursor = src.execute(f"SELECT {names} FROM {table}{order}")
         while rows := cursor.fetchmany(_BATCH):
             for row in rows:
+                if chain:
+                    moment = _instant(str(row[at]))
+                    latest = moment if latest is None or moment > latest else latest
+                    row = (*row, latest)
                 copy.write_row(row)
             done += len(rows)
             if progress is not None:
@@ -94,6 +107,22 @@ def _copy_table(src: sqlite3.Connection, dst: psycopg.Connection[Any], table: st
     if progress is not None and total == 0:
         progress(table, 0, 0)
     return done
+
+
+def _instant(recorded: str) -> datetime:
+    """A chain row's ``recorded`` (an R4 instant, UTC or with an offset) as a timestamp."""
+    return datetime.fromisoformat(recorded.replace("Z", "+00:00"))
+
+
+def _partitions_for(src: sqlite3.Connection, dst: psycopg.Connection[Any]) -> None:
+    """The monthly partitions of the months the source's history and chain cover (the current month and
+    those ahead exist already): rows outside them would land in the DEFAULT partition."""
+    spans = [src.execute(f"SELECT min({column}), max({column}) FROM {table}").fetchone()
+             for table, column in (("history", "last_updated"), ("audit_chain", "recorded"))
+             if _columns_sqlite(src, table)]
+    stamps = [_instant(str(value)) for span in spans if span is not None and span[0] is not None for value in span]
+    if stamps:
+        ensure_partitions(dst, month_of(min(stamps)), month_of(max(stamps)))
 
 
 def _fill_in(dst: psycopg.Connection[Any]) -> None:
