@@ -51,7 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
     from fhir_server.backends import is_postgres
     from fhir_server.security.setup import build_verifier
     from fhir_server.storage.sqlite.lock import DatabaseInUse, check_free
-    from fhir_server.workers import shared_overrides, supervise, uvicorn_options
+    from fhir_server.workers import supervise, uvicorn_options
 
     if settings.workers > 1:
         if not is_postgres(settings.database):  # issue 11 §3: SQLite stays single-process
@@ -60,7 +60,6 @@ def _serve(args: argparse.Namespace) -> int:
             build_verifier(settings)  # the signing keys exist before N workers would each make one
         except ValueError as exc:
             return fail("kzfhir serve", str(exc))
-        overrides = shared_overrides(overrides)
         _announce(settings)
         return supervise(overrides, settings.workers, args.log_level)
     try:

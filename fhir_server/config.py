@@ -204,7 +204,8 @@ class Settings(BaseSettings):
     smtp_port: int = 25
     smtp_sender: str = "kzfhir@localhost"
     cursor_secret: SecretStr | None = Field(
-        default=None, description="key for sealed paging cursors; set it when several processes serve one database"
+        default=None, description="key for sealed paging cursors; unset: each SQLite server draws its own, and a "
+        "PostgreSQL database keeps one drawn by its first server (search/cursor_key.py)"
     )
     export_dir: Path | None = Field(
         default=None, description="folder of $export files (one sub-folder per job); by default `exports/` beside a "

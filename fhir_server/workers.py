@@ -1,7 +1,7 @@
 """``kzfhir serve --workers N``: N server processes sharing one listening socket (issue 11 §3).
 
-The parent binds the socket, makes what every worker must share before any of them starts (the
-development signing key, the paging-cursor key), then spawns the workers and watches them: a worker
+The parent binds the socket, makes the development signing key before any worker would make its own
+(the paging-cursor key is the database's: search/cursor_key.py), then spawns the workers and watches them: a worker
 that dies is started again, and SIGTERM/SIGINT stop them all (each finishes its requests, as uvicorn
 does on a signal). Workers are spawned, not forked, so none inherits the parent's threads or a
 connection. Only a PostgreSQL store can be shared: SQLite is single-process by design, and the
@@ -11,7 +11,6 @@ second process on a file is refused (storage/sqlite/lock.py).
 from __future__ import annotations
 
 import multiprocessing
-import secrets
 import signal
 import socket
 import sys
@@ -23,17 +22,6 @@ from typing import Any
 #: the supervisor gives up (a database that refuses every connection, a bad setting) rather than spin.
 QUICK_DEATH_SECONDS = 10.0
 MAX_QUICK_DEATHS = 5
-
-
-def shared_overrides(overrides: dict[str, object]) -> dict[str, object]:
-    """The settings every worker must hold alike: one paging-cursor key, so that a ``next`` link
-    sealed by one worker opens on another (search/cursor.py keys itself randomly per process)."""
-    from fhir_server.config import Settings
-
-    shared = dict(overrides)
-    if Settings(**shared).cursor_secret is None:  # type: ignore[arg-type]
-        shared["cursor_secret"] = secrets.token_urlsafe(32)
-    return shared
 
 
 def run_worker(overrides: dict[str, object], sock: socket.socket, log_level: str) -> None:

@@ -32,6 +32,7 @@ from fhir_server.portal.app import bind as bind_portal
 from fhir_server.portal.app import mount as mount_portal
 from fhir_server.search import get_indexer
 from fhir_server.search.cursor import use_key as use_cursor_key
+from fhir_server.search.cursor_key import share_cursor_key
 from fhir_server.search.parse_controls import configure_paging
 from fhir_server.search.parse_limits import configure_limits
 from fhir_server.security.facts_store import FACT_TYPES
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         get_indexer().warm()  # compile every type's search expressions once, not on first writes
         await services.store.open()
+        await share_cursor_key(services.store, settings)  # one key for every process on the database
         await publish(services)  # the KZ IG, its terminology and our OperationDefinitions, readable over REST
         await recover_jobs(services.store, settings)  # exports cut off by a restart: marked failed, not hanging
         await recover_imports(services.store, settings)  # imports too (docs/bulk-import.md)

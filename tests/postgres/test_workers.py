@@ -141,3 +141,28 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(workers) -> N
     assert proc.wait(60) == 0
     for child in now:
         assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
+
+
+async def test_every_process_on_one_database_seals_cursors_with_its_key() -> None:
+    """Nodes that are not workers of one parent (no KZFHIR_CURSOR_SECRET): the first to start draws the
+    key into the database, the next reads it, so a cursor one sealed the other opens."""
+    from fhir_server.backends import postgres_store
+    from fhir_server.search import cursor
+    from fhir_server.search.cursor_key import share_cursor_key
+
+    database = fresh_database("cursorkey")
+    a, b = postgres_store(database, pool_size=2), postgres_store(database, pool_size=2)
+    try:
+        await a.open()
+        await b.open()
+        await share_cursor_key(a, Settings(database=database))
+        token = cursor.seal(b"page two")
+        cursor.use_key("some other process's own key")
+        with pytest.raises(ValueError):
+            cursor.unseal(token)
+        await share_cursor_key(b, Settings(database=database))  # a second node starting later
+        assert cursor.unseal(token) == b"page two"
+    finally:
+        await b.close()
+        await a.close()
+        release_database(database)
