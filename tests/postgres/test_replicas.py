@@ -22,8 +22,6 @@ from tests.live_server import free_port, start_server
 from tests.pg import PgNode, drain, wait_replayed
 from tests.security_http.conftest import FHIR_JSON, SEED, _seed, consent
 
-pytestmark = pytest.mark.req("TM-13")
-
 
 class Pair:
     def __init__(self, base: str, primary: PgNode, standby: PgNode, database: str, keys: Path) -> None:
@@ -131,6 +129,7 @@ def test_the_writing_client_reads_its_write_while_the_standby_lags(pair: Pair) -
         assert _version(bystander.get(f"{pair.base}/Consent/cons1", headers=other)) == new
 
 
+@pytest.mark.req("AC-03")
 def test_access_is_decided_by_the_primary_whatever_the_standby_has_replayed(pair: Pair) -> None:
     patient = {**pair.token("patient", "Patient/p1"), **FHIR_JSON}
     doctor = pair.token("practitioner", "Practitioner/dr1")

@@ -22,8 +22,6 @@ from tests.live_server import free_port, start_server
 from tests.pg import PgNode, drain
 from tests.security_http.conftest import FHIR_JSON, SEED, _seed, consent
 
-pytestmark = pytest.mark.req("TM-13")
-
 
 class Live:
     def __init__(self, base: str, node: PgNode, database: str, keys: Path) -> None:
@@ -158,3 +156,25 @@ def test_a_database_that_refuses_writes_answers_503_until_it_takes_them_again(li
             assert _is_transient_503(update), update.text[:300]
             time.sleep(0.2)
         assert update.status_code == 200, update.text[:300]
+
+
+def test_ready_says_when_the_schema_is_missing_or_newer_than_this_release(live: Live) -> None:
+    from fhir_server.storage.postgres.schema import SCHEMA_VERSION
+
+    with httpx.Client(timeout=30) as http:
+        assert http.get(f"{live.base}/ready").json()["checks"]["schema"] == {"status": "pass"}
+        live.node.admin(f"UPDATE kzfhir_schema SET version = {SCHEMA_VERSION + 1}", live.database)
+        try:
+            ready = http.get(f"{live.base}/ready")
+            assert ready.status_code == 503, ready.text
+            assert "newer than this kzfhir's" in ready.json()["checks"]["schema"]["output"]
+        finally:
+            live.node.admin(f"UPDATE kzfhir_schema SET version = {SCHEMA_VERSION}", live.database)
+        live.node.admin("ALTER TABLE kzfhir_schema RENAME TO kzfhir_schema_away", live.database)
+        try:
+            ready = http.get(f"{live.base}/ready")
+            assert ready.status_code == 503, ready.text
+            assert "kzfhir_schema is missing" in ready.json()["checks"]["schema"]["output"]
+        finally:
+            live.node.admin("ALTER TABLE kzfhir_schema_away RENAME TO kzfhir_schema", live.database)
+        assert http.get(f"{live.base}/ready").status_code == 200
