@@ -149,7 +149,7 @@ def _store_lines(store: dict[str, Any]) -> list[str]:
         out += [f'kzfhir_replica_fallbacks_total{{reason="{reason}"}} {n}' for reason, n in figures["fallbacks"]]
         out += ["# HELP kzfhir_replica_up The replica answers and is a standby (1), or serves no reads (0).",
                 "# TYPE kzfhir_replica_up gauge"]
-        out += [f'kzfhir_replica_up{{replica="{r["name"]}"}} {1 if r["up"] and not r["problem"] else 0}'
+        out += [f'kzfhir_replica_up{{replica="{r["name"]}"}} {1 if r["up"] else 0}'
                 for r in figures["replicas"]]
         out += ["# HELP kzfhir_replica_lag_seconds How far the replica's data is behind the primary's newest write "
                 "(0: it has replayed it; an upper bound; +Inf: never measured).",

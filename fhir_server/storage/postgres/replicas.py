@@ -297,7 +297,8 @@ class ReplicaSet:
         if head is not None:
             # behind: its data may lack everything written since its newest unit (an upper bound)
             replica.lag_seconds = 0.0 if last >= head else max(0.0, time.time() - last / 1_000_000)
-        replica.up = True
+        # a replica that is no standby any more (promoted) serves nothing: it may be a primary of its own
+        replica.up = in_recovery
         replica.problem = "" if in_recovery else "not in recovery (promoted? it is a primary now)"
 
     def figures(self) -> dict[str, Any]:
