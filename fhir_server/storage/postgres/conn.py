@@ -107,4 +107,5 @@ def safe_name(url: str) -> str:
     ports = str(params.get("port", "") or "5432").split(",")
     if len(ports) < len(hosts):
         ports += [ports[-1]] * (len(hosts) - len(ports))
-    return ",".join(f"{h}:{p}" for h, p in zip(hosts, ports, strict=False)) + f"/{params.get('dbname', '')}"
+    return ",".join(f"{h or 'localhost'}:{p or '5432'}" for h, p in zip(hosts, ports, strict=False)) + \
+        f"/{params.get('dbname', '')}"
