@@ -85,7 +85,7 @@ def _wait_in_use(pair: Pair, http: httpx.Client) -> None:
         time.sleep(0.2)
 
 
-def test_reads_by_id_search_and_history_are_served_by_the_standby(pair: Pair) -> None:
+def test_reads_by_id_vread_search_history_and_head_are_served_by_the_standby(pair: Pair) -> None:
     pair.replayed()
     doctor = pair.token("practitioner", "Practitioner/dr1")
     with httpx.Client(timeout=30) as http:
@@ -95,8 +95,10 @@ def test_reads_by_id_search_and_history_are_served_by_the_standby(pair: Pair) ->
         found = http.get(f"{pair.base}/Observation", params={"subject": "Patient/p1"}, headers=doctor)
         assert found.status_code == 200 and found.json()["entry"][0]["resource"]["id"] == "o1"
         assert http.get(f"{pair.base}/Observation/o1/_history", headers=doctor).status_code == 200
+        assert http.get(f"{pair.base}/Observation/o1/_history/1", headers=doctor).status_code == 200
+        assert http.head(f"{pair.base}/Observation/o1", headers=doctor).status_code == 200
         after = pair.served(http)
-        assert after[pair.replica] - before.get(pair.replica, 0) >= 3, (before, after)
+        assert after[pair.replica] - before.get(pair.replica, 0) >= 5, (before, after)
         ready = http.get(f"{pair.base}/ready").json()
         assert ready["checks"]["replicas"]["status"] == "pass", ready
 
