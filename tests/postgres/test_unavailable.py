@@ -2,7 +2,8 @@
 (the compiled read path), search, create, transaction and batch Bundles, an operation — answers 503 with
 an OperationOutcome (issue code ``transient``) and ``Retry-After``, never a 500; ``/ready`` says why; and
 when the database is back the server serves again by itself, without a restart. Also: a database that
-refuses writes (a read-only server where the primary was) answers writes 503, and reads go on."""
+refuses writes (a read-only server where the primary was) answers 503 until it takes them again, and
+/ready names a missing or newer schema."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +125,14 @@ def test_a_stopped_database_answers_503_on_every_path_and_the_server_reconnects(
                 assert entries[0]["outcome"]["issue"][0]["code"] == "transient", entries
             ready = http.get(f"{live.base}/ready")
             assert ready.status_code == 503 and ready.json()["checks"]["store"]["status"] == "fail"
+            # writes queue on one writer thread: twelve at once are all answered within seconds, not 12 × 1 s
+            started = time.monotonic()
+            granted = consent("cons1", {"reference": "Practitioner/dr1"})
+            with ThreadPoolExecutor(12) as pool:
+                burst = list(pool.map(lambda _: httpx.put(f"{live.base}/Consent/cons1", headers=live.patient,
+                                                          json=granted, timeout=30), range(12)))
+            assert all(_is_transient_503(a) for a in burst), [a.status_code for a in burst]
+            assert time.monotonic() - started < 12, time.monotonic() - started
             assert http.get(f"{live.base}/health").status_code == 200  # alive: the process is fine
         finally:
             live.node.start()

@@ -256,8 +256,12 @@ class PostgresStore:
         self._threads = self._writer = None
 
     # -- writes ------------------------------------------------------------------------------------
-    def _apply(self, unit: Callable[[Any], T], relaxed: bool) -> tuple[T, int]:
+    def _apply(self, unit: Callable[[Any], T], relaxed: bool, queued: float) -> tuple[T, int]:
         assert self._pool is not None
+        if self._down and time.monotonic() - queued > DOWN_WAIT_SECONDS:
+            # units queue on the one writer thread, each waiting for a connection: while the database is
+            # away, one that has waited its turn that long is answered now, not after everyone before it
+            raise DatabaseUnavailable("the database was away while this write waited its turn")
         with self._pool.connection(timeout=self._wait) as raw:
             try:
                 result, view, changed, kinds, micros = self._apply_on(raw, unit, relaxed)
@@ -306,7 +310,7 @@ class PostgresStore:
         if self._writer is None:
             raise RuntimeError("store is not open")
         result, micros = await self._guarded(
-            asyncio.get_running_loop().run_in_executor(self._writer, self._apply, unit, relaxed))
+            asyncio.get_running_loop().run_in_executor(self._writer, self._apply, unit, relaxed, time.monotonic()))
         route = ROUTE.get()
         if route is not None and not relaxed:  # read audit is no write of the client's (read-your-writes)
             route.wrote(micros)
