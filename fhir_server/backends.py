@@ -33,12 +33,16 @@ def sqlite_store(path: Path | str, *, synchronous_full: bool = True, max_batch: 
                        read_threads=read_threads)
 
 
-def postgres_store(url: str, *, pool_size: int = 8, statement_timeout_ms: int = 0) -> Store:
-    """The PostgreSQL store of one database (a ``postgresql://`` URL; docs/postgres.md). psycopg is
-    imported here, so a SQLite deployment never loads it."""
+def postgres_store(url: str, *, pool_size: int = 8, statement_timeout_ms: int = 0, pool_timeout: float = 30.0,
+                   replicas: Iterable[str] = (), replica_max_lag_seconds: float = 30.0) -> Store:
+    """The PostgreSQL store of one database (a ``postgresql://`` URL, several hosts allowed; docs/postgres.md),
+    with its hot standbys (``replicas``) to read from. psycopg is imported here, so a SQLite deployment never
+    loads it."""
     from fhir_server.storage.postgres.store import PostgresStore
 
-    return PostgresStore(url, rules=AUDIT_RULES, pool_size=pool_size, statement_timeout_ms=statement_timeout_ms)
+    return PostgresStore(url, rules=AUDIT_RULES, pool_size=pool_size, statement_timeout_ms=statement_timeout_ms,
+                         pool_timeout_seconds=pool_timeout, replicas=list(replicas),
+                         replica_max_lag_seconds=replica_max_lag_seconds)
 
 
 def resource_matcher() -> Callable[[SearchQuery, dict[str, Any]], bool]:
@@ -69,7 +73,10 @@ def store_for(settings: Settings) -> Store:
     """The store the settings name: ``settings.database`` is a SQLite file, or a ``postgresql://`` URL."""
     if is_postgres(settings.database):
         return postgres_store(str(settings.database), pool_size=settings.database_pool_size,
-                              statement_timeout_ms=settings.statement_timeout_ms)
+                              statement_timeout_ms=settings.statement_timeout_ms,
+                              pool_timeout=settings.database_pool_timeout,
+                              replicas=settings.database_replicas.split(),
+                              replica_max_lag_seconds=settings.replica_max_lag_seconds)
     return sqlite_store(settings.database, synchronous_full=settings.synchronous_full,
                         max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
 

@@ -286,6 +286,21 @@ class Settings(BaseSettings):
         default=30_000, ge=0,
         description="PostgreSQL: statement_timeout of the store's connections in milliseconds (0: none)",
     )
+    database_pool_timeout: float = Field(
+        default=30.0, gt=0, le=300,
+        description="PostgreSQL: seconds a request waits for a pooled connection (every connection busy); then it "
+        "is answered 503 with Retry-After. While the database is known to be out of reach (a connection failed "
+        "and none has worked since) the wait is 1 s",
+    )
+    database_replicas: str = Field(
+        default="", description="PostgreSQL: hot standbys that reads by id, vread, search and history may be served "
+        "from, as libpq URLs separated by spaces; read-your-writes for the client that wrote, access decisions "
+        "and audit on the primary (docs/postgres.md, Read replicas and failover)",
+    )
+    replica_max_lag_seconds: float = Field(
+        default=30.0, gt=0,
+        description="PostgreSQL: a replica further behind the primary than this serves no reads until it catches up",
+    )
     # -- limits (issue 12; docs/limits.md): every request does bounded work --
     max_json_depth: int = Field(default=128, description="JSON bodies nested deeper than this get 400 (orjson "
                                 "writes at most 254 levels)")

@@ -29,6 +29,7 @@ STATUS_BY_CATEGORY: dict[str, int] = {
     "fault": 500,
     "not_implemented": 501,
     "bad_gateway": 502,
+    "unavailable": 503,
 }
 
 # category -> default IssueType code (http://hl7.org/fhir/issue-type)
@@ -49,6 +50,7 @@ ISSUE_CODE_BY_CATEGORY: dict[str, str] = {
     "fault": "exception",
     "not_implemented": "not-supported",
     "bad_gateway": "transient",
+    "unavailable": "transient",
 }
 
 

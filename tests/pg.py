@@ -131,10 +131,11 @@ class PgCluster:
     def _start(self) -> None:
         self._run(self.initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")
-        # throwaway data: no fsync, minimal WAL kept small (a database per test adds up on a shared disk)
+        # throwaway data: no fsync, WAL kept small (a database per test adds up on a shared disk); WAL
+        # senders so that PgNode can copy it (pg_basebackup) instead of publishing its templates again
         options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-                   "-c shared_buffers=64MB -c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=64MB "
+                   "-c shared_buffers=64MB -c wal_level=replica -c max_wal_senders=4 -c max_wal_size=64MB "
                    "-c min_wal_size=32MB")
         self._run(self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w",
                   "-t", "60", "start")
@@ -182,6 +183,11 @@ class PgCluster:
         self._admin(f"CREATE DATABASE {PUBLISHED} TEMPLATE {TEMPLATE}")
         _run_async(publish)
         self._template_ready = True
+
+    def ensure_templates(self) -> None:
+        with self._lock:
+            if not self._template_ready:
+                self._prepare_templates()
 
     def database(self, prefix: str = "t", *, published: bool = False) -> str:
         """A fresh database (schema included; ``published``: and the server's own conformance resources);
@@ -263,3 +269,119 @@ def test_backend() -> str:
     if chosen not in ("sqlite", "postgres"):
         raise ValueError(f"KZFHIR_TEST_BACKEND must be sqlite or postgres, not {chosen!r}")
     return chosen
+
+
+# -- servers of a test's own: stopped, restarted, replicated, promoted (issue 11 §3) ----------------------
+class PgNode:
+    """A PostgreSQL server of one test (module) alone, which it may stop, restart, replicate and promote —
+    never the process's shared :class:`PgCluster`. It starts as a copy of that cluster (``pg_basebackup``:
+    its templates come along, so a database with the published definitions is a ``CREATE DATABASE`` away,
+    not a server start publishing them), on a port and in a folder of its own, as a primary with
+    ``wal_level=replica`` and WAL senders; :meth:`standby` makes a hot standby of it (``pg_basebackup -R``:
+    streaming replication on loopback), :meth:`promote` ends a standby's recovery. Removed at exit when
+    the test did not remove it."""
+
+    def __init__(self, *, primary: PgNode | None = None) -> None:
+        binaries = {name: find_bin(name) for name in ("pg_ctl", "postgres", "pg_basebackup")}
+        missing = [name for name, path in binaries.items() if path is None]
+        if missing:
+            raise PostgresUnavailable(NOT_FOUND + f" (missing: {', '.join(missing)})")
+        self.bins = {name: str(path) for name, path in binaries.items()}
+        self.folder = Path(tempfile.mkdtemp(prefix="kzfhir-pgnode-"))
+        self.data = self.folder / "data"
+        self.port = _free_port()
+        self._names = itertools.count(1)
+        self._preexec, uid, gid = _demote()
+        if uid is not None and gid is not None:
+            os.chown(self.folder, uid, gid)
+        atexit.register(self.remove)
+        if primary is None:  # an independent primary: the shared cluster's data, no standby.signal
+            cluster = PgCluster.get()
+            cluster.ensure_templates()
+            source, follow = cluster.port, []
+        else:  # a copy that follows the primary: standby.signal and primary_conninfo written by -R
+            source, follow = primary.port, ["-R"]
+        self._run(self.bins["pg_basebackup"], "-D", str(self.data), "-h", "127.0.0.1", "-p", str(source),
+                  "-U", "postgres", *follow, "-X", "stream", "-c", "fast", "--no-sync")
+        self.start()
+
+    def _run(self, *args: str) -> None:
+        done = subprocess.run(args, capture_output=True, text=True, preexec_fn=self._preexec, check=False)
+        if done.returncode != 0:
+            raise PostgresUnavailable(f"{' '.join(args[:2])} failed ({done.returncode}): {done.stderr or done.stdout}")
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+                   "-c full_page_writes=off -c max_connections=100 -c shared_buffers=32MB -c wal_level=replica "
+                   "-c max_wal_senders=5 -c wal_keep_size=64MB -c hot_standby=on -c max_wal_size=64MB "
+                   "-c wal_receiver_status_interval=1s -c hot_standby_feedback=on")
+        self._run(self.bins["pg_ctl"], "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w",
+                  "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: sessions are ended (57P01, as an administrator's shutdown); ``immediate``: as a crash."""
+        self._run(self.bins["pg_ctl"], "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def promote(self) -> None:
+        """End recovery: this standby becomes a primary (``pg_ctl promote``, as Patroni does)."""
+        self._run(self.bins["pg_ctl"], "-D", str(self.data), "-w", "-t", "60", "promote")
+
+    def standby(self) -> PgNode:
+        """A hot standby of this server, streaming from it."""
+        return PgNode(primary=self)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def database(self, prefix: str = "n") -> str:
+        """A new database holding the schema and the published definitions (the shared cluster's
+        template, copied with the data); returns its name."""
+        name = f"{prefix}_{next(self._names)}"
+        self.admin(f"CREATE DATABASE {name} TEMPLATE {PUBLISHED}")
+        return name
+
+    def admin(self, sql: str, database: str = "postgres") -> list[tuple[object, ...]]:
+        import psycopg
+
+        with psycopg.connect(self.url(database), autocommit=True, connect_timeout=5) as conn:
+            cur = conn.execute(sql)  # type: ignore[arg-type]  # our own SQL text
+            return cur.fetchall() if cur.description else []
+
+    def remove(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run([self.bins["pg_ctl"], "-D", str(self.data), "-m", "immediate", "stop"],
+                           capture_output=True, preexec_fn=self._preexec, check=False)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def wait_replayed(primary: PgNode, standby: PgNode, database: str, seconds: float = 15.0) -> None:
+    """Wait until ``standby`` has replayed everything ``primary`` has written so far."""
+    import time
+
+    target = primary.admin("SELECT pg_current_wal_lsn()::text")[0][0]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done = standby.admin(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn", database)[0][0]
+        if done:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the standby did not replay {target} in {seconds} s")
+
+
+def drain(proc: subprocess.Popen[bytes], keep: int = 2000) -> list[str]:
+    """Read a live server's stderr on a thread of its own (its last ``keep`` lines, returned list): a
+    server whose database is away logs a line for every failed attempt, and a pipe nobody reads fills
+    up and stops the server in its next write."""
+    lines: list[str] = []
+    stream = proc.stderr
+
+    def read() -> None:
+        if stream is None:
+            return
+        for raw in iter(stream.readline, b""):
+            lines.append(raw.decode("utf-8", "replace").rstrip())
+            if len(lines) > keep:
+                del lines[: len(lines) - keep]
+
+    threading.Thread(target=read, daemon=True, name="server-stderr").start()
+    return lines

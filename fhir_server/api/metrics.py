@@ -138,6 +138,24 @@ def _store_lines(store: dict[str, Any]) -> list[str]:
         out += ["# HELP kzfhir_outbox_oldest_pending_seconds Age of the oldest pending outbox message.",
                 "# TYPE kzfhir_outbox_oldest_pending_seconds gauge",
                 f"kzfhir_outbox_oldest_pending_seconds {store['outbox_oldest']:.3f}"]
+    if "replicas" in store:  # PostgreSQL read replicas (storage/postgres/replicas.py)
+        figures = store["replicas"]
+        out += ["# HELP kzfhir_store_reads_total Reads by id, vread, search, history and include rounds, by who "
+                "served them (primary, or a replica by host:port/dbname).", "# TYPE kzfhir_store_reads_total counter",
+                f'kzfhir_store_reads_total{{served_by="primary"}} {figures["primary"]}']
+        out += [f'kzfhir_store_reads_total{{served_by="{r["name"]}"}} {r["served"]}' for r in figures["replicas"]]
+        out += ["# HELP kzfhir_replica_fallbacks_total Reads meant for a replica that the primary served, by reason.",
+                "# TYPE kzfhir_replica_fallbacks_total counter"]
+        out += [f'kzfhir_replica_fallbacks_total{{reason="{reason}"}} {n}' for reason, n in figures["fallbacks"]]
+        out += ["# HELP kzfhir_replica_up The replica answers and is a standby (1), or serves no reads (0).",
+                "# TYPE kzfhir_replica_up gauge"]
+        out += [f'kzfhir_replica_up{{replica="{r["name"]}"}} {1 if r["up"] else 0}'
+                for r in figures["replicas"]]
+        out += ["# HELP kzfhir_replica_lag_seconds How far the replica's data is behind the primary's newest write "
+                "(0: it has replayed it; an upper bound; +Inf: never measured).",
+                "# TYPE kzfhir_replica_lag_seconds gauge"]
+        out += [f'kzfhir_replica_lag_seconds{{replica="{r["name"]}"}} '
+                f'{"+Inf" if r["lag"] == float("inf") else format(r["lag"], ".3f")}' for r in figures["replicas"]]
     if "audit_unchained" in store:
         out += ["# HELP kzfhir_audit_unchained_reads Read-audit journal lines not yet in the hash chain (audit lag).",
                 "# TYPE kzfhir_audit_unchained_reads gauge", f"kzfhir_audit_unchained_reads {store['audit_unchained']}"]
@@ -167,6 +185,9 @@ async def store_figures(store: Any) -> dict[str, Any]:
     depth = getattr(store, "writer_queue_depth", None)  # not on SqliteStore yet (see docs/operations.md)
     if isinstance(depth, int):
         figures["queue"] = depth
+    replicas = getattr(store, "replica_figures", None)
+    if callable(replicas) and (found := replicas()) is not None:
+        figures["replicas"] = found
     run_read, path = getattr(store, "run_read", None), getattr(store, "path", None)
     if run_read is not None and isinstance(path, str) and path != ":memory:":
         figures["outbox"], figures["outbox_oldest"] = await run_read(_outbox)

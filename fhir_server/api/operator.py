@@ -78,21 +78,32 @@ def _schema_problems(conn: sqlite3.Connection) -> list[str]:
 
 
 async def readiness(services: Any) -> tuple[bool, dict[str, Any]]:
-    """Ready when the store answers a read and has every table and column this version creates."""
+    """Ready when the store answers a read and its schema is the one this version creates: on SQLite every
+    table and column, on PostgreSQL the version recorded in ``kzfhir_schema``. Read replicas are reported
+    ("warn" when one is out of use: the primary serves its reads), never a reason to be unready."""
     store = services.store
     checks: dict[str, Any] = {}
     try:
         run_read = getattr(store, "run_read", None)
-        if run_read is None:  # another backend: a read through the protocol proves it reachable
+        schema_problems = getattr(store, "schema_problems", None)
+        if run_read is not None:
+            problems: list[str] = await run_read(_schema_problems)
+        elif schema_problems is not None:
+            problems = await schema_problems()
+        else:  # another backend: a read through the protocol proves it reachable
             await store.read("Patient", "kzfhir-readiness-probe")
-            problems: list[str] = []
-        else:
-            problems = await run_read(_schema_problems)
+            problems = []
         checks["store"] = {"status": "pass"}
         checks["schema"] = {"status": "fail", "output": "; ".join(problems)} if problems else {"status": "pass"}
     except Exception as exc:  # any failure to read means not ready: say which, never raise
         checks["store"] = {"status": "fail", "output": f"{type(exc).__name__}: {exc}"[:300]}
-    ok = all(c["status"] == "pass" for c in checks.values())
+    replicas = getattr(store, "replica_figures", None)
+    figures = replicas() if callable(replicas) else None
+    if figures:
+        out = [f"{r['name']}: {r['problem'] or 'in use'}" for r in figures["replicas"]]
+        usable = all(r["up"] for r in figures["replicas"])
+        checks["replicas"] = {"status": "pass" if usable else "warn", "output": "; ".join(out)}
+    ok = all(c["status"] in ("pass", "warn") for c in checks.values())
     return ok, {"status": "pass" if ok else "fail", "version": __version__, "checks": checks}
 
 
@@ -200,13 +211,19 @@ class Operator:
         state = scope.setdefault("state", {})
         state["request_id"], state["response_status"] = request_id, status
         id_header = (b"x-request-id", request_id.encode())
+        # PostgreSQL with read replicas: where this request's reads may go, and read-your-writes for its
+        # client (storage/postgres/replicas.py); None on every other store
+        writes: Any = getattr(self.state.services.store, "read_your_writes", None) if path not in _OWN_PATHS else None
+        route = writes.enter(method, scope["headers"]) if writes is not None else None
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 out = message.get("headers", [])
                 if not any(k == b"x-request-id" for k, _ in out):  # an inner layer may have set it
-                    message = {**message, "headers": [*out, id_header]}
+                    message = {**message, "headers": (out := [*out, id_header])}
+                if route is not None and route.written:  # the instant of the client's write: a cookie
+                    message = {**message, "headers": [*out, *writes.finish(route)]}
             await send(message)
 
         self.metrics.started(method)
@@ -216,6 +233,8 @@ class Operator:
                     await self._own(scope, receive, sending, method, path)):
                 await self.wrapped(scope, receive, sending)
         finally:
+            if route is not None:
+                writes.leave(route)
             seconds = time.perf_counter() - started
             # the read fast path names its interaction (api/fastpath.py); the others are parsed from the path
             kind = state.get("interaction") or interaction(method, path)

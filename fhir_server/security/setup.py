@@ -67,7 +67,9 @@ def build_enforcer(settings: Settings, store: Store, matcher: ResourceMatcher | 
     granular scopes; without it they grant nothing."""
     if not settings.security_enabled:
         return Enforcer(store, None, None)
-    return Enforcer(store, AccessPolicy(matcher=matcher), SharedFacts(StoreFactsLoader(store)))
+    # the facts that decide access are read where writes commit, never from a read replica (PostgreSQL)
+    facts_source: Store = getattr(store, "primary_reads", store)
+    return Enforcer(store, AccessPolicy(matcher=matcher), SharedFacts(StoreFactsLoader(facts_source)))
 
 
 def build_read_gate(enforcer: Enforcer, verifier: TokenVerifier | None, store: Store) -> ReadGate | None:

@@ -20,20 +20,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from fhir_server.storage.audit import ChainRules
 from fhir_server.storage.postgres.audit import PgAuditLog
 from fhir_server.storage.postgres.changes import CHANNEL, ChangeFeed
-from fhir_server.storage.postgres.conn import QmarkConnection
-from fhir_server.storage.postgres.schema import create_schema
+from fhir_server.storage.postgres.conn import (
+    DatabaseUnavailable,
+    QmarkConnection,
+    connect_kwargs,
+    is_unavailable,
+    reason_of,
+)
+from fhir_server.storage.postgres.replicas import ROUTE, PrimaryReads, Replica, ReplicaSet, unusable
+from fhir_server.storage.postgres.schema import SCHEMA_VERSION, create_schema
 from fhir_server.storage.postgres.txview import PgTxView
 from fhir_server.storage.protocols import HistoryPage, HistoryQuery, OutboxItem, StoredResource
 from fhir_server.storage.sqlite import outbox
@@ -44,6 +52,7 @@ from fhir_server.storage.sqlite.search.executor import match_ids
 from fhir_server.storage.sqlite.search.includes import include_round
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Reads by id carry the change counter (changes.py) in the same round trip: the row joined to store_head,
 # so a read finds out that another node changed what this node's caches hold even when the row is absent.
@@ -53,6 +62,12 @@ _VREAD = ("SELECT s.changes, h.version, h.last_updated, h.deleted, h.data, h.met
           "LEFT JOIN (history h JOIN resources r ON r.rid = h.rid AND r.type = %s AND r.id = %s) "
           "ON h.version = %s WHERE s.id = 1")
 _SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT changes FROM store_head WHERE id = 1"
+# on a replica (replicas.py): the same reads with the replica's store_head.last_micros in front, for the
+# read-your-writes check; its change counter is not used (the primary's is read alongside)
+_ON_REPLICA = {sql: sql.replace("SELECT s.changes,", "SELECT s.last_micros, s.changes,", 1) for sql in (_READ, _VREAD)}
+_SNAPSHOT_AT = ("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
+                "SELECT last_micros FROM store_head WHERE id = 1")
+_COUNTER = "SELECT changes, last_micros FROM store_head WHERE id = 1"
 # the counter raised and the other nodes notified in one statement (the NOTIFY goes out at COMMIT)
 _CHANGED = ("WITH h AS (UPDATE store_head SET changes = changes + 1 WHERE id = 1 RETURNING changes) "
             f"SELECT h.changes, pg_notify('{CHANNEL}', h.changes::text || ' ' || %s::text) FROM h")
@@ -71,6 +86,24 @@ _RENEW = ("UPDATE outbox SET available_at = %s WHERE id = ANY(%s) AND status = '
           f"RETURNING {outbox.COLUMNS}")
 #: how long a claimed outbox message is a worker's before another may take it over
 OUTBOX_LEASE_SECONDS = 60
+#: how long a request waits for a pooled connection before it is answered 503 (setting database_pool_timeout)
+POOL_TIMEOUT_SECONDS = 30.0
+#: how long it waits while the database is known to be out of reach (a connection failed and none has
+#: worked since): clients are told 503 at once instead of each holding a connection slot for the full wait
+DOWN_WAIT_SECONDS = 1.0
+#: how long a pool retries (backing off 1, 2, 4 s) to replace a lost connection before it gives up; the next
+#: request that finds no connection starts a new attempt at once, so a database that is back is found again
+#: within seconds, however long it was away
+RECONNECT_SECONDS = 5.0
+
+
+_BEHIND = object()  # a replica's answer the primary must replace (behind the client's write, or failed)
+
+
+def _after() -> int:
+    """The instant a replica must have replayed for this request (its client's last write; 0: none)."""
+    route = ROUTE.get()
+    return route.after if route is not None else 0
 
 
 def _micros(stamp: str) -> int:
@@ -88,15 +121,25 @@ class PostgresStore:
     libpq ``postgresql://`` URL); the audit trail keeps the chain by ``rules`` (fhir_server/backends.py)."""
 
     def __init__(self, url: str, *, rules: ChainRules, pool_size: int = 8, statement_timeout_ms: int = 0,
-                 outbox_lease_seconds: int = OUTBOX_LEASE_SECONDS) -> None:
+                 outbox_lease_seconds: int = OUTBOX_LEASE_SECONDS,
+                 pool_timeout_seconds: float = POOL_TIMEOUT_SECONDS, replicas: Iterable[str] = (),
+                 replica_max_lag_seconds: float = 30.0) -> None:
         self.url = url
         self._lease_s = outbox_lease_seconds
         self._rules = rules
         self.audit = PgAuditLog(self, rules)
         self._pool_size = max(1, pool_size)
         self._timeout_ms = int(statement_timeout_ms)
-        options = f"-c statement_timeout={self._timeout_ms}" if statement_timeout_ms > 0 else ""
-        self._kwargs: dict[str, Any] = {"autocommit": True, **({"options": options} if options else {})}
+        self._pool_timeout = float(pool_timeout_seconds)
+        self._kwargs: dict[str, Any] = connect_kwargs(url, self._timeout_ms)
+        self._checked = 0.0  # when the pools were last checked after a lost connection (_lost)
+        self._down = False  # a connection failed and nothing has worked since: wait DOWN_WAIT_SECONDS
+        self._checks: set[asyncio.Task[None]] = set()
+        urls = [u for u in replicas if u]
+        # hot standbys that may serve a request's reads (replicas.py); None: the primary serves everything
+        self.replicas = ReplicaSet(urls, self._kwargs, self._pool_size, replica_max_lag_seconds) if urls else None
+        #: what api/operator.py keeps per client for read-your-writes (None without replicas)
+        self.read_your_writes = self.replicas.read_your_writes if self.replicas is not None else None
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._apool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._threads: ThreadPoolExecutor | None = None
@@ -112,7 +155,8 @@ class PostgresStore:
         self._threads = ThreadPoolExecutor(self._pool_size, thread_name_prefix="kzfhir-pg-read")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="kzfhir-pg-write")
         pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            self.url, min_size=1, max_size=self._pool_size + 1, kwargs=self._kwargs, open=False, name="kzfhir")
+            self.url, min_size=1, max_size=self._pool_size + 1, kwargs=self._kwargs, open=False, name="kzfhir",
+            timeout=self._pool_timeout, reconnect_timeout=RECONNECT_SECONDS, reconnect_failed=self._gave_up)
         await loop.run_in_executor(self._threads, lambda: pool.open(wait=True, timeout=30))
         self._pool = pool
 
@@ -122,17 +166,79 @@ class PostgresStore:
 
         await loop.run_in_executor(self._threads, schema)
         apool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-            self.url, min_size=1, max_size=self._pool_size, kwargs=self._kwargs, open=False, name="kzfhir-async")
+            self.url, min_size=1, max_size=self._pool_size, kwargs=self._kwargs, open=False, name="kzfhir-async",
+            timeout=self._pool_timeout, reconnect_timeout=RECONNECT_SECONDS, reconnect_failed=self._gave_up)
         await apool.open(wait=True, timeout=30)
         self._apool = apool
         self._listener = loop.create_task(self.changes.listen(self.url, self._kwargs), name="kzfhir-pg-changes")
+        if self.replicas is not None:
+            await self.replicas.open(self._primary_head)
 
     def watch_changes(self, types: Iterable[str], callback: Callable[[], None]) -> None:
         """Call ``callback`` when a unit that wrote one of ``types`` commits in another process or node
         (this process's own units run their ``on_commit`` callbacks); see changes.py."""
         self.changes.watch(types, callback)
 
+    # -- the database out of reach ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn "the database is out of reach" (conn.py, ``is_unavailable``) into :class:`DatabaseUnavailable`
+        (503, ``Retry-After``) and have the pools drop their broken connections; any other error passes."""
+        try:
+            yield
+        except psycopg.Error as exc:
+            if not is_unavailable(exc):
+                raise
+            self._lost(exc)
+            raise DatabaseUnavailable(reason_of(exc)) from exc
+        self._down = False
+
+    @property
+    def _wait(self) -> float:
+        """How long the next request waits for a pooled connection."""
+        return DOWN_WAIT_SECONDS if self._down else self._pool_timeout
+
+    def _gave_up(self, pool: object) -> None:
+        """A pool could not replace a lost connection for RECONNECT_SECONDS: the database is away."""
+        self._down = True
+
+    async def _guarded(self, work: Awaitable[T]) -> T:
+        with self._guard():
+            return await work
+
+    def _lost(self, exc: psycopg.Error) -> None:
+        """A connection failed: the database is away (a pool's wait that ran out is that only when it was
+        away already: otherwise every connection was busy), and every idle connection of the pools is
+        checked (at most once a second), so that after a restart or a failover the next requests get new
+        connections instead of broken ones each failing in turn. The pools reconnect by themselves
+        (RECONNECT_SECONDS)."""
+        if not isinstance(exc, PoolTimeout):
+            self._down = True
+        now = time.monotonic()
+        if now - self._checked < 1.0:
+            return
+        self._checked = now
+        try:
+            task = asyncio.get_running_loop().create_task(self._check_pools(), name="kzfhir-pg-check")
+        except RuntimeError:  # not on the event loop (a worker thread): the pools' own checks will do
+            return
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _check_pools(self) -> None:
+        try:
+            if self._apool is not None:
+                await self._apool.check()
+            if self._pool is not None and self._threads is not None:
+                await asyncio.get_running_loop().run_in_executor(self._threads, self._pool.check)
+        except Exception as exc:  # the pool closing meanwhile, a thread pool shut down ...: nothing to check
+            log.debug("pool check: %s", exc)
+
     async def close(self) -> None:
+        for task in list(self._checks):
+            task.cancel()
+        if self.replicas is not None:
+            await self.replicas.close()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -150,32 +256,46 @@ class PostgresStore:
         self._threads = self._writer = None
 
     # -- writes ------------------------------------------------------------------------------------
-    def _apply(self, unit: Callable[[Any], T], relaxed: bool) -> T:
+    def _apply(self, unit: Callable[[Any], T], relaxed: bool, queued: float) -> tuple[T, int]:
         assert self._pool is not None
-        with self._pool.connection() as raw:
-            conn = QmarkConnection(raw)
-            changed: tuple[Any, ...] | None = None
-            with raw.transaction():
-                if relaxed:
-                    raw.execute("SET LOCAL synchronous_commit = off")
-                head = self._lock_head(raw)
-                assert head is not None, "store_head is missing"
-                micros = max(time.time_ns() // 1000, int(head[0]) + 1)
-                view = PgTxView(conn, _stamp(micros), int(head[1]), self._rules, int(head[2]))
-                # pipeline mode: writes whose results the unit does not read (index rows, history, chain
-                # rows) go out without waiting each for its answer; a read (current, search_ids) syncs
-                with raw.pipeline():
-                    result = unit(view)
-                raw.execute("UPDATE store_head SET last_micros = %s, next_seq = %s, next_rid = %s WHERE id = 1",
-                            [micros, view.next_seq, view.next_rid])
-                kinds = self.changes.watched(view.written)
-                if kinds:
-                    changed = raw.execute(_CHANGED, [" ".join(kinds)]).fetchone()
+        if self._down and time.monotonic() - queued > DOWN_WAIT_SECONDS:
+            # units queue on the one writer thread, each waiting for a connection: while the database is
+            # away, one that has waited its turn that long is answered now, not after everyone before it
+            raise DatabaseUnavailable("the database was away while this write waited its turn")
+        with self._pool.connection(timeout=self._wait) as raw:
+            try:
+                result, view, changed, kinds, micros = self._apply_on(raw, unit, relaxed)
+            except psycopg.errors.ReadOnlySqlTransaction:
+                raw.close()  # a standby where the primary was (failover): the pool connects anew
+                raise
         if changed is not None:
             self.changes.advance(int(changed[0]), kinds)
         for callback in view.after_commit:  # after COMMIT, before the caller hears of it
             callback()
-        return result
+        return result, micros
+
+    def _apply_on(self, raw: psycopg.Connection[Any], unit: Callable[[Any], T], relaxed: bool
+                  ) -> tuple[T, PgTxView, tuple[Any, ...] | None, list[str], int]:
+        conn = QmarkConnection(raw)
+        changed: tuple[Any, ...] | None = None
+        kinds: list[str] = []
+        with raw.transaction():
+            if relaxed:
+                raw.execute("SET LOCAL synchronous_commit = off")
+            head = self._lock_head(raw)
+            assert head is not None, "store_head is missing"
+            micros = max(time.time_ns() // 1000, int(head[0]) + 1)
+            view = PgTxView(conn, _stamp(micros), int(head[1]), self._rules, int(head[2]))
+            # pipeline mode: writes whose results the unit does not read (index rows, history, chain
+            # rows) go out without waiting each for its answer; a read (current, search_ids) syncs
+            with raw.pipeline():
+                result = unit(view)
+            raw.execute("UPDATE store_head SET last_micros = %s, next_seq = %s, next_rid = %s WHERE id = 1",
+                        [micros, view.next_seq, view.next_rid])
+            kinds = self.changes.watched(view.written)
+            if kinds:
+                changed = raw.execute(_CHANGED, [" ".join(kinds)]).fetchone()
+        return result, view, changed, kinds, micros
 
     def _lock_head(self, raw: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
         """Take ``store_head``: the wait for another node's unit is queueing, not a slow statement, so the
@@ -189,12 +309,17 @@ class PostgresStore:
     async def transaction(self, unit: Callable[[Any], T], *, relaxed: bool = False) -> T:
         if self._writer is None:
             raise RuntimeError("store is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._writer, self._apply, unit, relaxed)
+        result, micros = await self._guarded(
+            asyncio.get_running_loop().run_in_executor(self._writer, self._apply, unit, relaxed, time.monotonic()))
+        route = ROUTE.get()
+        if route is not None and not relaxed:  # read audit is no write of the client's (read-your-writes)
+            route.wrote(micros)
+        return result
 
     # -- reads -------------------------------------------------------------------------------------
     def _read(self, fn: Callable[[QmarkConnection], T], snapshot: bool) -> T:
         assert self._pool is not None
-        with self._pool.connection() as raw:
+        with self._pool.connection(timeout=self._wait) as raw:
             conn = QmarkConnection(raw)
             if not snapshot:
                 return fn(conn)
@@ -212,24 +337,149 @@ class PostgresStore:
         (api/operator.py's schema check)."""
         if self._threads is None:
             raise RuntimeError("store is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._threads, self._read, fn, snapshot)
+        return await self._guarded(asyncio.get_running_loop().run_in_executor(self._threads, self._read, fn, snapshot))
 
     async def _fetchone(self, sql: str, args: list[Any]) -> tuple[Any, ...] | None:
         if self._apool is None:
             raise RuntimeError("store is not open")
-        async with self._apool.connection() as conn:
-            cur = await conn.execute(sql, args)
-            row: tuple[Any, ...] | None = await cur.fetchone()
-            return row
+        with self._guard():
+            async with self._apool.connection(timeout=self._wait) as conn:
+                cur = await conn.execute(sql, args)
+                row: tuple[Any, ...] | None = await cur.fetchone()
+                return row
 
     async def _fetch_counted(self, sql: str, args: list[Any]) -> tuple[Any, ...] | None:
         """A row of ``_READ`` / ``_VREAD`` without its change counter (None: no such row), after acting on
         the counter: the caller's access decision must not come from a cache another node made stale."""
+        replica = self._replica()
+        if replica is not None:
+            found = await self._fetch_on_replica(replica, sql, args)
+            if found is not _BEHIND:
+                return found  # type: ignore[return-value]
+        if self.replicas is not None:
+            self.replicas.served_by(None)
         row = await self._fetchone(sql, args)
         if row is None:
             return None
         self.changes.advance(int(row[0]), None)
         return None if row[1] is None else row[1:]
+
+    # -- reads on a replica (replicas.py) ---------------------------------------------------------------
+    def _replica(self) -> Replica | None:
+        """The replica this request's next read may go to (None: the primary serves it)."""
+        if self.replicas is None:
+            return None
+        route = ROUTE.get()
+        return self.replicas.pick() if route is not None and route.replicas else None
+
+    async def _primary_head(self) -> int:
+        row = await self._fetchone("SELECT last_micros FROM store_head WHERE id = 1", [])
+        return int(row[0]) if row else 0
+
+    async def _primary_counter(self) -> None:
+        """The primary's change counter, acted on (changes.py): what decides access stays the primary's."""
+        row = await self._fetchone(_COUNTER, [])
+        if row is not None:
+            self.changes.advance(int(row[0]), None)
+
+    async def _fetch_on_replica(self, replica: Replica, sql: str, args: list[Any]) -> object:
+        """``_fetch_counted`` served by ``replica`` with the primary's counter read alongside; ``_BEHIND``
+        when the replica has not replayed the client's last write yet, or failed."""
+        assert self.replicas is not None
+        after = _after()
+
+        async def on_replica() -> tuple[Any, ...] | None:
+            async with replica.apool.connection() as conn:
+                cur = await conn.execute(_ON_REPLICA[sql], args)
+                row: tuple[Any, ...] | None = await cur.fetchone()
+                return row
+
+        counted: BaseException | None
+        found: tuple[Any, ...] | BaseException | None
+        counted, found = await asyncio.gather(self._primary_counter(), on_replica(), return_exceptions=True)
+        if isinstance(counted, BaseException):
+            raise counted  # the primary out of reach: 503 (_guard), as without replicas
+        if isinstance(found, BaseException):
+            if not isinstance(found, Exception) or not unusable(found):
+                raise found
+            self.replicas.failed(replica, found)
+            return _BEHIND
+        if found is None:
+            return _BEHIND
+        if int(found[0]) < after:
+            self.replicas.fell_back("behind the client's write")
+            return _BEHIND
+        self.replicas.served_by(replica)
+        return None if found[2] is None else found[2:]
+
+    def _read_on_replica(self, replica: Replica, fn: Callable[[QmarkConnection], T], after: int) -> T | object:
+        """``fn`` in one snapshot of ``replica``; ``_BEHIND`` when it has not replayed ``after`` yet."""
+        with replica.pool.connection() as raw, raw.transaction():
+            cur = raw.execute(_SNAPSHOT_AT)
+            cur.nextset()
+            head = cur.fetchone()
+            if head is None or int(head[0]) < after:
+                return _BEHIND
+            return fn(QmarkConnection(raw))
+
+    async def _routed(self, fn: Callable[[QmarkConnection], T], *, snapshot: bool) -> T:
+        """A search, history or include round: on a replica when the request's route allows it and the
+        replica has replayed the client's last write (the primary's counter read alongside), else
+        ``run_query`` on the primary."""
+        replica = self._replica()
+        if replica is None or self._threads is None or self.replicas is None:
+            if self.replicas is not None:
+                self.replicas.served_by(None)
+            return await self.run_query(fn, snapshot=snapshot)
+        loop = asyncio.get_running_loop()
+        counted: BaseException | None
+        found: T | object | BaseException
+        counted, found = await asyncio.gather(
+            self._primary_counter(),
+            loop.run_in_executor(self._threads, self._read_on_replica, replica, fn, _after()),
+            return_exceptions=True)
+        if isinstance(counted, BaseException):
+            raise counted
+        if isinstance(found, BaseException):
+            if not isinstance(found, Exception) or not unusable(found):
+                raise found
+            self.replicas.failed(replica, found)
+        elif found is _BEHIND:
+            self.replicas.fell_back("behind the client's write")
+        else:
+            self.replicas.served_by(replica)
+            return found  # type: ignore[return-value]
+        self.replicas.served_by(None)
+        return await self.run_query(fn, snapshot=snapshot)
+
+    async def schema_problems(self) -> list[str]:
+        """What makes the database unfit for this kzfhir (/ready): no ``kzfhir_schema`` (not created by
+        kzfhir, or damaged), no version in it, or another version than this release's."""
+        def check(conn: QmarkConnection) -> list[str]:
+            present = conn.execute("SELECT to_regclass('kzfhir_schema') IS NOT NULL").fetchone()
+            if present is None or not present[0]:
+                return ["table kzfhir_schema is missing: not a kzfhir database, or not upgraded (kzfhir db upgrade)"]
+            row = conn.execute("SELECT version FROM kzfhir_schema WHERE id = 1").fetchone()
+            if row is None:
+                return ["kzfhir_schema records no version (kzfhir db upgrade)"]
+            found = int(row[0])
+            if found > SCHEMA_VERSION:
+                return [f"schema version {found} is newer than this kzfhir's ({SCHEMA_VERSION}): a newer release "
+                        "upgraded the database; run that release"]
+            if found < SCHEMA_VERSION:
+                return [f"schema version {found} is older than this kzfhir's ({SCHEMA_VERSION}): kzfhir db upgrade"]
+            return []
+
+        return await self.run_query(check)
+
+    @property
+    def primary_reads(self) -> Any:
+        """The store as the access policy reads its facts: on the primary (security/setup.py)."""
+        return PrimaryReads(self) if self.replicas is not None else self
+
+    def replica_figures(self) -> dict[str, Any] | None:
+        """Who served reads and how far each replica is behind (/metrics, /ready); None without replicas."""
+        return self.replicas.figures() if self.replicas is not None else None
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
         row = await self._fetch_counted(_READ, [resource_type, resource_id])
@@ -244,15 +494,16 @@ class PostgresStore:
         return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], row[4], row[5])
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
-        return await self.run_query(lambda conn: query_history(conn, query, POSTGRES), snapshot=True)
+        return await self._routed(lambda conn: query_history(conn, query, POSTGRES), snapshot=True)
 
     async def search(self, query: Any) -> Any:
-        return await self.run_query(lambda conn: run_planned_search(conn, query, POSTGRES), snapshot=True)
+        return await self._routed(lambda conn: run_planned_search(conn, query, POSTGRES), snapshot=True)
 
     async def include(self, specs: Any, sources: Any, limit: int) -> Any:
-        return await self.run_query(lambda conn: include_round(conn, specs, sources, limit, POSTGRES))
+        return await self._routed(lambda conn: include_round(conn, specs, sources, limit, POSTGRES), snapshot=False)
 
     async def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:
+        # conditional matching decides writes: always the primary
         return await self.run_query(lambda conn: match_ids(conn, query, limit, POSTGRES))
 
     # -- outbox and jobs ---------------------------------------------------------------------------
@@ -268,11 +519,11 @@ class PostgresStore:
 
         def claim() -> list[OutboxItem]:
             assert self._pool is not None
-            with self._pool.connection() as raw:
+            with self._pool.connection(timeout=self._wait) as raw:
                 rows = raw.execute(_CLAIM, [until, topic, now, limit]).fetchall()
             return sorted((outbox.item(r) for r in rows), key=lambda item: item.id)
 
-        return await asyncio.get_running_loop().run_in_executor(self._threads, claim)
+        return await self._guarded(asyncio.get_running_loop().run_in_executor(self._threads, claim))
 
     @property
     def outbox_lease_seconds(self) -> int:
@@ -295,12 +546,12 @@ class PostgresStore:
 
         def renew() -> list[OutboxItem]:
             assert self._pool is not None
-            with self._pool.connection() as raw:
+            with self._pool.connection(timeout=self._wait) as raw:
                 rows = [r for token, ids in by_token.items()
                         for r in raw.execute(_RENEW, [until, ids, token]).fetchall()]
             return sorted((outbox.item(r) for r in rows), key=lambda item: item.id)
 
-        return await asyncio.get_running_loop().run_in_executor(self._threads, renew)
+        return await self._guarded(asyncio.get_running_loop().run_in_executor(self._threads, renew))
 
     async def outbox_partition(self, topic: str, partition: str, limit: int,
                                before_id: int | None = None) -> list[OutboxItem]:
@@ -327,9 +578,10 @@ class PostgresStore:
     async def list_jobs(self, kind: str, status: str) -> list[tuple[str, bytes]]:
         if self._apool is None:
             raise RuntimeError("store is not open")
-        async with self._apool.connection() as conn:
-            cur = await conn.execute("SELECT id, data FROM jobs WHERE kind = %s AND status = %s", [kind, status])
-            return [(r[0], bytes(r[1])) for r in await cur.fetchall()]
+        with self._guard():
+            async with self._apool.connection(timeout=self._wait) as conn:
+                cur = await conn.execute("SELECT id, data FROM jobs WHERE kind = %s AND status = %s", [kind, status])
+                return [(r[0], bytes(r[1])) for r in await cur.fetchall()]
 
 
 if TYPE_CHECKING:  # mypy holds the backend to the protocols it implements
