@@ -3,23 +3,37 @@ acknowledgement id is written back onto the Encounter; a rejection is given up a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import httpx
+import jsonschema
 import pytest
+from hypothesis import given
 
 from fhir_server.api.app import create_app
 from fhir_server.config import Settings
 from fhir_server.jobs.nehp_delivery import NEHP_RECORD_SYSTEM, ack_errors
 from fhir_server.jobs.runtime import build_worker
+from mappings.payment import COLUMNS, ClaimLine
+from mappings.payment.claim_line import to_json as line_json
 from tests.conftest import BASE
 from tests.mappings.conftest import enrich, load_set
+from tests.mappings.strategies import claim_lines
 from tests.orders.doubles import ACK, AckingReceiver
 
 # delivery semantics, not access (security: tests/orders/test_scenario.py walks it with security on)
 pytestmark = pytest.mark.open_mode
 FHIR_JSON = {"content-type": "application/fhir+json"}
 ROOT = Path(__file__).resolve().parents[2]
+CLAIM_LINE_SCHEMA = json.loads((ROOT / "docs" / "schemas" / "payment-claim-line-v1.json").read_text("utf-8"))
+
+
+def claim_line_errors(line: Any) -> list[str]:
+    """What in a delivered claim line does not fit the published schema (docs/schemas/payment-claim-line-v1.json)."""
+    validator = jsonschema.Draft202012Validator(CLAIM_LINE_SCHEMA, format_checker=jsonschema.FormatChecker())
+    return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(line)]
 
 
 async def _finish(c: httpx.AsyncClient) -> None:
@@ -52,6 +66,10 @@ async def test_a_finished_service_is_delivered_and_the_nehp_id_written_back(tmp_
             await worker.run_once()  # the build request → the NEHP message and the claim line
             await worker.run_once()
             assert len(nehp.bodies) == 1 and len(payment.bodies) == 1
+            line = payment.bodies[0]["payload"]
+            assert claim_line_errors(line) == []  # what went out is the published format (TM-19)
+            assert isinstance(line, dict) and line["patient_iin"] == "850315300019"
+            assert list(line) == [c for c in COLUMNS if c in line]  # keys in column order
             encounter = (await c.get("/Encounter/kz-encounter-1")).json()
             assert {"system": NEHP_RECORD_SYSTEM, "value": "NEHP-1"} in encounter["identifier"]
             await worker.run_once()  # the write-back is not a new end of the service: nothing more is sent
@@ -95,3 +113,15 @@ def test_published_schemas_are_the_ones_the_server_uses():
         assert served == (ROOT / "docs" / "schemas" / published).read_bytes()
     assert ack_errors({"schema": ACK, "message": "k", "status": "accepted"})  # accepted needs its id
     assert not ack_errors({"schema": ACK, "message": "k", "status": "rejected", "reason": "r"})
+
+
+def test_the_published_claim_line_schema_names_every_column_and_only_those():
+    assert CLAIM_LINE_SCHEMA["properties"].keys() == set(COLUMNS)
+    assert set(CLAIM_LINE_SCHEMA["required"]) < set(COLUMNS)
+    jsonschema.Draft202012Validator.check_schema(CLAIM_LINE_SCHEMA)
+
+
+@pytest.mark.req("TM-19")
+@given(line=claim_lines)
+def test_every_claim_line_the_server_can_send_fits_the_published_schema(line: ClaimLine):
+    assert claim_line_errors(line_json(line)) == []
