@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fhir_server.security.policy.duties import NO_CARE_RELATIONSHIP, PURPOSE_BEYOND_CARE
+from fhir_server.security.policy.duties import BREAK_GLASS, NO_CARE_RELATIONSHIP, PURPOSE_BEYOND_CARE
 from fhir_server.security.refs import BIN_SYSTEM
 from tests.orders.conftest import OpenWorld
 
@@ -112,6 +112,12 @@ async def test_access_beyond_duties_is_flagged_on_every_path_to_the_data(open_wo
             seen = probes.Seen()
             await probes.exports(probes.Prober(w.client, headers, seen))
             assert any(e.get("id") == "o3" for e in seen.exported)
+        # an emergency without consent (AC-02): the history listings are recorded as break-glass too
+        emergency = {**w.auth("practitioner", "Practitioner/dr9", break_glass="unconscious"),
+                     "X-Break-Glass-Reason": "unconscious, no ID"}
+        for path in ("/Observation/o3/_history", "/Observation/_history", "/Observation/o3"):
+            r = await w.client.get(path, headers=emergency)
+            assert r.status_code == 200 and "5.1" in r.text, (path, r.text)
 
         await w.store.audit.sync()
         events = [e for _, e in await w.store.audit.events("Patient/p3", 2000) if e.get("outcome") == "0"]
@@ -121,3 +127,7 @@ async def test_access_beyond_duties_is_flagged_on_every_path_to_the_data(open_wo
         assert unflagged == []
         assert len(by_dr3) >= len(paths) + 2 + 1  # each path, the two Bundles, the export (and more)
         assert not any(_flags(e) for e in events if _who(e) == "Practitioner/dr4")
+        by_dr9 = [e for e in events if _who(e) == "Practitioner/dr9"]
+        assert len(by_dr9) == 3 and all(BREAK_GLASS in _flags(e) for e in by_dr9)
+        assert all(any(c.get("code") == "BTG" for p in e.get("purposeOfEvent", []) for c in p.get("coding", []))
+                   for e in by_dr9)
