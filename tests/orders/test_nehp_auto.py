@@ -125,3 +125,41 @@ def test_the_published_claim_line_schema_names_every_column_and_only_those():
 @given(line=claim_lines)
 def test_every_claim_line_the_server_can_send_fits_the_published_schema(line: ClaimLine):
     assert claim_line_errors(line_json(line)) == []
+
+
+@pytest.mark.req("AC-26")
+@pytest.mark.req("TM-11")
+async def test_a_blocked_service_is_held_until_the_block_is_lifted(tmp_path: Path):
+    from fhir_server.security.policy.blocking import BLOCKED_CODE, BLOCKED_RESOURCE_URL, PROCESSING_SYSTEM
+
+    nehp, payment = AckingReceiver(), AckingReceiver()
+    settings = Settings(database=tmp_path / "b.sqlite", security_enabled=False, synchronous_full=False,
+                        nehp_auto_submit=True, nehp_url=await nehp.start(), payment_url=await payment.start())
+    app = create_app(settings)
+    block = {"resourceType": "Flag", "id": "block1", "status": "active",
+             "extension": [{"url": BLOCKED_RESOURCE_URL, "valueReference": {"reference": "Condition/kz-condition-1"}}],
+             "code": {"coding": [{"system": PROCESSING_SYSTEM, "code": BLOCKED_CODE}], "text": "disputed"},
+             "subject": {"reference": "Patient/kz-patient-1"}, "period": {"start": "2026-01-01T00:00:00Z"}}
+    try:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+            await app.state.outbox_worker.stop()
+            assert (await c.put("/Flag/block1", json=block, headers=FHIR_JSON)).status_code == 201
+            await _finish(c)
+            store = app.state.services.store
+            worker = build_worker(settings, store, services=app.state.services, base_backoff=0.0)
+            assert worker is not None
+            await worker.run_once()
+            await worker.run_once()
+            assert nehp.bodies == [] and payment.bodies == []  # the blocked diagnosis goes nowhere
+            [held] = await store.outbox_partition("nehp-build", "Patient/kz-patient-1", 10)
+            assert held.status == "pending" and "Condition/kz-condition-1 blocked" in (held.last_error or "")
+
+            lifted = {**block, "status": "inactive", "period": {**block["period"], "end": "2026-01-02T00:00:00Z"}}
+            assert (await c.put("/Flag/block1", json=lifted, headers=FHIR_JSON)).status_code == 200
+            await worker.run_once()
+            await worker.run_once()
+            assert len(nehp.bodies) == 1 and len(payment.bodies) == 1  # sent once the block is lifted
+    finally:
+        await nehp.stop()
+        await payment.stop()
