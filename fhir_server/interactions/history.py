@@ -17,8 +17,7 @@ from fhir_server.interactions.request import FhirRequest
 from fhir_server.jsonio import dumps, fragment
 from fhir_server.search.cursor import seal, unseal
 from fhir_server.security.audit.balp import AuditTarget
-from fhir_server.security.policy import Action, Decision, Verdict, total_allowed
-from fhir_server.security.session import patients_of
+from fhir_server.security.policy import Action, total_allowed
 from fhir_server.storage.protocols import HistoryPage, HistoryQuery, StoredResource
 
 _KNOWN = {"_count", "_since", "_at", "_cursor", "_format", "_pretty"}
@@ -109,8 +108,7 @@ async def handle(req: FhirRequest, resource_type: str | None, resource_id: str |
         assert resource_type is not None
         await _require_visible(req, resource_type, resource_id)
     query = _query(params, services, resource_type, resource_id)
-    page, entries = await req.access.history(query, start)
-    _record(req, target, start, entries)
+    page, entries = await req.access.history(query, start, target)  # records what the page disclosed
     path = "/".join(p for p in (resource_type, resource_id, "_history") if p)
     headers = {}
     if entries:
@@ -130,15 +128,3 @@ async def _require_visible(req: FhirRequest, resource_type: str, resource_id: st
     except FhirError as exc:
         if exc.status != 410:
             raise
-
-
-def _record(req: FhirRequest, target: AuditTarget, start: Verdict, entries: list[StoredResource]) -> None:
-    if not entries:
-        return
-    if start.decision is Decision.AUTHORIZED or not req.access.enabled:
-        req.access.record(target, start, set())
-        return
-    patients: set[str] = set()
-    for stored in entries:
-        patients |= patients_of(stored) if stored.data is not None else set()
-    req.access.record(target, Verdict(Decision.AUTHORIZED, "history entries the caller may see"), patients)

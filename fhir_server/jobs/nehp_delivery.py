@@ -6,7 +6,8 @@ With ``KZFHIR_NEHP_AUTO_SUBMIT=true`` a remote-service Encounter (class ``v3-Act
 service as ``$nehp-submit`` does (operations/nehp_submit.py ``collect``: one rule), builds the MD-D record and
 queues the NEHP message and the claim line (topics ``nehp`` and ``payment``) with the submission's topic event.
 A record that misses MD-D items is retried with backoff (the doctor may add the diagnosis after closing the
-visit) and given up after the worker's last attempt: it then shows in ``$deliveries``.
+visit) and given up after the worker's last attempt: it then shows in ``$deliveries``. So is a record one of
+whose inputs is blocked (AC-26): it is sent once the block is lifted, within the worker's attempts.
 
 The NEHP and the payment system answer an acknowledgement (``mappings/nehp/ack-v1.json``, published in
 ``docs/schemas/``), validated with jsonschema. ``accepted``: the receiver's id is documented with the delivery
@@ -19,6 +20,7 @@ reason in the outbox row and in ``$deliveries``. An empty 2xx answer is a delive
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from functools import cache
 from importlib import resources
@@ -70,6 +72,22 @@ def finished_service(view: TxView, services: Any, previous: bytes | None, resour
                  orjson.dumps({"encounter": ref, "version": stored.version}))
 
 
+async def blocked_inputs(encounter: dict[str, Any], inputs: dict[str, dict[str, Any]],
+                         find: Callable[[str, list[tuple[str, str]]], Awaitable[list[dict[str, Any]]]]) -> list[str]:
+    """The inputs of the record that a block in force names (AC-26: a blocked record is not disseminated,
+    not even to the NEHP, until the block is lifted; security/policy/blocking.py)."""
+    from fhir_server.security.policy.blocking import block_in_force, blocked_references
+
+    patient = (encounter.get("subject") or {}).get("reference")
+    if not isinstance(patient, str) or not patient.startswith("Patient/"):
+        return []
+    now, blocked = time.time(), set()
+    for flag in await find("Flag", [("patient", patient)]):
+        if block_in_force(flag, patient.partition("/")[2], now):
+            blocked |= blocked_references(flag)
+    return sorted(blocked & set(inputs))
+
+
 class RecordBuilder:
     """The channel of topic ``nehp-build``: the server itself turns the finished service into the queued NEHP
     message and claim line (TM-11 asks the organisation to send; no user request is involved)."""
@@ -113,7 +131,11 @@ class RecordBuilder:
             res = await store.read(rtype, rid)
             return None if res is None or res.deleted or res.data is None else reload(res.data)
 
-        record = build_record(await collect(encounter, find, read), ref, relaxed_iin=settings.relaxed_iin)
+        inputs = await collect(encounter, find, read)
+        held = await blocked_inputs(encounter, inputs, find)
+        if held:  # retried with backoff: sent once the block is lifted, else given up and listed in $deliveries
+            raise DeliveryError(f"the record of {ref} is held: {', '.join(held)} blocked from processing (AC-26)")
+        record = build_record(inputs, ref, relaxed_iin=settings.relaxed_iin)
         if not record.ok:
             raise DeliveryError(f"the record of {ref} misses MD-D items "
                                 f"{', '.join(map(str, record.missing_items)) or '(invalid values)'}")

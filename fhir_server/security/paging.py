@@ -142,37 +142,51 @@ async def _includes(access: AccessSession, store: Store, query: SearchQuery, sou
 
 def _record(access: AccessSession, target: AuditTarget, query: SearchQuery,
             kept: list[tuple[SearchMatch, Judged]] | list[Any], withheld: int) -> None:
-    """One success event per patient whose data was returned (with a break-glass verdict when one was
-    used, so BTG is audited); the attempt on the targeted patients that got nothing visible."""
-    patients: set[str] = set()
-    verdicts = []
-    for _, judged in kept:
-        patients |= judged.patients
-        verdicts.append(judged.verdict)
-    if verdicts:
-        chosen = next((v for v in verdicts if v.emergency), verdicts[0])
-        flags = tuple(dict.fromkeys(f for v in verdicts for f in v.flags))
-        if flags == chosen.flags:
-            access.record(target, chosen, patients)
-        else:  # AC-20: each patient's event carries the flags of the accesses to that patient's data
-            by_patient: dict[str, list[str]] = {}
-            for _, judged in kept:
-                for pid in judged.patients:
-                    by_patient.setdefault(pid, []).extend(judged.verdict.flags)
-            for pid in sorted(patients):
-                access.record(target, replace(chosen, flags=tuple(dict.fromkeys(by_patient.get(pid, [])))), [pid])
+    """One success event per patient whose data was returned (``record_disclosed``); the attempt on the
+    targeted patients that got nothing visible."""
+    patients = record_disclosed(access, target, [judged for _, judged in kept])
     unseen = targeted_patients(query) - patients
-    if withheld or (not verdicts and unseen):
+    if withheld or (not kept and unseen):
         access.refused(target, WITHHELD if withheld else "nothing visible matched", unseen)
 
 
-async def fill_history(access: AccessSession, store: Store, query: HistoryQuery, start: Verdict
-                       ) -> tuple[HistoryPage, list[StoredResource]]:
+def record_disclosed(access: AccessSession, target: AuditTarget, judged: list[Judged]) -> set[str]:
+    """What a page disclosed, recorded: one success event per patient whose data it holds, with a
+    break-glass verdict when one was used (so BTG is audited, AC-02) and, per patient, the flags of the
+    accesses to that patient's data (AC-20). The patients; nothing is recorded for an empty page."""
+    patients: set[str] = set()
+    for item in judged:
+        patients |= item.patients
+    if not judged:
+        return patients
+    verdicts = [item.verdict for item in judged]
+    chosen = next((v for v in verdicts if v.emergency), verdicts[0])
+    flags = tuple(dict.fromkeys(f for v in verdicts for f in v.flags))
+    if flags == chosen.flags:
+        access.record(target, chosen, patients)
+        return patients
+    by_patient: dict[str, list[str]] = {}
+    for item in judged:
+        for pid in item.patients:
+            by_patient.setdefault(pid, []).extend(item.verdict.flags)
+    for pid in sorted(patients):
+        access.record(target, replace(chosen, flags=tuple(dict.fromkeys(by_patient.get(pid, [])))), [pid])
+    if not patients:
+        access.record(target, replace(chosen, flags=flags), patients)
+    return patients
+
+
+async def fill_history(access: AccessSession, store: Store, query: HistoryQuery, start: Verdict,
+                       target: AuditTarget) -> tuple[HistoryPage, list[StoredResource]]:
+    """One page of history with only the versions the caller may see, and what it disclosed recorded
+    with the verdicts that let each version through (``record_disclosed``)."""
     page: HistoryPage = await store.history(query)
     if not access.enabled or start.decision is Decision.AUTHORIZED:
+        if page.entries:
+            access.record(target, start, set())
         return page, page.entries
     first = page
-    visible: list[StoredResource] = []
+    visible: list[tuple[StoredResource, Judged]] = []
     scanned = 0
     while True:
         scanned += len(page.entries)
@@ -181,11 +195,13 @@ async def fill_history(access: AccessSession, store: Store, query: HistoryQuery,
         if missing <= 0 or query.after_seq is not None or page.next_cursor is None or scanned >= SCAN_BUDGET:
             break
         page = await store.history(replace(query, before_seq=page.next_cursor, count=missing))
-    return replace(page, entries=visible, previous_cursor=first.previous_cursor), visible
+    record_disclosed(access, target, [judged for _, judged in visible])
+    entries = [stored for stored, _ in visible]
+    return replace(page, entries=entries, previous_cursor=first.previous_cursor), entries
 
 
 async def _visible_versions(access: AccessSession, store: Store, entries: list[StoredResource]
-                            ) -> list[StoredResource]:
+                            ) -> list[tuple[StoredResource, Judged]]:
     """Each version judged on its own content; a deletion on the version it deleted."""
     judged_on: list[tuple[StoredResource, StoredResource]] = []
     for stored in entries:
@@ -195,4 +211,4 @@ async def _visible_versions(access: AccessSession, store: Store, entries: list[S
             prior = await store.vread(stored.type, stored.id, stored.version - 1)
             if prior is not None and prior.data is not None:
                 judged_on.append((stored, prior))
-    return [item for item, _ in await access.keep_visible(Action.READ, judged_on)]
+    return await access.keep_visible(Action.READ, judged_on)

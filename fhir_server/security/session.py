@@ -389,13 +389,15 @@ class AccessSession:
             return query
         return restrict_query(query, self.ctx.scopes, smart_permissions(action, instance_level=True))
 
-    async def history(self, query: HistoryQuery, start: Verdict) -> tuple[HistoryPage, list[StoredResource]]:
+    async def history(self, query: HistoryQuery, start: Verdict, target: AuditTarget
+                      ) -> tuple[HistoryPage, list[StoredResource]]:
         """One page of history with only the versions the caller may see. A short page is filled from
         the following ones (within a scan budget), so that empty pages do not count hidden versions.
-        A deletion is shown when the caller could see the version it deleted."""
+        A deletion is shown when the caller could see the version it deleted. What the page disclosed
+        is recorded per patient with the verdicts that allowed it (break-glass, AC-20 flags)."""
         from fhir_server.security.paging import fill_history
 
-        return await fill_history(self, self._store, query, start)
+        return await fill_history(self, self._store, query, start, target)
 
     async def search(self, query: Any, target: AuditTarget, start: Verdict) -> Any:
         """A search page with only what the caller may see: matches, and includes followed only from

@@ -262,3 +262,63 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("ACC-14", "Encounters not filtered by consent", wrap=gateway_for(_encounters)),
     Variant("ACC-15", "patients scoped by role, not by person", wrap=gateway_for(_patients_clinical_reads)),
 )
+
+
+# --- audit trails with a hole: the access checks pass, the record of them does not (AC-14, AC-24) ---------
+
+def _audit_answers(scope: Scope) -> bool:
+    """The answers an auditor and the patient read the trail from: AuditEvent searches and the access log."""
+    path = str(scope["path"])
+    return path.startswith("/AuditEvent") or "$access-log" in path
+
+
+def _without(keep: Callable[[dict[str, Any]], bool]) -> Callable[[Any], Any]:
+    def edit(body: Any) -> Any:
+        if isinstance(body, dict) and body.get("resourceType") == "Bundle":
+            body["entry"] = [e for e in body.get("entry") or [] if keep((e or {}).get("resource") or {})]
+        return body
+
+    return edit
+
+
+def _succeeded(event: dict[str, Any]) -> bool:
+    return event.get("resourceType") != "AuditEvent" or event.get("outcome") in (None, "0")
+
+
+def refusals_unrecorded(app: ASGIApp, _token: str) -> ASGIApp:
+    """A trail that records what was disclosed and changed, never what was refused: the probes of a
+    patient's data without consent leave no trace for the auditor or in the patient's access log."""
+    return rewriting(app, _audit_answers, _without(_succeeded))
+
+
+_READ_SUBTYPES = {"read", "vread", "search-type", "search-system", "history-instance", "operation"}
+
+
+def _not_a_read(event: dict[str, Any]) -> bool:
+    return not {s.get("code") for s in event.get("subtype") or []} & _READ_SUBTYPES
+
+
+def reads_unrecorded(app: ASGIApp, _token: str) -> ASGIApp:
+    """A trail that records changes only (the common defect): no read, search or operation is on record."""
+    return rewriting(app, _audit_answers, _without(_not_a_read))
+
+
+@dataclass(frozen=True)
+class AuditVariant:
+    broken: str
+    wrap: Wrap
+    shown: str  # what ACC-20's message names
+    fails: frozenset[str]  # exactly the checks that must fail
+    skips: frozenset[str] = frozenset()  # skipped beyond the shipped server's skips, and why
+
+
+#: each fails ACC-20 (the AuditEvents) and ACC-21 (the patient's access log), one trail feeding both; a trail
+#: without reads also loses the emergency read, so ACC-12 ("allowed *and logged*", AC-02) fails with them
+AUDIT_VARIANTS: tuple[AuditVariant, ...] = (
+    AuditVariant("reads, searches and operations are not recorded", reads_unrecorded, "GET Patient/",
+                 frozenset({"ACC-12", "ACC-20", "ACC-21"}),
+                 # the newest AuditEvents, which VD-08 samples, are all the kit's own reads: none is left to judge
+                 frozenset({"VD-08"})),
+    AuditVariant("refused accesses are not recorded", refusals_unrecorded, "as unconsented Practitioner/",
+                 frozenset({"ACC-20", "ACC-21"})),
+)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fhir_server.security.policy.duties import NO_CARE_RELATIONSHIP, PURPOSE_BEYOND_CARE
+from fhir_server.security.policy.duties import BREAK_GLASS, NO_CARE_RELATIONSHIP, PURPOSE_BEYOND_CARE
 from fhir_server.security.refs import BIN_SYSTEM
 from tests.orders.conftest import OpenWorld
 
@@ -83,3 +83,51 @@ async def test_access_without_a_care_relationship_is_flagged_and_listed_for_the_
         assert bad.status_code == 400 and bad.json()["issue"][0]["expression"] == ["flag"]
         for caller in (outsider, w.as_("Patient/p3")):
             assert (await w.client.get("/AuditEvent/$access-flags", headers=caller)).status_code == 403
+
+
+@pytest.mark.req("AC-20")
+async def test_access_beyond_duties_is_flagged_on_every_path_to_the_data(open_world: OpenWorld):
+    """The flag rides on every path a consented read takes, not only the read by id and search: history,
+    vread, includes, Bundle entries, $everything and $export. Each successful access of dr3 to p3's data is
+    an AuditEvent under p3 that carries the flag; none of the care-team doctor's does."""
+    from tests.security_http import leak_probes as probes
+
+    async with open_world(EXTRA) as w:
+        outsider = w.auth("practitioner", "Practitioner/dr3", bin=BIN)
+        carer = w.auth("practitioner", "Practitioner/dr4", bin=BIN)
+        paths = ["/Observation/o3/_history", "/Observation/o3/_history/1", "/Observation/_history",
+                 "/_history", "/Observation?_include=Observation:subject&_id=o3",
+                 "/Patient?_id=p3&_revinclude=Observation:subject", "/Patient/p3/Observation",
+                 "/Patient/p3/$everything", "/?_type=Observation&_id=o3"]
+        for headers in (outsider, carer):
+            for path in paths:
+                r = await w.client.get(path, headers=headers)
+                assert r.status_code == 200 and "5.1" in r.text, (path, r.text)
+            assert (await w.client.get("/Patient/p3/_history", headers=headers)).status_code == 200
+            for kind in ("batch", "transaction"):
+                r = await w.client.post("/", headers=headers, json={"resourceType": "Bundle", "type": kind, "entry": [
+                    {"request": {"method": "GET", "url": "Observation/o3"}},
+                    {"request": {"method": "GET", "url": "Observation?subject=Patient/p3"}}]})
+                assert r.status_code == 200 and r.text.count("5.1") == 2, r.text
+            seen = probes.Seen()
+            await probes.exports(probes.Prober(w.client, headers, seen))
+            assert any(e.get("id") == "o3" for e in seen.exported)
+        # an emergency without consent (AC-02): the history listings are recorded as break-glass too
+        emergency = {**w.auth("practitioner", "Practitioner/dr9", break_glass="unconscious"),
+                     "X-Break-Glass-Reason": "unconscious, no ID"}
+        for path in ("/Observation/o3/_history", "/Observation/_history", "/Observation/o3"):
+            r = await w.client.get(path, headers=emergency)
+            assert r.status_code == 200 and "5.1" in r.text, (path, r.text)
+
+        await w.store.audit.sync()
+        events = [e for _, e in await w.store.audit.events("Patient/p3", 2000) if e.get("outcome") == "0"]
+        by_dr3 = [e for e in events if _who(e) == "Practitioner/dr3"]
+        unflagged = [str([en.get("description") or en.get("what") for en in e["entity"]]) for e in by_dr3
+                     if NO_CARE_RELATIONSHIP not in _flags(e)]
+        assert unflagged == []
+        assert len(by_dr3) >= len(paths) + 2 + 1  # each path, the two Bundles, the export (and more)
+        assert not any(_flags(e) for e in events if _who(e) == "Practitioner/dr4")
+        by_dr9 = [e for e in events if _who(e) == "Practitioner/dr9"]
+        assert len(by_dr9) == 3 and all(BREAK_GLASS in _flags(e) for e in by_dr9)
+        assert all(any(c.get("code") == "BTG" for p in e.get("purposeOfEvent", []) for c in p.get("coding", []))
+                   for e in by_dr9)

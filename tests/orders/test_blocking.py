@@ -5,6 +5,7 @@ every refused access is audited; lifting the block makes it visible again. Secur
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -12,6 +13,10 @@ import pytest
 from fhir_server.security.policy.blocking import BLOCKED_REASON
 from tests.orders.conftest import OpenWorld, World
 from tests.security_http import leak_probes as probes
+from tests.subscriptions.conftest import World as SubWorld
+from tests.subscriptions.conftest import appointment, subscription, world
+
+__all__ = ["world"]  # the subscriptions' world: a secured server, the delivery worker, a local receiver
 
 BLOCKED = {"resourceType": "Observation", "id": "o-blocked", "status": "final", "code": {"text": "HIV test"},
            "subject": {"reference": "Patient/p1"}, "encounter": {"reference": "Encounter/e1"},
@@ -133,3 +138,27 @@ async def test_a_blocked_record_is_hidden_on_every_path_but_from_the_patient_and
         again = await w.client.post("/Patient/p1/$unblock", headers=admin, json=_params(
             block=f"Flag/{flag}", reason="again"))
         assert again.status_code == 409
+
+
+@pytest.mark.req("AC-26")
+async def test_a_blocked_record_reaches_no_subscriber(world: SubWorld) -> None:
+    """Subscriptions deliver under the owner's identity with the current facts: once a booking is blocked,
+    its changes notify nobody but the patient would see; the patient's other records still notify."""
+    dr1, p1 = world.auth("practitioner", "Practitioner/dr1"), world.auth("patient", "Patient/p1")
+    admin = world.auth("admin", "Practitioner/adm1")
+    await world.subscribe(dr1, subscription(world.endpoint))
+    blocked = await world.write(p1, appointment())
+    [first] = await world.notifications(1)
+    assert blocked["id"] in str(first)  # before the block, the doctor is notified of the booking
+
+    r = await world.client.post("/Patient/p1/$block", headers=admin, json=_params(
+        resource=f"Appointment/{blocked['id']}", reason="disputed by the patient (AC-26)"))
+    assert r.status_code == 201, r.text
+    changed = await world.write(p1, {**blocked, "status": "cancelled"})  # a change the topic notifies
+    assert changed["meta"]["versionId"] == "2"
+    other = await world.write(p1, appointment(start="2026-12-11T09:00:00+05:00"))
+    notes = await world.notifications(2)
+    await asyncio.sleep(0.3)  # give a wrong delivery time to arrive
+    after = world.of_kind("event-notification")[1:]
+    assert len(after) == 1 and other["id"] in str(after[0])
+    assert not any(blocked["id"] in str(note) for note in after), notes

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from fhir_server.jobs.delivery_audit import is_delivery
 from fhir_server.jobs.runtime import NEHP_TOPIC, build_worker
 from tests.orders.conftest import OpenWorld, World
 from tests.orders.doubles import AckingReceiver
@@ -24,6 +25,10 @@ async def reject_one(w: World, nehp_settings: Any) -> None:
     worker = build_worker(nehp_settings, w.store, services=w.app.state.services, base_backoff=0.0)
     assert worker is not None
     await worker.run_once()
+
+
+def requestor(event: dict[str, Any]) -> str:
+    return next((a["who"].get("reference", "") for a in event.get("agent", []) if a.get("requestor")), "")
 
 
 def rows(answer: dict[str, Any]) -> list[dict[str, Any]]:
@@ -54,5 +59,22 @@ async def test_a_rejected_nehp_delivery_is_listed_for_administrators_with_the_re
             assert bad.status_code == 400 and bad.json()["issue"][0]["expression"] == ["topic"]
             for caller in (w.as_("Practitioner/dr1"), w.as_("Patient/p1"), w.auth("auditor", "Practitioner/a1")):
                 assert (await w.client.get("/$deliveries", headers=caller)).status_code == 403
+
+            # audited (TM-13): the given-up transfer under the patient, with the NEHP's reason; each look at the
+            # list by the administrator, and each refused one, under the caller
+            await w.store.audit.sync()
+            given_up = [e for _, e in await w.store.audit.events("Patient/p1", 200) if is_delivery(e)]
+            assert [(e["outcome"], e["entity"][0]["what"]["identifier"]["value"]) for e in given_up] == [
+                ("8", "rec-e1-1")]
+            assert "unknown service code A01.002" in given_up[0]["outcomeDesc"]
+            assert SECRET_VALUE not in str(given_up)
+            looks = [e for _, e in await w.store.audit.events(None, 500)
+                     if "$deliveries" in str(e.get("entity")) and not is_delivery(e)]
+            by_outcome = sorted((e["outcome"], requestor(e)) for e in looks)
+            assert by_outcome.count(("0", "Practitioner/adm1")) == 3  # dead, delivered, payment
+            assert any(requestor(e) == "Practitioner/adm1" and e["outcome"] == "4" and "topic must be one of" in
+                       e.get("outcomeDesc", "") for _, e in await w.store.audit.events(None, 500))  # the bad request
+            assert {who for outcome, who in by_outcome if outcome == "4"} == {
+                "Practitioner/dr1", "Patient/p1", "Practitioner/a1"}
     finally:
         await nehp.stop()

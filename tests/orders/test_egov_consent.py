@@ -53,7 +53,9 @@ class CabinetReceiver:
             await self.server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readline()
+        if not await reader.readline():  # a connection closed before any request (a client's spare one)
+            writer.close()
+            return
         headers: dict[str, str] = {}
         while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
             name, _, value = line.decode("latin-1").partition(":")
@@ -82,12 +84,15 @@ async def send(w: World, text: str, headers: dict[str, str], *, signature: str |
 
 
 @pytest.mark.req("AC-06")
+@pytest.mark.req("AC-18")
 async def test_a_consent_given_and_revoked_in_the_cabinet_opens_and_closes_access_and_the_cabinet_is_told(
         open_world: OpenWorld) -> None:
     cabinet = CabinetReceiver()
     url = await cabinet.start()
     try:
-        async with open_world(EXTRA, egov_cabinet_secret=SECRET, egov_cabinet_url=url) as w:
+        # the cabinet adapter also takes the patient's notices of use (AC-18) through the notification webhook
+        async with open_world(EXTRA, egov_cabinet_secret=SECRET, egov_cabinet_url=url, notify_webhook_secret=SECRET,
+                              notify_webhook_url=url.replace("/receipts", "/notices")) as w:
             await w.app.state.outbox_worker.stop()  # the test drives the deliveries itself
             adapter = w.auth("system", bin="940140000385")
             doctor, patient = w.as_("Practitioner/dr3"), w.as_("Patient/p3")
@@ -123,7 +128,7 @@ async def test_a_consent_given_and_revoked_in_the_cabinet_opens_and_closes_acces
             # the cabinet is told: each receipt signed with the shared secret, rejections too
             worker = build_worker(w.settings, w.store, services=w.app.state.services, base_backoff=0.0)
             assert worker is not None
-            for _ in range(3):
+            for _ in range(4):
                 await worker.run_once()
             receipts = []
             for headers, body in cabinet.received:
@@ -132,6 +137,10 @@ async def test_a_consent_given_and_revoked_in_the_cabinet_opens_and_closes_acces
                 receipts.append(json.loads(body))
             outcomes = sorted(r["payload"]["outcome"] for r in receipts if r["topic"] == "egov-cabinet")
             assert outcomes == ["recorded", "rejected", "revoked"]  # the stale message; the resend wrote nothing
+            # and the patient hears there of the doctor's read under the cabinet consent (AC-18)
+            notices = [r["payload"] for r in receipts if r["topic"] == "notification"]
+            assert any(n.get("patient") == "Patient/p3" and "Practitioner/dr3" in json.dumps(n) and "Observation/o3"
+                       in json.dumps(n) for n in notices), notices
 
             await w.store.audit.sync()
             events = [e for _, e in await w.store.audit.events("Patient/p3", 200)]
