@@ -46,8 +46,9 @@ def build(settings: Settings) -> tuple[Starlette, Portal]:
     registry = Registry(config.database)
     signin.register(registry, config.audience)
     sessions = SessionStore(registry.secret("portal-session"), settings.portal_session_idle_seconds,
-                            settings.portal_session_max_seconds, secure=config.audience.startswith("https://"))
-    portal = Portal(sessions, Api(config.audience, signin.CLIENT_ID))
+                            settings.portal_session_max_seconds, secure=config.audience.startswith("https://"),
+                            path=registry.path)  # shared by every process on the registry's file
+    portal = Portal(sessions, Api(config.audience, signin.CLIENT_ID, sessions))
 
     def route(path: str, handler: Callable[..., Any], roles: frozenset[str] | None = None,
               methods: tuple[str, ...] = ("GET",)) -> Route:
