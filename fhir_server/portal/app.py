@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from fhir_server.config import Settings
 from fhir_server.identity.issuer import IdentityConfig
 from fhir_server.identity.registry import Registry
-from fhir_server.portal import appointments, cabinet, console, signin
+from fhir_server.portal import appointments, cabinet, console, esign, signin
 from fhir_server.portal.api import Api
 from fhir_server.portal.sessions import SessionStore
 from fhir_server.portal.signin import PATIENT_ROLES, STAFF_ROLES
@@ -67,6 +67,10 @@ def build(settings: Settings) -> tuple[Starlette, Portal]:
         route("/records", cabinet.records, PATIENT_ROLES),
         route("/consents", cabinet.consents, PATIENT_ROLES),
         route("/consents/give", cabinet.give_consent, PATIENT_ROLES, post),
+        route("/consents/offer", cabinet.accept_offer, PATIENT_ROLES, post),
+        route("/consents/informed", cabinet.give_informed, PATIENT_ROLES, post),
+        route("/consents/sign", esign.show, PATIENT_ROLES),
+        route("/consents/sign", esign.complete, PATIENT_ROLES, post),
         route("/consents/{cid}/revoke", cabinet.revoke_consent, PATIENT_ROLES, post),
         route("/access-log", cabinet.access_log, PATIENT_ROLES),
         route("/requests", cabinet.requests, PATIENT_ROLES),
