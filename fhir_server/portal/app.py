@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from fhir_server.config import Settings
 from fhir_server.identity.issuer import IdentityConfig
 from fhir_server.identity.registry import Registry
-from fhir_server.portal import appointments, cabinet, console, esign, signin
+from fhir_server.portal import appointments, cabinet, care, console, esign, signin
 from fhir_server.portal.api import Api
 from fhir_server.portal.sessions import SessionStore
 from fhir_server.portal.signin import PATIENT_ROLES, STAFF_ROLES
@@ -65,6 +65,10 @@ def build(settings: Settings) -> tuple[Starlette, Portal]:
         route("/logout", signin.logout, methods=post),
         route("/lang", signin.switch_language),
         route("/records", cabinet.records, PATIENT_ROLES),
+        route("/remote", care.remote_services, PATIENT_ROLES),
+        route("/documents", care.documents, PATIENT_ROLES),
+        route("/files/{rtype}/{rid}/{n}", care.download, PATIENT_ROLES),
+        route("/messages", care.messages, PATIENT_ROLES),
         route("/consents", cabinet.consents, PATIENT_ROLES),
         route("/consents/give", cabinet.give_consent, PATIENT_ROLES, post),
         route("/consents/offer", cabinet.accept_offer, PATIENT_ROLES, post),
