@@ -261,7 +261,7 @@ def test_remote_services_documents_and_messages(driver, live):  # noqa: F811
     check_page(driver, "remote-services")
     driver.get(f"{live.base}/portal/documents")
     image = driver.find_element(By.CSS_SELECTOR, "img.thumb")
-    WebDriverWait(driver, 10).until(lambda d: d.execute_script("return arguments[0].naturalWidth", image) == 1)
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script("return arguments[0].naturalWidth", image) == 96)
     link = driver.find_element(By.XPATH, "//a[contains(@href, '/files/DocumentReference/d1/0')]")
     assert link.get_attribute("download") is not None
     check_page(driver, "documents")

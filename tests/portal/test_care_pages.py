@@ -5,6 +5,8 @@ audited as reads, another patient's file refused, an unsafe media type never ser
 from __future__ import annotations
 
 import base64
+import struct
+import zlib
 from typing import Any
 
 import pytest
@@ -13,8 +15,21 @@ from tests.portal.conftest import sign_in, store
 
 KZ = "https://fhir.kzfhir.kz"
 PDF = b"%PDF-1.4\n% consultation conclusion\n%%EOF\n"
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJ"
-                       "RU5ErkJggg==")
+
+
+def png(width: int = 96, height: int = 64) -> bytes:
+    """A small RGB PNG (a reddish patch on skin colour), made here: the image a patient sends (TM-02)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"".join(
+        bytes((200, 60, 60)) if (x - width / 2) ** 2 + (y - height / 2) ** 2 < 300 else bytes((235, 200, 170))
+        for x in range(width)) for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+PNG = png()
 
 
 def _kz(extension: str, system: str, code: str) -> dict[str, Any]:
