@@ -5,9 +5,9 @@ One rule for every path to a booking — a plain ``POST``/``PUT``/``PATCH`` of a
 a conditional form, the portal's pages — because it runs where each stored version of an Appointment passes:
 a change hook inside the write unit (``Services.change_hooks``, interactions/write.py). The check and the
 Slot's new status commit with the booking or not at all, and they read the unit's own writes, so two entries
-of one transaction booking the same Slot conflict as two requests do. Two concurrent units that both find the
-Slot free both write its next version; the store lets one of them commit (a version is written once) and the
-other fails or is retried, and a retry then finds the Slot busy.
+of one transaction booking the same Slot conflict as two requests do. Write units never run side by side
+(SQLite has one writer; PostgreSQL units hold ``store_head`` locked on every node, storage/postgres/txview.py),
+so of two bookings sent at the same moment the second one finds the Slot busy.
 
 - An Appointment *holds* its slots while its status is one of :data:`HOLDING`; a cancelled, no-show,
   waitlisted or entered-in-error one holds none.
