@@ -122,3 +122,14 @@ async def test_a_slot_closed_for_booking_is_never_booked_and_an_unknown_one_is_n
     # a cancelled or waitlisted Appointment holds no slot, and a slot of another system is not ours to check
     assert (await web.post("/Appointment", json=booking("p1", "sl1", "waitlist"), headers=aigerim)).status_code == 201
     assert (await web.post("/Appointment", json=booking("p1", "elsewhere"), headers=aigerim)).status_code == 201
+
+
+@pytest.mark.req("TM-06")
+async def test_two_bookings_of_one_slot_sent_at_once_one_wins(web, auth):
+    import asyncio
+
+    aigerim, bolat = auth("patient", "Patient/p1"), auth("patient", "Patient/p2")
+    answers = await asyncio.gather(web.post("/Appointment", json=booking("p1", "sl3"), headers=aigerim),
+                                   web.post("/Appointment", json=booking("p2", "sl3"), headers=bolat))
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    assert await slot_status(web, auth, "sl3") == "busy"
