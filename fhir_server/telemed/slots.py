@@ -40,10 +40,11 @@ CLOSED = frozenset({"busy-unavailable", "entered-in-error"})
 
 def held(appointment: dict[str, Any] | None) -> set[str]:
     """The Slot ids an Appointment version holds (``Slot/x`` references, in a holding status)."""
-    if not appointment or appointment.get("status") not in HOLDING:
-        return set()
+    status, slots = (appointment or {}).get("status"), (appointment or {}).get("slot")
+    if not isinstance(status, str) or status not in HOLDING or not isinstance(slots, list):
+        return set()  # (a malformed one is the validator's to refuse: this rule never fails on it)
     out = set()
-    for slot in appointment.get("slot") or []:
+    for slot in slots:
         ref = slot.get("reference") if isinstance(slot, dict) else None
         if isinstance(ref, str) and ref.startswith("Slot/") and "/" not in ref[5:]:
             out.add(ref[5:])
@@ -96,7 +97,7 @@ class SlotBooking:
             slot = _current(view, slot_id)
             if slot is None:
                 continue
-            status = slot.get("status")
+            status = str(slot.get("status"))
             taken = status in CLOSED or (status != "free" and bool(_holders(view, slot_id, appointment_id)))
             if taken:
                 raise FhirError("conflict", msg("booking.slot_taken", slot=f"Slot/{slot_id}"), code="conflict",
