@@ -161,3 +161,35 @@ async def test_signing_pages_in_kazakh_and_a_stale_offer_is_refused(web, pki):
                                                           "cms": await signed(pki, b"x", "doctor")})
     assert wrong.status_code == 422 and "қолтаңба" in wrong.text.lower()
     assert (await web.post("/portal/consents/sign", data={"cms": "x"})).status_code == 403  # CSRF as every POST
+
+
+@pytest.mark.req("AC-09")
+@pytest.mark.req("AC-08")
+async def test_a_representative_signs_with_their_own_eds_for_the_person_represented(web, settings, pki):
+    from fhir_server.identity.issuer import IdentityConfig
+    from fhir_server.identity.registration import new_user
+    from fhir_server.identity.registry import Registry
+    from tests.portal.conftest import PASSWORD
+
+    Registry(IdentityConfig.from_settings(settings).database).add_user(
+        new_user("aunt", PASSWORD, "related-person", "RelatedPerson/rp-aunt", None))
+    await store(web.app, [{
+        "resourceType": "RelatedPerson", "id": "rp-aunt", "active": True, "patient": {"reference": "Patient/p2"},
+        "identifier": [{"system": "https://fhir.kzfhir.kz/sid/iin", "value": "123456789012"}],  # doctor-ec's IIN
+        "extension": [{"url": "https://fhir.kzfhir.kz/StructureDefinition/kz-representative-authority",
+                       "extension": [{"url": "verified", "valueBoolean": True}]}]}])
+    await sign_in(web, "aunt")
+    page = await web.get("/portal/consents")
+    assert page.status_code == 200, page.text
+    asked = await web.post("/portal/consents/give", data={"csrf_token": csrf(page), "grantee_kind": "practitioner",
+                                                         "grantee": "dr1", "eds": "yes"})
+    assert asked.headers["location"] == "/portal/consents/sign"
+    sign_page = await web.get("/portal/consents/sign")
+    form = form_of(sign_page)
+    assert "Patient/p2" in form.decode()
+    someone = await web.post("/portal/consents/sign", data={"csrf_token": csrf(sign_page),
+                                                            "cms": await signed(pki, form, "doctor")})
+    assert someone.status_code == 422 and "is not yours" in someone.text  # Aigerim's certificate, not the aunt's
+    done = await web.post("/portal/consents/sign", data={"csrf_token": csrf(sign_page),
+                                                         "cms": await signed(pki, form, "doctor-ec")})
+    assert done.status_code == 303, re.findall(r"notice error[^<]*<", done.text)
