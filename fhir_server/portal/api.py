@@ -11,6 +11,7 @@ repeats the call; if that fails too the session is over (:class:`SignedOut`).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import orjson
 
-from fhir_server.portal.sessions import Session
+from fhir_server.portal.sessions import REFRESH_CLAIM_SECONDS, Session, SessionStore
 
 Asgi = Callable[..., Any]
 FHIR_JSON = "application/fhir+json"
@@ -45,9 +46,10 @@ class ApiError(Exception):
 
 
 class Api:
-    def __init__(self, base: str, client_id: str) -> None:
+    def __init__(self, base: str, client_id: str, sessions: SessionStore) -> None:
         self.base = base.rstrip("/")
         self.client_id = client_id
+        self.sessions = sessions
         self.app: Asgi | None = None  # bound after the app is assembled (api/app.py)
 
     def _client(self, client_ip: str) -> httpx.AsyncClient:
@@ -89,21 +91,39 @@ class Api:
 
     async def refresh(self, session: Session, client_ip: str, used: str) -> bool:
         """A new access token for the session, once: a call that finds the token already replaced (another
-        call of the same page refreshed it meanwhile) just uses the new one."""
+        call of the same page, or another server process, refreshed it meanwhile) just uses the new one. In
+        this process the session's lock orders the calls; across processes the stored session's claim does
+        (sessions.py), the other process waiting for the token the claimant stores."""
         async with session.refreshing:
             if session.access_token != used:
                 return bool(session.access_token)
+            if not self.sessions.reload(session):
+                return False
+            if session.access_token != used:
+                return bool(session.access_token)
+            deadline = time.time() + REFRESH_CLAIM_SECONDS
+            while not self.sessions.claim_refresh(session):
+                await asyncio.sleep(0.1)
+                if not self.sessions.reload(session):
+                    return False
+                if session.access_token != used:
+                    return bool(session.access_token)
+                if time.time() > deadline:
+                    return False
             if not session.refresh_token:
+                self.sessions.save(session)
                 return False
             response = await self.form("/auth/token", {"grant_type": "refresh_token", "client_id": self.client_id,
                                                        "refresh_token": session.refresh_token}, client_ip)
             if response.status_code != 200:
                 session.refresh_token = ""
+                self.sessions.save(session)
                 return False
             body = response.json()
             session.access_token = body["access_token"]
             session.refresh_token = body.get("refresh_token", "")
             session.expires_at = time.time() + int(body.get("expires_in", 0))
+            self.sessions.save(session)
             return True
 
     async def revoke(self, session: Session, client_ip: str) -> None:

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from fhir_server.config import Settings
 from fhir_server.identity.issuer import IdentityConfig
 from fhir_server.identity.registry import Registry
-from fhir_server.portal import appointments, cabinet, console, signin
+from fhir_server.portal import appointments, cabinet, care, console, esign, signin
 from fhir_server.portal.api import Api
 from fhir_server.portal.sessions import SessionStore
 from fhir_server.portal.signin import PATIENT_ROLES, STAFF_ROLES
@@ -46,8 +46,9 @@ def build(settings: Settings) -> tuple[Starlette, Portal]:
     registry = Registry(config.database)
     signin.register(registry, config.audience)
     sessions = SessionStore(registry.secret("portal-session"), settings.portal_session_idle_seconds,
-                            settings.portal_session_max_seconds, secure=config.audience.startswith("https://"))
-    portal = Portal(sessions, Api(config.audience, signin.CLIENT_ID))
+                            settings.portal_session_max_seconds, secure=config.audience.startswith("https://"),
+                            path=registry.path)  # shared by every process on the registry's file
+    portal = Portal(sessions, Api(config.audience, signin.CLIENT_ID, sessions))
 
     def route(path: str, handler: Callable[..., Any], roles: frozenset[str] | None = None,
               methods: tuple[str, ...] = ("GET",)) -> Route:
@@ -64,8 +65,16 @@ def build(settings: Settings) -> tuple[Starlette, Portal]:
         route("/logout", signin.logout, methods=post),
         route("/lang", signin.switch_language),
         route("/records", cabinet.records, PATIENT_ROLES),
+        route("/remote", care.remote_services, PATIENT_ROLES),
+        route("/documents", care.documents, PATIENT_ROLES),
+        route("/files/{rtype}/{rid}/{n}", care.download, PATIENT_ROLES),
+        route("/messages", care.messages, PATIENT_ROLES),
         route("/consents", cabinet.consents, PATIENT_ROLES),
         route("/consents/give", cabinet.give_consent, PATIENT_ROLES, post),
+        route("/consents/offer", cabinet.accept_offer, PATIENT_ROLES, post),
+        route("/consents/informed", cabinet.give_informed, PATIENT_ROLES, post),
+        route("/consents/sign", esign.show, PATIENT_ROLES),
+        route("/consents/sign", esign.complete, PATIENT_ROLES, post),
         route("/consents/{cid}/revoke", cabinet.revoke_consent, PATIENT_ROLES, post),
         route("/access-log", cabinet.access_log, PATIENT_ROLES),
         route("/requests", cabinet.requests, PATIENT_ROLES),

@@ -3,7 +3,10 @@
 Free slots are ``Slot?status=free`` from now on, read like any directory resource; the practitioner of a slot
 is its Schedule's actor. A booking is an ``Appointment`` written by the patient (``PATIENT_WRITABLE``,
 docs/security.md §2) naming the slot, its times and the participants; the server's rules for bookings apply
-as for any client (the remote-booking consent check of TM-03/TM-07 when it is on, docs/consultation.md).
+as for any client (the remote-booking consent check of TM-03/TM-07 when it is on, docs/consultation.md), and
+the server books a Slot once (telemed/slots.py): it turns busy, a second booking is refused with 409 and the
+API's reason in the page's language, and cancelling or moving the booking frees it. A slot that was taken
+between showing the page and posting the form is answered 409 here already, as it is no longer free.
 Moving keeps the Appointment and changes its slot and times; cancelling sets ``status = cancelled``."""
 
 from __future__ import annotations

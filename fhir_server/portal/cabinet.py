@@ -13,9 +13,10 @@ from urllib.parse import unquote_plus
 
 from starlette.responses import Response
 
-from fhir_server.portal import charts
+from fhir_server.portal import charts, esign
 from fhir_server.portal.api import ApiError, entries
 from fhir_server.portal.web import PREFIX, Forbidden, Page, Portal, fhir_id, first
+from fhir_server.telemed.terms import ACCEPTANCE, CONSENT_CATEGORY, INFORMED, Offer, current_offers
 
 DSR_SYSTEM = "https://fhir.kzfhir.kz/CodeSystem/kz-data-subject-request"
 BIN_SYSTEM = "https://fhir.kzfhir.kz/sid/bin"
@@ -85,6 +86,16 @@ def _grantee(kind: str, value: str) -> dict[str, Any] | None:
     return None
 
 
+def consent_kind(consent: dict[str, Any]) -> str:
+    """``offer`` (acceptance of a public offer, TM-03), ``informed`` (TM-07) or ``privacy`` (access, AC-01)."""
+    codes = {(c.get("system"), c.get("code")) for cat in consent.get("category") or [] for c in cat.get("coding") or []}
+    if (CONSENT_CATEGORY, ACCEPTANCE) in codes:
+        return "offer"
+    if (CONSENT_CATEGORY, INFORMED) in codes:
+        return "informed"
+    return "privacy"
+
+
 def describe_consent(consent: dict[str, Any]) -> dict[str, Any]:
     provisions = (consent.get("provision") or {}).get("provision") or []
     who, classes, actions = [], [], set()
@@ -95,19 +106,48 @@ def describe_consent(consent: dict[str, Any]) -> dict[str, Any]:
             ident = ref.get("identifier") or {}
             who.append(ref.get("reference") or (f"BIN {ident.get('value')}" if ident.get("value") else "?"))
         classes += [c.get("code", "") for c in provision.get("class") or []]
+    source = consent.get("sourceAttachment") or {}
     return {"id": consent.get("id", ""), "status": consent.get("status", ""), "who": who, "classes": classes,
-            "write": bool(actions & {"collect", "correct"}),
+            "write": bool(actions & {"collect", "correct"}), "kind": consent_kind(consent),
+            "policy": [str(p.get("uri", "")) for p in consent.get("policy") or [] if p.get("uri")],
+            "signed": str(source.get("contentType", "")).startswith("application/pkcs7"),
             "date": str(consent.get("dateTime", ""))[:10],
             "until": str(((consent.get("provision") or {}).get("period") or {}).get("end", ""))}
 
 
+def _offer_row(contract: dict[str, Any], offer: Offer) -> dict[str, Any]:
+    terms = [str(t.get("text")) for t in contract.get("term") or [] if t.get("text")]
+    return {"id": contract.get("id", ""), "title": contract.get("title", ""), "version": offer.version,
+            "issued": offer.issued[:10], "canonical": offer.canonical, "terms": terms,
+            "subtitle": contract.get("subtitle", "")}
+
+
+async def _offers(portal: Portal, page: Page) -> list[dict[str, Any]]:
+    """The current version of each public offer of remote services (TM-03: directory data, any caller reads)."""
+    found = entries(await portal.call(page, "GET", "/Contract", params={"status": "executable", "_count": "100"}))
+    by_ref = {f"Contract/{c.get('id')}": c for c in found}
+    return [_offer_row(by_ref[o.reference], o) for o in current_offers(found).values() if o.reference in by_ref]
+
+
 async def consents(portal: Portal, page: Page, *, error: str = "", status: int = 200) -> Response:
     patient = _patient(page)
-    found = entries(await portal.call(page, "GET", "/Consent", params={"patient": f"Patient/{patient}",
-                                                                       "_count": "100"}))
-    rows = sorted((describe_consent(c) for c in found), key=lambda c: (c["status"] != "active", c["date"]),
-                  reverse=False)
-    return portal.render(page, "consents.html", status=status, consents=rows, classes=CONSENT_CLASSES, error=error)
+    found, offers = await asyncio.gather(
+        portal.call(page, "GET", "/Consent", params={"patient": f"Patient/{patient}", "_count": "100"}),
+        _offers(portal, page))
+    rows = sorted((describe_consent(c) for c in entries(found)), key=lambda c: (c["status"] != "active", c["date"]))
+    active = [c for c in rows if c["status"] == "active"]
+    for offer in offers:
+        offer["accepted"] = next((c["date"] for c in active if c["kind"] == "offer" and offer["canonical"] in
+                                  c["policy"]), "")
+    informed_given = next((c["date"] for c in active if c["kind"] == "informed"), "")
+    query = page.request.query_params
+    return portal.render(page, "consents.html", status=status, consents=rows, classes=CONSENT_CLASSES, error=error,
+                         offers=offers, informed_given=informed_given, signed=query.get("signed", ""),
+                         given=query.get("given", ""), revoked=query.get("revoked", ""))
+
+
+def _wants_eds(fields: dict[str, list[str]]) -> bool:
+    return first(fields, "eds") == "yes"
 
 
 async def give_consent(portal: Portal, page: Page) -> Response:
@@ -123,9 +163,69 @@ async def give_consent(portal: Portal, page: Page) -> Response:
             dt.date.fromisoformat(until)
         except ValueError:
             return await consents(portal, page, error=page.t("portal.bad_date"), status=400)
+    write = first(fields, "write") == "yes"
+    consent = consent_resource(patient, actor, classes, until, write=write)
+    if _wants_eds(fields):
+        t = page.t
+        who = actor.get("reference") or actor.get("display", "")
+        form = esign.form_text(page, t("portal.sign_give_heading"), [
+            (t("portal.sign_patient"), f"Patient/{patient}"), (t("portal.grantee"), str(who)),
+            (t("portal.what"), ", ".join(classes) or t("portal.all_records")),
+            (t("portal.sign_actions"), t("portal.consent_write") if write else t("portal.sign_read_only")),
+            (t("portal.until"), until or "—"), (t("portal.sign_terms"), t("portal.consent_terms"))])
+        return esign.prepare(portal, page, "give", form, consent=consent)
     try:
-        await portal.call(page, "POST", "/Consent", body=consent_resource(patient, actor, classes, until,
-                                                                           write=first(fields, "write") == "yes"))
+        await portal.call(page, "POST", "/Consent", body=consent)
+    except ApiError as refused:
+        return await consents(portal, page, error=refused.text, status=refused.status)
+    return portal.redirect(f"{PREFIX}/consents?given=1")
+
+
+def _treatment_consent(patient: str, category: str, **more: Any) -> dict[str, Any]:
+    """The patient's own acceptance of an offer or informed consent (telemed/terms.py reads them)."""
+    return {"resourceType": "Consent", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                  "code": "treatment"}]},
+            "category": [{"coding": [{"system": CONSENT_CATEGORY, "code": category}]}],
+            "patient": {"reference": f"Patient/{patient}"}, "performer": [{"reference": f"Patient/{patient}"}],
+            "dateTime": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **more}
+
+
+async def accept_offer(portal: Portal, page: Page) -> Response:
+    """TM-03: the acceptance names the offer version accepted; only a current offer can be accepted."""
+    fields = await portal.form(page)
+    patient = _patient(page)
+    offer = next((o for o in await _offers(portal, page) if o["canonical"] == first(fields, "offer")), None)
+    if offer is None:
+        return await consents(portal, page, error=page.t("portal.offer_gone"), status=409)
+    consent = _treatment_consent(patient, ACCEPTANCE, policy=[{"uri": offer["canonical"]}])
+    if _wants_eds(fields):
+        t = page.t
+        form = esign.form_text(page, t("portal.sign_offer_heading"), [
+            (t("portal.sign_patient"), f"Patient/{patient}"), (t("portal.offer"), str(offer["title"])),
+            (t("portal.offer_version"), f"{offer['canonical']} ({offer['issued']})"),
+            *((t("portal.offer_term"), term) for term in offer["terms"])])
+        return esign.prepare(portal, page, "give", form, consent=consent)
+    return await _post(portal, page, consent)
+
+
+async def give_informed(portal: Portal, page: Page) -> Response:
+    """TM-07: informed consent to remote services, with the text the page shows."""
+    fields = await portal.form(page)
+    patient = _patient(page)
+    consent = _treatment_consent(patient, INFORMED, policyRule={"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]})
+    if _wants_eds(fields):
+        t = page.t
+        form = esign.form_text(page, t("portal.sign_informed_heading"), [
+            (t("portal.sign_patient"), f"Patient/{patient}"), (t("portal.sign_terms"), t("portal.informed_text"))])
+        return esign.prepare(portal, page, "give", form, consent=consent)
+    return await _post(portal, page, consent)
+
+
+async def _post(portal: Portal, page: Page, consent: dict[str, Any]) -> Response:
+    try:
+        await portal.call(page, "POST", "/Consent", body=consent)
     except ApiError as refused:
         return await consents(portal, page, error=refused.text, status=refused.status)
     return portal.redirect(f"{PREFIX}/consents?given=1")
@@ -133,10 +233,18 @@ async def give_consent(portal: Portal, page: Page) -> Response:
 
 async def revoke_consent(portal: Portal, page: Page) -> Response:
     """AC-01: a Consent is revoked (status inactive), never deleted; the very next request of the grantee
-    is judged without it (docs/security.md §3, the facts generation)."""
-    await portal.form(page)
+    is judged without it (docs/security.md §3, the facts generation). Signed, the revoked version carries the
+    signed revocation (esign.py)."""
+    fields = await portal.form(page)
     cid = fhir_id(page.request.path_params["cid"])
     consent = await portal.call(page, "GET", f"/Consent/{cid}")
+    if _wants_eds(fields):
+        t, about = page.t, describe_consent(consent)
+        form = esign.form_text(page, t("portal.sign_revoke_heading"), [
+            (t("portal.sign_patient"), f"Patient/{_patient(page)}"), (t("portal.sign_consent"), f"Consent/{cid}"),
+            (t("portal.grantee"), ", ".join(about["who"]) or ", ".join(about["policy"])),
+            (t("portal.given"), about["date"])])
+        return esign.prepare(portal, page, "revoke", form, cid=cid)
     consent["status"] = "inactive"
     await portal.call(page, "PUT", f"/Consent/{cid}", body=consent)
     return portal.redirect(f"{PREFIX}/consents?revoked=1")

@@ -1,6 +1,7 @@
 """The organisation's console for staff: the data-subject request queue with due dates and the overdue ones
-highlighted, answering a request (admins, AC-15/AC-16/AC-17/AC-27), and a practitioner's view of a patient's
-records — exactly what that patient's Consents let the practitioner see (AC-01), through the same API."""
+highlighted, answering a request (admins, AC-15/AC-16/AC-17/AC-27); for practitioners the critical-value
+alerts (TM-26), the consilium requests they take part in (TM-08), and a view of a patient's records — exactly
+what that patient's Consents let the practitioner see (AC-01), through the same API."""
 
 from __future__ import annotations
 
@@ -17,11 +18,42 @@ VIEW_TYPES = ("Observation", "Condition", "Encounter")
 
 
 ALERT_CODE = "follow-up of a critical value (TM-26)"  # the Task monitoring writes (jobs/monitoring.py)
+#: a consilium request (TM-08): a ServiceRequest of this category naming two or more performers (kz-sr-2)
+CONSILIUM = "https://fhir.kzfhir.kz/CodeSystem/kz-remote-service-form|consilium"
+OPEN_REQUESTS = "draft,active,on-hold"
+
+
+def _display(reference: object) -> str:
+    ref = reference if isinstance(reference, dict) else {}
+    return str(ref.get("display") or ref.get("reference") or "")
+
+
+async def consilia(portal: Portal, page: Page) -> list[dict[str, object]]:
+    """The open consilium requests naming this practitioner as a performer or requester (what the patients'
+    Consents let them read: hidden means absent)."""
+    me = page.me.fhir_user
+    found = await asyncio.gather(*(portal.call(page, "GET", "/ServiceRequest", params={
+        role: me, "category": CONSILIUM, "status": OPEN_REQUESTS, "_count": "100"}) for role in ("performer",
+                                                                                              "requester")))
+    seen: dict[str, dict[str, object]] = {}
+    for request in [r for bundle in found for r in entries(bundle)]:
+        seen[str(request.get("id"))] = {
+            "id": request.get("id", ""), "patient": _display(request.get("subject")),
+            "what": concept_label(request.get("code")), "status": request.get("status", ""),
+            "why": "; ".join(concept_label(c) for c in request.get("reasonCode") or []) or
+                   "; ".join(_display(r) for r in request.get("reasonReference") or []),
+            "requester": _display(request.get("requester")),
+            "performers": [_display(p) for p in request.get("performer") or []],
+            "when": str(request.get("authoredOn", ""))[:16].replace("T", " "),
+            "due": str(request.get("occurrenceDateTime", "") or ((request.get("occurrencePeriod") or {}).get(
+                "start", "")))[:16].replace("T", " ")}
+    return sorted(seen.values(), key=lambda r: str(r["when"]), reverse=True)
 
 
 async def console(portal: Portal, page: Page, *, error: str = "", status: int = 200) -> Response:
     queue: list[dict[str, object]] = []
     alerts: list[dict[str, object]] = []
+    consilium: list[dict[str, object]] = []
     if page.me.role == "admin":
         found = entries(await portal.call(page, "GET", "/Task", params={"code": f"{DSR_SYSTEM}|", "_count": "200"}))
         queue = sorted((describe_task(t) for t in found), key=lambda r: (not r["open"], str(r["due_full"])))
@@ -33,8 +65,10 @@ async def console(portal: Portal, page: Page, *, error: str = "", status: int = 
                           "status": t.get("status", "")}
                          for t in found if (t.get("code") or {}).get("text") == ALERT_CODE),
                         key=lambda a: (a["status"] != "requested", str(a["when"])))
+        consilium = await consilia(portal, page)
     query = page.request.query_params
-    return portal.render(page, "console.html", status=status, queue=queue, alerts=alerts, error=error,
+    return portal.render(page, "console.html", status=status, queue=queue, alerts=alerts, consilium=consilium,
+                         error=error,
                          answered=query.get("answered", ""), acknowledged=query.get("acknowledged", ""))
 
 

@@ -47,6 +47,7 @@ async def start(portal: Portal, page: Page) -> Response:
     verifier, state = secrets.token_urlsafe(48), secrets.token_urlsafe(24)
     session.pending = {"state": state, "verifier": verifier,
                        "next": local_path(page.request.query_params.get("next", f"{PREFIX}/"))}
+    portal.sessions.save(session)
     query = urlencode({"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": _callback(portal),
                        "scope": " ".join(SCOPES), "state": state, "aud": portal.api.base,
                        "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"})
@@ -67,6 +68,7 @@ async def callback(portal: Portal, page: Page) -> Response:
                                                                             state):
         raise Forbidden()
     pending, session.pending = session.pending, {}
+    portal.sessions.save(session)  # the state is used once, whatever follows
     if params.get("error") or not params.get("code"):
         return portal.render(page, "message.html", status=401, title=page.t("portal.signin_failed"),
                              text=page.t("portal.signin_denied"))
@@ -88,8 +90,10 @@ async def callback(portal: Portal, page: Page) -> Response:
     fresh.patient = str(tokens.get("patient") or claims.get("patient") or "")
     if not fresh.patient and fresh.fhir_user.startswith("Patient/"):
         fresh.patient = fresh.fhir_user.split("/", 1)[1]
+    portal.sessions.save(fresh)  # before any API call: a token refresh starts from the stored session
     if not fresh.patient and fresh.role == "related-person" and fresh.fhir_user.startswith("RelatedPerson/"):
         fresh.patient = await _represented(portal, page, fresh)
+        portal.sessions.save(fresh)
     target = pending.get("next") or f"{PREFIX}/"
     if target == f"{PREFIX}/":
         target = f"{PREFIX}/records" if fresh.role in PATIENT_ROLES else f"{PREFIX}/console"

@@ -1,4 +1,5 @@
-"""The browser tests' machinery: a real ``kzfhir serve`` with the portal on (one per module), a headless
+"""The browser tests' machinery: a real ``kzfhir serve`` with the portal on (two processes on one PostgreSQL
+store and one identity registry, per module), a headless
 Chromium driven by Selenium (Debian's chromium + chromium-driver, ``make chromium``; one per module), signing
 in on the authorization server's page like a person, axe-core (vendored, tests/portal/vendor) run on every
 page, and a screenshot of every page kept as a test artefact in ``tests/portal/screenshots/`` (git-ignored)."""
@@ -26,11 +27,15 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from fhir_server.api.app import create_app
+from fhir_server.config import Settings
 from fhir_server.identity.issuer import IdentityConfig
 from fhir_server.identity.registry import Registry
 from signing import load_signer, sign_cms
 from tests.live_server import free_port, wait_until_up
+from tests.pg import fresh_database, release_database
 from tests.portal.conftest import PASSWORD, portal_settings, register_people, seed_resources, store
+from tests.portal.test_care_pages import care_resources
+from tests.portal.test_consent_signing import offer
 
 HERE = Path(__file__).parent
 SHOTS = HERE / "screenshots"
@@ -42,13 +47,22 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 class Live:
     base: str
     pki: Path
+    dev_keys: Path
+    #: a second ``kzfhir serve`` on the same files and public URL (as behind a balancer), another port
+    second: str = ""
 
 
-async def _seed(tmp: Path, pki: Path, base: str) -> None:
-    settings = portal_settings(tmp, pki, base).model_copy(update={"security_enabled": False})
-    app = create_app(settings)
+def live_settings(tmp: Path, pki: Path, base: str, database: str) -> Settings:
+    """The live servers' settings: the FHIR store on PostgreSQL (the SQLite store serves one process, and two
+    processes serve this browser), the identity registry (with the portal's sessions) a file both share."""
+    return portal_settings(tmp, pki, base).model_copy(update={"database": database,
+                                                              "auth_database": tmp / "identity.sqlite"})
+
+
+async def _seed(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"security_enabled": False}))
     async with app.router.lifespan_context(app):
-        await store(app, seed_resources())
+        await store(app, [*seed_resources(), *care_resources(), offer()])
 
 
 @pytest.fixture(scope="module")
@@ -56,24 +70,37 @@ def live(tmp_path_factory: pytest.TempPathFactory, pki: Path) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("portal-live")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    settings = portal_settings(tmp, pki, base)
-    asyncio.run(_seed(tmp, pki, base))
+    database = fresh_database("portal", published=True)
+    settings = live_settings(tmp, pki, base, database)
+    asyncio.run(_seed(settings))
     register_people(Registry(IdentityConfig.from_settings(settings).database))
     env = {**os.environ, "KZFHIR_AUTH_SERVER": "true", "KZFHIR_BASE_URL": base, "KZFHIR_AUTH_EDS_SIGNIN": "true",
            "KZFHIR_AUTH_EDS_TRUST_DIR": str(pki / "trust"), "KZFHIR_PORTAL": "true",
-           "KZFHIR_DEV_KEY_PATH": str(tmp / "dev-jwks.json"), "KZFHIR_SYNCHRONOUS_FULL": "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(port), "--database",
-                             str(settings.database), "--log-level", "warning"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+           "KZFHIR_DEV_KEY_PATH": str(tmp / "dev-jwks.json"), "KZFHIR_SYNCHRONOUS_FULL": "false",
+           "KZFHIR_AUTH_DATABASE": str(settings.auth_database)}
+    command = [sys.executable, "-m", "fhir_server.cli", "serve", "--database", str(settings.database),
+               "--log-level", "warning", "--port"]
+    second_port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        wait_until_up(port, "/portal/", seconds=90)
-        yield Live(base, pki)
+        for p in (port, second_port):  # one after the other: the first creates the files
+            procs.append(subprocess.Popen([*command, str(p)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                          env=env))
+            try:
+                wait_until_up(p, "/portal/", seconds=90)
+            except RuntimeError:
+                procs[-1].terminate()
+                raise RuntimeError((procs[-1].communicate(timeout=20)[1] or b"").decode()[-3000:]) from None
+        yield Live(base, pki, tmp / "dev-jwks.json", f"http://127.0.0.1:{second_port}")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        release_database(database)
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +182,15 @@ def shoot(driver: webdriver.Chrome, name: str, *, full: bool = True) -> Path:
 
 def api_get(live: Live, path: str) -> httpx.Response:
     return httpx.get(f"{live.base}{path}", timeout=30)
+
+
+def as_patient(live: Live, patient: str) -> dict[str, str]:
+    """A development token of the live server for a patient (the test's own API calls, not a page's)."""
+    from fhir_server.security.auth import issue_dev_token
+
+    return {"Authorization": f"Bearer {issue_dev_token('patient', patient, key_path=live.dev_keys)}"}
+
+
+def set_value(driver: webdriver.Chrome, css: str, value: str) -> None:
+    """Paste a long value (a CMS) into a field, as a person pasting would."""
+    driver.execute_script("arguments[0].value = arguments[1];", driver.find_element(By.CSS_SELECTOR, css), value)

@@ -5,10 +5,25 @@ language switch; axe-core on every page (no serious or critical violation), a sc
 
 from __future__ import annotations
 
+import asyncio
+import base64
+
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.portal.browser import check_page, driver, live, shoot, sign_in, wait_for  # noqa: F401 (fixtures)
+from signing import load_signer, sign_cms
+from tests.portal.browser import (  # noqa: F401 (fixtures)
+    as_patient,
+    check_page,
+    driver,
+    live,
+    set_value,
+    shoot,
+    sign_in,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -165,3 +180,118 @@ def test_the_accessibility_check_finds_a_violation_when_there_is_one(driver):  #
                "<img src='a.png'><input type='text'></main></body></html>")
     with pytest.raises(AssertionError, match=r"image-alt|label"):
         check_page(driver, "axe-self-test")
+
+
+def lang(driver, live, code: str) -> None:  # noqa: F811
+    driver.find_element(By.CSS_SELECTOR, f"nav.langs a[hreflang='{code}']").click()
+    wait_for(driver, f"html[lang='{code}']")
+
+
+@pytest.mark.req("TM-06")
+def test_a_slot_another_patient_booked_meanwhile_is_refused_in_the_persons_language(driver, live):  # noqa: F811
+    sign_in(driver, live, "bolat")
+    driver.get(f"{live.base}/portal/appointments")
+    lang(driver, live, "ru")
+    button = driver.find_element(By.XPATH, "//form[.//input[@name='slot' and @value='sl2']]//button")
+    booking = {"resourceType": "Appointment", "status": "booked", "slot": [{"reference": "Slot/sl2"}],
+               "start": "2030-01-12T10:00:00+05:00", "end": "2030-01-12T10:30:00+05:00",
+               "participant": [{"actor": {"reference": "Patient/p1"}, "status": "accepted"}]}
+    taken = httpx.post(f"{live.base}/Appointment", json=booking, headers=as_patient(live, "Patient/p1"), timeout=30)
+    assert taken.status_code == 201, taken.text  # Aigerim books sl2 while Bolat looks at the page
+    slot = httpx.get(f"{live.base}/Slot/sl2", headers=as_patient(live, "Patient/p1"), timeout=30).json()
+    assert slot["status"] == "busy"
+    button.click()
+    wait_for(driver, "p.notice.error")
+    assert "Это время уже занято" in driver.find_element(By.CSS_SELECTOR, "p.notice.error").text
+    assert not driver.find_elements(By.XPATH, "//input[@name='slot' and @value='sl2']")  # no longer offered
+    check_page(driver, "appointments-taken-ru")
+    lang(driver, live, "en")
+
+
+@pytest.mark.req("TM-12")
+def test_a_second_server_process_serves_the_same_signed_in_browser(driver, live):  # noqa: F811
+    sign_in(driver, live)  # at the first process
+    driver.get(f"{live.second}/portal/records")  # the same host: the browser sends the same cookie
+    assert driver.find_element(By.TAG_NAME, "h1").text == "My records"
+    assert "Cardiology visit" in driver.find_element(By.TAG_NAME, "main").text
+    check_page(driver, "records-second-process")
+    driver.find_element(By.CSS_SELECTOR, "form.logout button").click()  # logout at the second
+    wait_for(driver, "p.notice")
+    driver.get(f"{live.base}/portal/records")  # ended at the first too
+    assert driver.current_url.endswith("/portal/")
+
+
+@pytest.mark.req("AC-08")
+@pytest.mark.req("AC-25")
+@pytest.mark.req("TM-03")
+@pytest.mark.req("TM-07")
+def test_a_consent_given_with_the_eds_and_the_offer_accepted(driver, live):  # noqa: F811
+    sign_in(driver, live)
+    driver.get(f"{live.base}/portal/consents")
+    assert "Публичная оферта: телемедицинские услуги" in driver.find_element(By.TAG_NAME, "main").text
+    give = driver.find_element(By.CSS_SELECTOR, "form[action$='/consents/give']")
+    give.find_element(By.CSS_SELECTOR, "input[name='grantee_kind'][value='practitioner']").click()
+    give.find_element(By.ID, "grantee").send_keys("dr1")
+    give.find_element(By.CSS_SELECTOR, "input[name='classes'][value='Condition']").click()
+    give.find_element(By.CSS_SELECTOR, "input[name='eds']").click()
+    give.find_element(By.CSS_SELECTOR, "button[type='submit']").click()
+    wait_for(driver, "#form-text")
+    assert "Practitioner/dr1" in driver.find_element(By.ID, "form-text").text
+    check_page(driver, "consent-sign")
+    form = base64.b64decode(driver.find_element(By.ID, "form-base64").get_attribute("value") or "")
+    signer = load_signer(live.pki / "doctor.key.pem", live.pki / "doctor.cert.pem")  # NCALayer's part
+    set_value(driver, "#cms", base64.b64encode(asyncio.run(sign_cms(form, signer))).decode("ascii"))
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/consents/sign'] button").click()
+    wait_for(driver, "p.notice")
+    assert "It carries your EDS signature" in driver.find_element(By.CSS_SELECTOR, "p.notice").text
+    assert "signed with EDS" in driver.find_element(By.TAG_NAME, "table").text
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/consents/offer'] button").click()
+    wait_for(driver, "p.notice")
+    assert "You accepted this version" in driver.find_element(By.CSS_SELECTOR, "main").text
+    check_page(driver, "consents-signed")
+
+
+@pytest.mark.req("TM-02")
+@pytest.mark.req("TM-16")
+def test_remote_services_documents_and_messages(driver, live):  # noqa: F811
+    sign_in(driver, live)
+    driver.get(f"{live.base}/portal/remote")
+    assert "Essential hypertension (I10) (Main diagnosis, Final diagnosis)" in driver.find_element(
+        By.TAG_NAME, "main").text
+    check_page(driver, "remote-services")
+    driver.get(f"{live.base}/portal/documents")
+    image = driver.find_element(By.CSS_SELECTOR, "img.thumb")
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script("return arguments[0].naturalWidth", image) == 96)
+    link = driver.find_element(By.XPATH, "//a[contains(@href, '/files/DocumentReference/d1/0')]")
+    assert link.get_attribute("download") is not None
+    check_page(driver, "documents")
+    driver.get(f"{live.base}/portal/messages")
+    assert "Walk 30 minutes a day" in driver.find_element(By.TAG_NAME, "main").text
+    check_page(driver, "messages")
+
+
+PATIENT_PAGES = ("records", "remote", "documents", "messages", "consents", "access-log", "requests", "appointments",
+                 "notifications")
+STAFF_PAGES = {"admin1": ("console", "console/deliveries"), "dr.serik": ("console", "console/patient?id=p1")}
+
+
+@pytest.mark.req("TM-12")
+def test_every_page_in_every_language_passes_the_accessibility_check(driver, live):  # noqa: F811
+    """axe-core on every page of the cabinet and the console, in Kazakh, Russian and English (switched with the
+    page's own language links), a screenshot of each."""
+    sign_in(driver, live)
+    for code, h1 in (("kk", "Менің жазбаларым"), ("ru", "Мои записи"), ("en", "My records")):
+        driver.get(f"{live.base}/portal/records")
+        lang(driver, live, code)
+        assert driver.find_element(By.TAG_NAME, "h1").text == h1
+        for name in PATIENT_PAGES:
+            driver.get(f"{live.base}/portal/{name}")
+            assert driver.find_element(By.CSS_SELECTOR, "html").get_attribute("lang") == code
+            check_page(driver, f"all-{name}-{code}")
+    for user, pages in STAFF_PAGES.items():
+        sign_in(driver, live, user)
+        for code in ("kk", "ru", "en"):
+            lang(driver, live, code)
+            for name in pages:
+                driver.get(f"{live.base}/portal/{name}")
+                check_page(driver, f"all-{user}-{name.split('?')[0].replace('/', '-')}-{code}")

@@ -21,6 +21,14 @@ def portal_of(client: httpx.AsyncClient) -> Any:
     return client.app.state.portal  # type: ignore[attr-defined]
 
 
+def session_of(client: httpx.AsyncClient) -> Any:
+    """The stored session this browser's cookie names (sessions.py keeps them in the registry's file)."""
+    sessions = portal_of(client).sessions
+    session = sessions.get(client.cookies.get(sessions.cookie_name))
+    assert session is not None
+    return session
+
+
 async def second_browser(web: httpx.AsyncClient) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=web.app), base_url=LOCAL,  # type: ignore[attr-defined]
                              timeout=60)
@@ -91,15 +99,16 @@ async def test_a_session_ends_when_idle_and_at_its_maximum(web, monkeypatch):
     monkeypatch.setattr(module.time, "time", real)
     assert (await web.get("/portal/records")).status_code == 303  # the ended session is gone for good
     await sign_in(web)
-    session = next(iter(sessions._sessions.values()))
+    session = session_of(web)
     session.created -= sessions.max_seconds + 1  # busy all along, but signed in too long ago
+    sessions.save(session)
     assert (await web.get("/portal/records")).status_code == 303
 
 
 async def test_logout_revokes_the_tokens_and_ends_the_session(web):
     await sign_in(web)
     page = await web.get("/portal/records")
-    session = next(iter(portal_of(web).sessions._sessions.values()))
+    session = session_of(web)
     token = session.access_token
     assert (await web.get("/Patient/p1", headers={"Authorization": f"Bearer {token}"})).status_code == 200
     out = await web.post("/portal/logout", data={"csrf_token": csrf(page)})
@@ -125,7 +134,7 @@ async def test_a_patient_cannot_see_another_patients_data_the_api_refuses(web):
     assert "Cardiology visit" not in page and "Essential hypertension" not in page and "131" not in page
     assert (await web.get("/portal/console/patient", params={"id": "p1"})).status_code == 403  # staff only
     portal = portal_of(web)
-    session = next(iter(portal.sessions._sessions.values()))
+    session = session_of(web)
     assert session.patient == "p2"
     with pytest.raises(ApiError) as refused:  # even if a page asked for p1, the API answers as for anyone
         await portal.api.call(session, "GET", "/Patient/p1/$access-log", client_ip="127.0.0.1", lang="en")
@@ -176,11 +185,13 @@ async def test_an_expiring_token_is_refreshed_once_for_a_page_of_parallel_calls(
     """The records page asks six searches at once; the token is about to lapse: one refresh, not six (a
     refresh token spent twice would revoke the whole sign-in, RFC 9700 §4.14.2)."""
     await sign_in(web)
-    session = next(iter(portal_of(web).sessions._sessions.values()))
+    session = session_of(web)
     first_access, first_refresh = session.access_token, session.refresh_token
     session.expires_at = 1.0  # long past
+    portal_of(web).sessions.save(session)
     page = await web.get("/portal/records")
     assert page.status_code == 200 and "Cardiology visit" in page.text
+    session = session_of(web)
     assert session.access_token != first_access and session.refresh_token not in ("", first_refresh)
     assert (await web.get("/portal/consents")).status_code == 200  # the rotated chain is still alive
     revoked = await web.post("/auth/revoke", data={"client_id": "kzfhir-portal", "token": session.refresh_token})
@@ -203,7 +214,7 @@ async def test_a_malformed_id_in_a_path_is_no_page(web):
 async def test_a_representative_sees_the_cabinet_of_the_person_represented(web):
     answer = await sign_in(web, "mother")
     assert answer.headers["location"] == "/portal/records"
-    session = next(iter(portal_of(web).sessions._sessions.values()))
+    session = session_of(web)
     assert session.role == "related-person" and session.patient == "p2"
     page = await web.get("/portal/records")
     assert page.status_code == 200 and "64 /min" in page.text and "131" not in page.text
@@ -231,5 +242,62 @@ async def test_pending_sign_ins_are_bounded(web, monkeypatch):
     sessions = portal_of(web).sessions
     for _ in range(20):
         sessions.new()
-    assert sum(1 for s in sessions._sessions.values() if not s.signed_in) == 5
+    assert sessions.pending_count() == 5
     assert (await web.get("/portal/records")).status_code == 200  # a signed-in session is never dropped
+
+
+@pytest.mark.req("TM-12")
+async def test_two_server_processes_serve_one_signed_in_browser(web, settings):
+    """Sessions live in the identity registry's file, not a process's memory: a second server on the same files
+    (another app instance here; a second ``kzfhir serve`` in test_browser.py) serves the browser that signed in
+    at the first, refreshes its token, and a logout or the idle limit at one ends it at both."""
+    from fhir_server.api.app import create_app
+
+    other = create_app(settings)
+    async with other.router.lifespan_context(other), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=other), base_url=LOCAL, timeout=60) as there:
+        await sign_in(web)
+        there.cookies = web.cookies  # one browser, two servers behind a balancer
+        page = await there.get("/portal/records")
+        assert page.status_code == 200 and "Cardiology visit" in page.text
+        assert other.state.portal is not portal_of(web) and len(other.state.portal.sessions) == 1
+
+        stored = session_of(web)  # the token lapses: the second server refreshes it, the first uses the new one
+        stored.expires_at = 1.0
+        portal_of(web).sessions.save(stored)
+        assert (await there.get("/portal/consents")).status_code == 200
+        renewed = session_of(web)
+        assert renewed.access_token != stored.access_token and renewed.refresh_token != stored.refresh_token
+        page = await web.get("/portal/records")
+        assert page.status_code == 200 and "Cardiology visit" in page.text
+
+        out = await there.post("/portal/logout", data={"csrf_token": csrf(page)})  # the first server's form
+        assert out.status_code == 303 and out.headers["location"] == "/portal/?signed_out=1"
+        web.cookies = there.cookies
+        assert (await web.get("/portal/records")).status_code == 303
+        assert len(portal_of(web).sessions) == 0
+
+        await sign_in(web)
+        there.cookies = web.cookies
+        assert (await there.get("/portal/records")).status_code == 200
+        sessions = portal_of(web).sessions
+        session = session_of(web)
+        assert sessions.get(sessions.cookie_value(session), now=session.seen + sessions.idle_seconds + 5) is None
+        assert (await there.get("/portal/records")).status_code == 303  # idle too long: ended at both
+
+
+async def test_a_stored_session_is_sealed_a_copy_of_the_file_acts_for_nobody(web, settings):
+    import sqlite3
+
+    await sign_in(web)
+    session = session_of(web)
+    sessions = portal_of(web).sessions
+    with sqlite3.connect(sessions.path) as db:
+        rows = db.execute("SELECT row, state FROM portal_sessions").fetchall()
+    assert len(rows) == 1
+    row, state = rows[0]
+    assert session.sid not in row and session.access_token.encode() not in state
+    assert session.refresh_token.encode() not in state and session.csrf.encode() not in state
+    with sqlite3.connect(sessions.path) as db:  # an altered state is no session (AES-GCM)
+        db.execute("UPDATE portal_sessions SET state = ?", (bytes([state[0] ^ 1]) + state[1:],))
+    assert (await web.get("/portal/records")).status_code == 303
