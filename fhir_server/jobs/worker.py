@@ -59,16 +59,24 @@ class OutboxWorker:
         self.digest_topics = digest_topics
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._stream: _Stream | None = None
         self._wake = asyncio.Event()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="kzfhir-outbox")
+        if self.concurrency > 1:
+            self._stream = _Stream(self)
+            self._task = asyncio.create_task(self._stream.run(), name="kzfhir-outbox")
+        else:
+            self._task = asyncio.create_task(self._loop(), name="kzfhir-outbox")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -172,6 +180,161 @@ class OutboxWorker:
             return (ids, "dead", str(exc), None, [event])
         retry_at = _stamp(self.clock() + timedelta(seconds=self.base_backoff * 2 ** (attempts - 1)))
         return (ids, "retry", str(exc), retry_at, [])
+
+
+class _Stream:
+    """The worker's loop when partitions are delivered side by side (``concurrency`` > 1): a message is
+    delivered as soon as it is claimed, not after the round before it was settled.
+
+    Rounds (``run_once``) deliver a claim, then settle it in one unit, then claim again: a message queued
+    meanwhile waits for the whole round, the settle unit included, which under ingest load queues
+    behind the writers — that wait was most of the TM-26 alert latency left (docs/subscriptions.md,
+    Bench). Here each wake-up (a commit that queued a message, or the poll) claims what is due and hands
+    each group to its partition's **lane**, a task that delivers its partition's groups one after the
+    other (the order of a partition is kept; at most ``concurrency`` deliveries at once); outcomes are
+    settled by one **settler** task, in one unit for all that finished while the previous unit ran.
+
+    A message is **in flight** from its claim until its outcome is settled (or its lease lost): it is
+    not claimed again meanwhile (SQLite has no claim of its own; on PostgreSQL the lease keeps it), and
+    at most ``4 · batch`` are in flight. Each claim's lease is renewed until its last message is settled
+    (jobs/leases.py), and a group is delivered only while its lease is held. Delivery stays at least once:
+    a message delivered but not settled when the process stops is delivered again later, with its key.
+    """
+
+    def __init__(self, worker: OutboxWorker) -> None:
+        self.worker = worker
+        self.inflight: set[int] = set()
+        self._claims: dict[int, _Claim] = {}  # by id(): the claims with messages not settled yet
+        self._lanes: dict[tuple[str, str | None], list[tuple[list[OutboxItem], _Claim]]] = {}
+        self._lane_tasks: dict[tuple[str, str | None], asyncio.Task[None]] = {}
+        self._outcomes: list[_Outcome] = []
+        self._settle = asyncio.Event()
+        self._gate = asyncio.Semaphore(worker.concurrency)
+        self._settler: asyncio.Task[None] | None = None
+        self._full = False  # a claim found no room: the settler wakes the loop when there is
+
+    async def run(self) -> None:
+        worker = self.worker
+        self._settler = asyncio.create_task(self._settle_loop(), name="kzfhir-outbox-settle")
+        while True:
+            try:
+                await self.claim()
+            except Exception:  # a failed claim must not stop delivery for good
+                log.exception("outbox claim failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker._wake.wait(), worker.poll_seconds)
+            worker._wake.clear()
+
+    async def claim(self) -> None:
+        worker = self.worker
+        if worker.sync_audit:
+            await worker.store.audit.sync()
+        for topic, channels in worker.channels.items():
+            room = worker.batch * 4 - len(self.inflight)
+            if room <= 0:
+                self._full = True
+                return
+            # in flight before the query: a message settled while the query runs may still be in its
+            # answer as pending (read before the settle committed), and must not be delivered again
+            skip = set(self.inflight)
+            due = await worker.store.outbox_due(topic, _stamp(worker.clock()), min(worker.batch, room) + len(skip))
+            fresh = [item for item in due if item.id not in skip and item.id not in self.inflight]
+            if not fresh:
+                continue
+            lease = LeaseKeeper(worker.store, fresh, lambda: _stamp(worker.clock()))
+            groups = worker._groups(topic, fresh)
+            claim = _Claim(lease, [item for group in groups for item in group])
+            if not claim.open:
+                continue  # digests not due yet: nothing of this claim is delivered now
+            await lease.__aenter__()
+            self._claims[id(claim)] = claim
+            self.inflight.update(claim.open)
+            for group in groups:
+                self._queue(topic, channels, group, claim)
+
+    def _queue(self, topic: str, channels: list[Channel], group: list[OutboxItem], claim: _Claim) -> None:
+        lane = (topic, group[0].partition)
+        self._lanes.setdefault(lane, []).append((group, claim))
+        task = self._lane_tasks.get(lane)
+        if task is None or task.done():
+            self._lane_tasks[lane] = asyncio.create_task(self._drain(lane, channels), name="kzfhir-outbox-lane")
+
+    async def _drain(self, lane: tuple[str, str | None], channels: list[Channel]) -> None:
+        queued = self._lanes[lane]  # _queue appends to this list while the lane runs
+        lost: set[int] = set()  # claims whose lease this lane found lost: their later groups keep their order
+        while queued:
+            group, claim = queued.pop(0)
+            if id(claim) in lost or not claim.lease.holds(group):
+                lost.add(id(claim))
+                await self._forget(group, claim)
+                continue
+            try:
+                async with self._gate:
+                    outcome = await self.worker._attempt(lane[0], group, channels)
+            except Exception:  # _attempt settles channel errors itself: this is a bug of the payload's
+                log.exception("outbox %s: delivery failed unexpectedly", group[0].key)
+                await self._forget(group, claim)  # pending still: claimed again at the next poll
+                continue
+            self._outcomes.append(outcome)
+            claim.delivered.update(outcome[0])
+            self._settle.set()
+        del self._lanes[lane], self._lane_tasks[lane]  # no await since the last look: nothing was queued
+
+    async def _forget(self, group: list[OutboxItem], claim: _Claim) -> None:
+        """A group not delivered here (its lease lost, or a bug): no longer in flight, not settled."""
+        await self._done(claim, {item.id for item in group})
+
+    async def _done(self, claim: _Claim, ids: set[int]) -> None:
+        self.inflight.difference_update(ids)
+        claim.open.difference_update(ids)
+        if not claim.open and self._claims.pop(id(claim), None) is not None:
+            await claim.lease.__aexit__(None, None, None)
+
+    async def _settle_loop(self) -> None:
+        while True:
+            await self._settle.wait()
+            self._settle.clear()
+            await self._settle_pending()
+
+    async def _settle_pending(self) -> None:
+        taken, self._outcomes = self._outcomes, []
+        if not taken:
+            return
+        try:
+            await self.worker.store.transaction(lambda v: _settle_all(v, taken))
+        except Exception:  # not settled: delivered again later (at least once, with the same key)
+            log.exception("outbox settle failed")
+        settled = {i for outcome in taken for i in outcome[0]}
+        for claim in list(self._claims.values()):
+            if mine := claim.delivered & settled:
+                claim.delivered.difference_update(mine)
+                await self._done(claim, mine)
+        if self._full:
+            self._full = False
+            self.worker.wake()  # room in flight again
+
+    async def stop(self) -> None:
+        tasks = [*self._lane_tasks.values(), *([self._settler] if self._settler is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):  # what was delivered is settled while the store still can
+            await self._settle_pending()
+        for claim in list(self._claims.values()):
+            await claim.lease.__aexit__(None, None, None)
+        self._claims.clear()
+        self._lanes.clear()
+        self._lane_tasks.clear()
+        self.inflight.clear()
+
+
+class _Claim:
+    """One claim of due messages: its lease, the messages of it not settled yet, those delivered."""
+
+    def __init__(self, lease: LeaseKeeper, items: list[OutboxItem]) -> None:
+        self.lease = lease
+        self.open = {item.id for item in items}
+        self.delivered: set[int] = set()  # attempted, the outcome waiting for the settler
 
 
 def _described(channels: list[Channel]) -> list[tuple[str, str | None]]:
