@@ -100,14 +100,14 @@ class OutboxWorker:
             due = await self.store.outbox_due(topic, _stamp(self.clock()), self.batch)
             # the claim is a lease on PostgreSQL: kept while the round runs, a group whose lease was lost
             # is left to the worker that holds it now (jobs/leases.py: no double delivery across nodes)
-            async with LeaseKeeper(self.store, due, lambda: _stamp(self.clock())) as lease:
+            async with LeaseKeeper(self.store, due, lambda: _stamp(self.clock()), lock=asyncio.Lock()) as lease:
                 groups = self._groups(topic, due)
                 if self.concurrency > 1:
                     done += await self._deliver_side_by_side(topic, groups, channels, lease)
                     continue
                 for group in groups:
                     if lease.holds(group):
-                        await self._deliver(topic, group, channels)
+                        await self._deliver(topic, group, channels, lease.lock)
                         done += len(group)
         return done
 
@@ -131,7 +131,8 @@ class OutboxWorker:
 
         await asyncio.gather(*(partition(queued) for queued in by_partition.values()))
         if outcomes:
-            await self.store.transaction(lambda v: _settle_all(v, outcomes))
+            async with lease.lock or contextlib.nullcontext():
+                await self.store.transaction(lambda v: _settle_all(v, outcomes))
         return sum(len(outcome[0]) for outcome in outcomes)
 
     def _groups(self, topic: str, due: list[OutboxItem]) -> list[list[OutboxItem]]:
@@ -143,9 +144,11 @@ class OutboxWorker:
         cutoff = _stamp(self.clock() - self.digest)
         return [items for items in by_partition.values() if items[0].created <= cutoff]
 
-    async def _deliver(self, topic: str, group: list[OutboxItem], channels: list[Channel]) -> None:
+    async def _deliver(self, topic: str, group: list[OutboxItem], channels: list[Channel],
+                       lock: asyncio.Lock | None = None) -> None:
         outcome = await self._attempt(topic, group, channels)
-        await self.store.transaction(lambda v: _settle(v, *outcome))
+        async with lock or contextlib.nullcontext():
+            await self.store.transaction(lambda v: _settle(v, *outcome))
 
     async def _attempt(self, topic: str, group: list[OutboxItem], channels: list[Channel]) -> _Outcome:
         """Deliver one group through every channel; how to settle it (not yet settled)."""
@@ -196,16 +199,18 @@ class _Stream:
 
     A message is **in flight** from its claim until its outcome is settled (or its lease lost): it is
     not claimed again meanwhile (SQLite has no claim of its own; on PostgreSQL the lease keeps it), and
-    at most ``4 · batch`` are in flight. Each claim's lease is renewed until its last message is settled
-    (jobs/leases.py), and a group is delivered only while its lease is held. Delivery stays at least once:
-    a message delivered but not settled when the process stops is delivered again later, with its key.
+    at most ``4 · batch`` are in flight. One lease keeper renews every message in flight until it is
+    settled (jobs/leases.py; never while a settle unit runs), and a group is delivered only while its
+    lease is held. Delivery stays at least once: a message delivered but not settled when the process
+    stops is delivered again later, with its key.
     """
 
     def __init__(self, worker: OutboxWorker) -> None:
         self.worker = worker
         self.inflight: set[int] = set()
-        self._claims: dict[int, _Claim] = {}  # by id(): the claims with messages not settled yet
-        self._lanes: dict[tuple[str, str | None], list[tuple[list[OutboxItem], _Claim]]] = {}
+        self._db = asyncio.Lock()  # a renewal and a settle of the same rows never run at once
+        self.lease = LeaseKeeper(worker.store, [], lambda: _stamp(worker.clock()), lock=self._db, standing=True)
+        self._lanes: dict[tuple[str, str | None], list[list[OutboxItem]]] = {}
         self._lane_tasks: dict[tuple[str, str | None], asyncio.Task[None]] = {}
         self._outcomes: list[_Outcome] = []
         self._settle = asyncio.Event()
@@ -215,6 +220,7 @@ class _Stream:
 
     async def run(self) -> None:
         worker = self.worker
+        await self.lease.__aenter__()
         self._settler = asyncio.create_task(self._settle_loop(), name="kzfhir-outbox-settle")
         while True:
             try:
@@ -239,56 +245,45 @@ class _Stream:
             skip = set(self.inflight)
             due = await worker.store.outbox_due(topic, _stamp(worker.clock()), min(worker.batch, room) + len(skip))
             fresh = [item for item in due if item.id not in skip and item.id not in self.inflight]
-            if not fresh:
-                continue
-            lease = LeaseKeeper(worker.store, fresh, lambda: _stamp(worker.clock()))
-            groups = worker._groups(topic, fresh)
-            claim = _Claim(lease, [item for group in groups for item in group])
-            if not claim.open:
-                continue  # digests not due yet: nothing of this claim is delivered now
-            await lease.__aenter__()
-            self._claims[id(claim)] = claim
-            self.inflight.update(claim.open)
+            groups = worker._groups(topic, fresh)  # digests not due yet stay pending
+            claimed = [item for group in groups for item in group]
+            self.lease.add(claimed)
+            self.inflight.update(item.id for item in claimed)
             for group in groups:
-                self._queue(topic, channels, group, claim)
+                self._queue(topic, channels, group)
 
-    def _queue(self, topic: str, channels: list[Channel], group: list[OutboxItem], claim: _Claim) -> None:
+    def _queue(self, topic: str, channels: list[Channel], group: list[OutboxItem]) -> None:
         lane = (topic, group[0].partition)
-        self._lanes.setdefault(lane, []).append((group, claim))
+        self._lanes.setdefault(lane, []).append(group)
         task = self._lane_tasks.get(lane)
         if task is None or task.done():
             self._lane_tasks[lane] = asyncio.create_task(self._drain(lane, channels), name="kzfhir-outbox-lane")
 
     async def _drain(self, lane: tuple[str, str | None], channels: list[Channel]) -> None:
         queued = self._lanes[lane]  # _queue appends to this list while the lane runs
-        lost: set[int] = set()  # claims whose lease this lane found lost: their later groups keep their order
         while queued:
-            group, claim = queued.pop(0)
-            if id(claim) in lost or not claim.lease.holds(group):
-                lost.add(id(claim))
-                await self._forget(group, claim)
-                continue
+            group = queued.pop(0)
+            if not self.lease.holds(group):  # lost: the rest of the lane too, to keep the order for its holder
+                for left in [group, *queued]:
+                    self._forget(left)
+                queued.clear()
+                break
             try:
                 async with self._gate:
                     outcome = await self.worker._attempt(lane[0], group, channels)
-            except Exception:  # _attempt settles channel errors itself: this is a bug of the payload's
+            except Exception:  # _attempt turns channel errors into outcomes: this is a bug elsewhere
                 log.exception("outbox %s: delivery failed unexpectedly", group[0].key)
-                await self._forget(group, claim)  # pending still: claimed again at the next poll
+                self._forget(group)  # still pending: claimed again later
                 continue
             self._outcomes.append(outcome)
-            claim.delivered.update(outcome[0])
             self._settle.set()
         del self._lanes[lane], self._lane_tasks[lane]  # no await since the last look: nothing was queued
 
-    async def _forget(self, group: list[OutboxItem], claim: _Claim) -> None:
-        """A group not delivered here (its lease lost, or a bug): no longer in flight, not settled."""
-        await self._done(claim, {item.id for item in group})
-
-    async def _done(self, claim: _Claim, ids: set[int]) -> None:
+    def _forget(self, group: list[OutboxItem]) -> None:
+        """A group not delivered here: no longer in flight, not settled."""
+        ids = {item.id for item in group}
         self.inflight.difference_update(ids)
-        claim.open.difference_update(ids)
-        if not claim.open and self._claims.pop(id(claim), None) is not None:
-            await claim.lease.__aexit__(None, None, None)
+        self.lease.release(ids)
 
     async def _settle_loop(self) -> None:
         while True:
@@ -301,14 +296,13 @@ class _Stream:
         if not taken:
             return
         try:
-            await self.worker.store.transaction(lambda v: _settle_all(v, taken))
+            async with self._db:
+                await self.worker.store.transaction(lambda v: _settle_all(v, taken))
         except Exception:  # not settled: delivered again later (at least once, with the same key)
             log.exception("outbox settle failed")
         settled = {i for outcome in taken for i in outcome[0]}
-        for claim in list(self._claims.values()):
-            if mine := claim.delivered & settled:
-                claim.delivered.difference_update(mine)
-                await self._done(claim, mine)
+        self.inflight.difference_update(settled)
+        self.lease.release(settled)
         if self._full:
             self._full = False
             self.worker.wake()  # room in flight again
@@ -320,21 +314,10 @@ class _Stream:
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):  # what was delivered is settled while the store still can
             await self._settle_pending()
-        for claim in list(self._claims.values()):
-            await claim.lease.__aexit__(None, None, None)
-        self._claims.clear()
+        await self.lease.__aexit__(None, None, None)
         self._lanes.clear()
         self._lane_tasks.clear()
         self.inflight.clear()
-
-
-class _Claim:
-    """One claim of due messages: its lease, the messages of it not settled yet, those delivered."""
-
-    def __init__(self, lease: LeaseKeeper, items: list[OutboxItem]) -> None:
-        self.lease = lease
-        self.open = {item.id for item in items}
-        self.delivered: set[int] = set()  # attempted, the outcome waiting for the settler
 
 
 def _described(channels: list[Channel]) -> list[tuple[str, str | None]]:

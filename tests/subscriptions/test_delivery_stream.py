@@ -23,6 +23,7 @@ from tests.pg import fresh_database, release_database
 
 pytestmark = pytest.mark.req("TM-13")
 TOPIC = "subscription"
+LEASE = 3  # seconds: a claim on PostgreSQL (60 in production), short so that renewals are needed
 
 
 class Recording:
@@ -30,15 +31,18 @@ class Recording:
 
     name = "recording"
 
-    def __init__(self, jitter: float = 0.0, fail: frozenset[str] = frozenset()) -> None:
+    def __init__(self, jitter: float = 0.0, fail: frozenset[str] = frozenset(), pause: float = 0.0) -> None:
         self.delivered: list[str] = []
         self.hold: dict[str, asyncio.Event] = {}
         self.jitter = jitter
+        self.pause = pause
         self.fail = set(fail)
 
     async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> None:
         if key in self.hold:
             await self.hold[key].wait()
+        if self.pause:
+            await asyncio.sleep(self.pause)
         if self.jitter:
             await asyncio.sleep(random.uniform(0, self.jitter))
         if key in self.fail:
@@ -160,12 +164,14 @@ def database() -> Iterator[str]:
 async def test_two_streaming_workers_on_one_postgres_database_deliver_each_message_once(database):
     from fhir_server.storage.postgres.store import PostgresStore
 
-    stores = [PostgresStore(database, rules=AUDIT_RULES, pool_size=3, outbox_lease_seconds=1) for _ in range(2)]
+    stores = [PostgresStore(database, rules=AUDIT_RULES, pool_size=3, outbox_lease_seconds=LEASE)
+              for _ in range(2)]
     for s in stores:
         await s.open()
-    channel = Recording(jitter=0.3)  # slower than a third of the lease: renewals must keep the claims
+    # a partition's six messages take 2.4 s in order, longer than a claim lasts without renewal
+    channel = Recording(pause=0.4)
     workers = [_worker(s, channel, batch=5) for s in stores]  # small claims: both workers get some
-    keys = [f"sub:s{p}:{n}" for p in range(6) for n in range(1, 5)]
+    keys = [f"sub:s{p}:{n}" for p in range(4) for n in range(1, 7)]
     try:
         for w in workers:
             w.start()
@@ -173,8 +179,9 @@ async def test_two_streaming_workers_on_one_postgres_database_deliver_each_messa
         for w in workers:
             w.wake()
         await _until(lambda: len(channel.delivered) >= len(keys), timeout=60)
-        await asyncio.sleep(1.5)  # past a lease: a message taken over would be delivered again now
+        await asyncio.sleep(LEASE + 0.5)  # past a lease: a message taken over would be delivered again now
         assert sorted(channel.delivered) == sorted(keys)  # once each, by whichever worker claimed it
+        assert sum(w._stream.lease.renewals for w in workers if w._stream is not None) >= 1
     finally:
         for w in workers:
             await w.stop()
