@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 
 from fhir_server.jobs.channels import DeliveryError
@@ -32,6 +31,7 @@ from fhir_server.security.audit.balp import AuditTarget
 from fhir_server.security.policy import Action
 from fhir_server.security.session import AccessSession
 from fhir_server.storage.protocols import StoredResource
+from fhir_server.subscriptions.http import HookClient, HookError
 from fhir_server.subscriptions.notification import NotificationEvent, bundle, resource_entry, status_parameters
 from fhir_server.subscriptions.registry import Entry, Registry, job_id
 from fhir_server.subscriptions.spec import read_spec
@@ -57,15 +57,15 @@ class SubscriptionChannel:
         self.services = services
         self.registry = registry
         self.sockets = sockets if sockets is not None else Sockets()
-        self._http_client: httpx.AsyncClient | None = None
+        self._http_client: HookClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _client(self) -> httpx.AsyncClient:
-        """One client for every rest-hook POST: its connection pool and TLS context are made once
-        (a client per notification cost more CPU than the notification itself)."""
+    def _client(self) -> HookClient:
+        """One client for every rest-hook notification, its connections kept alive (http.py: a client
+        per notification, and then httpx's pool, each cost more CPU than the rest of the notification)."""
         loop = asyncio.get_running_loop()
-        if self._http_client is None or self._http_client.is_closed or self._loop is not loop:
-            self._http_client = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=20))
+        if self._http_client is None or self._loop is not loop:
+            self._http_client = HookClient()
             self._loop = loop  # a client's connections belong to the loop that opened them
         return self._http_client
 
@@ -215,12 +215,11 @@ class SubscriptionChannel:
         headers.update({name: value for name, value in entry.spec.headers})
         error: str | None = None
         try:
-            r = await self._client().request(method, url, content=body or b"", headers=headers,
-                                             timeout=entry.spec.timeout)
-            if r.status_code >= 300:
-                error = f"the endpoint answered {r.status_code}"
-        except httpx.HTTPError as exc:
-            error = f"the endpoint could not be reached ({exc.__class__.__name__})"
+            status = await self._client().request(method, url, body or b"", headers, entry.spec.timeout)
+            if status >= 300:
+                error = f"the endpoint answered {status}"
+        except HookError as exc:
+            error = f"the endpoint could not be reached ({exc.kind})"
         if error is not None:
             await set_status(self.services, self.registry, entry.id, "error", f"delivery failed: {error}")
             raise DeliveryError(f"subscription {entry.id}: {error}")
