@@ -320,7 +320,11 @@ def _report(without: Round, with_subs: Round, again: Round, receiver: Receiver, 
               [a.began - at for at, _, a in got]),
              ("unit began → notification built (the unit, commit, outbox wake-up and claim)",
               [a.built - a.began for _, _, a in got]),
-             ("built → received (the POST)", [a.received - a.built for _, _, a in got])]
+             ("built → received (the POST)", [a.received - a.built for _, _, a in got]),
+             ("unit began → received (what follows the write's wait: the subscription path)",
+              [a.received - a.began for _, _, a in got]),
+             ("answered → received (the alert after the write was acknowledged)",
+              [a.received - w for _, w, a in got])]
     for label, seconds in parts:
         print(f"  {label}: {_spread([x * 1000 for x in seconds])}", flush=True)
     if probes:
