@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 #: how a delivered or failed group is settled: (outbox ids, status, error, retry at, audit events)
 _Outcome = tuple[list[int], str, str | None, str | None, list[dict[str, Any]]]
 FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
+STOP_SETTLE_SECONDS = 10.0  # the streaming worker's last settle unit at stop
 
 
 def _now() -> datetime:
@@ -312,8 +313,10 @@ class _Stream:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):  # what was delivered is settled while the store still can
-            await self._settle_pending()
+        # what was delivered is settled while the store still can; bounded, so that a store already
+        # closing (a unit queued after its writer stopped is never run) cannot hold the shutdown
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._settle_pending(), STOP_SETTLE_SECONDS)
         await self.lease.__aexit__(None, None, None)
         self._lanes.clear()
         self._lane_tasks.clear()
