@@ -17,7 +17,7 @@ import orjson
 
 from fhir_server.i18n import Message, msg
 from fhir_server.i18n.notices import payload
-from fhir_server.security.session import NOTIFY_TOPIC
+from fhir_server.security.audit.read_notices import NOTIFY_TOPIC
 from fhir_server.storage.protocols import StoredResource, TxView
 
 CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"

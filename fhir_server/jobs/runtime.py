@@ -22,7 +22,8 @@ from fhir_server.config import Settings
 from fhir_server.jobs.channels import AddressLookup, Channel, EmailChannel, WebhookChannel
 from fhir_server.jobs.messages import patient_of
 from fhir_server.jobs.worker import OutboxWorker
-from fhir_server.security.session import NOTIFY_TOPIC, URGENT_TOPIC
+from fhir_server.security.audit.read_notices import NOTIFY_TOPIC
+from fhir_server.security.session import URGENT_TOPIC
 from fhir_server.storage.protocols import Store
 
 NEHP_TOPIC = "nehp"  # TM-11: records for the National Electronic Health Passport

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 #: how a delivered or failed group is settled: (outbox ids, status, error, retry at, audit events)
 _Outcome = tuple[list[int], str, str | None, str | None, list[dict[str, Any]]]
 FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
+STOP_SETTLE_SECONDS = 10.0  # the streaming worker's last settle unit at stop
 
 
 def _now() -> datetime:
@@ -59,16 +60,24 @@ class OutboxWorker:
         self.digest_topics = digest_topics
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._stream: _Stream | None = None
         self._wake = asyncio.Event()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="kzfhir-outbox")
+        if self.concurrency > 1:
+            self._stream = _Stream(self)
+            self._task = asyncio.create_task(self._stream.run(), name="kzfhir-outbox")
+        else:
+            self._task = asyncio.create_task(self._loop(), name="kzfhir-outbox")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -92,14 +101,14 @@ class OutboxWorker:
             due = await self.store.outbox_due(topic, _stamp(self.clock()), self.batch)
             # the claim is a lease on PostgreSQL: kept while the round runs, a group whose lease was lost
             # is left to the worker that holds it now (jobs/leases.py: no double delivery across nodes)
-            async with LeaseKeeper(self.store, due, lambda: _stamp(self.clock())) as lease:
+            async with LeaseKeeper(self.store, due, lambda: _stamp(self.clock()), lock=asyncio.Lock()) as lease:
                 groups = self._groups(topic, due)
                 if self.concurrency > 1:
                     done += await self._deliver_side_by_side(topic, groups, channels, lease)
                     continue
                 for group in groups:
                     if lease.holds(group):
-                        await self._deliver(topic, group, channels)
+                        await self._deliver(topic, group, channels, lease.lock)
                         done += len(group)
         return done
 
@@ -123,7 +132,8 @@ class OutboxWorker:
 
         await asyncio.gather(*(partition(queued) for queued in by_partition.values()))
         if outcomes:
-            await self.store.transaction(lambda v: _settle_all(v, outcomes))
+            async with lease.lock or contextlib.nullcontext():
+                await self.store.transaction(lambda v: _settle_all(v, outcomes))
         return sum(len(outcome[0]) for outcome in outcomes)
 
     def _groups(self, topic: str, due: list[OutboxItem]) -> list[list[OutboxItem]]:
@@ -135,9 +145,11 @@ class OutboxWorker:
         cutoff = _stamp(self.clock() - self.digest)
         return [items for items in by_partition.values() if items[0].created <= cutoff]
 
-    async def _deliver(self, topic: str, group: list[OutboxItem], channels: list[Channel]) -> None:
+    async def _deliver(self, topic: str, group: list[OutboxItem], channels: list[Channel],
+                       lock: asyncio.Lock | None = None) -> None:
         outcome = await self._attempt(topic, group, channels)
-        await self.store.transaction(lambda v: _settle(v, *outcome))
+        async with lock or contextlib.nullcontext():
+            await self.store.transaction(lambda v: _settle(v, *outcome))
 
     async def _attempt(self, topic: str, group: list[OutboxItem], channels: list[Channel]) -> _Outcome:
         """Deliver one group through every channel; how to settle it (not yet settled)."""
@@ -172,6 +184,143 @@ class OutboxWorker:
             return (ids, "dead", str(exc), None, [event])
         retry_at = _stamp(self.clock() + timedelta(seconds=self.base_backoff * 2 ** (attempts - 1)))
         return (ids, "retry", str(exc), retry_at, [])
+
+
+class _Stream:
+    """The worker's loop when partitions are delivered side by side (``concurrency`` > 1): a message is
+    delivered as soon as it is claimed, not after the round before it was settled.
+
+    Rounds (``run_once``) deliver a claim, then settle it in one unit, then claim again: a message queued
+    meanwhile waits for the whole round, the settle unit included, which under ingest load queues
+    behind the writers — that wait was most of the TM-26 alert latency left (docs/subscriptions.md,
+    Bench). Here each wake-up (a commit that queued a message, or the poll) claims what is due and hands
+    each group to its partition's **lane**, a task that delivers its partition's groups one after the
+    other (the order of a partition is kept; at most ``concurrency`` deliveries at once); outcomes are
+    settled by one **settler** task, in one unit for all that finished while the previous unit ran.
+
+    A message is **in flight** from its claim until its outcome is settled (or its lease lost): it is
+    not claimed again meanwhile (SQLite has no claim of its own; on PostgreSQL the lease keeps it), and
+    at most ``4 · batch`` are in flight. One lease keeper renews every message in flight until it is
+    settled (jobs/leases.py; never while a settle unit runs), and a group is delivered only while its
+    lease is held. Delivery stays at least once: a message delivered but not settled when the process
+    stops is delivered again later, with its key.
+    """
+
+    def __init__(self, worker: OutboxWorker) -> None:
+        self.worker = worker
+        self.inflight: set[int] = set()
+        self._db = asyncio.Lock()  # a renewal and a settle of the same rows never run at once
+        self.lease = LeaseKeeper(worker.store, [], lambda: _stamp(worker.clock()), lock=self._db, standing=True)
+        self._lanes: dict[tuple[str, str | None], list[list[OutboxItem]]] = {}
+        self._lane_tasks: dict[tuple[str, str | None], asyncio.Task[None]] = {}
+        self._outcomes: list[_Outcome] = []
+        self._settle = asyncio.Event()
+        self._gate = asyncio.Semaphore(worker.concurrency)
+        self._settler: asyncio.Task[None] | None = None
+        self._full = False  # a claim found no room: the settler wakes the loop when there is
+
+    async def run(self) -> None:
+        worker = self.worker
+        await self.lease.__aenter__()
+        self._settler = asyncio.create_task(self._settle_loop(), name="kzfhir-outbox-settle")
+        while True:
+            try:
+                await self.claim()
+            except Exception:  # a failed claim must not stop delivery for good
+                log.exception("outbox claim failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker._wake.wait(), worker.poll_seconds)
+            worker._wake.clear()
+
+    async def claim(self) -> None:
+        worker = self.worker
+        if worker.sync_audit:
+            await worker.store.audit.sync()
+        for topic, channels in worker.channels.items():
+            room = worker.batch * 4 - len(self.inflight)
+            if room <= 0:
+                self._full = True
+                return
+            # in flight before the query: a message settled while the query runs may still be in its
+            # answer as pending (read before the settle committed), and must not be delivered again
+            skip = set(self.inflight)
+            due = await worker.store.outbox_due(topic, _stamp(worker.clock()), min(worker.batch, room) + len(skip))
+            fresh = [item for item in due if item.id not in skip and item.id not in self.inflight]
+            groups = worker._groups(topic, fresh)  # digests not due yet stay pending
+            claimed = [item for group in groups for item in group]
+            self.lease.add(claimed)
+            self.inflight.update(item.id for item in claimed)
+            for group in groups:
+                self._queue(topic, channels, group)
+
+    def _queue(self, topic: str, channels: list[Channel], group: list[OutboxItem]) -> None:
+        lane = (topic, group[0].partition)
+        self._lanes.setdefault(lane, []).append(group)
+        task = self._lane_tasks.get(lane)
+        if task is None or task.done():
+            self._lane_tasks[lane] = asyncio.create_task(self._drain(lane, channels), name="kzfhir-outbox-lane")
+
+    async def _drain(self, lane: tuple[str, str | None], channels: list[Channel]) -> None:
+        queued = self._lanes[lane]  # _queue appends to this list while the lane runs
+        while queued:
+            group = queued.pop(0)
+            if not self.lease.holds(group):  # lost: the rest of the lane too, to keep the order for its holder
+                for left in [group, *queued]:
+                    self._forget(left)
+                queued.clear()
+                break
+            try:
+                async with self._gate:
+                    outcome = await self.worker._attempt(lane[0], group, channels)
+            except Exception:  # _attempt turns channel errors into outcomes: this is a bug elsewhere
+                log.exception("outbox %s: delivery failed unexpectedly", group[0].key)
+                self._forget(group)  # still pending: claimed again later
+                continue
+            self._outcomes.append(outcome)
+            self._settle.set()
+        del self._lanes[lane], self._lane_tasks[lane]  # no await since the last look: nothing was queued
+
+    def _forget(self, group: list[OutboxItem]) -> None:
+        """A group not delivered here: no longer in flight, not settled."""
+        ids = {item.id for item in group}
+        self.inflight.difference_update(ids)
+        self.lease.release(ids)
+
+    async def _settle_loop(self) -> None:
+        while True:
+            await self._settle.wait()
+            self._settle.clear()
+            await self._settle_pending()
+
+    async def _settle_pending(self) -> None:
+        taken, self._outcomes = self._outcomes, []
+        if not taken:
+            return
+        try:
+            async with self._db:
+                await self.worker.store.transaction(lambda v: _settle_all(v, taken))
+        except Exception:  # not settled: delivered again later (at least once, with the same key)
+            log.exception("outbox settle failed")
+        settled = {i for outcome in taken for i in outcome[0]}
+        self.inflight.difference_update(settled)
+        self.lease.release(settled)
+        if self._full:
+            self._full = False
+            self.worker.wake()  # room in flight again
+
+    async def stop(self) -> None:
+        tasks = [*self._lane_tasks.values(), *([self._settler] if self._settler is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # what was delivered is settled while the store still can; bounded, so that a store already
+        # closing (a unit queued after its writer stopped is never run) cannot hold the shutdown
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._settle_pending(), STOP_SETTLE_SECONDS)
+        await self.lease.__aexit__(None, None, None)
+        self._lanes.clear()
+        self._lane_tasks.clear()
+        self.inflight.clear()
 
 
 def _described(channels: list[Channel]) -> list[tuple[str, str | None]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fhir_server.subscriptions.topics import FILTER_VALUES
+from fhir_server.subscriptions.topics import FILTER_VALUES, no_values
 
 if TYPE_CHECKING:
     from fhir_server.subscriptions.registry import Entry
@@ -57,7 +57,7 @@ class TopicIndex:
         for (ftype, name), table in self.keyed.items():
             if ftype != rtype:
                 continue
-            for have in FILTER_VALUES.get((ftype, name), lambda _: set())(resource):
+            for have in FILTER_VALUES.get((ftype, name), no_values)(resource):
                 for key in {have, have.rsplit("/", 1)[-1]}:
                     for entry in table.get(key, ()):
                         found.setdefault(entry.id, entry)

@@ -24,13 +24,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 
 from fhir_server.jobs.channels import DeliveryError
 from fhir_server.security.audit.balp import AuditTarget
 from fhir_server.security.policy import Action
 from fhir_server.security.session import AccessSession
+from fhir_server.storage.protocols import StoredResource
+from fhir_server.subscriptions.http import HookClient, HookError
 from fhir_server.subscriptions.notification import NotificationEvent, bundle, resource_entry, status_parameters
 from fhir_server.subscriptions.registry import Entry, Registry, job_id
 from fhir_server.subscriptions.spec import read_spec
@@ -56,15 +57,15 @@ class SubscriptionChannel:
         self.services = services
         self.registry = registry
         self.sockets = sockets if sockets is not None else Sockets()
-        self._http_client: httpx.AsyncClient | None = None
+        self._http_client: HookClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _client(self) -> httpx.AsyncClient:
-        """One client for every rest-hook POST: its connection pool and TLS context are made once
-        (a client per notification cost more CPU than the notification itself)."""
+    def _client(self) -> HookClient:
+        """One client for every rest-hook notification, its connections kept alive (http.py: a client
+        per notification, and then httpx's pool, each cost more CPU than the rest of the notification)."""
         loop = asyncio.get_running_loop()
-        if self._http_client is None or self._http_client.is_closed or self._loop is not loop:
-            self._http_client = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=20))
+        if self._http_client is None or self._loop is not loop:
+            self._http_client = HookClient()
             self._loop = loop  # a client's connections belong to the loop that opened them
         return self._http_client
 
@@ -75,19 +76,23 @@ class SubscriptionChannel:
 
     async def deliver(self, topic: str, key: str, payload: dict[str, Any]) -> None:
         sid = str(payload.get("subscription"))
-        stored = await self.services.store.read("Subscription", sid)
+        kind = str(payload.get("kind"))
+        # the Subscription and the event's resources read side by side: one wait for the readers, not three
+        wanted = [str(payload["focus"]), *map(str, payload.get("context", []))] if kind == "event" else []
+        stored, *read = await asyncio.gather(self.services.store.read("Subscription", sid),
+                                             *(self._vread(ref) for ref in wanted))
+        found = dict(zip(wanted, read, strict=True))
         if stored is None or stored.deleted or stored.data is None or \
                 orjson.loads(stored.data).get("status") == "off":
             return  # deleted or switched off: nothing more is sent (the message counts as handled)
         entry = await self._entry(sid, stored.version)
-        kind = str(payload.get("kind"))
         session = self._session(entry)
         disclosed: list[_Disclosed] = []
         if entry.spec.classic is not None:
-            sent = await self._classic(entry, key, kind, payload, session, disclosed)
+            sent = await self._classic(entry, key, kind, payload, session, disclosed, found)
         else:
             if kind == "event":
-                body = await self._event(entry, payload, session, disclosed)
+                body = await self._event(entry, payload, session, disclosed, found)
             else:
                 status = "active" if kind == "handshake" else entry.status
                 params = status_parameters(entry.base_url, sid, entry.spec.topic, status, kind,
@@ -119,7 +124,8 @@ class SubscriptionChannel:
         return True
 
     async def _classic(self, entry: Entry, key: str, kind: str, payload: dict[str, Any],
-                       session: AccessSession | None, disclosed: list[_Disclosed]) -> bool:
+                       session: AccessSession | None, disclosed: list[_Disclosed],
+                       found: dict[str, StoredResource | None]) -> bool:
         """A classic R4 notification (R4 subscription.html, channels): over a websocket ``ping [id]``;
         a rest-hook without payload is a POST with no body, with a payload an update (PUT) of the
         resource to ``[endpoint]/[type]/[id]`` — if the owner may still read it now, else the empty POST."""
@@ -128,7 +134,7 @@ class SubscriptionChannel:
         if entry.spec.channel == "websocket":
             return await self._send(entry, key, kind, f"ping {entry.id}".encode())
         if entry.spec.content == "full-resource":
-            focus = await self._visible(session, str(payload["focus"]))
+            focus = await self._visible(session, found[str(payload["focus"])])
             if focus is not None:
                 rtype, _, rid = focus.ref.partition("/")
                 url = f"{entry.spec.endpoint.rstrip('/')}/{rtype}/{rid}"
@@ -163,12 +169,17 @@ class SubscriptionChannel:
         session: AccessSession = enforcer.session(entry.owner.context())
         return session
 
-    async def _visible(self, session: AccessSession | None, versioned: str) -> _Disclosed | None:
+    async def _vread(self, versioned: str) -> StoredResource | None:
         ref, _, version = versioned.partition("/_history/")
         rtype, _, rid = ref.partition("/")
-        stored = await self.services.store.vread(rtype, rid, int(version))
+        stored: StoredResource | None = await self.services.store.vread(rtype, rid, int(version))
+        return stored
+
+    async def _visible(self, session: AccessSession | None, stored: StoredResource | None) -> _Disclosed | None:
+        """``stored`` (an event's focus or context as it was) if the owner may read it now."""
         if stored is None or stored.deleted or stored.data is None:
             return None
+        ref = f"{stored.type}/{stored.id}"
         resource = orjson.loads(stored.data)
         if session is None:
             return _Disclosed(ref, stored.version, resource, None)
@@ -176,17 +187,17 @@ class SubscriptionChannel:
         return _Disclosed(ref, stored.version, resource, judged) if judged.allowed else None
 
     async def _event(self, entry: Entry, payload: dict[str, Any], session: AccessSession | None,
-                     disclosed: list[_Disclosed]) -> dict[str, Any]:
+                     disclosed: list[_Disclosed], found: dict[str, StoredResource | None]) -> dict[str, Any]:
         number = int(payload["event"])
         event = NotificationEvent(number, str(payload["timestamp"]))
         entries: list[dict[str, Any]] = []
         content = entry.spec.content
         if content != "empty":
-            focus = await self._visible(session, str(payload["focus"]))
+            focus = await self._visible(session, found[str(payload["focus"])])
             if focus is not None:
                 event.focus = focus.ref
-                context = [c for c in [await self._visible(session, str(ref)) for ref in payload.get("context", [])]
-                           if c is not None]
+                context = [c for c in [await self._visible(session, found[str(ref)])
+                                       for ref in payload.get("context", [])] if c is not None]
                 event.context = [c.ref for c in context]
                 for item in [focus, *context]:
                     full = item.resource if content == "full-resource" else None
@@ -204,12 +215,11 @@ class SubscriptionChannel:
         headers.update({name: value for name, value in entry.spec.headers})
         error: str | None = None
         try:
-            r = await self._client().request(method, url, content=body or b"", headers=headers,
-                                             timeout=entry.spec.timeout)
-            if r.status_code >= 300:
-                error = f"the endpoint answered {r.status_code}"
-        except httpx.HTTPError as exc:
-            error = f"the endpoint could not be reached ({exc.__class__.__name__})"
+            status = await self._client().request(method, url, body or b"", headers, entry.spec.timeout)
+            if status >= 300:
+                error = f"the endpoint answered {status}"
+        except HookError as exc:
+            error = f"the endpoint could not be reached ({exc.kind})"
         if error is not None:
             await set_status(self.services, self.registry, entry.id, "error", f"delivery failed: {error}")
             raise DeliveryError(f"subscription {entry.id}: {error}")

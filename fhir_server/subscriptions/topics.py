@@ -160,10 +160,15 @@ FILTER_VALUES: dict[tuple[str, str], Callable[[dict[str, Any]], set[str]]] = {
 }
 
 
+def no_values(resource: dict[str, Any]) -> set[str]:
+    """The values of a filter a resource type does not have."""
+    return set()
+
+
 def filter_matches(resource: dict[str, Any], parameter: str, wanted: list[str]) -> bool:
     """A filter ``parameter=v1,v2`` matches when the resource has any of the values; a reference value
     may be given as ``Patient/123`` or ``123``."""
-    values = FILTER_VALUES.get((str(resource.get("resourceType")), parameter), lambda _: set())(resource)
+    values = FILTER_VALUES.get((str(resource.get("resourceType")), parameter), no_values)(resource)
     for want in wanted:
         for have in values:
             if have == want or have.rsplit("/", 1)[-1] == want:
