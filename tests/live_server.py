@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,16 +26,21 @@ def start_server(db: Path, port: int, *, open_mode: bool = True, dev_keys: Path 
     cmd = [sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(port), "--database", str(db),
            "--log-level", "warning", *(["--open"] if open_mode else [])]
     env = {**os.environ, **({"KZFHIR_DEV_KEY_PATH": str(dev_keys)} if dev_keys else {})}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 90  # a loaded CI machine starts slowly: only the limit, never the usual wait
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/metadata", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
+    # stderr to a file, not a pipe nobody reads: a server that logs more than a pipe holds (64 KiB) would
+    # block on its next log line and look hung
+    with tempfile.TemporaryFile() as log:  # the child keeps its own descriptor of it
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        deadline = time.monotonic() + 90  # a loaded CI machine starts slowly: only the limit, never the usual wait
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/metadata", timeout=1).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        proc.kill()
+        proc.wait()
+        log.seek(0)
+        raise RuntimeError("server did not start: " + log.read().decode(errors="replace"))
 
 
 def wait_until_up(port: int, path: str = "/health", seconds: float = 60) -> None:

@@ -84,13 +84,16 @@ def live(tmp_path_factory: pytest.TempPathFactory, pki: Path) -> Iterator[Live]:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for p in (port, second_port):  # one after the other: the first creates the files
-            procs.append(subprocess.Popen([*command, str(p)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                          env=env))
+            # stderr to a file: a pipe nobody reads would block a server that logs more than 64 KiB
+            log = tmp / f"server-{p}.log"
+            with log.open("wb") as sink:
+                procs.append(subprocess.Popen([*command, str(p)], stdout=subprocess.DEVNULL, stderr=sink, env=env))
             try:
                 wait_until_up(p, "/portal/", seconds=90)
             except RuntimeError:
                 procs[-1].terminate()
-                raise RuntimeError((procs[-1].communicate(timeout=20)[1] or b"").decode()[-3000:]) from None
+                procs[-1].wait(timeout=20)
+                raise RuntimeError(log.read_text(errors="replace")[-3000:]) from None
         yield Live(base, pki, tmp / "dev-jwks.json", f"http://127.0.0.1:{second_port}")
     finally:
         for proc in procs:
