@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
+from fhir_server.errors import FhirError
 from fhir_server.jobs.channels import Channel, DeliveryError, RejectedError
 from fhir_server.jobs.delivery_audit import delivery_event
 from fhir_server.jobs.leases import LeaseKeeper
@@ -27,6 +30,23 @@ from fhir_server.security.audit.read_notices import expand
 from fhir_server.storage.protocols import OutboxItem, Store, TxView
 
 log = logging.getLogger(__name__)
+#: While the store is out of reach a failing round is one warning line at most this often, not a
+#: traceback every poll (issue 12 §3: a clean log; the store answers 503 to requests meanwhile).
+UNAVAILABLE_LOG_SECONDS = 30.0
+_quiet_until = 0.0
+
+
+def _log_failure(what: str) -> None:
+    """Log the exception being handled: a store that is out of reach briefly, anything else in full."""
+    global _quiet_until
+    exc = sys.exc_info()[1]
+    if isinstance(exc, FhirError) and exc.category == "unavailable":
+        now = time.monotonic()
+        if now >= _quiet_until:
+            _quiet_until = now + UNAVAILABLE_LOG_SECONDS
+            log.warning("%s: the store is out of reach (%s); retrying", what, exc)
+        return
+    log.exception(what)
 #: how a delivered or failed group is settled: (outbox ids, status, error, retry at, audit events)
 _Outcome = tuple[list[int], str, str | None, str | None, list[dict[str, Any]]]
 FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -87,7 +107,7 @@ class OutboxWorker:
             try:
                 await self.run_once()
             except Exception:  # a broken round must not stop delivery for good
-                log.exception("outbox round failed")
+                _log_failure("outbox round failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
             self._wake.clear()
@@ -227,7 +247,7 @@ class _Stream:
             try:
                 await self.claim()
             except Exception:  # a failed claim must not stop delivery for good
-                log.exception("outbox claim failed")
+                _log_failure("outbox claim failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(worker._wake.wait(), worker.poll_seconds)
             worker._wake.clear()
@@ -300,7 +320,7 @@ class _Stream:
             async with self._db:
                 await self.worker.store.transaction(lambda v: _settle_all(v, taken))
         except Exception:  # not settled: delivered again later (at least once, with the same key)
-            log.exception("outbox settle failed")
+            _log_failure("outbox settle failed")
         settled = {i for outcome in taken for i in outcome[0]}
         self.inflight.difference_update(settled)
         self.lease.release(settled)
