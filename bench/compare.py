@@ -61,6 +61,7 @@ def _figures(ingested: driver.Ingested | None, read: Any) -> dict[str, Any]:
     if ingested is not None:
         out.update({"ingest_rps": ingested.rate, "ingested": ingested.resources, "ingest_failed": ingested.failed,
                     "ingest_seconds": ingested.seconds, "ingest_errors": ingested.errors,
+                    "ingest_retries": ingested.retries,
                     "bundle_p50_ms": _pct(ingested.bundle_ms, 50)})
     return out
 
@@ -165,7 +166,7 @@ def measure(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]
 
 def _line(f: dict[str, Any]) -> str:
     ingest = (f" ingest {f['ingest_rps']:7,.0f} resources/s ({f['ingested']:,} in {f['ingest_seconds']:.1f} s, "
-              f"{f['ingest_failed']} failed)," if "ingest_rps" in f else "")
+              f"{f['ingest_failed']} failed, {f['ingest_retries']} retried)," if "ingest_rps" in f else "")
     return (f"{ingest} read {f['read_rps']:8,.0f} req/s, p50 {f['read_p50_ms']:.2f} ms, p99 {f['read_p99_ms']:.2f} ms"
             f"{', ' + str(f['read_errors']) + ' errors' if f['read_errors'] else ''}")
 

@@ -40,6 +40,7 @@ class Ingested:
     failed: int
     seconds: float
     bundle_ms: list[float]
+    retries: int = 0
     patients: list[str] = field(default_factory=list)
     observations: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -119,7 +120,15 @@ async def ingest(port: int, bundles: list[Bundle], *, clients: int = 4, headers:
             while queue and time.perf_counter() < deadline:
                 bundle = queue.pop()
                 t0 = time.perf_counter()
-                status, answer = await _request(reader, writer, "POST", "/", bundle.raw, sent)
+                try:
+                    status, answer = await _request(reader, writer, "POST", "/", bundle.raw, sent)
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    # the server closed the kept-alive connection before reading the request (its keep-alive
+                    # timer fired first, as it can on a starved machine): one new connection, the request again
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(HOST, port)
+                    out.retries += 1
+                    status, answer = await _request(reader, writer, "POST", "/", bundle.raw, sent)
                 out.bundle_ms.append((time.perf_counter() - t0) * 1000)
                 if status >= 300:
                     out.failed += bundle.entries
