@@ -9,6 +9,7 @@ import math
 import pytest
 
 from bench import compare, targets
+from bench.workload import workload
 
 try:
     targets.peer_command(1)
@@ -24,7 +25,7 @@ def test_quick_compare_reports_every_case_at_both_scales() -> None:
     results = compare.measure(compare.Options.quick(), say=lines.append)
     assert set(results["scales"]) == {"1", "2"}
     for scale, data in results["scales"].items():
-        assert data["resources"] == int(scale) * compare.workload(2).resources
+        assert data["resources"] == int(scale) * workload(2).resources
         for case in compare.CASES:
             rounds = data["rounds"][case]
             assert len(rounds) == 1
