@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?=
 PORT ?=
 
-.PHONY: run demo test test-postgres postgres chromium fhir-js peer-medplum bench lint typecheck clean
+.PHONY: run demo test test-postgres postgres chromium fhir-js peer-medplum bench bench-compare lint typecheck clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -61,13 +61,27 @@ test: $(VENV)/.installed-test postgres chromium fhir-js
 test-postgres: $(VENV)/.installed-test postgres
 	KZFHIR_TEST_BACKEND=postgres $(BIN)/pytest -q -n 2 --dist loadfile tests/integration tests/search tests/security_http
 
-bench: $(VENV)/.installed-test
+# `make bench`: every bench/bench_*.py in turn, PostgreSQL beside SQLite included (bench_postgres starts its own
+# durable cluster; `make postgres` installs the binaries). `make bench-compare`: side by side with the Medplum
+# peer, kzfhir open and secure and the raw-ASGI ceiling at 1x and 10x (bench/compare.py; COMPARE_ARGS, e.g.
+# "--rounds 3" or "--quick", are passed on). docs/performance.md has the figures and the commands.
+bench: $(VENV)/.installed-test postgres
 	$(BIN)/python -m bench
+
+COMPARE_ARGS ?=
+bench-compare: $(VENV)/.installed-test peer-medplum
+	$(BIN)/python -m bench compare $(COMPARE_ARGS)
 
 # The peer kzfhir is measured against (issue 20; docs/performance.md): Medplum's
 # FhirRouter + MemoryRepository, the npm packages pinned by tools/peer-medplum/package-lock.json (a no-op
-# when installed). Not part of `make test`: nothing in the suite needs Node or Medplum.
+# when installed). Node and npm come from Debian's `nodejs` and `npm` packages when missing (apt-get needs
+# root). Medplum 5.2 declares Node 22.18+ but runs on Debian's Node 20 with --experimental-websocket
+# (bench/targets.py adds it); npm only warns about the engine. Not part of `make test`: the suite's
+# tests/bench/test_compare_quick.py skips without the peer.
 peer-medplum:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then :; \
+	else echo "installing Node.js for the Medplum peer (apt-get install nodejs npm)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi
 	@if [ tools/peer-medplum/node_modules/.package-lock.json -nt tools/peer-medplum/package-lock.json ]; then :; \
 	else cd tools/peer-medplum && npm ci --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error; fi
 

@@ -1,7 +1,9 @@
 """Run every benchmark module (bench/bench_*.py) in turn; each prints its own figures.
 
 ``python -m bench reliability [--minutes M] [--rate R]`` runs the reliability soak instead
-(bench/reliability.py; ten minutes by default, so it is not part of the full run)."""
+(bench/reliability.py; ten minutes by default, so it is not part of the full run), and
+``python -m bench compare [...]`` the side-by-side run against the Medplum peer (bench/compare.py; it needs
+``make peer-medplum``, so it has its own target, ``make bench-compare``)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,11 @@ import bench
 
 def main() -> int:
     only = sys.argv[1:]
+    if only[:1] == ["compare"]:
+        from bench import compare
+
+        compare.main(only[1:])
+        return 0
     if only[:1] == ["reliability"]:
         from bench import reliability
 
