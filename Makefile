@@ -52,7 +52,7 @@ fhir-js:
 	else (cd tools/fhir-js && npm ci --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error) \
 		|| echo "npm ci failed (offline, empty cache?): tests/formats/test_xml_npm_live.py will skip"; fi
 
-test: $(VENV)/.installed-test postgres chromium fhir-js
+test: $(VENV)/.installed-test postgres chromium fhir-js peer-medplum
 	$(BIN)/ruff check fhir_server profiles terminology signing conformance mappings tests bench scripts
 	$(BIN)/mypy fhir_server signing terminology profiles conformance mappings
 	$(BIN)/pytest -q -n 2 --dist loadfile
@@ -76,8 +76,8 @@ bench-compare: $(VENV)/.installed-test peer-medplum
 # FhirRouter + MemoryRepository, the npm packages pinned by tools/peer-medplum/package-lock.json (a no-op
 # when installed). Node and npm come from Debian's `nodejs` and `npm` packages when missing (apt-get needs
 # root). Medplum 5.2 declares Node 22.18+ but runs on Debian's Node 20 with --experimental-websocket
-# (bench/targets.py adds it); npm only warns about the engine. Not part of `make test`: the suite's
-# tests/bench/test_compare_quick.py skips without the peer.
+# (bench/targets.py adds it); npm only warns about the engine. `make test` installs it: the kit's run against
+# Medplum's router (tests/conformance/test_medplum_router.py) and tests/bench/test_compare_quick.py need it.
 peer-medplum:
 	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then :; \
 	else echo "installing Node.js for the Medplum peer (apt-get install nodejs npm)"; \
