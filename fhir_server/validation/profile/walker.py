@@ -16,9 +16,9 @@ from typing import Any
 
 from fhir_server.validation.issues import Issue, Severity
 from fhir_server.validation.profile import checks
-from fhir_server.validation.profile.fhirpath import EvaluationError, evaluate_invariant
+from fhir_server.validation.profile.fhirpath import EvaluationError, evaluate_with_engine
 from fhir_server.validation.profile.model import CompiledProfile, Constraint, ElementRule, TypeRule
-from fhir_server.validation.profile.natives import Env
+from fhir_server.validation.profile.natives import NATIVES, Env, Native
 from fhir_server.validation.profile.registry import CORE_PREFIX, ProfileRegistry
 from fhir_server.validation.profile.slicing import Item, assign_slices
 
@@ -68,6 +68,49 @@ def child_index(rule: ElementRule) -> _ChildIndex:
         rule.index = _ChildIndex(entries, frozenset(known), required)
     index: _ChildIndex = rule.index
     return index
+
+
+_ELE_1 = ("ele-1", "hasValue() or (children().count() > id.count())")
+
+# An invariant as the walk evaluates it: the constraint and its native (None: through fhirpathpy).
+Step = tuple[Constraint, Native | None]
+
+
+def _steps(constraints: Iterable[Constraint]) -> tuple[tuple[Step, ...], Constraint | None]:
+    """The invariants with their natives looked up once, ``ele-1`` apart (it is on every element, and
+    evaluated inline)."""
+    steps: list[Step] = []
+    ele_1: Constraint | None = None
+    for c in constraints:
+        if (c.key, c.expression) == _ELE_1 and ele_1 is None:
+            ele_1 = c
+        else:
+            steps.append((c, NATIVES.get((c.key, c.expression))))
+    return tuple(steps), ele_1
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What the walk needs of one rule on every visit, derived once (``plan_of``): its invariants with the
+    natives resolved, whether it has fixed/pattern values, whether its children are described by the rule
+    itself (a structural type) and, for a choice element, the chosen type's extra invariants per type."""
+
+    steps: tuple[Step, ...]
+    ele_1: Constraint | None
+    fixed_or_pattern: bool
+    structural: bool
+    choice: bool
+    by_type: dict[str, tuple[tuple[Step, ...], Constraint | None]] = field(default_factory=dict)
+
+
+def plan_of(rule: ElementRule) -> _Plan:
+    plan: _Plan | None = rule.plan
+    if plan is None:
+        steps, ele_1 = _steps(rule.constraints)
+        codes = rule.type_codes
+        plan = rule.plan = _Plan(steps, ele_1, rule.fixed is not None or rule.pattern is not None,
+                                 bool(codes) and codes[0] in _STRUCTURAL, len(rule.types) > 1)
+    return plan
 
 
 def _items(obj: dict[str, Any], key: str, type_code: str, expression: str) -> list[Item]:
@@ -125,19 +168,28 @@ class Walk:
             self._element(item, rule, env, self._type_path(item, rule))
 
     def _type_path(self, item: Item, rule: ElementRule) -> str:
-        return rule.path if rule.type_codes[:1] and rule.type_codes[0] in _STRUCTURAL else item.type_code
+        return rule.path if plan_of(rule).structural else item.type_code
 
     def _element(
         self, item: Item, rule: ElementRule, env: Env, type_path: str, skip: frozenset[str] = frozenset()
     ) -> None:
+        plan = plan_of(rule)
         if not self.invariants_only:
-            self._checks(item, rule, env)
+            self._checks(item, rule, env, plan)
         self._invariants(item, rule, env, type_path, skip)
-        if len(rule.types) > 1 and item.type_code:
+        if plan.choice and item.type_code:
             # A choice element's snapshot cannot list its per-type invariants; add the chosen type's.
-            known = skip | {c.key for c in rule.constraints}
-            extra = [c for c in self.registry.type_constraints(TypeRule(item.type_code)) if c.key not in known]
-            self._check_constraints(item, extra, env, type_path)
+            if skip:
+                known = skip | {c.key for c in rule.constraints}
+                extra = _steps(c for c in self.registry.type_constraints(TypeRule(item.type_code))
+                               if c.key not in known)
+            else:
+                extra = plan.by_type.get(item.type_code)  # type: ignore[assignment]
+                if extra is None:
+                    known = {c.key for c in rule.constraints}
+                    extra = plan.by_type[item.type_code] = _steps(
+                        c for c in self.registry.type_constraints(TypeRule(item.type_code)) if c.key not in known)
+            self._evaluate(item, extra[0], extra[1], env, type_path)
         if isinstance(item.value, dict):
             source = rule if rule.children else self._type_root(item.type_code)
             if source is not None:
@@ -154,8 +206,9 @@ class Walk:
         profile = self.registry.core(type_code)
         return profile.root if profile is not None else None
 
-    def _checks(self, item: Item, rule: ElementRule, env: Env) -> None:
-        self.issues.extend(checks.check_fixed_and_pattern(item, rule))
+    def _checks(self, item: Item, rule: ElementRule, env: Env, plan: _Plan) -> None:
+        if plan.fixed_or_pattern:
+            self.issues.extend(checks.check_fixed_and_pattern(item, rule))
         if rule.binding is not None:
             self.issues.extend(checks.check_binding(item, rule.binding, self.terminology))
         if item.type_code == "Reference":
@@ -166,24 +219,40 @@ class Walk:
             self.issues.extend(checks.check_markdown(item))
 
     def _invariants(self, item: Item, rule: ElementRule, env: Env, type_path: str, skip: frozenset[str]) -> None:
-        constraints = rule.constraints if not skip else [c for c in rule.constraints if c.key not in skip]
-        self._check_constraints(item, constraints, env, type_path)
+        if not self.invariants:
+            return
+        if skip:
+            steps, ele_1 = _steps(c for c in rule.constraints if c.key not in skip)
+        else:
+            plan = plan_of(rule)
+            steps, ele_1 = plan.steps, plan.ele_1
+        self._evaluate(item, steps, ele_1, env, type_path)
 
-    def _check_constraints(self, item: Item, constraints: Iterable[Constraint], env: Env, type_path: str) -> None:
+    def _evaluate(self, item: Item, steps: tuple[Step, ...], ele_1: Constraint | None, env: Env,
+                  type_path: str) -> None:
         if not self.invariants:
             return
         focus = item.value if item.value is not None else item.extension
-        for constraint in constraints:
-            try:
-                holds = evaluate_invariant(constraint.key, constraint.expression, focus, type_path, env)
-            except EvaluationError as exc:
-                self.issues.append(Issue("warning", "processing", f"{constraint.key}: could not be evaluated "
-                                         f"({exc})", item.expression))
-                continue
+        # ele-1, hasValue() or (children().count() > id.count()), as natives._ele_1 says it
+        if ele_1 is not None and not (any(key != "id" for key in focus) if isinstance(focus, dict)
+                                      else focus is not None):
+            self._violated(ele_1, item)
+        for constraint, native in steps:
+            if native is not None:
+                holds = native(focus, env)
+            else:
+                try:
+                    holds = evaluate_with_engine(constraint.key, constraint.expression, focus, type_path, env)
+                except EvaluationError as exc:
+                    self.issues.append(Issue("warning", "processing", f"{constraint.key}: could not be evaluated "
+                                             f"({exc})", item.expression))
+                    continue
             if not holds:
-                severity: Severity = "error" if constraint.severity == "error" else "warning"
-                self.issues.append(Issue(severity, "invariant", f"{constraint.key}: {constraint.human}",
-                                         item.expression))
+                self._violated(constraint, item)
+
+    def _violated(self, constraint: Constraint, item: Item) -> None:
+        severity: Severity = "error" if constraint.severity == "error" else "warning"
+        self.issues.append(Issue(severity, "invariant", f"{constraint.key}: {constraint.human}", item.expression))
 
     def _children(self, obj: dict[str, Any], source: ElementRule, expression: str, env: Env,
                   container: tuple[str, str]) -> None:
