@@ -71,6 +71,27 @@ def child_index(rule: ElementRule) -> _ChildIndex:
 
 
 _ELE_1 = ("ele-1", "hasValue() or (children().count() > id.count())")
+# Natives that read %resource or %rootResource (the others see their focus only).
+_READS_ENV = frozenset({"ref-1", "dom-3", "obs-7"})
+# Data types whose subtrees the walk may remember (``Walk.memo``): common, repeated verbatim across the
+# resources of a bulk load (codes, amounts, periods, names), and references-free unless an extension adds one.
+MEMO_TYPES = frozenset({"Coding", "CodeableConcept", "Quantity", "Money", "Period", "Range", "Ratio", "HumanName",
+                        "Address", "ContactPoint", "Identifier", "Dosage", "Timing", "Annotation", "Meta", "Narrative"})
+MEMO_LIMIT = 50_000  # entries (tens of MB at most); the memo starts afresh beyond
+
+
+def memo_key(value: Any) -> Any:
+    """A hashable image of a JSON value that tells apart everything the walk could judge differently: member
+    order, the JSON types (``true`` is not ``1``) and a decimal's exact text."""
+    kind = type(value)
+    if kind is dict:
+        return tuple((k, memo_key(v)) for k, v in value.items())
+    if kind is list:
+        return (list, tuple(memo_key(v) for v in value))
+    if kind is str or kind is int or kind is bool or value is None:
+        return (kind, value)
+    text = getattr(value, "text", None)  # jsonio.Decimal carries its literal
+    return (kind, value if text is None else text)
 
 # An invariant as the walk evaluates it: the constraint and its native (None: through fhirpathpy).
 Step = tuple[Constraint, Native | None]
@@ -139,6 +160,13 @@ class Walk:
     invariants_only: bool = False
     invariants: bool = True
     issues: list[Issue] = field(default_factory=list)
+    # (rule, type, value) of a MEMO_TYPES subtree -> its issues, expressions relative to the subtree; None: off.
+    # Only valid while the profiles and the terminology stay the same: the ``$import`` workers give each job
+    # a fresh one (a worker process lives for one job).
+    memo: dict[Any, tuple[tuple[Issue, str], ...]] | None = None
+    # Bumped by every judgement that read more than the subtree (a reference's target, %resource): a subtree
+    # walked meanwhile is not remembered.
+    _reads: int = 0
 
     def resource(
         self, resource: dict[str, Any], profile: CompiledProfile, expression: str, root: dict[str, Any]
@@ -164,8 +192,31 @@ class Walk:
             self._contained(item, rule, env)
         elif item.type_code == "Extension" and isinstance(item.value, dict):
             self._extension(item, rule, env, container)
+        elif self.memo is not None and item.type_code in MEMO_TYPES:
+            self._remembered(item, rule, env, self.memo)
         else:
             self._element(item, rule, env, self._type_path(item, rule))
+
+    def _remembered(self, item: Item, rule: ElementRule, env: Env,
+                    memo: dict[Any, tuple[tuple[Issue, str], ...]]) -> None:
+        """The subtree's issues from the memo when the same value met the same rule before, else walked and
+        remembered — unless its judgement read anything outside it (``_reads``) or an issue lies outside it."""
+        key = (id(rule), item.type_code, memo_key(item.value), memo_key(item.extension))
+        found = memo.get(key)
+        if found is not None:
+            where = item.expression
+            self.issues.extend(Issue(i.severity, i.code, i.diagnostics, where + tail) for i, tail in found)
+            return
+        start, reads = len(self.issues), self._reads
+        self._element(item, rule, env, self._type_path(item, rule))
+        if self._reads != reads:
+            return
+        where, size = item.expression, len(item.expression)
+        new = self.issues[start:]
+        if all(i.expression is not None and i.expression.startswith(where) for i in new):
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[key] = tuple((i, (i.expression or "")[size:]) for i in new)
 
     def _type_path(self, item: Item, rule: ElementRule) -> str:
         return rule.path if plan_of(rule).structural else item.type_code
@@ -212,6 +263,7 @@ class Walk:
         if rule.binding is not None:
             self.issues.extend(checks.check_binding(item, rule.binding, self.terminology))
         if item.type_code == "Reference":
+            self._reads += 1
             self.issues.extend(checks.check_reference(item, rule, self.registry, env.root, self.conforms))
         elif item.type_code == "Attachment":
             self.issues.extend(checks.check_attachment(item))
@@ -239,8 +291,11 @@ class Walk:
             self._violated(ele_1, item)
         for constraint, native in steps:
             if native is not None:
+                if constraint.key in _READS_ENV:
+                    self._reads += 1
                 holds = native(focus, env)
             else:
+                self._reads += 1  # FHIRPath may read %resource
                 try:
                     holds = evaluate_with_engine(constraint.key, constraint.expression, focus, type_path, env)
                 except EvaluationError as exc:
@@ -306,6 +361,7 @@ class Walk:
         return found
 
     def _contained(self, item: Item, rule: ElementRule, env: Env) -> None:
+        self._reads += 1
         resource = item.value
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             return
