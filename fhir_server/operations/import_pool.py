@@ -38,6 +38,14 @@ class _Failure:
     headers: tuple[tuple[str, str], ...]
 
 
+def _start_worker() -> None:
+    """In each worker process as it starts: the profile walk remembers the subtrees it has judged (the same
+    coding, amount or period recurs across a bulk file; validation/profile/walker.py ``Walk.memo``). A worker
+    lives for one job, and sees the profiles and terminology of its fork, so the memo cannot go stale."""
+    if _SERVICES is not None and _SERVICES.profiles is not None:
+        _SERVICES.profiles.memo = {}
+
+
 def _in_worker(batch: list[tuple[int, bytes | None]], expected: str | None, source: str | None,
                max_line: int) -> list[Prepared | _Failure]:
     assert _SERVICES is not None
@@ -79,7 +87,8 @@ class Preparer:
             if self.processes > 0:
                 global _SERVICES
                 _SERVICES = self.services
-                self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("fork"))
+                self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("fork"),
+                                                     initializer=_start_worker)
             else:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="kzfhir-import-validate")
         return self._executor

@@ -56,6 +56,9 @@ class ProfileValidation:
         else:
             self.policy = ProfilePolicy(relaxed_iin=settings.relaxed_iin)
         self.level = write_level(settings)
+        # Subtrees judged before (profile/walker.py ``Walk.memo``): off in the server, whose profiles and
+        # terminology change as they are uploaded; an ``$import`` worker process, which lives for one job, sets it.
+        self.memo: dict[Any, Any] | None = None
 
     def __call__(self, resource: dict[str, Any], mode: str) -> list[Issue]:
         return self.validate(resource, self.policy.profiles_for(resource), level=self.level)
@@ -76,7 +79,7 @@ class ProfileValidation:
         if not profiled:
             chosen.append(CORE_PREFIX + str(resource.get("resourceType")))  # no known profile: the base rules
         issues = validate_profiles(resource, chosen, registry=self.registry, terminology=self.terminology,
-                                   policy=self.policy, invariants=invariants, requested=requested)
+                                   policy=self.policy, invariants=invariants, requested=requested, memo=self.memo)
         if resource.get("resourceType") == "Bundle" and level != "lenient":
             issues += bundle_issues(resource, self.registry.is_resource_type)
         elif resource.get("resourceType") == "Parameters" and level != "lenient":

@@ -72,7 +72,7 @@ class StructureValidator:
                 if not (is_resource and name == "resourceType"):
                     issues.append(Issue("error", "structure", f"unknown element '{name}'", f"{path}.{name}"))
                 continue
-            self._field(obj, f, value, f"{path}.{name}", issues, depth)
+            self._field(obj, f, value, path, name, issues, depth)
         for el_path in node.required:
             names = node.required_names[el_path]
             if not any(n in obj or ("_" + n) in obj for n in names):
@@ -85,36 +85,42 @@ class StructureValidator:
                 issues.append(Issue("error", "structure",
                                     f"only one of {', '.join(present)} may be given for {group}", path))
 
-    def _field(self, obj: dict[str, Any], f: Field, value: Any, path: str, issues: list[Issue], depth: int) -> None:
+    def _field(self, obj: dict[str, Any], f: Field, value: Any, parent: str, name: str, issues: list[Issue],
+               depth: int) -> None:
+        """``parent.name``: the element's path is only written out where it is needed (an issue, an object to
+        descend into), not for each of the many primitives that are fine."""
         if f.is_array:
             if not isinstance(value, list):
-                issues.append(Issue("error", "structure", f"'{f.name}' must be an array (max > 1)", path))
+                issues.append(Issue("error", "structure", f"'{f.name}' must be an array (max > 1)", f"{parent}.{name}"))
                 return
             if not value:
-                issues.append(Issue("error", "structure", "an array must not be empty (FHIR json.html)", path))
+                issues.append(Issue("error", "structure", "an array must not be empty (FHIR json.html)",
+                                    f"{parent}.{name}"))
                 return
             shadow = obj.get("_" + f.name) if f.primitive else None
             for i, item in enumerate(value):
                 if item is None and f.primitive and isinstance(shadow, list) and i < len(shadow) and shadow[i]:
                     continue  # value absent, only id/extension given in the _name array
-                self._value(f, item, f"{path}[{i}]", issues, depth)
+                self._value(f, item, parent, name, i, issues, depth)
             return
         if isinstance(value, list):
             issues.append(Issue("error", "structure", f"'{f.name}' must be a single value, not an array (max 1)",
-                                path))
+                                f"{parent}.{name}"))
             return
-        self._value(f, value, path, issues, depth)
+        self._value(f, value, parent, name, None, issues, depth)
 
-    def _value(self, f: Field, value: Any, path: str, issues: list[Issue], depth: int) -> None:
-        if value is None:
-            issues.append(Issue("error", "structure", "null is not allowed here (FHIR json.html)", path))
-            return
-        if f.primitive:
+    def _value(self, f: Field, value: Any, parent: str, name: str, index: int | None, issues: list[Issue],
+               depth: int) -> None:
+        if f.primitive and value is not None:
             problem = self.checks[f.type_code](value)
             if problem:
-                issues.append(Issue("error", "value", problem, path))
+                issues.append(Issue("error", "value", problem, _at(parent, name, index)))
             elif f.required_valueset and f.type_code == "code":
-                self._check_code(f.required_valueset, None, value, path, issues)
+                self._check_code(f.required_valueset, None, value, _at(parent, name, index), issues)
+            return
+        path = _at(parent, name, index)
+        if value is None:
+            issues.append(Issue("error", "structure", "null is not allowed here (FHIR json.html)", path))
             return
         if not isinstance(value, dict):
             kind = json_kind(value)
@@ -180,6 +186,10 @@ class StructureValidator:
             if not any((c.get("system"), c.get("code")) in pairs for c in codings):
                 issues.append(Issue("error", "code-invalid",
                                     f"no coding from the required value set {vs}", path))
+
+
+def _at(parent: str, name: str, index: int | None) -> str:
+    return f"{parent}.{name}" if index is None else f"{parent}.{name}[{index}]"
 
 
 _default: StructureValidator | None = None

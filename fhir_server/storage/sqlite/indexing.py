@@ -10,6 +10,7 @@ import sqlite3
 from typing import Any
 
 from fhir_server.storage.sqlite import search as sqlite_search
+from fhir_server.storage.sqlite.search import writer as index_writer
 
 
 def ddl() -> list[str]:
@@ -20,6 +21,17 @@ def write(conn: sqlite3.Connection, rid: int, resource_type: str, index: Any, *,
     """``fresh``: the rid has no index rows yet (a new resource row), so there is nothing to replace."""
     if index is not None:
         sqlite_search.write_index(conn, rid, resource_type, index, fresh=fresh)
+
+
+def queue(pending: index_writer.Pending, rid: int, resource_type: str, index: Any) -> None:
+    """Queue the rows of a rid that has none (``flush`` inserts them, still inside the transaction)."""
+    if index is not None:
+        index_writer.queue_index(pending, rid, resource_type, index)
+
+
+def flush(conn: sqlite3.Connection, pending: index_writer.Pending) -> None:
+    if pending:
+        index_writer.flush_index(conn, pending)
 
 
 def delete(conn: sqlite3.Connection, rid: int) -> None:

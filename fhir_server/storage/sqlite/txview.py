@@ -11,6 +11,9 @@ from fhir_server.storage.protocols import StoredResource, StoreError
 from fhir_server.storage.sqlite import indexing, outbox
 from fhir_server.storage.sqlite.audit.chain import SqliteAuditTx
 
+_HISTORY = ("INSERT INTO history (rid, version, type, id, last_updated, deleted, method, data, seq, patients) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
 
 class SqliteTxView:
     def __init__(self, conn: sqlite3.Connection, timestamp: str, next_seq: int, rules: ChainRules) -> None:
@@ -23,6 +26,18 @@ class SqliteTxView:
         # just read to resolve its target. Only this view writes ``resources`` inside the unit, and a view
         # lives for one unit (a SAVEPOINT), so the cache cannot outlive what it describes.
         self._rows: dict[tuple[str, str], tuple[Any, ...] | None] = {}
+        # History rows and the index rows of new resources, inserted together (one executemany per table)
+        # when the unit ends or before anything in it reads those tables (``flush``): a unit of an import
+        # writes a thousand resources, and a statement per resource and table was most of its SQLite time.
+        self._history: list[tuple[Any, ...]] = []
+        self._index: dict[str, list[tuple[object, ...]]] = {}
+
+    def flush(self) -> None:
+        """Insert the queued history and index rows (the writer calls it at the end of every unit)."""
+        if self._history:
+            self._conn.executemany(_HISTORY, self._history)
+            self._history = []
+        indexing.flush(self._conn, self._index)
 
     @property
     def timestamp(self) -> str:
@@ -46,6 +61,7 @@ class SqliteTxView:
         return StoredResource(resource_type, resource_id, row[1], row[2], bool(row[3]), row[4], "PUT", row[5])
 
     def version(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
+        self.flush()
         row = self._conn.execute(
             "SELECT h.version, h.last_updated, h.deleted, h.data, h.method, h.patients FROM history h "
             "JOIN resources r ON r.rid = h.rid WHERE r.type = ? AND r.id = ? AND h.version = ?",
@@ -55,6 +71,7 @@ class SqliteTxView:
         return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], row[4], row[5])
 
     def search_ids(self, query: Any, limit: int) -> list[tuple[str, str]]:
+        self.flush()
         return indexing.search_ids(self._conn, query, limit)
 
     def _write(self, resource_type: str, resource_id: str, version: int, data: bytes | None,
@@ -80,11 +97,8 @@ class SqliteTxView:
                 "UPDATE resources SET version = ?, last_updated = ?, deleted = ?, data = ?, patients = ? WHERE rid = ?",
                 (version, self._timestamp, deleted, data, patients, rid),
             )
-        self._conn.execute(
-            "INSERT INTO history (rid, version, type, id, last_updated, deleted, method, data, seq, patients) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (rid, version, resource_type, resource_id, self._timestamp, deleted, method, data, self.next_seq, patients),
-        )
+        self._history.append(
+            (rid, version, resource_type, resource_id, self._timestamp, deleted, method, data, self.next_seq, patients))
         self.next_seq += 1
         self._rows[(resource_type, resource_id)] = (rid, version, self._timestamp, deleted, data, patients)
         return int(rid), row is None
@@ -92,13 +106,17 @@ class SqliteTxView:
     def put(self, resource_type: str, resource_id: str, version: int, data: bytes, index: Any,
             method: str, patients: str) -> StoredResource:
         rid, new = self._write(resource_type, resource_id, version, data, method, patients)
-        # a new row's rid has no index rows (rids are reused only after an expunge, which removes them)
-        indexing.write(self._conn, rid, resource_type, index, fresh=new)
+        if new:  # a new row's rid has no index rows (rids are reused only after an expunge, which removes them)
+            indexing.queue(self._index, rid, resource_type, index)
+        else:
+            self.flush()  # rows of this rid queued earlier in the unit are replaced, not added to
+            indexing.write(self._conn, rid, resource_type, index)
         return StoredResource(resource_type, resource_id, version, self._timestamp, False, data, method, patients)
 
     def delete(self, resource_type: str, resource_id: str, version: int, method: str) -> StoredResource:
         rid, new = self._write(resource_type, resource_id, version, None, method, "")
         if not new:
+            self.flush()
             indexing.delete(self._conn, rid)
         return StoredResource(resource_type, resource_id, version, self._timestamp, True, None, method, "")
 
@@ -110,6 +128,7 @@ class SqliteTxView:
         if row is None:
             return 0
         rid = row[0]
+        self.flush()
         self._rows.pop((resource_type, resource_id), None)
         self._conn.execute("PRAGMA secure_delete = ON")
         try:

@@ -207,6 +207,7 @@ class GroupCommitWriter:
         view = SqliteTxView(conn, self._timestamp(), self._next_seq, self._rules)
         try:
             result = job.unit(view)
+            view.flush()  # the unit's queued history and index rows, inside its savepoint
         except BaseException as exc:
             conn.execute("ROLLBACK TO unit")
             conn.execute("RELEASE unit")

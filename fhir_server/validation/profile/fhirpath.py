@@ -22,7 +22,7 @@ from fhirpathpy.models import models
 from fhir_server.validation.profile.natives import NATIVES, Env, html_checks_ok, html_has_content
 from profiles.identifiers import is_valid_bin, is_valid_iin
 
-__all__ = ["EvaluationError", "evaluate_invariant", "user_functions"]
+__all__ = ["EvaluationError", "evaluate_invariant", "evaluate_with_engine", "user_functions"]
 
 _R4_MODEL = models["r4"]
 
@@ -85,6 +85,11 @@ def evaluate_invariant(key: str, expression: str, focus: Any, type_path: str, en
     native = NATIVES.get((key, expression))
     if native is not None:
         return native(focus, env)
+    return evaluate_with_engine(key, expression, focus, type_path, env)
+
+
+def evaluate_with_engine(key: str, expression: str, focus: Any, type_path: str, env: Env) -> bool:
+    """The invariant through fhirpathpy (compiled once per expression), whether or not a native exists."""
     try:
         function = _compiled(expression, env.relaxed_iin)
         # A resource is passed as is: fhirpathpy types it from resourceType, and only then resolves

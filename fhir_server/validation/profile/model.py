@@ -74,8 +74,10 @@ class ElementRule:
     children: dict[str, ElementRule] = field(default_factory=dict)
     content_reference: str | None = None
     is_modifier: bool = False
-    # Walker-private lookup over ``children`` (built on first use, see walker.child_index).
+    # Walker-private lookup over ``children`` (built on first use, see walker.child_index), and the rule's
+    # validation plan (walker.plan_of: its invariants with their natives resolved, the per-type extras).
     index: Any = None
+    plan: Any = None
     # Derived once: the walker asks for these of every child rule of every object it validates (about a
     # million times per thousand Synthea resources), so they are not recomputed per call.
     is_choice: bool = field(init=False, repr=False, compare=False)

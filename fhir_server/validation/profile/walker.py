@@ -16,9 +16,9 @@ from typing import Any
 
 from fhir_server.validation.issues import Issue, Severity
 from fhir_server.validation.profile import checks
-from fhir_server.validation.profile.fhirpath import EvaluationError, evaluate_invariant
+from fhir_server.validation.profile.fhirpath import EvaluationError, evaluate_with_engine
 from fhir_server.validation.profile.model import CompiledProfile, Constraint, ElementRule, TypeRule
-from fhir_server.validation.profile.natives import Env
+from fhir_server.validation.profile.natives import NATIVES, Env, Native
 from fhir_server.validation.profile.registry import CORE_PREFIX, ProfileRegistry
 from fhir_server.validation.profile.slicing import Item, assign_slices
 
@@ -70,6 +70,70 @@ def child_index(rule: ElementRule) -> _ChildIndex:
     return index
 
 
+_ELE_1 = ("ele-1", "hasValue() or (children().count() > id.count())")
+# Natives that read %resource or %rootResource (the others see their focus only).
+_READS_ENV = frozenset({"ref-1", "dom-3", "obs-7"})
+# Data types whose subtrees the walk may remember (``Walk.memo``): common, repeated verbatim across the
+# resources of a bulk load (codes, amounts, periods, names), and references-free unless an extension adds one.
+MEMO_TYPES = frozenset({"Coding", "CodeableConcept", "Quantity", "Money", "Period", "Range", "Ratio", "HumanName",
+                        "Address", "ContactPoint", "Identifier", "Dosage", "Timing", "Annotation", "Meta", "Narrative"})
+MEMO_LIMIT = 50_000  # entries (tens of MB at most); the memo starts afresh beyond
+
+
+def memo_key(value: Any) -> Any:
+    """A hashable image of a JSON value that tells apart everything the walk could judge differently: member
+    order, the JSON types (``true`` is not ``1``) and a decimal's exact text."""
+    kind = type(value)
+    if kind is dict:
+        return tuple((k, memo_key(v)) for k, v in value.items())
+    if kind is list:
+        return (list, tuple(memo_key(v) for v in value))
+    if kind is str or kind is int or kind is bool or value is None:
+        return (kind, value)
+    text = getattr(value, "text", None)  # jsonio.Decimal carries its literal
+    return (kind, value if text is None else text)
+
+# An invariant as the walk evaluates it: the constraint and its native (None: through fhirpathpy).
+Step = tuple[Constraint, Native | None]
+
+
+def _steps(constraints: Iterable[Constraint]) -> tuple[tuple[Step, ...], Constraint | None]:
+    """The invariants with their natives looked up once, ``ele-1`` apart (it is on every element, and
+    evaluated inline)."""
+    steps: list[Step] = []
+    ele_1: Constraint | None = None
+    for c in constraints:
+        if (c.key, c.expression) == _ELE_1 and ele_1 is None:
+            ele_1 = c
+        else:
+            steps.append((c, NATIVES.get((c.key, c.expression))))
+    return tuple(steps), ele_1
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What the walk needs of one rule on every visit, derived once (``plan_of``): its invariants with the
+    natives resolved, whether it has fixed/pattern values, whether its children are described by the rule
+    itself (a structural type) and, for a choice element, the chosen type's extra invariants per type."""
+
+    steps: tuple[Step, ...]
+    ele_1: Constraint | None
+    fixed_or_pattern: bool
+    structural: bool
+    choice: bool
+    by_type: dict[str, tuple[tuple[Step, ...], Constraint | None]] = field(default_factory=dict)
+
+
+def plan_of(rule: ElementRule) -> _Plan:
+    plan: _Plan | None = rule.plan
+    if plan is None:
+        steps, ele_1 = _steps(rule.constraints)
+        codes = rule.type_codes
+        plan = rule.plan = _Plan(steps, ele_1, rule.fixed is not None or rule.pattern is not None,
+                                 bool(codes) and codes[0] in _STRUCTURAL, len(rule.types) > 1)
+    return plan
+
+
 def _items(obj: dict[str, Any], key: str, type_code: str, expression: str) -> list[Item]:
     raw, ext = obj.get(key), obj.get("_" + key)
     if raw is None and ext is None:
@@ -96,6 +160,13 @@ class Walk:
     invariants_only: bool = False
     invariants: bool = True
     issues: list[Issue] = field(default_factory=list)
+    # (rule, type, value) of a MEMO_TYPES subtree -> its issues, expressions relative to the subtree; None: off.
+    # Only valid while the profiles and the terminology stay the same: the ``$import`` workers give each job
+    # a fresh one (a worker process lives for one job).
+    memo: dict[Any, tuple[tuple[Issue, str], ...]] | None = None
+    # Bumped by every judgement that read more than the subtree (a reference's target, %resource): a subtree
+    # walked meanwhile is not remembered.
+    _reads: int = 0
 
     def resource(
         self, resource: dict[str, Any], profile: CompiledProfile, expression: str, root: dict[str, Any]
@@ -121,23 +192,55 @@ class Walk:
             self._contained(item, rule, env)
         elif item.type_code == "Extension" and isinstance(item.value, dict):
             self._extension(item, rule, env, container)
+        elif self.memo is not None and item.type_code in MEMO_TYPES:
+            self._remembered(item, rule, env, self.memo)
         else:
             self._element(item, rule, env, self._type_path(item, rule))
 
+    def _remembered(self, item: Item, rule: ElementRule, env: Env,
+                    memo: dict[Any, tuple[tuple[Issue, str], ...]]) -> None:
+        """The subtree's issues from the memo when the same value met the same rule before, else walked and
+        remembered — unless its judgement read anything outside it (``_reads``) or an issue lies outside it."""
+        key = (id(rule), item.type_code, memo_key(item.value), memo_key(item.extension))
+        found = memo.get(key)
+        if found is not None:
+            where = item.expression
+            self.issues.extend(Issue(i.severity, i.code, i.diagnostics, where + tail) for i, tail in found)
+            return
+        start, reads = len(self.issues), self._reads
+        self._element(item, rule, env, self._type_path(item, rule))
+        if self._reads != reads:
+            return
+        where, size = item.expression, len(item.expression)
+        new = self.issues[start:]
+        if all(i.expression is not None and i.expression.startswith(where) for i in new):
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[key] = tuple((i, (i.expression or "")[size:]) for i in new)
+
     def _type_path(self, item: Item, rule: ElementRule) -> str:
-        return rule.path if rule.type_codes[:1] and rule.type_codes[0] in _STRUCTURAL else item.type_code
+        return rule.path if plan_of(rule).structural else item.type_code
 
     def _element(
         self, item: Item, rule: ElementRule, env: Env, type_path: str, skip: frozenset[str] = frozenset()
     ) -> None:
+        plan = plan_of(rule)
         if not self.invariants_only:
-            self._checks(item, rule, env)
+            self._checks(item, rule, env, plan)
         self._invariants(item, rule, env, type_path, skip)
-        if len(rule.types) > 1 and item.type_code:
+        if plan.choice and item.type_code:
             # A choice element's snapshot cannot list its per-type invariants; add the chosen type's.
-            known = skip | {c.key for c in rule.constraints}
-            extra = [c for c in self.registry.type_constraints(TypeRule(item.type_code)) if c.key not in known]
-            self._check_constraints(item, extra, env, type_path)
+            if skip:
+                known = skip | {c.key for c in rule.constraints}
+                extra = _steps(c for c in self.registry.type_constraints(TypeRule(item.type_code))
+                               if c.key not in known)
+            else:
+                extra = plan.by_type.get(item.type_code)  # type: ignore[assignment]
+                if extra is None:
+                    known = {c.key for c in rule.constraints}
+                    extra = plan.by_type[item.type_code] = _steps(
+                        c for c in self.registry.type_constraints(TypeRule(item.type_code)) if c.key not in known)
+            self._evaluate(item, extra[0], extra[1], env, type_path)
         if isinstance(item.value, dict):
             source = rule if rule.children else self._type_root(item.type_code)
             if source is not None:
@@ -154,11 +257,13 @@ class Walk:
         profile = self.registry.core(type_code)
         return profile.root if profile is not None else None
 
-    def _checks(self, item: Item, rule: ElementRule, env: Env) -> None:
-        self.issues.extend(checks.check_fixed_and_pattern(item, rule))
+    def _checks(self, item: Item, rule: ElementRule, env: Env, plan: _Plan) -> None:
+        if plan.fixed_or_pattern:
+            self.issues.extend(checks.check_fixed_and_pattern(item, rule))
         if rule.binding is not None:
             self.issues.extend(checks.check_binding(item, rule.binding, self.terminology))
         if item.type_code == "Reference":
+            self._reads += 1
             self.issues.extend(checks.check_reference(item, rule, self.registry, env.root, self.conforms))
         elif item.type_code == "Attachment":
             self.issues.extend(checks.check_attachment(item))
@@ -166,24 +271,43 @@ class Walk:
             self.issues.extend(checks.check_markdown(item))
 
     def _invariants(self, item: Item, rule: ElementRule, env: Env, type_path: str, skip: frozenset[str]) -> None:
-        constraints = rule.constraints if not skip else [c for c in rule.constraints if c.key not in skip]
-        self._check_constraints(item, constraints, env, type_path)
+        if not self.invariants:
+            return
+        if skip:
+            steps, ele_1 = _steps(c for c in rule.constraints if c.key not in skip)
+        else:
+            plan = plan_of(rule)
+            steps, ele_1 = plan.steps, plan.ele_1
+        self._evaluate(item, steps, ele_1, env, type_path)
 
-    def _check_constraints(self, item: Item, constraints: Iterable[Constraint], env: Env, type_path: str) -> None:
+    def _evaluate(self, item: Item, steps: tuple[Step, ...], ele_1: Constraint | None, env: Env,
+                  type_path: str) -> None:
         if not self.invariants:
             return
         focus = item.value if item.value is not None else item.extension
-        for constraint in constraints:
-            try:
-                holds = evaluate_invariant(constraint.key, constraint.expression, focus, type_path, env)
-            except EvaluationError as exc:
-                self.issues.append(Issue("warning", "processing", f"{constraint.key}: could not be evaluated "
-                                         f"({exc})", item.expression))
-                continue
+        # ele-1, hasValue() or (children().count() > id.count()), as natives._ele_1 says it
+        if ele_1 is not None and not (any(key != "id" for key in focus) if isinstance(focus, dict)
+                                      else focus is not None):
+            self._violated(ele_1, item)
+        for constraint, native in steps:
+            if native is not None:
+                if constraint.key in _READS_ENV:
+                    self._reads += 1
+                holds = native(focus, env)
+            else:
+                self._reads += 1  # FHIRPath may read %resource
+                try:
+                    holds = evaluate_with_engine(constraint.key, constraint.expression, focus, type_path, env)
+                except EvaluationError as exc:
+                    self.issues.append(Issue("warning", "processing", f"{constraint.key}: could not be evaluated "
+                                             f"({exc})", item.expression))
+                    continue
             if not holds:
-                severity: Severity = "error" if constraint.severity == "error" else "warning"
-                self.issues.append(Issue(severity, "invariant", f"{constraint.key}: {constraint.human}",
-                                         item.expression))
+                self._violated(constraint, item)
+
+    def _violated(self, constraint: Constraint, item: Item) -> None:
+        severity: Severity = "error" if constraint.severity == "error" else "warning"
+        self.issues.append(Issue(severity, "invariant", f"{constraint.key}: {constraint.human}", item.expression))
 
     def _children(self, obj: dict[str, Any], source: ElementRule, expression: str, env: Env,
                   container: tuple[str, str]) -> None:
@@ -237,6 +361,7 @@ class Walk:
         return found
 
     def _contained(self, item: Item, rule: ElementRule, env: Env) -> None:
+        self._reads += 1
         resource = item.value
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             return

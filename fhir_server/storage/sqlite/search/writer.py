@@ -1,5 +1,6 @@
 """Write and delete one resource's index rows inside the store's write transaction (ingest hot path:
-one ``executemany`` per non-empty table, after one ranged delete per table)."""
+one ``executemany`` per non-empty table, after one ranged delete per table). A write unit may also queue the
+rows of many resources (``queue_index``) and insert them with one ``executemany`` per table (``flush_index``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,34 @@ _INSERTS = {
 }
 
 
+_COMPARTMENT = "INSERT INTO sp_compartment VALUES (?,?,?,?)"
+Pending = dict[str, list[tuple[object, ...]]]  # INSERT statement -> the rows queued for it
+
+
+def queue_index(pending: Pending, rid: int, resource_type: str, rows: IndexRows) -> None:
+    """Queue the index rows of ``rid``, which has none yet (a new resource row, or one whose rows were
+    deleted after the last ``flush_index``)."""
+    for attr, sql in _INSERTS.items():
+        values = getattr(rows, attr)
+        if values:
+            queued = pending.get(sql)
+            if queued is None:
+                queued = pending[sql] = []
+            queued.extend([(rid, n, resource_type, *row) for n, row in enumerate(values)])
+    if rows.compartments:
+        queued = pending.get(_COMPARTMENT)
+        if queued is None:
+            queued = pending[_COMPARTMENT] = []
+        queued.extend([(rid, resource_type, comp_type, comp_id) for comp_type, comp_id in rows.compartments])
+
+
+def flush_index(conn: sqlite3.Connection, pending: Pending) -> None:
+    """Insert what ``queue_index`` queued: one statement per table."""
+    for sql, values in pending.items():
+        conn.executemany(sql, values)
+    pending.clear()
+
+
 def delete_index(conn: sqlite3.Connection, rid: int) -> None:
     """Remove every index row of a resource (called for deletes; a deleted resource matches nothing)."""
     for sql in _DELETES:
@@ -38,6 +67,6 @@ def write_index(conn: sqlite3.Connection, rid: int, resource_type: str, rows: In
             conn.executemany(sql, [(rid, n, resource_type, *row) for n, row in enumerate(values)])
     if rows.compartments:
         conn.executemany(
-            "INSERT INTO sp_compartment VALUES (?,?,?,?)",
+            _COMPARTMENT,
             [(rid, resource_type, comp_type, comp_id) for comp_type, comp_id in rows.compartments],
         )
