@@ -116,3 +116,15 @@ def test_arbitrary_bytes_are_read_or_refused_with_a_value_error(raw: bytes) -> N
     except ValueError:
         return
     dumps(doc)  # whatever is accepted can be written back
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=4).map(str) | st.sampled_from(["1.50", "-0.0", "1e-3",
+                                                                                                 "6.02E23", "0.10"]))
+def test_a_decimal_keeps_its_literal_through_pickle(text: str) -> None:
+    """The $import workers hand parsed resources back pickled: a decimal must come back as written."""
+    import pickle
+
+    value = loads(f'{{"v": {text}}}')["v"]
+    back = pickle.loads(pickle.dumps(value, protocol=5))
+    assert type(back) is type(value) and back == value
+    assert dumps({"v": back}) == dumps({"v": value})
