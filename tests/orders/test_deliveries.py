@@ -74,7 +74,8 @@ async def test_a_rejected_nehp_delivery_is_listed_for_administrators_with_the_re
             assert by_outcome.count(("0", "Practitioner/adm1")) == 3  # dead, delivered, payment
             assert any(requestor(e) == "Practitioner/adm1" and e["outcome"] == "4" and "topic must be one of" in
                        e.get("outcomeDesc", "") for _, e in await w.store.audit.events(None, 500))  # the bad request
+            # the refused ones, and the administrator's bad request, now recorded naming the operation too
             assert {who for outcome, who in by_outcome if outcome == "4"} == {
-                "Practitioner/dr1", "Patient/p1", "Practitioner/a1"}
+                "Practitioner/dr1", "Patient/p1", "Practitioner/a1", "Practitioner/adm1"}
     finally:
         await nehp.stop()

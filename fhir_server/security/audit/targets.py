@@ -13,9 +13,12 @@ def request_target(method: str, path: str, query: str) -> AuditTarget:
     parts = [p for p in path.split("/") if p]
     rtype = parts[0] if parts and parts[0][:1].isupper() else None
     rid = parts[1] if len(parts) > 1 and not parts[1].startswith(("_", "$")) else None
-    if any(p.startswith("$") for p in parts):
-        interaction = "operation"
-    elif "_history" in parts:
+    operation = next((p for p in parts if p.startswith("$")), None)
+    if operation is not None:
+        # the operation's name as the gate records it (operations/dispatch.py: query "$name"), then its
+        # inputs: a refused call of a system-level operation is otherwise recorded by its query alone
+        return AuditTarget("operation", rtype, rid, query=f"{operation}?{query}" if query else operation)
+    if "_history" in parts:
         interaction = "vread" if parts[-2:-1] == ["_history"] else ("history-instance" if rid else
                                                                    "history-type" if rtype else "history-system")
     elif method in ("GET", "HEAD") or parts[-1:] == ["_search"]:
