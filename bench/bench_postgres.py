@@ -79,7 +79,7 @@ def measure(opts: PgOptions, say: Callable[[str], None] = print) -> Results:
         try:
             def first_start(url: str) -> None:
                 with targets.kzfhir(url, folder, open_mode=True):
-                    pass
+                    pass  # started once and stopped: the schema and what the server publishes are in place
 
             for workers in opts.workers:
                 database = cluster.published(first_start)

@@ -23,7 +23,7 @@ JSON = {"content-type": "application/fhir+json", "prefer": "return=minimal"}
 
 
 class PeerMissing(RuntimeError):
-    pass
+    """The Medplum peer is not installed (`make peer-medplum`); the message says what is missing."""
 
 
 def peer_command(port: int) -> list[str]:

@@ -29,6 +29,7 @@ class OperationCall:
     body: Any
     extra: dict[str, Any] = field(default_factory=dict)
     start: Verdict = field(default_factory=Verdict.proceed)  # the gate's verdict (dispatch.py)
+    _params: dict[str, list[Any]] | None = field(default=None, init=False, repr=False)
 
     @property
     def services(self) -> Services:
@@ -52,7 +53,10 @@ class OperationCall:
 
     def params(self) -> dict[str, list[Any]]:
         """Inputs by name: query parameters, then ``Parameters.parameter`` values (``value[x]``,
-        ``resource`` or ``part``), each name mapping to every value given."""
+        ``resource`` or ``part``), each name mapping to every value given; read and checked once per call
+        (handlers ask ``one`` for each input)."""
+        if self._params is not None:
+            return self._params
         out: dict[str, list[Any]] = {}
         for k, v in self.query:
             if k not in ("_format", "_pretty"):
@@ -68,6 +72,7 @@ class OperationCall:
                     raise FhirError("invalid", "every Parameters.parameter needs a name", code="required",
                                     expression=f"Parameters.parameter[{i}]")
                 out.setdefault(p["name"], []).append(_value(p, f"Parameters.parameter[{i}]"))
+        self._params = out
         return out
 
     def one(self, name: str) -> Any:

@@ -49,7 +49,7 @@ def medplum_router(directory: Path) -> Iterator[str]:
                 if httpx.get(f"{base}/metadata", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
-                pass
+                pass  # not listening yet: poll again until the deadline
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the Medplum router did not answer within {START_SECONDS:.0f} s")
             time.sleep(0.2)

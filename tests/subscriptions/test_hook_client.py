@@ -49,7 +49,7 @@ class Server:
                 if not await self.answer(reader, writer, head):
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            pass  # the client under test closed the connection: this receiver is done with it
         finally:
             writer.close()
 
