@@ -9,7 +9,6 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -17,23 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.server import free_port
-from tests.pg import NOT_FOUND, find_bin
-
-
-def _as_postgres() -> tuple[Callable[[], None] | None, int | None, int | None]:
-    if os.geteuid() != 0:
-        return None, None, None
-    try:
-        user = pwd.getpwnam("postgres")
-    except KeyError:
-        user = pwd.getpwnam("nobody")
-    uid, gid = user.pw_uid, user.pw_gid
-
-    def demote() -> None:
-        os.setgid(gid)
-        os.setuid(uid)
-
-    return demote, uid, gid
+from tests.pg import NOT_FOUND, as_postgres_user, find_bin
 
 
 class BenchCluster:
@@ -47,7 +30,7 @@ class BenchCluster:
         self.port = free_port()
         self._names = itertools.count(1)
         self._template: str | None = None
-        self._demote, uid, gid = _as_postgres()
+        self._demote, uid, gid = as_postgres_user()
         if uid is not None and gid is not None:
             os.chown(self.folder, uid, gid)
         self._run(initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C")

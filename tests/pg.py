@@ -61,7 +61,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _demote() -> tuple[Callable[[], None] | None, int | None, int | None]:
+def as_postgres_user() -> tuple[Callable[[], None] | None, int | None, int | None]:
     """(preexec function, uid, gid) to run the server as ``postgres`` when we are root."""
     if os.geteuid() != 0:
         return None, None, None
@@ -94,7 +94,7 @@ class PgCluster:
         self.data = self.folder / "data"
         self.port = _free_port()
         self._names = itertools.count(1)
-        self._preexec, uid, gid = _demote()
+        self._preexec, uid, gid = as_postgres_user()
         if uid is not None and gid is not None:
             os.chown(self.folder, uid, gid)
         self._start()
@@ -291,7 +291,7 @@ class PgNode:
         self.data = self.folder / "data"
         self.port = _free_port()
         self._names = itertools.count(1)
-        self._preexec, uid, gid = _demote()
+        self._preexec, uid, gid = as_postgres_user()
         if uid is not None and gid is not None:
             os.chown(self.folder, uid, gid)
         atexit.register(self.remove)
