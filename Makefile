@@ -29,11 +29,16 @@ demo: $(VENV)/.installed
 		--tokens data/demo-tokens.sh
 
 # The tests start a real PostgreSQL (tests/pg.py): Debian's `postgresql` package, installed when no
-# initdb is found on PATH or in /usr/lib/postgresql/*/bin (a no-op when present; apt-get needs root).
+# initdb is found on PATH or in /usr/lib/postgresql/*/bin (a no-op when present; apt-get needs root); and
+# Debian's `pgbouncer`, which tests/postgres/test_pgbouncer.py and the contract suite put in front of it.
 postgres:
 	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
 	else echo "installing PostgreSQL for the tests (apt-get install postgresql)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
+	@if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then :; \
+	else echo "installing pgbouncer for the tests (apt-get install pgbouncer)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; \
+		(systemctl disable --now pgbouncer || service pgbouncer stop) >/dev/null 2>&1 || true; fi
 
 # The portal's browser tests (tests/portal/test_browser_*.py) drive a real Chromium with Selenium: Debian's
 # `chromium` and `chromium-driver` packages, installed when /usr/bin/chromedriver is missing (apt-get needs root).

@@ -34,7 +34,8 @@ def sqlite_store(path: Path | str, *, synchronous_full: bool = True, max_batch: 
 
 
 def postgres_store(url: str, *, pool_size: int = 8, statement_timeout_ms: int = 0, pool_timeout: float = 30.0,
-                   replicas: Iterable[str] = (), replica_max_lag_seconds: float = 30.0) -> Store:
+                   replicas: Iterable[str] = (), replica_max_lag_seconds: float = 30.0,
+                   transaction_pooling: bool = False, listen_url: str = "") -> Store:
     """The PostgreSQL store of one database (a ``postgresql://`` URL, several hosts allowed; docs/postgres.md),
     with its hot standbys (``replicas``) to read from. psycopg is imported here, so a SQLite deployment never
     loads it."""
@@ -42,7 +43,8 @@ def postgres_store(url: str, *, pool_size: int = 8, statement_timeout_ms: int = 
 
     return PostgresStore(url, rules=AUDIT_RULES, pool_size=pool_size, statement_timeout_ms=statement_timeout_ms,
                          pool_timeout_seconds=pool_timeout, replicas=list(replicas),
-                         replica_max_lag_seconds=replica_max_lag_seconds)
+                         replica_max_lag_seconds=replica_max_lag_seconds, transaction_pooling=transaction_pooling,
+                         listen_url=listen_url)
 
 
 def resource_matcher() -> Callable[[SearchQuery, dict[str, Any]], bool]:
@@ -76,7 +78,9 @@ def store_for(settings: Settings) -> Store:
                               statement_timeout_ms=settings.statement_timeout_ms,
                               pool_timeout=settings.database_pool_timeout,
                               replicas=settings.database_replicas.split(),
-                              replica_max_lag_seconds=settings.replica_max_lag_seconds)
+                              replica_max_lag_seconds=settings.replica_max_lag_seconds,
+                              transaction_pooling=settings.database_transaction_pooling,
+                              listen_url=settings.database_listen_url)
     return sqlite_store(settings.database, synchronous_full=settings.synchronous_full,
                         max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
 

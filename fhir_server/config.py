@@ -292,6 +292,16 @@ class Settings(BaseSettings):
         "is answered 503 with Retry-After. While the database is known to be out of reach (a connection failed "
         "and none has worked since) the wait is 1 s",
     )
+    database_transaction_pooling: bool = Field(
+        default=False, description="PostgreSQL: the database URL is a pooler in transaction mode (pgbouncer "
+        "pool_mode=transaction): no statement is prepared, the statement timeout is not sent at connect (set it on "
+        "the role), and the change listener uses KZFHIR_DATABASE_LISTEN_URL or is off (docs/deployment.md)",
+    )
+    database_listen_url: str = Field(
+        default="", description="PostgreSQL: a direct connection to the primary for LISTEN (cache invalidation "
+        "pushed to idle processes) when the database URL is a transaction pooler; empty: the database URL, or "
+        "no listener with KZFHIR_DATABASE_TRANSACTION_POOLING",
+    )
     database_replicas: str = Field(
         default="", description="PostgreSQL: hot standbys that reads by id, vread, search and history may be served "
         "from, as libpq URLs separated by spaces; read-your-writes for the client that wrote, access decisions "

@@ -385,3 +385,80 @@ def drain(proc: subprocess.Popen[bytes], keep: int = 2000) -> list[str]:
 
     threading.Thread(target=read, daemon=True, name="server-stderr").start()
     return lines
+
+
+# -- pgbouncer in transaction mode in front of the shared cluster (issue 11 §4) ----------------------------
+PGBOUNCER_NOT_FOUND = ("pgbouncer is not installed: no pgbouncer on PATH or in /usr/sbin. `make test` installs "
+                       "Debian's `pgbouncer` package with PostgreSQL (`make postgres`).")
+
+
+class PgBouncer:
+    """pgbouncer in **transaction** pooling mode, for this process, in front of its :class:`PgCluster`: any
+    database name is routed to the cluster (``* =``), and the server pool is small (2 a database) so that
+    a client's consecutive transactions land on different server connections, as they do in production.
+    Started on first use (:meth:`get`), stopped at exit."""
+
+    _instance: PgBouncer | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.access("/usr/sbin/pgbouncer", os.X_OK)
+                                               else None)
+        if binary is None:
+            raise PostgresUnavailable(PGBOUNCER_NOT_FOUND)
+        cluster = PgCluster.get()
+        cluster.ensure_templates()
+        self.folder = Path(tempfile.mkdtemp(prefix="kzfhir-pgbouncer-"))
+        self.port = _free_port()
+        self._preexec, uid, gid = as_postgres_user()
+        (self.folder / "users.txt").write_text('"postgres" ""\n')
+        (self.folder / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = host=127.0.0.1 port={cluster.port}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir = {self.folder}\n"
+            f"auth_type = trust\nauth_file = {self.folder / 'users.txt'}\n"
+            "pool_mode = transaction\ndefault_pool_size = 2\nreserve_pool_size = 0\nmax_client_conn = 500\n"
+            f"logfile = {self.folder / 'pgbouncer.log'}\npidfile = {self.folder / 'pgbouncer.pid'}\n"
+            "server_reset_query =\nadmin_users = postgres\n")
+        if uid is not None and gid is not None:
+            for path in (self.folder, *self.folder.iterdir()):
+                os.chown(path, uid, gid)
+        self._proc = subprocess.Popen([binary, str(self.folder / "pgbouncer.ini")], preexec_fn=self._preexec,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        atexit.register(self.stop)
+        self._wait()
+
+    def _wait(self, seconds: float = 15.0) -> None:
+        import time
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                log = self.folder / "pgbouncer.log"
+                raise PostgresUnavailable(f"pgbouncer exited ({self._proc.returncode}): "
+                                          f"{log.read_text()[-2000:] if log.exists() else ''}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return
+            time.sleep(0.05)
+        raise PostgresUnavailable(f"pgbouncer did not listen on {self.port} within {seconds:g} s")
+
+    @classmethod
+    def get(cls) -> PgBouncer:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = PgBouncer()
+            return cls._instance
+
+    def url(self, direct_url: str) -> str:
+        """The same database as ``direct_url`` (a URL of the shared cluster), through pgbouncer."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{direct_url.rsplit('/', 1)[-1]}"
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=10)
+            if self._proc.poll() is None:
+                self._proc.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -28,7 +28,7 @@ from fhir_server.security.policy import Verdict
 from fhir_server.security.policy.decision import Decision
 from fhir_server.storage.protocols import Store, TxView
 from fhir_server.storage.sqlite.audit.chain import block_data
-from tests.pg import fresh_database, release_database
+from tests.pg import PgBouncer, fresh_database, release_database
 
 DOCTOR = RequestContext(subject="u1", fhir_user="Practitioner/dr1", role="practitioner", authenticated=True,
                         client_ip="10.0.0.7")
@@ -71,6 +71,9 @@ BACKENDS = [
     Backend("sqlite", lambda folder: sqlite_store(folder / "contract.sqlite", synchronous_full=False),
             _sqlite_tamper),
     Backend("postgres", lambda folder: postgres_store(fresh_database("audit"), pool_size=2), _postgres_tamper),
+    # issue 11 §4: behind pgbouncer in transaction mode (tests/pg.py, PgBouncer)
+    Backend("pgbouncer", lambda folder: postgres_store(PgBouncer.get().url(fresh_database("audit")), pool_size=2,
+                                                       transaction_pooling=True), _postgres_tamper),
 ]
 
 

@@ -25,7 +25,7 @@ from fhir_server.backends import postgres_store, sqlite_store
 from fhir_server.search import get_indexer, parse_search
 from fhir_server.search.query import IncludeSpec
 from fhir_server.storage.protocols import HistoryQuery, Store, StoreError, TxView
-from tests.pg import fresh_database, release_database
+from tests.pg import PgBouncer, fresh_database, release_database
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,9 @@ BACKENDS = [
             lambda where: sqlite_store(where, synchronous_full=False), shared=False),
     Backend("postgres", lambda folder: fresh_database("store"), lambda where: postgres_store(where, pool_size=4),
             shared=True),
+    # issue 11 §4: the same store behind pgbouncer in transaction mode (docs/deployment.md, pgbouncer)
+    Backend("pgbouncer", lambda folder: PgBouncer.get().url(fresh_database("store")),
+            lambda where: postgres_store(where, pool_size=4, transaction_pooling=True), shared=True),
 ]
 
 
@@ -117,6 +120,22 @@ async def test_read_vread_and_delete(store: Store) -> None:
     after = await store.read("Patient", "p1")
     assert after is not None and after.deleted and after.data is None
     assert (await store.search(query("Patient", ("family", "Ахметова")))).matches == ()
+
+
+async def test_the_same_statements_many_times_from_concurrent_clients(store: Store) -> None:
+    """Repeated statements are what a driver prepares (psycopg: from the 5th run on a connection); behind a
+    transaction pooler the next run lands on another server connection, where no such statement exists."""
+    await put(store, patient("p1", "Сериков", "900101300011"))
+
+    async def client(n: int) -> None:
+        for version in range(n, n + 24, 2):
+            await put(store, observation(f"o{version}", "p1", "8867-4"))
+            assert (await store.read("Patient", "p1")) is not None
+            assert len((await store.search(query("Observation", ("patient", "Patient/p1")))).matches) >= 1
+
+    await asyncio.gather(client(0), client(1))
+    found = await store.search(query("Observation", ("patient", "Patient/p1"), ("_count", "100")))
+    assert len(found.matches) == 24
 
 
 async def test_a_unit_sees_its_own_writes_and_a_wrong_version_is_a_conflict(store: Store) -> None:

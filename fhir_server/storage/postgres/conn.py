@@ -88,11 +88,20 @@ def reason_of(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:200] if first else type(exc).__name__
 
 
-def connect_kwargs(url: str, statement_timeout_ms: int) -> dict[str, Any]:
+def connect_kwargs(url: str, statement_timeout_ms: int, *, transaction_pooling: bool = False) -> dict[str, Any]:
     """The keyword arguments of every connection of a store: autocommit, the statement timeout as a
-    startup option, and a connect timeout unless ``url`` sets one."""
+    startup option, and a connect timeout unless ``url`` sets one.
+
+    ``transaction_pooling``: ``url`` is a pooler in transaction mode (pgbouncer ``pool_mode=transaction``),
+    which hands each transaction to whichever server connection is free. psycopg's prepared statements
+    (prepared on one server connection, executed later on another) then fail, so none is prepared; and
+    pgbouncer before 1.20 refuses the ``options`` startup parameter (1.20+ only for tracked parameters),
+    so the timeout is the role's (``ALTER ROLE … SET statement_timeout``), checked at open
+    (store.py, ``_check_pooled_timeout``)."""
     kwargs: dict[str, Any] = {"autocommit": True}
-    if statement_timeout_ms > 0:
+    if transaction_pooling:
+        kwargs["prepare_threshold"] = None
+    elif statement_timeout_ms > 0:
         kwargs["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
     if "connect_timeout" not in conninfo_to_dict(url):
         kwargs["connect_timeout"] = CONNECT_TIMEOUT_SECONDS

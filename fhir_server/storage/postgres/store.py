@@ -123,15 +123,19 @@ class PostgresStore:
     def __init__(self, url: str, *, rules: ChainRules, pool_size: int = 8, statement_timeout_ms: int = 0,
                  outbox_lease_seconds: int = OUTBOX_LEASE_SECONDS,
                  pool_timeout_seconds: float = POOL_TIMEOUT_SECONDS, replicas: Iterable[str] = (),
-                 replica_max_lag_seconds: float = 30.0) -> None:
+                 replica_max_lag_seconds: float = 30.0, transaction_pooling: bool = False,
+                 listen_url: str = "") -> None:
         self.url = url
+        self.transaction_pooling = transaction_pooling
+        # LISTEN needs a session of its own: behind a transaction pooler only a direct URL carries it (changes.py)
+        self._listen_url = listen_url or ("" if transaction_pooling else url)
         self._lease_s = outbox_lease_seconds
         self._rules = rules
         self.audit = PgAuditLog(self, rules)
         self._pool_size = max(1, pool_size)
         self._timeout_ms = int(statement_timeout_ms)
         self._pool_timeout = float(pool_timeout_seconds)
-        self._kwargs: dict[str, Any] = connect_kwargs(url, self._timeout_ms)
+        self._kwargs: dict[str, Any] = connect_kwargs(url, self._timeout_ms, transaction_pooling=transaction_pooling)
         self._checked = 0.0  # when the pools were last checked after a lost connection (_lost)
         self._down = False  # a connection failed and nothing has worked since: wait DOWN_WAIT_SECONDS
         self._checks: set[asyncio.Task[None]] = set()
@@ -165,14 +169,34 @@ class PostgresStore:
                 create_schema(conn, self._rules.genesis)
 
         await loop.run_in_executor(self._threads, schema)
+        if self.transaction_pooling:
+            await loop.run_in_executor(self._threads, self._check_pooled_timeout)
         apool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             self.url, min_size=1, max_size=self._pool_size, kwargs=self._kwargs, open=False, name="kzfhir-async",
             timeout=self._pool_timeout, reconnect_timeout=RECONNECT_SECONDS, reconnect_failed=self._gave_up)
         await apool.open(wait=True, timeout=30)
         self._apool = apool
-        self._listener = loop.create_task(self.changes.listen(self.url, self._kwargs), name="kzfhir-pg-changes")
+        if self._listen_url:
+            pooled = self.transaction_pooling and self._listen_url == self.url
+            listen_kwargs = connect_kwargs(self._listen_url, self._timeout_ms, transaction_pooling=pooled)
+            self._listener = loop.create_task(self.changes.listen(self._listen_url, listen_kwargs),
+                                              name="kzfhir-pg-changes")
+        else:  # the change counter read with every read keeps the guarantee; idle processes drop caches later
+            log.info("change listener off: the database URL is a transaction pooler and no listen URL is set")
         if self.replicas is not None:
             await self.replicas.open(self._primary_head)
+
+    def _check_pooled_timeout(self) -> None:
+        """Behind a transaction pooler the statement timeout cannot be sent at connect (conn.py): say so at
+        start when the role's own setting is not the configured one, rather than run without a limit."""
+        assert self._pool is not None
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'").fetchone()
+        effective = int(row[0]) if row else 0
+        if effective != self._timeout_ms:
+            log.warning("statement_timeout is %d ms on the database's role, not the configured %d ms: behind a "
+                        "transaction pooler set it with ALTER ROLE … SET statement_timeout (docs/deployment.md)",
+                        effective, self._timeout_ms)
 
     def watch_changes(self, types: Iterable[str], callback: Callable[[], None]) -> None:
         """Call ``callback`` when a unit that wrote one of ``types`` commits in another process or node
