@@ -57,8 +57,9 @@ class Page:
 
 
 class Portal:
-    def __init__(self, sessions: SessionStore, api: Api) -> None:
+    def __init__(self, sessions: SessionStore, api: Api, *, ncalayer: str = "") -> None:
         self.sessions, self.api = sessions, api
+        self.ncalayer = ncalayer  # NCALayer's WebSocket for the signing page's script (esign.py); "" none
         self.env = Environment(loader=PackageLoader("fhir_server.portal", "templates"),
                                autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
         self.env.filters["num"] = number
