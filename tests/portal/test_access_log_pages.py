@@ -46,7 +46,7 @@ async def test_the_log_pages_through_the_api_and_finds_break_glass_on_an_older_p
     second = await web.get(older)
     glass = [body for cls, body in rows(second.text) if "emergency" in cls]
     assert len(glass) == 1 and "unconscious, brought by ambulance" in glass[0] and "Practitioner/dr2" in glass[0]
-    assert "1 emergency access(es) on this page" in second.text
+    assert "Emergency accesses on this page: 1." in second.text
     assert link(second.text, "Newest entries") == "/portal/access-log"
     assert "continues from where the previous one stopped" in second.text
     assert len(rows(second.text)) >= 71 - 50  # the rest: the 70 reads and the break-glass one, and the sign-in's

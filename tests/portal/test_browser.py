@@ -395,7 +395,7 @@ def test_the_access_log_pages_and_highlights_break_glass(driver, live):  # noqa:
     assert rows and "unconscious, brought by ambulance" in rows[0].text
     check_page(driver, "access-log-older")
     driver.get(f"{live.base}/portal/access-log?only=emergency")
-    assert "emergency access(es) on this page" in driver.find_element(By.CSS_SELECTOR, "p.emergency-summary").text
+    assert "Emergency accesses on this page: 1." in driver.find_element(By.CSS_SELECTOR, "p.emergency-summary").text
     assert driver.find_elements(By.CSS_SELECTOR, "table.log tr.emergency")
     check_page(driver, "access-log-emergency")
     shoot(driver, "access-log-emergency-first-screen", full=False)
