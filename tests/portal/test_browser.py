@@ -370,8 +370,6 @@ def test_a_remote_services_signed_record_is_shown_with_the_servers_verdict(drive
     assert "does not verify" in driver.find_element(By.ID, "record-rec-bad").text
     assert "no EDS signature" in driver.find_element(By.ID, "record-rec-plain").text
     check_page(driver, "remote-signed-records")
-    driver.execute_script("arguments[0].scrollIntoView();", good)
-    shoot(driver, "remote-signed-record-first-screen", full=False)
 
 
 @pytest.mark.req("AC-24")
