@@ -35,6 +35,7 @@ import binascii
 import re
 from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.responses import Response
 
@@ -240,9 +241,37 @@ def _about(composition: dict[str, Any], patient: str) -> bool:
     return _refers(composition, "subject", patient)
 
 
+#: the document Bundles are read along the search's next links, up to RECORD_PAGES pages of RECORD_COUNT
+RECORD_PAGES, RECORD_COUNT = 5, 200
+
+
+def _next_params(bundle: Any, path: str) -> dict[str, str] | None:
+    """The query of a searchset's ``next`` link to ``path`` (this server's own search, an opaque ``_cursor``)."""
+    link = next((str(li.get("url", "")) for li in (bundle or {}).get("link") or [] if li.get("relation") == "next"),
+                "")
+    parts = urlsplit(link)
+    if not link or not parts.path.endswith(path):
+        return None
+    return dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+async def _document_bundles(portal: Portal, page: Page) -> list[dict[str, Any]]:
+    """The document Bundles the person may see (the policy leaves out others' as absent, so a page of the search
+    may hold fewer than asked: the next links are followed, up to RECORD_PAGES pages)."""
+    found: list[dict[str, Any]] = []
+    params: dict[str, str] | None = {"type": "document", "_count": str(RECORD_COUNT)}
+    for _ in range(RECORD_PAGES):
+        if params is None:
+            break
+        answer = await portal.call(page, "GET", "/Bundle", params=params)
+        found += entries(answer)
+        params = _next_params(answer, "/Bundle")
+    return found
+
+
 async def _signed_records(portal: Portal, page: Page, lang: str) -> list[dict[str, Any]]:
     patient = f"Patient/{page.me.patient}"
-    bundles = await _search(portal, page, "Bundle", {"type": "document"})
+    bundles = await _document_bundles(portal, page)
     records = []
     for bundle in bundles:
         entries_ = [e for e in bundle.get("entry") or [] if isinstance(e, dict) and isinstance(e.get("resource"),

@@ -132,3 +132,16 @@ async def test_the_verification_is_the_servers_and_audited_as_an_api_call(web, a
     for checked in ("Bundle/rec-good/", "Bundle/rec-bad/", "Bundle/rec-plain/", "type=document"):
         assert checked in log, checked  # the search and each verification, in the patient's own log
     assert "rec-p2" not in log
+
+
+@pytest.mark.req("TM-10")
+async def test_the_records_are_read_along_the_searchs_next_links(web, monkeypatch):
+    from fhir_server.portal import care
+
+    monkeypatch.setattr(care, "RECORD_COUNT", 1)  # a page of one: Bolat's, hidden, is an empty page among them
+    await sign_in(web)
+    text = (await web.get("/portal/remote")).text
+    assert all(f'id="record-{rid}"' in text for rid in ("rec-good", "rec-bad", "rec-plain"))
+    monkeypatch.setattr(care, "RECORD_PAGES", 1)  # and the pages end where they should
+    first_page = (await web.get("/portal/remote")).text
+    assert sum(f'id="record-{rid}"' in first_page for rid in ("rec-good", "rec-bad", "rec-plain")) <= 1
