@@ -7,8 +7,9 @@ to ``{"module": "kz.gov.pki.knca.commonUtils", "method": "createCMSSignatureFrom
 keyType, base64, attach]}`` answers ``{"code": "200", "responseObject": <base64 CMS>}``: a CAdES signature over
 the decoded data with the key of ``keyType`` ("SIGNATURE": the signing certificate, "AUTHENTICATION": the
 authentication one), the data encapsulated when ``attach`` is true. ``cancel`` makes it answer as when the
-person closes NCALayer's window: ``{"code": "500", "message": "action.canceled"}``. Every request is kept in
-``requests`` for the test to read."""
+person closes NCALayer's window: ``{"code": "500", "message": "action.canceled"}``; ``drop`` makes it close
+every connection at once, as when NCALayer is not running. Every request is kept in ``requests`` for the test
+to read."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ class FakeNcaLayer:
         self.pki = pki
         self.requests: list[dict[str, Any]] = []
         self.cancel = False
+        self.drop = False
         self.url = ""
         self._loop = asyncio.new_event_loop()
         self._server: Server | None = None
@@ -66,6 +68,9 @@ class FakeNcaLayer:
         return await serve(self._connection, "127.0.0.1", 0)
 
     async def _connection(self, socket: ServerConnection) -> None:
+        if self.drop:
+            await socket.close()
+            return
         await socket.send(json.dumps(VERSION))
         async for raw in socket:
             if raw == "--heartbeat--":

@@ -340,6 +340,11 @@ def test_a_consent_is_signed_with_ncalayer_from_the_page(driver, live, ncalayer)
     assert driver.current_url.endswith("/portal/consents/sign") and driver.find_element(By.ID, "cms").is_displayed()
     assert _consents_for(live, "Immunization") == []
     check_page(driver, "consent-sign-ncalayer-cancelled")
+    ncalayer.drop = True  # NCALayer not running: said, and the paste form stays
+    button.click()
+    WebDriverWait(driver, 20).until(lambda d: "did not answer" in d.find_element(By.ID, "ncalayer-status").text)
+    assert button.is_enabled() and driver.current_url.endswith("/portal/consents/sign")
+    ncalayer.drop = False
 
     ncalayer.cancel = False
     asked = len(ncalayer.requests)
