@@ -204,6 +204,15 @@ def _sections(sections: Any, by_url: dict[str, dict[str, Any]], lang: str, depth
     return found
 
 
+def _signer(subject: str, iin: str) -> str:
+    """The signer as a person reads it: the certificate's common name and the IIN, not the whole subject."""
+    name = next((part.split("=", 1)[1].strip() for part in subject.split(",") if part.strip().upper().startswith(
+        "CN=")), "")
+    if name and iin:
+        return f"{name} (IIN {iin})"
+    return name or (f"IIN {iin}" if iin else subject)
+
+
 def _verdict(answer: Any) -> dict[str, Any]:
     """The server's ``$verify-signature`` answer as the page shows it: ``verified``, ``failed`` or
     ``unsigned``, and per signature who signed, when, and the server's reasons when it does not verify."""
@@ -222,7 +231,8 @@ def _verdict(answer: Any) -> dict[str, Any]:
             else:
                 parts[str(part.get("name"))] = next((v for k, v in part.items() if k.startswith("value")), None)
         signatures.append({"ok": parts.get("ok") is True, "trusted": parts.get("trusted") is True,
-                           "signer": str(parts.get("signerSubject") or ""), "iin": str(parts.get("iin") or ""),
+                           "signer": _signer(str(parts.get("signerSubject") or ""), str(parts.get("iin") or "")),
+                           "iin": str(parts.get("iin") or ""),
                            "when": str(parts.get("signingTime") or "")[:16].replace("T", " "),
                            "findings": [f for f in parts["finding"] if f]})
     state = "unsigned" if not signatures else "verified" if result is True else "failed"

@@ -101,7 +101,7 @@ async def test_a_remote_services_signed_record_is_unpacked_and_its_signature_che
     assert service and 'id="record-rec-good"' in service.group(0) and 'id="record-rec-bad"' in service.group(0)
     shown = article(text, "rec-good")
     assert "Телеконсультация: заключение" in shown and "2025-05-01 10:00" in shown
-    assert "signature verifies" in shown and "Signed by" in shown and "IIN123456789011" in shown
+    assert "signature verifies" in shown and "Signed by ТЕСТОВ ДОКТОР (IIN 123456789011)" in shown
     assert "Жалобы" in shown and "Нет" in shown  # a section and its text
     assert "Измерения" in shown and "temperature: 36.6 Cel" in shown  # the resource the section names
     assert "Доктор Тестов" in shown  # the author, resolved inside the Bundle
