@@ -189,6 +189,11 @@ class Settings(BaseSettings):
         default=8 * 3600, ge=300, le=7 * 86_400,
         description="a portal session ends this long after sign-in, however busy",
     )
+    portal_ncalayer_url: str = Field(
+        default="wss://127.0.0.1:13579", description="NCALayer's local WebSocket, which the consent signing page's "
+        "script asks for the signature (ws:// or wss:// on a loopback address; empty: no script, the person pastes "
+        "the CMS)",
+    )
     notify_webhook_url: str | None = Field(default=None, description="where patient notifications go (AC-18)")
     notify_webhook_secret: str | None = None
     notify_digest_seconds: int = Field(default=0, description="0: each notification at once; else per-patient digests")

@@ -48,7 +48,8 @@ def build(settings: Settings) -> tuple[Starlette, Portal]:
     sessions = SessionStore(registry.secret("portal-session"), settings.portal_session_idle_seconds,
                             settings.portal_session_max_seconds, secure=config.audience.startswith("https://"),
                             path=registry.path)  # shared by every process on the registry's file
-    portal = Portal(sessions, Api(config.audience, signin.CLIENT_ID, sessions))
+    portal = Portal(sessions, Api(config.audience, signin.CLIENT_ID, sessions),
+                    ncalayer=esign.ncalayer_url(settings.portal_ncalayer_url))
 
     def route(path: str, handler: Callable[..., Any], roles: frozenset[str] | None = None,
               methods: tuple[str, ...] = ("GET",)) -> Route:

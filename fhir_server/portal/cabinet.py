@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlencode, urlsplit
 
 from starlette.responses import Response
 
@@ -251,6 +251,11 @@ async def revoke_consent(portal: Portal, page: Page) -> Response:
 
 
 # -- the access log (AC-24, TM-18) ----------------------------------------------------------------------------
+#: lines on one page of the log; with a filter the API cannot apply, up to this many API pages are read for it
+LOG_PAGE = 50
+LOG_SCAN_PAGES = 20
+
+
 def _line(entry: dict[str, Any]) -> dict[str, Any]:
     line: dict[str, Any] = {"what": [], "why": []}
     for part in entry.get("part") or []:
@@ -264,11 +269,40 @@ def _line(entry: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
+def _wanted(line: dict[str, Any], only: str) -> bool:
+    if only == "emergency":
+        return line.get("emergency") is True
+    if only == "refused":
+        return line.get("outcome") != "success"
+    return True
+
+
+def next_query(answer: Any, operation: str) -> dict[str, str] | None:
+    """The query of the answer's ``next`` link, to follow it: only a link to this same operation (the API
+    builds it from the caller's own parameters and an opaque ``_cursor``), never another path."""
+    link = next((str(p.get("valueUri", "")) for p in (answer or {}).get("parameter") or []
+                 if p.get("name") == "next"), "")
+    if not link:
+        return None
+    parts = urlsplit(link)
+    if not unquote(parts.path).endswith(operation):
+        return None
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return query if query.get("_cursor", "").isdigit() else None
+
+
 async def access_log(portal: Portal, page: Page) -> Response:
+    """The log newest first, a page at a time (the API pages with ``_cursor``; the page follows its ``next``
+    link). The dates are the API's own filter (``_since``, ``_until``); "break-glass only" and "refused only"
+    are not API parameters, so the page reads on along the next links, up to LOG_SCAN_PAGES pages of the API,
+    until it has LOG_PAGE lines that match, and links to where it stopped."""
     patient = _patient(page)
     query = page.request.query_params
     since, until, only = query.get("since", ""), query.get("until", ""), query.get("only", "all")
-    params = {"_view": "compact", "_count": "50"}  # the newest 50; the filters narrow it
+    if only not in ("all", "emergency", "refused"):
+        only = "all"
+    cursor = query.get("cursor", "")
+    params = {"_view": "compact", "_count": str(LOG_PAGE)}
     error = ""
     for name, value in (("_since", since), ("_until", until)):
         if value:
@@ -277,13 +311,32 @@ async def access_log(portal: Portal, page: Page) -> Response:
                 params[name] = value
             except ValueError:
                 error = page.t("portal.bad_date")
-    answer = await portal.call(page, "GET", f"/Patient/{patient}/$access-log", params=params)
-    lines = [_line(p) for p in (answer or {}).get("parameter") or [] if p.get("name") == "entry"]
-    if only == "emergency":
-        lines = [line for line in lines if line.get("emergency") is True]
-    elif only == "refused":
-        lines = [line for line in lines if line.get("outcome") != "success"]
-    return portal.render(page, "access_log.html", lines=lines, since=since, until=until, only=only, error=error)
+    if cursor.isdigit() and len(cursor) <= 19:
+        params["_cursor"] = cursor
+    operation = f"/Patient/{patient}/$access-log"
+    lines: list[dict[str, Any]] = []
+    following: dict[str, str] | None = params
+    scanned = 0
+    while following is not None and scanned < (1 if only == "all" else LOG_SCAN_PAGES):
+        answer = await portal.call(page, "GET", operation, params=following)
+        scanned += 1
+        lines += [line for line in (_line(p) for p in (answer or {}).get("parameter") or []
+                                    if p.get("name") == "entry") if _wanted(line, only)]
+        following = next_query(answer, operation)
+        if len(lines) >= LOG_PAGE:
+            break
+    older = ""
+    if following is not None:
+        kept = {"since": since, "until": until, "only": only, "cursor": following["_cursor"]}
+        older = f"{PREFIX}/access-log?" + urlencode({k: v for k, v in kept.items() if v and v != "all"})
+    newest = ""
+    if "_cursor" in params:
+        newest = f"{PREFIX}/access-log?" + urlencode({k: v for k, v in (("since", since), ("until", until),
+                                                                        ("only", only)) if v and v != "all"})
+    return portal.render(page, "access_log.html", lines=lines, since=since, until=until, only=only, error=error,
+                         older=older, newest=newest.rstrip("?"), later_page="_cursor" in params,
+                         emergencies=sum(1 for line in lines if line.get("emergency") is True),
+                         scanned_all=following is None)
 
 
 # -- data-subject requests (AC-15, AC-16, AC-27, AC-22) ----------------------------------------------------------

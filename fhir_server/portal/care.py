@@ -9,6 +9,13 @@ store or from another server.
   (MedicationRequest, 11) and the doctor's note and conclusion (a Composition's sections, 7 and 8) that name the
   Encounter. Codes of the Kazakhstan code systems are shown in the page's language (their designations, through
   the server's terminology).
+- **Signed records** (TM-10): the patient's document Bundles (``Bundle?type=document``; the policy leaves only
+  those in the person's compartment, and the page keeps those whose Composition is about this patient) are
+  unpacked: the Composition's title, date, authors and sections with the resources each section names, and every
+  resource inside the Bundle. Whether the signature verifies is the server's own verdict
+  (``Bundle/[id]/$verify-signature``, the checks of the write path, made at the time of the call), never a check
+  of the portal's. A record is shown under its remote service when its Composition names that Encounter, and
+  otherwise on its own, so a Composition that exists only inside a Bundle is shown too.
 - **Documents and images**: DocumentReference and Media with their attachments. An attachment with inline
   ``data`` or a ``url`` naming a Binary on this server (``Binary/[id]``) is downloaded at
   ``/portal/files/{type}/{id}/{n}``: the page reads the resource (and the Binary) with the person's token and
@@ -28,6 +35,7 @@ import binascii
 import re
 from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.responses import Response
 
@@ -137,7 +145,175 @@ async def remote_services(portal: Portal, page: Page) -> Response:
             "prescriptions": [concept_label(m.get("medicationCodeableConcept")) or m.get("id", "")
                               for m in prescriptions if _refers(m, "encounter", ref)],
             "sections": [s for s in sections if s["title"] or s["text"]]})
-    return portal.render(page, "remote.html", services=rows)
+    records = await _signed_records(portal, page, lang)
+    listed = {f"Encounter/{row['id']}" for row in rows}
+    for row in rows:
+        row["records"] = [r for r in records if r["encounter"] == f"Encounter/{row['id']}"]
+    return portal.render(page, "remote.html", services=rows,
+                         other_records=[r for r in records if r["encounter"] not in listed])
+
+
+# -- signed records: the document Bundles (TM-10) ------------------------------------------------------------
+def _name(resource: dict[str, Any]) -> str:
+    names = resource.get("name")
+    if isinstance(names, str):
+        return names
+    for name in names if isinstance(names, list) else []:
+        if isinstance(name, dict):
+            text = name.get("text") or " ".join([*name.get("given", []), name.get("family", "")]).strip()
+            if text:
+                return str(text)
+    return ""
+
+
+def _value(resource: dict[str, Any]) -> str:
+    quantity = resource.get("valueQuantity")
+    if isinstance(quantity, dict) and quantity.get("value") is not None:
+        return f"{quantity.get('value')} {quantity.get('unit') or ''}".strip()
+    for key in ("valueString", "valueBoolean", "valueInteger", "valueDateTime"):
+        if resource.get(key) is not None:
+            return str(resource[key])
+    return concept_label(resource.get("valueCodeableConcept"))
+
+
+def describe_resource(resource: dict[str, Any], lang: str) -> str:
+    """One line for a resource inside a record: its name, title, code or medication, and value."""
+    label = (_name(resource) or str(resource.get("title") or "") or coded(resource.get("code"), lang) or
+             concept_label(resource.get("medicationCodeableConcept")) or coded(resource.get("type"), lang) or
+             str(resource.get("description") or ""))
+    value = _value(resource)
+    return f"{label}: {value}" if label and value else label or value or str(resource.get("id", ""))
+
+
+def _plain(div: Any) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", str(div or "")).split())
+
+
+def _sections(sections: Any, by_url: dict[str, dict[str, Any]], lang: str, depth: int = 0) -> list[dict[str, Any]]:
+    """The Composition's sections in order (nested ones after their parent, to a depth of 4), each with its
+    text and the resources it names."""
+    found: list[dict[str, Any]] = []
+    for section in sections if isinstance(sections, list) and depth < 4 else []:
+        if not isinstance(section, dict):
+            continue
+        named = [by_url.get(str(e.get("reference", ""))) for e in section.get("entry") or [] if isinstance(e, dict)]
+        found.append({"title": section.get("title") or coded(section.get("code"), lang), "depth": depth,
+                      "text": _plain((section.get("text") or {}).get("div")),
+                      "entries": [describe_resource(r, lang) for r in named if r]})
+        found += _sections(section.get("section"), by_url, lang, depth + 1)
+    return found
+
+
+def _signer(subject: str, iin: str) -> str:
+    """The signer as a person reads it: the certificate's common name and the IIN, not the whole subject."""
+    name = next((part.split("=", 1)[1].strip() for part in subject.split(",") if part.strip().upper().startswith(
+        "CN=")), "")
+    if name and iin:
+        return f"{name} (IIN {iin})"
+    return name or (f"IIN {iin}" if iin else subject)
+
+
+def _verdict(answer: Any) -> dict[str, Any]:
+    """The server's ``$verify-signature`` answer as the page shows it: ``verified``, ``failed`` or
+    ``unsigned``, and per signature who signed, when, and the server's reasons when it does not verify."""
+    parameters = (answer or {}).get("parameter") or []
+    result = next((p.get("valueBoolean") for p in parameters if p.get("name") == "result"), False)
+    signatures = []
+    for parameter in parameters:
+        if parameter.get("name") != "signature":
+            continue
+        parts: dict[str, Any] = {"finding": []}
+        for part in parameter.get("part") or []:
+            if part.get("name") == "finding":
+                message = next((p.get("valueString") for p in part.get("part") or [] if p.get("name") == "message"),
+                               "")
+                parts["finding"].append(str(message))
+            else:
+                parts[str(part.get("name"))] = next((v for k, v in part.items() if k.startswith("value")), None)
+        signatures.append({"ok": parts.get("ok") is True, "trusted": parts.get("trusted") is True,
+                           "signer": _signer(str(parts.get("signerSubject") or ""), str(parts.get("iin") or "")),
+                           "iin": str(parts.get("iin") or ""),
+                           "when": str(parts.get("signingTime") or "")[:16].replace("T", " "),
+                           "findings": [f for f in parts["finding"] if f]})
+    state = "unsigned" if not signatures else "verified" if result is True else "failed"
+    return {"state": state, "signatures": signatures}
+
+
+async def _verify(portal: Portal, page: Page, bundle_id: str) -> dict[str, Any]:
+    """The server's verdict on the stored record's signatures, or why it gave none (its refusal's text)."""
+    try:
+        return _verdict(await portal.call(page, "GET", f"/Bundle/{fhir_id(bundle_id)}/$verify-signature"))
+    except ApiError as refused:
+        return {"state": "unknown", "signatures": [], "reason": refused.text}
+
+
+def _about(composition: dict[str, Any], patient: str) -> bool:
+    return _refers(composition, "subject", patient)
+
+
+#: the document Bundles are read along the search's next links, up to RECORD_PAGES pages of RECORD_COUNT
+RECORD_PAGES, RECORD_COUNT = 5, 200
+
+
+def _next_params(bundle: Any, path: str) -> dict[str, str] | None:
+    """The query of a searchset's ``next`` link to ``path`` (this server's own search, an opaque ``_cursor``)."""
+    link = next((str(li.get("url", "")) for li in (bundle or {}).get("link") or [] if li.get("relation") == "next"),
+                "")
+    parts = urlsplit(link)
+    if not link or not parts.path.endswith(path):
+        return None
+    return dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+async def _document_bundles(portal: Portal, page: Page) -> list[dict[str, Any]]:
+    """The document Bundles the person may see (the policy leaves out others' as absent, so a page of the search
+    may hold fewer than asked: the next links are followed, up to RECORD_PAGES pages)."""
+    found: list[dict[str, Any]] = []
+    params: dict[str, str] | None = {"type": "document", "_count": str(RECORD_COUNT)}
+    for _ in range(RECORD_PAGES):
+        if params is None:
+            break
+        answer = await portal.call(page, "GET", "/Bundle", params=params)
+        found += entries(answer)
+        params = _next_params(answer, "/Bundle")
+    return found
+
+
+async def _signed_records(portal: Portal, page: Page, lang: str) -> list[dict[str, Any]]:
+    patient = f"Patient/{page.me.patient}"
+    bundles = await _document_bundles(portal, page)
+    records = []
+    for bundle in bundles:
+        entries_ = [e for e in bundle.get("entry") or [] if isinstance(e, dict) and isinstance(e.get("resource"),
+                                                                                            dict)]
+        if not entries_ or entries_[0]["resource"].get("resourceType") != "Composition":
+            continue  # a document Bundle starts with its Composition (R4 bdl-11)
+        composition = entries_[0]["resource"]
+        if not _about(composition, patient):
+            continue
+        by_url: dict[str, dict[str, Any]] = {}
+        for entry in entries_:
+            resource = entry["resource"]
+            if entry.get("fullUrl"):
+                by_url[str(entry["fullUrl"])] = resource
+            if resource.get("id"):
+                by_url[f"{resource.get('resourceType')}/{resource.get('id')}"] = resource
+        authors = [describe_resource(by_url[str(a.get("reference"))], lang) if str(a.get("reference")) in by_url
+                   else str(a.get("display") or a.get("reference") or "")
+                   for a in composition.get("author") or [] if isinstance(a, dict)]
+        records.append({
+            "id": bundle.get("id", ""), "title": composition.get("title") or coded(composition.get("type"), lang),
+            "type": coded(composition.get("type"), lang), "status": composition.get("status", ""),
+            "date": str(composition.get("date") or bundle.get("timestamp") or "")[:16].replace("T", " "),
+            "encounter": str((composition.get("encounter") or {}).get("reference", "")),
+            "authors": [a for a in authors if a], "sections": _sections(composition.get("section"), by_url, lang),
+            "contents": [{"type": e["resource"].get("resourceType", ""), "text": describe_resource(e["resource"], lang)}
+                         for e in entries_[1:]]})
+    verdicts = await asyncio.gather(*(_verify(portal, page, str(r["id"])) for r in records))
+    for record, verdict in zip(records, verdicts, strict=True):
+        record["signature"] = verdict
+    records.sort(key=lambda r: r["date"], reverse=True)
+    return records
 
 
 # -- documents and images (TM-02) --------------------------------------------------------------------------

@@ -18,6 +18,18 @@ every write and hands the signers' IINs to the access policy.
 
 The portal checks only what it can show the person (it is theirs, it is this text); whether the certificate is
 trusted (chain, validity, revocation) is the server's judgement on write, as for every client.
+
+**NCALayer from the page.** With JavaScript on, the signing page's one script (``static/ncalayer.js``, served
+from the package) asks NCALayer itself: it opens NCALayer's local WebSocket (``KZFHIR_PORTAL_NCALAYER_URL``,
+``wss://127.0.0.1:13579`` by default), sends ``{"module": "kz.gov.pki.knca.commonUtils", "method":
+"createCMSSignatureFromBase64", "args": ["PKCS12", "SIGNATURE", <the form's base64>, true]}`` (the key store
+type, the signing key and not the authentication key, the data, an attached CMS), and on ``{"code": "200",
+"responseObject": <base64 CMS>}`` puts the CMS into the same field and submits the same form (its CSRF token
+and the checks above unchanged). NCALayer greets a connection with ``{"result": {"version": ...}}`` and may
+send ``--heartbeat--``; the script skips both. Any other answer (``{"code": "500", "message":
+"action.canceled"}`` when the person closes NCALayer's window) is shown, and the paste form stays: without
+JavaScript, or without NCALayer, the person signs in NCALayer and pastes the CMS. Only this page allows a
+script (``script-src 'self'``) and a connection, to NCALayer's origin alone (``connect-src``).
 """
 
 from __future__ import annotations
@@ -27,12 +39,13 @@ import binascii
 import datetime as dt
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from asn1crypto import cms
 from starlette.responses import Response
 
 from fhir_server.portal.api import ApiError
-from fhir_server.portal.web import PREFIX, Page, Portal, first
+from fhir_server.portal.web import CSP, PREFIX, Page, Portal, first
 from signing import Reason, verify_cms
 
 IIN_SYSTEM = "https://fhir.kzfhir.kz/sid/iin"
@@ -40,6 +53,35 @@ CMS_TYPE = "application/pkcs7-mime"
 #: a prepared signature must be completed within this many seconds
 SIGN_SECONDS = 900
 MAX_CMS_BYTES = 48 * 1024
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def ncalayer_url(value: str) -> str:
+    """NCALayer's WebSocket address as the setting gives it, checked at start: ``ws://`` or ``wss://`` on a
+    loopback address with a port (NCALayer runs on the person's own computer), nothing else; "" is none."""
+    value = value.strip()
+    if not value:
+        return ""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        port = None
+        parts = urlsplit("")
+    if parts.scheme not in ("ws", "wss") or parts.hostname not in LOOPBACK or port is None or parts.query or \
+            parts.fragment or parts.username or parts.password or parts.path not in ("", "/"):
+        raise ValueError(f"KZFHIR_PORTAL_NCALAYER_URL must be ws:// or wss:// on a loopback address with a port, "
+                         f"as NCALayer's wss://127.0.0.1:13579 (or empty for none), not {value!r}")
+    return value.rstrip("/")
+
+
+def sign_page_csp(ncalayer: str) -> str:
+    """The signing page's policy: the portal's, plus its own script and a connection to NCALayer's origin only."""
+    if not ncalayer:
+        return CSP
+    parts = urlsplit(ncalayer)
+    host = f"[{parts.hostname}]" if parts.hostname == "::1" else parts.hostname
+    return f"{CSP}; script-src 'self'; connect-src {parts.scheme}://{host}:{parts.port}"
 
 
 def form_text(page: Page, heading: str, lines: list[tuple[str, str]]) -> str:
@@ -72,8 +114,11 @@ async def show(portal: Portal, page: Page, *, error: str = "", status: int = 200
     if pending is None:
         return portal.redirect(f"{PREFIX}/consents")
     form = str(pending["form"])
-    return portal.render(page, "sign.html", status=status, form=form, action=pending["action"], error=error,
-                         form_base64=base64.b64encode(form.encode("utf-8")).decode("ascii"))
+    response = portal.render(page, "sign.html", status=status, form=form, action=pending["action"], error=error,
+                             form_base64=base64.b64encode(form.encode("utf-8")).decode("ascii"),
+                             ncalayer=portal.ncalayer)
+    response.headers["Content-Security-Policy"] = sign_page_csp(portal.ncalayer)
+    return response
 
 
 def attached(der: bytes, content: bytes) -> bytes:

@@ -3,7 +3,8 @@
 Headers on every answer (OWASP Secure Headers): a strict Content-Security-Policy (``default-src 'none'``;
 styles and images only from the portal itself; no script at all, inline or not; forms only to this origin;
 never framed), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``, ``Cache-Control:
-no-store`` (the pages hold health data), ``X-Frame-Options: DENY`` for older browsers."""
+no-store`` (the pages hold health data), ``X-Frame-Options: DENY`` for older browsers. The consent signing page
+alone widens the policy, to its own script and a connection to NCALayer's origin (esign.py ``sign_page_csp``)."""
 
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ class Page:
 
 
 class Portal:
-    def __init__(self, sessions: SessionStore, api: Api) -> None:
+    def __init__(self, sessions: SessionStore, api: Api, *, ncalayer: str = "") -> None:
         self.sessions, self.api = sessions, api
+        self.ncalayer = ncalayer  # NCALayer's WebSocket for the signing page's script (esign.py); "" none
         self.env = Environment(loader=PackageLoader("fhir_server.portal", "templates"),
                                autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
         self.env.filters["num"] = number

@@ -34,8 +34,10 @@ from signing import load_signer, sign_cms
 from tests.live_server import free_port, wait_until_up
 from tests.pg import fresh_database, release_database
 from tests.portal.conftest import PASSWORD, portal_settings, register_people, seed_resources, store
+from tests.portal.ncalayer import FakeNcaLayer
 from tests.portal.test_care_pages import care_resources
 from tests.portal.test_consent_signing import offer
+from tests.portal.test_signed_records import records_of
 
 HERE = Path(__file__).parent
 SHOTS = HERE / "screenshots"
@@ -59,25 +61,49 @@ def live_settings(tmp: Path, pki: Path, base: str, database: str) -> Settings:
                                                               "auth_database": tmp / "identity.sqlite"})
 
 
-async def _seed(settings: Settings) -> None:
+def one_day_readings() -> list[dict[str, Any]]:
+    """Bolat's pulse three times on one day (with o9 of the seed): the chart's x axis is their time."""
+    return [{"resourceType": "Observation", "id": f"o9{n}", "status": "final",
+             "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}], "text": "Pulse"},
+             "subject": {"reference": "Patient/p2"}, "effectiveDateTime": f"2026-11-01T{at}:00+05:00",
+             "valueQuantity": {"value": value, "unit": "/min"}} for n, at, value in ((1, "09:40", 70),
+                                                                                   (2, "21:30", 66))]
+
+
+async def _seed(settings: Settings, pki: Path) -> None:
+    # stored by a server without a trust store, as tests/portal/test_signed_records.py does; the live servers
+    # verify the records' signatures against theirs
     app = create_app(settings.model_copy(update={"security_enabled": False}))
     async with app.router.lifespan_context(app):
-        await store(app, [*seed_resources(), *care_resources(), offer()])
+        await store(app, [*seed_resources(), *care_resources(), offer(), *one_day_readings(),
+                          *await records_of(pki)])
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory, pki: Path) -> Iterator[Live]:
+def ncalayer(pki: Path) -> Iterator[FakeNcaLayer]:
+    """The fake NCALayer (tests/portal/ncalayer.py) the live servers' signing page talks to."""
+    fake = FakeNcaLayer(pki)
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, pki: Path, ncalayer: FakeNcaLayer) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("portal-live")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     database = fresh_database("portal", published=True)
     settings = live_settings(tmp, pki, base, database)
-    asyncio.run(_seed(settings))
+    asyncio.run(_seed(settings, pki))
     register_people(Registry(IdentityConfig.from_settings(settings).database))
     env = {**os.environ, "KZFHIR_AUTH_SERVER": "true", "KZFHIR_BASE_URL": base, "KZFHIR_AUTH_EDS_SIGNIN": "true",
            "KZFHIR_AUTH_EDS_TRUST_DIR": str(pki / "trust"), "KZFHIR_PORTAL": "true",
            "KZFHIR_DEV_KEY_PATH": str(tmp / "dev-jwks.json"), "KZFHIR_SYNCHRONOUS_FULL": "false",
-           "KZFHIR_AUTH_DATABASE": str(settings.auth_database)}
+           "KZFHIR_AUTH_DATABASE": str(settings.auth_database), "KZFHIR_PORTAL_NCALAYER_URL": ncalayer.url,
+           "KZFHIR_TRUST_DIR": str(pki / "trust")}
     command = [sys.executable, "-m", "fhir_server.cli", "serve", "--database", str(settings.database),
                "--log-level", "warning", "--port"]
     second_port = free_port()

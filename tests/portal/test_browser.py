@@ -19,6 +19,7 @@ from tests.portal.browser import (  # noqa: F401 (fixtures)
     check_page,
     driver,
     live,
+    ncalayer,
     set_value,
     shoot,
     sign_in,
@@ -295,3 +296,120 @@ def test_every_page_in_every_language_passes_the_accessibility_check(driver, liv
             for name in pages:
                 driver.get(f"{live.base}/portal/{name}")
                 check_page(driver, f"all-{user}-{name.split('?')[0].replace('/', '-')}-{code}")
+
+
+# -- the cabinet: NCALayer from the page, signed records, the access log's pages, the chart's time axis ----------
+def _ask_to_sign(driver, live, record_type: str) -> str:  # noqa: F811
+    """Give dr1 a consent for ``record_type`` with "sign with my EDS": the signing page, and its base64."""
+    driver.get(f"{live.base}/portal/consents")
+    give = driver.find_element(By.CSS_SELECTOR, "form[action$='/consents/give']")
+    give.find_element(By.CSS_SELECTOR, "input[name='grantee_kind'][value='practitioner']").click()
+    give.find_element(By.ID, "grantee").send_keys("dr1")
+    give.find_element(By.CSS_SELECTOR, f"input[name='classes'][value='{record_type}']").click()
+    give.find_element(By.CSS_SELECTOR, "input[name='eds']").click()
+    give.find_element(By.CSS_SELECTOR, "button[type='submit']").click()
+    wait_for(driver, "#form-text")
+    return driver.find_element(By.ID, "form-base64").get_attribute("value") or ""
+
+
+def _consents_for(live, record_type: str) -> list[dict]:  # noqa: F811
+    bundle = httpx.get(f"{live.base}/Consent?patient=Patient/p1&status=active", headers=as_patient(live, "Patient/p1"),
+                       timeout=30).json()
+    return [e["resource"] for e in bundle.get("entry", [])
+            if any(c.get("code") == record_type for pr in (e["resource"].get("provision") or {}).get("provision", [])
+                   for c in pr.get("class", []))]
+
+
+@pytest.mark.req("AC-08")
+@pytest.mark.req("AC-25")
+@pytest.mark.req("TM-12")
+def test_a_consent_is_signed_with_ncalayer_from_the_page(driver, live, ncalayer):  # noqa: F811
+    """The page's script asks the (fake) NCALayer on this computer, which signs with the test PKI's signing
+    certificate; the consent is then written and verified as with a pasted CMS. Cancelled in NCALayer, nothing
+    is written and the paste form stays."""
+    from signing import verify_cms
+    from tests.portal.conftest import PATIENT_IIN
+
+    sign_in(driver, live)
+    ncalayer.cancel = True
+    _ask_to_sign(driver, live, "Immunization")
+    button = driver.find_element(By.ID, "ncalayer-sign")
+    assert button.is_displayed()  # shown by the script: JavaScript is on
+    button.click()
+    WebDriverWait(driver, 20).until(lambda d: "cancelled" in d.find_element(By.ID, "ncalayer-status").text)
+    assert driver.current_url.endswith("/portal/consents/sign") and driver.find_element(By.ID, "cms").is_displayed()
+    assert _consents_for(live, "Immunization") == []
+    check_page(driver, "consent-sign-ncalayer-cancelled")
+    ncalayer.drop = True  # NCALayer not running: said, and the paste form stays
+    button.click()
+    WebDriverWait(driver, 20).until(lambda d: "did not answer" in d.find_element(By.ID, "ncalayer-status").text)
+    assert button.is_enabled() and driver.current_url.endswith("/portal/consents/sign")
+    ncalayer.drop = False
+
+    ncalayer.cancel = False
+    asked = len(ncalayer.requests)
+    form_base64 = _ask_to_sign(driver, live, "AllergyIntolerance")
+    check_page(driver, "consent-sign-ncalayer")
+    driver.find_element(By.ID, "ncalayer-sign").click()
+    wait_for(driver, "p.notice")
+    assert driver.current_url.endswith("/portal/consents?given=1&signed=1")
+    assert "It carries your EDS signature" in driver.find_element(By.CSS_SELECTOR, "p.notice").text
+    request = ncalayer.requests[asked]
+    assert request["module"] == "kz.gov.pki.knca.commonUtils" and request["method"] == "createCMSSignatureFromBase64"
+    assert request["args"] == ["PKCS12", "SIGNATURE", form_base64, True]
+    [consent] = _consents_for(live, "AllergyIntolerance")
+    source = consent["sourceAttachment"]
+    assert source["contentType"] == "application/pkcs7-mime"
+    evidence = asyncio.run(verify_cms(base64.b64decode(source["data"]), base64.b64decode(form_base64), None))
+    assert evidence.intact and evidence.valid and evidence.iin == PATIENT_IIN
+    check_page(driver, "consents-signed-ncalayer")
+
+
+@pytest.mark.req("TM-10")
+@pytest.mark.req("TM-12")
+def test_a_remote_services_signed_record_is_shown_with_the_servers_verdict(driver, live):  # noqa: F811
+    sign_in(driver, live)
+    driver.get(f"{live.base}/portal/remote")
+    good = driver.find_element(By.ID, "record-rec-good")
+    assert "signature verifies" in good.text and "temperature: 36.6 Cel" in good.text
+    assert "does not verify" in driver.find_element(By.ID, "record-rec-bad").text
+    assert "no EDS signature" in driver.find_element(By.ID, "record-rec-plain").text
+    check_page(driver, "remote-signed-records")
+
+
+@pytest.mark.req("AC-24")
+@pytest.mark.req("TM-18")
+def test_the_access_log_pages_and_highlights_break_glass(driver, live):  # noqa: F811
+    from fhir_server.security.auth import issue_dev_token
+
+    doctor = {"Authorization": "Bearer " + issue_dev_token("practitioner", "Practitioner/dr2", bin="940140000385",
+                                                           key_path=live.dev_keys),
+              "X-Break-Glass-Reason": "unconscious, brought by ambulance"}
+    assert httpx.get(f"{live.base}/Condition/c1", headers=doctor, timeout=30).status_code == 200
+    for i in range(55):  # newer lines after it
+        httpx.get(f"{live.base}/Observation/o{i % 4 + 1}", headers=as_patient(live, "Patient/p1"), timeout=30)
+    sign_in(driver, live)
+    driver.get(f"{live.base}/portal/access-log")
+    assert len(driver.find_elements(By.CSS_SELECTOR, "table.log tbody tr")) == 50
+    driver.find_element(By.CSS_SELECTOR, "nav.pager a[rel='next']").click()
+    wait_for(driver, "nav.pager")
+    assert "cursor=" in driver.current_url
+    rows = driver.find_elements(By.CSS_SELECTOR, "table.log tr.emergency")
+    assert rows and "unconscious, brought by ambulance" in rows[0].text
+    check_page(driver, "access-log-older")
+    driver.get(f"{live.base}/portal/access-log?only=emergency")
+    assert "Emergency accesses on this page: 1." in driver.find_element(By.CSS_SELECTOR, "p.emergency-summary").text
+    assert driver.find_elements(By.CSS_SELECTOR, "table.log tr.emergency")
+    check_page(driver, "access-log-emergency")
+    shoot(driver, "access-log-emergency-first-screen", full=False)
+
+
+@pytest.mark.req("TM-12")
+def test_the_chart_of_one_days_readings_has_their_times(driver, live):  # noqa: F811
+    sign_in(driver, live, "bolat")
+    ticks = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "svg.chart text[text-anchor]")]
+    assert ticks[0] == "09:00" and ticks[-1] == "21:30"
+    xs = [float(c.get_attribute("cx") or 0) for c in driver.find_elements(By.CSS_SELECTOR, "svg.chart circle")]
+    assert len(xs) == 3 and xs[1] - xs[0] < (xs[2] - xs[1]) / 5  # 40 minutes, then almost twelve hours
+    check_page(driver, "records-one-day")
+    shoot(driver, "records-one-day-first-screen", full=False)
