@@ -108,6 +108,10 @@ async def answer(portal: Portal, page: Page) -> Response:
 
 
 DELIVERY_TOPICS = ("nehp", "payment", "egov-cabinet")
+DELIVERY_STATES = ("dead", "pending", "delivered")
+STATE_TEXTS = {"dead": "portal.console_delivery_state_dead", "pending": "portal.console_delivery_state_pending",
+               "delivered": "portal.console_delivery_state_delivered"}
+DELIVERY_PAGE = 50
 
 
 def _deliveries(answer: object) -> list[dict[str, object]]:
@@ -121,17 +125,60 @@ def _deliveries(answer: object) -> list[dict[str, object]]:
         patient = value.get("patient")
         rows.append({"id": value.get("id", ""), "key": value.get("key", ""), "attempts": value.get("attempts", 0),
                      "error": value.get("error", ""), "created": str(value.get("created", ""))[:19].replace("T", " "),
+                     "delivered": str(value.get("delivered", ""))[:19].replace("T", " "),
+                     "status": value.get("status", ""),
                      "patient": patient.get("reference", "") if isinstance(patient, dict) else ""})
     return rows
 
 
+def _next(answer: object) -> str:
+    for item in (answer.get("parameter") or []) if isinstance(answer, dict) else []:
+        if item.get("name") == "next":
+            return str(item.get("valueString", ""))
+    return ""
+
+
+def _counts(answer: object) -> dict[tuple[str, str], int]:
+    """(topic, status) -> messages, from the ``count`` parameters of ``$deliveries?counts=true``."""
+    out: dict[tuple[str, str], int] = {}
+    for item in (answer.get("parameter") or []) if isinstance(answer, dict) else []:
+        if item.get("name") == "count":
+            parts = {p.get("name"): next((v for k, v in p.items() if k.startswith("value")), "")
+                     for p in item.get("part") or []}
+            out[(str(parts.get("topic")), str(parts.get("status")))] = int(parts.get("messages") or 0)
+    return out
+
+
 async def deliveries(portal: Portal, page: Page) -> Response:
-    """GET /portal/console/deliveries (admins): the deliveries the NEHP, the payment system or the cabinet
-    refused or that were given up (TM-11, TM-13, TM-19), through ``GET $deliveries`` with the admin's rights."""
-    found = await asyncio.gather(*(portal.call(page, "GET", "/$deliveries", params={"topic": topic, "_count": "100"})
-                                   for topic in DELIVERY_TOPICS))
-    sections = [(topic, _deliveries(answer)) for topic, answer in zip(DELIVERY_TOPICS, found, strict=True)]
-    return portal.render(page, "deliveries.html", sections=sections, error="")
+    """GET /portal/console/deliveries (admins; TM-11, TM-13, TM-19): how many messages to the NEHP, the payment
+    system and the e-government cabinet are given up, pending and delivered (one ``$deliveries?counts=true``),
+    and the messages of one state (``?status=``, default the given-up ones) for every receiver or one
+    (``?topic=``), newest first; one receiver's list pages on (``?cursor=``, the API's ``next``). Each call with
+    the admin's own rights."""
+    query = page.request.query_params
+    status = query.get("status", "dead")
+    status = status if status in DELIVERY_STATES else "dead"
+    topic = query.get("topic", "")
+    topics = (topic,) if topic in DELIVERY_TOPICS else DELIVERY_TOPICS
+    cursor = query.get("cursor", "") if len(topics) == 1 and query.get("cursor", "").isdigit() else ""
+
+    def ask(t: str, *, counts: bool = False) -> dict[str, str]:
+        params = {"topic": t, "status": status, "_count": str(DELIVERY_PAGE)}
+        if cursor:
+            params["_cursor"] = cursor
+        if counts:
+            params["counts"] = "true"
+        return params
+
+    found = await asyncio.gather(*(portal.call(page, "GET", "/$deliveries", params=ask(t, counts=i == 0))
+                                   for i, t in enumerate(topics)))
+    counts = _counts(found[0])
+    sections = [(t, _deliveries(answer), _next(answer) if len(topics) == 1 else "")
+                for t, answer in zip(topics, found, strict=True)]
+    table = [(t, [(st, counts.get((t, st), 0)) for st in DELIVERY_STATES]) for t in DELIVERY_TOPICS]
+    return portal.render(page, "deliveries.html", sections=sections, error="", status_shown=status,
+                         topic_shown=topic if len(topics) == 1 else "", cursor=cursor, table=table,
+                         states=DELIVERY_STATES, topics=DELIVERY_TOPICS, state_text=STATE_TEXTS)
 
 
 async def patient_view(portal: Portal, page: Page) -> Response:
