@@ -90,6 +90,7 @@ def build(settings: Settings) -> tuple[Starlette, Portal]:
         route("/console/deliveries", console.deliveries, admins),
         route("/console/patient", console.patient_view, practitioners),
         route("/console/alerts/{tid}/acknowledge", console.acknowledge, practitioners, post),
+        route("/console/consilium/{sid}/opinion", console.opinion, practitioners, post),
         # -- the console's oversight pages: the audit chain, the conformance kit (docs/portal.md) --
         route("/console/audit", oversight.audit, overseers),
         route("/console/audit", oversight.audit_verify, overseers, post),

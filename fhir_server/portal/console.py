@@ -6,6 +6,7 @@ what that patient's Consents let the practitioner see (AC-01), through the same 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 from starlette.responses import Response
 
@@ -30,7 +31,8 @@ def _display(reference: object) -> str:
 
 async def consilia(portal: Portal, page: Page) -> list[dict[str, object]]:
     """The open consilium requests naming this practitioner as a performer or requester (what the patients'
-    Consents let them read: hidden means absent)."""
+    Consents let them read: hidden means absent), each with the participants' opinions so far (TM-08:
+    Communications ``basedOn`` the request, telemed/consilium.py), oldest first."""
     me = page.me.fhir_user
     found = await asyncio.gather(*(portal.call(page, "GET", "/ServiceRequest", params={
         role: me, "category": CONSILIUM, "status": OPEN_REQUESTS, "_count": "100"}) for role in ("performer",
@@ -46,8 +48,60 @@ async def consilia(portal: Portal, page: Page) -> list[dict[str, object]]:
             "performers": [_display(p) for p in request.get("performer") or []],
             "when": str(request.get("authoredOn", ""))[:16].replace("T", " "),
             "due": str(request.get("occurrenceDateTime", "") or ((request.get("occurrencePeriod") or {}).get(
-                "start", "")))[:16].replace("T", " ")}
+                "start", "")))[:16].replace("T", " "),
+            "names": _names(request), "opinions": [], "mine": False}
+    if seen:
+        opinions = entries(await portal.call(page, "GET", "/Communication", params={
+            "based-on": ",".join(f"ServiceRequest/{sid}" for sid in seen), "_count": "500"}))
+        for opinion in sorted(opinions, key=lambda c: str(c.get("sent", ""))):
+            sender = str((opinion.get("sender") or {}).get("reference", ""))
+            for based in opinion.get("basedOn") or []:
+                row = seen.get(str((based or {}).get("reference", "")).removeprefix("ServiceRequest/"))
+                if row is None:
+                    continue
+                names = row["names"] if isinstance(row["names"], dict) else {}
+                row["opinions"].append({  # type: ignore[attr-defined]
+                    "who": names.get(sender) or _display(opinion.get("sender")),
+                    "when": str(opinion.get("sent", ""))[:16].replace("T", " "),
+                    "text": " ".join(str(p.get("contentString", "")) for p in opinion.get("payload") or []
+                                     if isinstance(p, dict))})
+                row["mine"] = row["mine"] or sender == me
     return sorted(seen.values(), key=lambda r: str(r["when"]), reverse=True)
+
+
+def _names(request: dict[str, object]) -> dict[str, str]:
+    """``Practitioner/x`` -> the display the request gives its participants."""
+    refs = [*(request.get("performer") or []), request.get("requester")]  # type: ignore[misc]
+    return {str(r.get("reference")): str(r.get("display") or r.get("reference")) for r in refs
+            if isinstance(r, dict) and r.get("reference")}
+
+
+async def opinion(portal: Portal, page: Page) -> Response:
+    """POST /portal/console/consilium/{sid}/opinion (TM-08): a participant's opinion, written as the MIS would
+    write it: a Communication ``basedOn`` the request, about its patient, from the practitioner to the
+    requester. The server decides who may (telemed/consilium.py): a practitioner who takes no part is refused
+    with an audited 403, shown here with the API's reason."""
+    fields = await portal.form(page)
+    sid = fhir_id(page.request.path_params["sid"])
+    text = first(fields, "opinion")[:4000]
+    if not text:
+        return await console(portal, page, error=page.t("portal.console_opinion_empty"), status=400)
+    request = await portal.call(page, "GET", f"/ServiceRequest/{sid}")
+    communication: dict[str, object] = {
+        "resourceType": "Communication", "status": "completed",
+        "basedOn": [{"reference": f"ServiceRequest/{sid}"}],
+        "category": [{"text": "consilium opinion"}],
+        "subject": request.get("subject") or {}, "sender": {"reference": page.me.fhir_user},
+        "sent": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "payload": [{"contentString": text}]}
+    requester = request.get("requester")
+    if isinstance(requester, dict) and requester.get("reference"):
+        communication["recipient"] = [{"reference": requester["reference"]}]
+    try:
+        await portal.call(page, "POST", "/Communication", body=communication)
+    except ApiError as refused:
+        return await console(portal, page, error=refused.text, status=refused.status)
+    return portal.redirect(f"{PREFIX}/console?opinion={sid}#consilium-{sid}")
 
 
 async def console(portal: Portal, page: Page, *, error: str = "", status: int = 200) -> Response:
@@ -69,7 +123,8 @@ async def console(portal: Portal, page: Page, *, error: str = "", status: int = 
     query = page.request.query_params
     return portal.render(page, "console.html", status=status, queue=queue, alerts=alerts, consilium=consilium,
                          error=error,
-                         answered=query.get("answered", ""), acknowledged=query.get("acknowledged", ""))
+                         answered=query.get("answered", ""), acknowledged=query.get("acknowledged", ""),
+                         opinion_sent=query.get("opinion", ""))
 
 
 async def acknowledge(portal: Portal, page: Page) -> Response:
