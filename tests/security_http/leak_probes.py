@@ -356,6 +356,8 @@ OPERATIONS: dict[tuple[str, str, str], str] = {
     ("type", "AuditEvent", "access-flags"): "oversight only: refused by the gate to every role but auditor and admin",
     ("type", "Consent", "egov-consent"): "writes only, for the system role with a signed message; answers an id",
     ("system", "*", "deliveries"): "oversight only: refused to every role but admin; outbox rows, no payloads",
+    ("system", "*", "conformance-run"): "oversight only: refused to every role but admin; starts a kit run",
+    ("system", "*", "conformance-runs"): "oversight only: refused to every role but admin; kit reports, no patients",
     ("type", "AuditEvent", "audit-verify"): "oversight only: refused to all but admins and auditors; no patient data",
     ("instance", "Patient", "block"): "oversight only: refused to every role but admin, and hides, never shows",
     ("instance", "Patient", "unblock"): "oversight only: refused to every role but admin; returns the block Flag",

@@ -43,6 +43,7 @@ class PolicySettings:
     admin_operations: frozenset[str] = field(
         default_factory=lambda: frozenset({"access-log", "audit-verify", "data-subject-request", "notifications",
                                            "data-report", "dsr-answer", "dsr-overdue", "expunge", "access-report",
-                                           "block", "unblock", "deliveries"})
+                                           "block", "unblock", "deliveries", "conformance-run",
+                                           "conformance-runs"})
     )
     dsr_task_system: str = DSR_TASK_SYSTEM
