@@ -94,6 +94,9 @@ def build(settings: Settings) -> tuple[Starlette, Portal]:
         # -- the console's oversight pages: the audit chain, the conformance kit (docs/portal.md) --
         route("/console/audit", oversight.audit, overseers),
         route("/console/audit", oversight.audit_verify, overseers, post),
+        route("/console/kit", oversight.kit, admins),
+        route("/console/kit", oversight.kit_start, admins, post),
+        route("/console/kit/{rid}", oversight.kit_run, admins),
         Mount("/static", app=_Static(packages=[("fhir_server.portal", "static")])),
     ]
     app = Starlette(routes=routes)

@@ -1,6 +1,7 @@
-"""The console's oversight pages, for administrators and auditors: the audit chain's verification (AC-14, TM-13)
-and the conformance-kit runs (issue 18). Each page is a client of the API, with the signed-in person's token:
-``AuditEvent/$audit-verify`` verifies the chain; the kit's runs are ``$kit-run`` jobs (operations/kit_runs.py).
+"""The console's oversight pages: the audit chain's verification (AC-14, TM-13; administrators and auditors) and
+the conformance-kit runs (issue 18; administrators). Each page is a client of the API, with the signed-in person's
+token: ``AuditEvent/$audit-verify`` verifies the chain; the kit's runs are ``$conformance-run`` jobs, listed by
+``$conformance-runs`` (operations/conformance_runs.py).
 
 The verification reads the whole trail, so the page does not run it on every view: it shows what it is for and
 a button; the button's POST runs it and the answer shows the status (intact or broken, where and why), how many
@@ -14,7 +15,7 @@ from typing import Any
 from starlette.responses import Response
 
 from fhir_server.portal.api import ApiError
-from fhir_server.portal.web import Page, Portal, first
+from fhir_server.portal.web import NotFound, Page, Portal, first
 
 
 def parameters(answer: Any) -> dict[str, Any]:
@@ -46,3 +47,75 @@ async def audit_verify(portal: Portal, page: Page) -> Response:
     result = parameters(answer)
     result["ranAt"] = str(result.get("ranAt", ""))[:19].replace("T", " ")
     return portal.render(page, "audit.html", result=result, anchor=anchor, error="")
+
+
+# -- conformance-kit runs (admins) --------------------------------------------------------------------------
+KIT_GROUPS = ("capability", "security", "access", "rest", "kz-profiles", "vendor-data", "search", "transaction",
+              "terminology")  # conformance.registry.GROUPS, in its order (tests check they agree)
+KIT_TEXTS = {"running": "portal.console_kit_status_running", "done": "portal.console_kit_status_done",
+             "failed": "portal.console_kit_status_failed", "ok": "portal.console_kit_exit_ok",
+             "bad": "portal.console_kit_exit_bad"}
+
+
+def _value(part: dict[str, Any]) -> Any:
+    return next((v for k, v in part.items() if k.startswith("value")), None)
+
+
+def _run_row(item: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"only": [], "checks": {}}
+    for part in item.get("part") or []:
+        name = str(part.get("name"))
+        if name == "only":
+            row["only"].append(_value(part))
+        elif name == "checks":
+            counted = {p.get("name"): _value(p) for p in part.get("part") or []}
+            row["checks"][str(counted.get("status"))] = counted.get("count")
+        else:
+            row[name] = _value(part)
+    for when in ("started", "finished"):
+        row[when] = str(row.get(when) or "")[:19].replace("T", " ")
+    return row
+
+
+async def kit(portal: Portal, page: Page, *, error: str = "", status: int = 200) -> Response:
+    """GET /portal/console/kit: the kit's runs against this server, newest first, with their verdicts
+    (``GET $conformance-runs``), and the form that starts one."""
+    answer = await portal.call(page, "GET", "/$conformance-runs")
+    runs = [_run_row(item) for item in (answer or {}).get("parameter") or [] if item.get("name") == "run"]
+    return portal.render(page, "kit.html", status=status, runs=runs, groups=KIT_GROUPS, error=error, kit_text=KIT_TEXTS,
+                         started=page.request.query_params.get("started", ""))
+
+
+async def kit_start(portal: Portal, page: Page) -> Response:
+    """POST /portal/console/kit: ``POST $conformance-run`` with the writer token the admin pasted (sent on, kept
+    nowhere: not in the session, not in the page), the groups ticked and the operator's name."""
+    fields = await portal.form(page)
+    writer = first(fields, "writer")
+    params: list[dict[str, Any]] = [{"name": "writer", "valueString": writer}] if writer else []
+    params += [{"name": "only", "valueString": g} for g in fields.get("only") or [] if g in KIT_GROUPS]
+    if first(fields, "operator"):
+        params.append({"name": "operator", "valueString": first(fields, "operator")[:200]})
+    try:
+        await portal.call(page, "POST", "/$conformance-run", body={"resourceType": "Parameters", "parameter": params})
+    except ApiError as refused:
+        return await kit(portal, page, error=refused.text or str(refused.status),
+                         status=refused.status if refused.status < 500 else 502)
+    return portal.redirect("/portal/console/kit?started=1")
+
+
+async def kit_run(portal: Portal, page: Page) -> Response:
+    """GET /portal/console/kit/{rid}: one run: running (a link to look again: no script, no automatic reload), or
+    its verdict, the verdict per requirement and each check's result (``GET $conformance-runs?run=``)."""
+    rid = page.request.path_params["rid"]
+    if not rid.isalnum() or len(rid) > 64:
+        raise NotFound()
+    answer = await portal.call(page, "GET", "/$conformance-runs", params={"run": rid})
+    if answer is None:  # 202: still running
+        return portal.render(page, "kit_run.html", rid=rid, run=None, requirements=[], checks=[], kit_text=KIT_TEXTS)
+    items = (answer or {}).get("parameter") or []
+    run = _run_row({"part": [i for i in items if i.get("name") not in ("requirement", "check", "report")]})
+    requirements = [{p.get("name"): _value(p) for p in i.get("part") or []} for i in items
+                    if i.get("name") == "requirement"]
+    checks = [{p.get("name"): _value(p) for p in i.get("part") or []} for i in items if i.get("name") == "check"]
+    return portal.render(page, "kit_run.html", rid=rid, run=run, requirements=requirements, checks=checks,
+                         kit_text=KIT_TEXTS)
