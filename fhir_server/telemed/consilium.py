@@ -12,9 +12,10 @@ plain ``POST``/``PUT``/``PATCH``, Bundle entries and conditional forms alike, an
 
 - the participants are the request's ``performer`` and ``requester``; an opinion's ``sender`` must be one of them
   (422, ``Communication.sender``), and its ``subject`` the request's patient (422, ``Communication.subject``);
-- a practitioner writes only their own opinion: a practitioner caller who is not a participant, or who names
-  another participant as the sender, is refused with an audited 403 (the patient's Consent may let them write
-  about the patient; taking part in the consilium is another matter);
+- a person writes only their own opinion: a practitioner (or anyone else signed in as a person, a patient
+  included) who is not a participant, or who names another participant as the sender, is refused with an
+  audited 403 (the patient's Consent may let them write about the patient; taking part in the consilium is
+  another matter); only an MIS (the ``system`` role) writes an opinion on a participant's behalf;
 - a request that is completed, revoked or entered-in-error takes no more opinions (409).
 
 A request the caller may not see is as absent as an unknown id (nothing about it is told); such a Communication
@@ -102,7 +103,7 @@ class ConsiliumOpinions:
         sender = str((communication.get("sender") or {}).get("reference", ""))
         patient = str((request.get("subject") or {}).get("reference", ""))
         own = ctx.fhir_user in people and sender == ctx.fhir_user
-        if req.access.enabled and ctx.role == "practitioner" and not own:
+        if req.access.enabled and ctx.role != "system" and not own:  # a person writes their own, as a participant
             reason = (f"only the participants of the consilium {target} give their opinion, each their own"
                       if ctx.fhir_user not in people else
                       f"a participant of the consilium {target} writes their own opinion, not another's")

@@ -74,6 +74,9 @@ async def test_participants_give_opinions_others_are_refused_and_audited(open_wo
         # a participant writes their own opinion, not another's
         forged = await post(w, opinion("Practitioner/dr1"), w.as_("Practitioner/dr3"))
         assert forged.status_code == 403 and "their own opinion" in forged.text
+        # nor may the patient write a doctor's opinion (patients may write Communications, not as a participant)
+        posing = await post(w, opinion("Practitioner/dr3"), w.as_("Patient/p1"))
+        assert posing.status_code == 403, posing.text
         # a finished consilium takes no more
         late = await post(w, opinion("Practitioner/dr3", "ServiceRequest/cons-done"), w.as_("Practitioner/dr3"))
         assert late.status_code == 409, late.text
@@ -83,7 +86,7 @@ async def test_participants_give_opinions_others_are_refused_and_audited(open_wo
         events = [e for _, e in await w.store.audit.events("Patient/p1", 500)]
         refusals = [e for e in events if e["outcome"] != "0" and "consilium" in e.get("outcomeDesc", "")]
         who = {next(a["who"]["reference"] for a in e["agent"] if a.get("requestor")) for e in refusals}
-        assert who == {"Practitioner/dr2", "Practitioner/dr3"}
+        assert who == {"Practitioner/dr2", "Practitioner/dr3", "Patient/p1"}
         opinions = await w.client.get("/Communication", params={"based-on": "ServiceRequest/cons1"},
                                       headers=w.as_("Practitioner/dr1"))
         assert len(opinions.json()["entry"]) == 1  # nothing refused was written
