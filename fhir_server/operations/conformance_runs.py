@@ -11,8 +11,10 @@ layer (httpx's ASGI transport, as the portal calls the API), so every one of its
 the policy, consent and the audit as the writer's. One run at a time per server process (409 otherwise).
 
 **How runs are recorded.** Each run is a background job (the jobs table, kind ``conformance-run``): while it
-runs, who asked for it, when, which checks; when it ends, the kit's verdict, exit code, the checks' summary,
-the verdict per requirement and the kit's whole JSON report (the same document ``--report-json`` writes). The
+runs, who asked for it, when, which checks; when it ends, the kit's verdict, exit code and the checks' summary.
+Its results go in a second job row beside it (kind ``conformance-report``, id ``[run id]-report``, so listing
+runs never reads reports): the verdict per requirement and the kit's whole JSON report (the same document
+``--report-json`` writes). The
 writer token is never recorded (the report names the token's claims only, as the kit always does). The newest
 :data:`KEEP` runs are kept. A run cut off by a shutdown is recorded failed; one whose process died is shown
 failed once :data:`RUN_DEADLINE_SECONDS` have passed.
@@ -49,6 +51,7 @@ from fhir_server.security.policy import Decision, Verdict
 from fhir_server.storage.protocols import Store
 
 KIND = "conformance-run"
+REPORT_KIND = "conformance-report"
 KEEP = 50
 RUN_DEADLINE_SECONDS = 3600.0
 STATES = ("running", "done", "failed")
@@ -126,6 +129,7 @@ async def conformance_run(call: OperationCall) -> FhirResponse:
         for old in older:
             if old.get("status") != "running":
                 view.delete_job(str(old["id"]))
+                view.delete_job(f"{old['id']}-report")
 
     await store.transaction(begin)
     task = asyncio.create_task(_execute(services, store, app, record, writer.strip()))
@@ -145,9 +149,10 @@ async def _execute(services: Services, store: Store, app: Any, record: dict[str,
         report = await run(record["base"], token=writer, checks=record["checks"] or None,
                            transport=httpx.ASGITransport(app=app), operator=record["operator"], record_wait=5.0)
         outcome = {"status": "done", "finished": _now(), "verdict": report.verdict, "exitCode": report.exit_code,
-                   "summary": report.summary(), "report": report.to_dict(), "requirements": [
-                       {"id": v.id, "title": v.title, "verdict": v.verdict.value, "why": v.why,
-                        "critical": v.critical} for v in report.requirements]}
+                   "summary": report.summary()}
+        results = {"report": report.to_dict(), "requirements": [
+            {"id": v.id, "title": v.title, "verdict": v.verdict.value, "why": v.why, "critical": v.critical}
+            for v in report.requirements]}
     except asyncio.CancelledError:
         outcome = {"status": "failed", "finished": _now(), "error": "the server stopped during the run"}
         with contextlib.suppress(Exception):
@@ -156,12 +161,20 @@ async def _execute(services: Services, store: Store, app: Any, record: dict[str,
     except Exception as error:  # a kit defect is the run's result, never the server's failure
         log.exception("conformance run %s failed", record["id"])
         outcome = {"status": "failed", "finished": _now(), "error": f"{type(error).__name__}: {error}"}
-    await _finish(store, record, outcome)
+        results = None
+    await _finish(store, record, outcome, results)
 
 
-async def _finish(store: Store, record: dict[str, Any], outcome: dict[str, Any]) -> None:
+async def _finish(store: Store, record: dict[str, Any], outcome: dict[str, Any],
+                  results: dict[str, Any] | None = None) -> None:
     done = {**record, **outcome}
-    await store.transaction(lambda view: view.put_job(record["id"], KIND, str(done["status"]), orjson.dumps(done)))
+
+    def write(view: Any) -> None:
+        if results is not None:  # with the run's record, in one unit: a finished run always has its results
+            view.put_job(f"{record['id']}-report", REPORT_KIND, "done", orjson.dumps(results))
+        view.put_job(record["id"], KIND, str(done["status"]), orjson.dumps(done))
+
+    await store.transaction(write)
 
 
 async def stop_runs(store: Store) -> None:
@@ -209,20 +222,22 @@ async def conformance_runs(call: OperationCall) -> FhirResponse:
     await call.access.flush()
     if run["status"] == "running":
         return FhirResponse(202, None, {"X-Progress": f"running since {run['started']}", "Retry-After": "5"})
+    stored = await store.get_job(f"{run['id']}-report")
+    results: dict[str, Any] = orjson.loads(stored[3]) if stored is not None else {}
     params = [_summary(run)["part"], [
         {"name": "requirement", "part": [{"name": "id", "valueString": v["id"]},
                                          {"name": "title", "valueString": v["title"]},
                                          {"name": "verdict", "valueCode": v["verdict"]},
                                          {"name": "why", "valueString": v["why"] or "-"},
                                          {"name": "critical", "valueBoolean": bool(v["critical"])}]}
-        for v in run.get("requirements") or []], [
+        for v in results.get("requirements") or []], [
         {"name": "check", "part": [{"name": "id", "valueString": r["id"]},
                                    {"name": "status", "valueCode": r["status"]},
                                    {"name": "message", "valueString": r.get("message") or "-"}]}
-        for r in (run.get("report") or {}).get("results") or []]]
+        for r in (results.get("report") or {}).get("results") or []]]
     flat = [*params[0], *params[1], *params[2]]
-    if run.get("report"):
-        data = base64.b64encode(orjson.dumps(run["report"])).decode("ascii")
+    if results.get("report"):
+        data = base64.b64encode(orjson.dumps(results["report"])).decode("ascii")
         flat.append({"name": "report", "valueAttachment": {"contentType": "application/json", "data": data,
                                                             "title": f"conformance-run-{run['id']}.json"}})
     return FhirResponse(200, dumps({"resourceType": "Parameters", "parameter": flat}, pretty=call.pretty))

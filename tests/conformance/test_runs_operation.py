@@ -102,6 +102,8 @@ async def test_an_admin_runs_the_kit_through_the_api_and_reads_its_verdicts(secu
     conn = sqlite3.connect(str(tmp_path / "db.sqlite"))
     try:
         rows = [*conn.execute("SELECT data FROM jobs"), *conn.execute("SELECT data FROM audit_chain")]
+        kinds = sorted(kind for (kind,) in conn.execute("SELECT kind FROM jobs"))
     finally:
         conn.close()
     assert rows and not any(writer.encode() in bytes(r[0]) for r in rows)
+    assert kinds == ["conformance-report", "conformance-run"]  # the run, and its results beside it
