@@ -15,7 +15,7 @@ from typing import Any
 from starlette.responses import Response
 
 from fhir_server.portal.api import ApiError
-from fhir_server.portal.web import NotFound, Page, Portal, first
+from fhir_server.portal.web import PREFIX, NotFound, Page, Portal, first
 
 
 def parameters(answer: Any) -> dict[str, Any]:
@@ -100,7 +100,7 @@ async def kit_start(portal: Portal, page: Page) -> Response:
     except ApiError as refused:
         return await kit(portal, page, error=refused.text or str(refused.status),
                          status=refused.status if refused.status < 500 else 502)
-    return portal.redirect("/portal/console/kit?started=1")
+    return portal.redirect(f"{PREFIX}/console/kit?started=1")
 
 
 async def kit_run(portal: Portal, page: Page) -> Response:
