@@ -42,7 +42,8 @@ async def _reads(client: httpx.AsyncClient, path: str, headers: dict[str, str], 
 def _line(label: str, took: list[float]) -> str:
     took = sorted(took)
     p95 = took[int(len(took) * 0.95) - 1] if len(took) >= 20 else took[-1]
-    return f"{label}: {len(took)} reads, median {statistics.median(took):.1f} ms, p95 {p95:.1f} ms, max {took[-1]:.1f} ms"
+    return (f"{label}: {len(took)} reads, median {statistics.median(took):.1f} ms, p95 {p95:.1f} ms, "
+            f"max {took[-1]:.1f} ms")
 
 
 async def _run(tmp: Path) -> None:
