@@ -25,6 +25,7 @@ from fhir_server.identity.mount import mount as mount_identity
 from fhir_server.interactions.base import Services
 from fhir_server.jobs.monitoring import MonitoringAlerts
 from fhir_server.jobs.runtime import build_worker
+from fhir_server.operations.conformance_runs import stop_runs as stop_conformance_runs
 from fhir_server.operations.dsr_tasks import dsr_task_issues
 from fhir_server.operations.export import recover_jobs, stop_exports
 from fhir_server.operations.import_operation import recover_imports, stop_imports
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             if worker is not None:
                 await worker.stop()
             await stop_exports(services.store, settings)
+            await stop_conformance_runs(services.store)  # a kit run cut off is recorded failed
             await stop_imports(services.store, settings)
             await services.store.close()
 
@@ -133,4 +135,5 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # outermost: health, metrics, request ids, CORS (api/operator.py); then limits and codings (api/middleware.py)
     outer = Operator(Hardened(FastReads(app, services), settings), settings)
     bind_portal(portal, outer)  # the portal's API calls pass every layer a request from outside passes
+    services.client_app = outer  # likewise the conformance kit's, run by $conformance-run
     return outer

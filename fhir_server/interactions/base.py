@@ -41,6 +41,9 @@ class Services:
     write_hooks: list[Any] = field(default_factory=list)
     # Like write_hooks, with the version replaced: hook(view, services, previous_json_or_None, resource, stored).
     change_hooks: list[Any] = field(default_factory=list)
+    # The outermost ASGI application (api/app.py), for the server's own in-process clients: the conformance kit
+    # run from $conformance-run calls the API through it as any client would (operations/conformance_runs.py).
+    client_app: Any = None
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ import importlib
 _MODULES = ("validate", "terminology_ops", "verify_signature", "patient_everything", "access_log", "notifications",
             "data_subject", "data_report", "export", "import_operation", "nehp_submit", "expunge",
             "access_report", "blocking", "access_flags", "egov_consent",
-            "deliveries")
+            "deliveries", "audit_verify", "conformance_runs")
 
 
 def load_all() -> None:

@@ -4,7 +4,9 @@ TM-13, TM-19, AC-06).
 By default the ones given up (``status=dead``): rejected by the receiver (the NEHP's ``rejected``
 acknowledgement, with its reason) or failed after the last retry. ``topic`` is ``nehp`` (default),
 ``payment``, ``egov-cabinet`` or ``nehp-build``; ``status`` is ``dead``, ``pending`` or ``delivered``;
-``_count`` (1-500, default 50) and ``_cursor`` page newest first. The answer is a ``Parameters`` with one
+``_count`` (1-500, default 50) and ``_cursor`` page newest first. ``counts=true`` adds one ``count`` per topic
+and status (how many messages each holds; statuses without any are not listed), for an overview of every
+delivery: the given-up, the pending and the delivered ones. The answer is a ``Parameters`` with one
 ``delivery`` per message — its outbox id, topic, the patient it concerns, the idempotency key, status, attempts,
 the last error (the receiver's reason) and times — never the payload: administrators do not read clinical
 content. The staff console shows it (portal/console.py). Admins pass the gate by the operation's name
@@ -26,7 +28,7 @@ from fhir_server.security.audit.balp import AuditTarget
 from fhir_server.security.policy import Decision, Verdict
 from fhir_server.storage.protocols import OutboxItem
 
-KNOWN = frozenset({"topic", "status", "_count", "_cursor"})
+KNOWN = frozenset({"topic", "status", "counts", "_count", "_cursor"})
 TOPICS = (NEHP_TOPIC, PAYMENT_TOPIC, EGOV_TOPIC, BUILD_TOPIC)
 STATUSES = ("dead", "pending", "delivered")
 
@@ -45,6 +47,15 @@ def delivery(item: OutboxItem) -> dict[str, Any]:
     return {"name": "delivery", "part": parts}
 
 
+def _counts_wanted(call: OperationCall) -> bool:
+    value = call.one("counts")
+    if value in (None, False, "false"):
+        return False
+    if value in (True, "true"):
+        return True
+    raise FhirError("invalid", "counts must be true or false", code="value", expression="counts")
+
+
 def _choice(call: OperationCall, name: str, allowed: tuple[str, ...]) -> str:
     value = call.one(name) or allowed[0]
     if value not in allowed:
@@ -60,6 +71,7 @@ async def deliveries(call: OperationCall) -> FhirResponse:
     if access.enabled and call.start.decision is not Decision.AUTHORIZED:
         await access.deny(target, Verdict.reject("$deliveries is for administrators"))
     topic, status = _choice(call, "topic", TOPICS), _choice(call, "status", STATUSES)
+    counts = await access.records.outbox_counts(list(TOPICS)) if _counts_wanted(call) else []
     count = int_param(call, "_count", 50) or 50
     before = int_param(call, "_cursor", None, low=1, high=2**62)
     rows = await access.records.outbox_by_status(topic, status, count + 1, before)
@@ -71,4 +83,6 @@ async def deliveries(call: OperationCall) -> FhirResponse:
     params = [delivery(item) for item in rows]
     if more and rows:
         params.append({"name": "next", "valueString": str(rows[-1].id)})
+    params += [{"name": "count", "part": [{"name": "topic", "valueCode": t}, {"name": "status", "valueCode": st},
+                                          {"name": "messages", "valueInteger": n}]} for t, st, n in counts]
     return FhirResponse(200, dumps({"resourceType": "Parameters", "parameter": params}, pretty=call.pretty))

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from fhir_server.config import Settings
 from fhir_server.identity.issuer import IdentityConfig
 from fhir_server.identity.registry import Registry
-from fhir_server.portal import appointments, cabinet, care, console, esign, signin
+from fhir_server.portal import appointments, cabinet, care, console, esign, oversight, signin
 from fhir_server.portal.api import Api
 from fhir_server.portal.sessions import SessionStore
 from fhir_server.portal.signin import PATIENT_ROLES, STAFF_ROLES
@@ -59,6 +59,7 @@ def build(settings: Settings) -> tuple[Starlette, Portal]:
     staff = STAFF_ROLES
     admins = frozenset({"admin"})
     practitioners = frozenset({"practitioner"})
+    overseers = frozenset({"admin", "auditor"})
     routes = [
         route("/", signin.home),
         route("/signin", signin.start),
@@ -90,6 +91,13 @@ def build(settings: Settings) -> tuple[Starlette, Portal]:
         route("/console/deliveries", console.deliveries, admins),
         route("/console/patient", console.patient_view, practitioners),
         route("/console/alerts/{tid}/acknowledge", console.acknowledge, practitioners, post),
+        route("/console/consilium/{sid}/opinion", console.opinion, practitioners, post),
+        # -- the console's oversight pages: the audit chain, the conformance kit (docs/portal.md) --
+        route("/console/audit", oversight.audit, overseers),
+        route("/console/audit", oversight.audit_verify, overseers, post),
+        route("/console/kit", oversight.kit, admins),
+        route("/console/kit", oversight.kit_start, admins, post),
+        route("/console/kit/{rid}", oversight.kit_run, admins),
         Mount("/static", app=_Static(packages=[("fhir_server.portal", "static")])),
     ]
     app = Starlette(routes=routes)

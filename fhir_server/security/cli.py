@@ -55,10 +55,12 @@ def _claims_of(token: str) -> dict[str, Any]:
 
 
 def _anchor(text: str) -> tuple[int, str]:
-    seq, sep, digest = text.partition(":")
-    if not sep or not (seq.isascii() and seq.isdigit()) or len(digest) != 64:
-        raise argparse.ArgumentTypeError("anchor must be SEQ:HASH (64 hex digits)")
-    return int(seq), digest.lower()
+    from fhir_server.security.audit.chain import parse_anchor  # one rule for the CLI and $audit-verify
+
+    try:
+        return parse_anchor(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _audit_verify(args: argparse.Namespace) -> int:

@@ -208,6 +208,10 @@ class Store(Protocol):
         """Messages of a topic in one status (``dead``: given up, e.g. rejected by the NEHP), newest first."""
         ...
 
+    async def outbox_counts(self, topics: list[str]) -> list[tuple[str, str, int]]:
+        """(topic, status, messages) for each of these topics and each status it has messages in."""
+        ...
+
     async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
         """(kind, status, updated, data) of a background job, or None."""
         ...

@@ -11,6 +11,7 @@ def install(services: Any) -> None:
     """Wire the write validators (and the booking rule) into the server's services, once."""
     from fhir_server.telemed.attachments import AttachmentRules
     from fhir_server.telemed.booking import BookingTerms, offer_issues
+    from fhir_server.telemed.consilium import ConsiliumOpinions
     from fhir_server.telemed.recommendations import recommendation_issues, recommendation_sent
     from fhir_server.telemed.session_extension import session_issues
     from fhir_server.telemed.slots import SlotBooking
@@ -24,6 +25,7 @@ def install(services: Any) -> None:
         services.change_hooks.append(SlotBooking())  # TM-06: a Slot is booked once, freed when cancelled
         services.extra_validators.append(recommendation_issues)  # TM-16: to the patient, on the care plan
         services.change_hooks.append(recommendation_sent)  # TM-16: a sent recommendation reaches the patient
+        services.change_hooks.append(ConsiliumOpinions())  # TM-08: a consilium's participants give opinions
         if services.settings.nehp_auto_submit:
             from fhir_server.jobs.nehp_delivery import finished_service
 

@@ -263,6 +263,9 @@ async def test_outbox_is_idempotent_due_in_order_and_settled(store: Store) -> No
     assert [i.key for i in await store.outbox_by_status("notification", "pending", 10)] == ["k2"]
     assert await store.outbox_by_status("notification", "dead", 10, dead[0].id) == []
     assert await store.outbox_by_status("nehp", "dead", 10) == []
+    assert await store.outbox_counts(["notification", "nehp"]) == [  # the console's counts per topic and state
+        ("notification", "dead", 1), ("notification", "delivered", 1), ("notification", "pending", 1)]
+    assert await store.outbox_counts([]) == [] and await store.outbox_counts(["nehp"]) == []
 
 
 async def test_jobs_are_created_replaced_listed_and_forgotten(store: Store) -> None:

@@ -52,6 +52,8 @@ class Live:
     dev_keys: Path
     #: a second ``kzfhir serve`` on the same files and public URL (as behind a balancer), another port
     second: str = ""
+    #: the PostgreSQL database both serve (a test's set-up that the API has no way to make: outbox rows, tampering)
+    database: str = ""
 
 
 def live_settings(tmp: Path, pki: Path, base: str, database: str) -> Settings:
@@ -120,7 +122,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, pki: Path, ncalayer: FakeNcaL
                 procs[-1].terminate()
                 procs[-1].wait(timeout=20)
                 raise RuntimeError(log.read_text(errors="replace")[-3000:]) from None
-        yield Live(base, pki, tmp / "dev-jwks.json", f"http://127.0.0.1:{second_port}")
+        yield Live(base, pki, tmp / "dev-jwks.json", f"http://127.0.0.1:{second_port}", str(database))
     finally:
         for proc in procs:
             proc.terminate()

@@ -413,3 +413,173 @@ def test_the_chart_of_one_days_readings_has_their_times(driver, live):  # noqa: 
     assert len(xs) == 3 and xs[1] - xs[0] < (xs[2] - xs[1]) / 5  # 40 minutes, then almost twelve hours
     check_page(driver, "records-one-day")
     shoot(driver, "records-one-day-first-screen", full=False)
+# -- the console's oversight and consilium pages (audit chain, conformance kit, deliveries, consilium opinions) --
+def _token(live, role: str, user: str | None, **extra) -> dict[str, str]:  # noqa: F811
+    from fhir_server.security.auth import issue_dev_token
+
+    return {"Authorization": f"Bearer {issue_dev_token(role, user, key_path=live.dev_keys, **extra)}"}
+
+
+def _tamper(live, restore: tuple[int, bytes] | None = None) -> tuple[int, bytes]:  # noqa: F811
+    """Change one stored AuditEvent as the database's owner could (its guard off), or put it back."""
+    import psycopg
+
+    with psycopg.connect(live.database, autocommit=True) as conn:
+        conn.execute("ALTER TABLE audit_chain DISABLE TRIGGER USER")
+        try:
+            if restore is not None:
+                conn.execute("UPDATE audit_chain SET data = %s WHERE seq = %s", [restore[1], restore[0]])
+                return restore
+            row = conn.execute("SELECT seq, data FROM audit_chain WHERE event_id NOT LIKE 'r%%' AND "
+                               "event_id NOT LIKE 't%%' ORDER BY seq LIMIT 1 OFFSET 1").fetchone()
+            assert row is not None
+            seq, data = int(row[0]), bytes(row[1])
+            conn.execute("UPDATE audit_chain SET data = %s WHERE seq = %s",
+                         [data.replace(b'"recorded":"', b'"recorded":"1', 1), seq])
+            return seq, data
+        finally:
+            conn.execute("ALTER TABLE audit_chain ENABLE TRIGGER USER")
+
+
+def _verify(driver) -> str:  # noqa: F811
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/console/audit'] button[type='submit']").click()
+    wait_for(driver, "#audit-status")
+    return driver.find_element(By.ID, "audit-status").text
+
+
+@pytest.mark.req("AC-14")
+@pytest.mark.req("TM-13")
+def test_the_console_verifies_the_audit_chain_and_a_tampered_row_shows_as_broken(driver, live):  # noqa: F811
+    sign_in(driver, live, "admin1")
+    driver.find_element(By.XPATH, "//nav[contains(@class,'sections')]//a[contains(@href,'/console/audit')]").click()
+    wait_for(driver, "form[action$='/console/audit']")
+    check_page(driver, "console-audit")
+    assert _verify(driver) == "The audit chain is intact."
+    check_page(driver, "console-audit-intact")
+    seq, original = _tamper(live)
+    try:
+        lang(driver, live, "ru")
+        assert _verify(driver) == f"Нарушена Цепочка аудита нарушена на записи {seq}."
+        assert driver.find_element(By.ID, "audit-broken").text == str(seq)
+        check_page(driver, "console-audit-broken-ru")
+    finally:
+        _tamper(live, (seq, original))
+    lang(driver, live, "kk")
+    assert _verify(driver) == "Аудит тізбегі бүтін."
+    lang(driver, live, "en")
+
+
+@pytest.mark.req("TM-14")
+def test_an_admin_runs_the_conformance_kit_from_the_console(driver, live):  # noqa: F811
+    sign_in(driver, live, "admin1")
+    driver.get(f"{live.base}/portal/console/kit")
+    writer = _token(live, "system", None, bin="940140000385")["Authorization"].removeprefix("Bearer ")
+    set_value(driver, "#writer", writer)
+    driver.find_element(By.CSS_SELECTOR, "input[name='only'][value='capability']").click()
+    driver.find_element(By.ID, "operator").send_keys("A. Inspector")
+    check_page(driver, "console-kit-form")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/console/kit'] button[type='submit']").click()
+    wait_for(driver, "#kit-runs")
+    driver.find_element(By.CSS_SELECTOR, "#kit-runs tbody tr a").click()
+    WebDriverWait(driver, 120, 0.5).until(lambda d: d.refresh() or d.find_elements(By.CSS_SELECTOR, "#check-CAP-01"))
+    assert "A. Inspector" in driver.find_element(By.TAG_NAME, "main").text
+    assert writer not in driver.page_source
+    runs = httpx.get(f"{live.base}/$conformance-runs", headers=_token(live, "admin", "Practitioner/adm1"),
+                     timeout=30).json()
+    [run] = [p for p in runs["parameter"] if p["name"] == "run" and
+             any(x.get("valueString") == "A. Inspector" for x in p["part"])]
+    verdict = next(x["valueString"] for x in run["part"] if x["name"] == "verdict")
+    assert verdict in driver.find_element(By.ID, "kit-status").text  # the kit's own verdict
+    check_page(driver, "console-kit-run")
+    driver.get(f"{live.base}/portal/console/kit")
+    check_page(driver, "console-kit")
+
+
+@pytest.mark.req("TM-11")
+@pytest.mark.req("TM-19")
+def test_the_console_counts_and_lists_deliveries_in_every_state(driver, live):  # noqa: F811
+    from fhir_server.backends import postgres_store
+
+    async def queue() -> None:  # the set-up: outbox rows as the workers leave them (no receiver is configured)
+        store = postgres_store(live.database, pool_size=1)
+        await store.open()
+        try:
+            def enqueue(view) -> None:
+                for i in range(3):
+                    view.enqueue("nehp", "Patient/p1", f"browser-rec-{i}", b"{}")
+                view.enqueue("payment", "Patient/p1", "browser-pay-1", b"{}")
+            await store.transaction(enqueue)
+            [paid] = [i for i in await store.outbox_by_status("payment", "pending", 50) if i.key == "browser-pay-1"]
+            await store.transaction(lambda view: view.settle_outbox([paid.id], "delivered", None, None))
+        finally:
+            await store.close()
+
+    asyncio.run(queue())
+    sign_in(driver, live, "admin1")
+    driver.get(f"{live.base}/portal/console/deliveries")
+    assert int(driver.find_element(By.CSS_SELECTOR, "#count-nehp-pending a").text) >= 3
+    check_page(driver, "console-deliveries")
+    driver.find_element(By.CSS_SELECTOR, "#count-nehp-pending a").click()
+    wait_for(driver, "tr[id^='delivery-']")
+    assert "browser-rec-2" in driver.find_element(By.TAG_NAME, "main").text
+    check_page(driver, "console-deliveries-pending")
+    for code in ("kk", "ru"):
+        lang(driver, live, code)
+        check_page(driver, f"console-deliveries-pending-{code}")
+    lang(driver, live, "en")
+
+
+@pytest.mark.req("TM-08")
+def test_a_participant_answers_a_consilium_and_the_requester_sees_it(driver, live):  # noqa: F811
+    from fhir_server.portal.cabinet import consent_resource
+
+    grant = consent_resource("p1", {"reference": "Practitioner/dr1"}, ["ServiceRequest", "Communication"], "",
+                             write=True)  # only these: the other tests' view of p1's records is unchanged
+    given = httpx.post(f"{live.base}/Consent", json=grant, headers=as_patient(live, "Patient/p1"), timeout=30)
+    assert given.status_code == 201, given.text
+    request = {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+               "category": [{"coding": [{"system": "https://fhir.kzfhir.kz/CodeSystem/kz-remote-service-form",
+                                         "code": "consilium"}]}],
+               "code": {"text": "Browser consilium: resistant hypertension"},
+               "subject": {"reference": "Patient/p1", "display": "Ахметова А."},
+               "requester": {"reference": "Practitioner/dr1", "display": "Dr Ivanov"},
+               "performer": [{"reference": "Practitioner/dr1", "display": "Dr Ivanov"},
+                             {"reference": "Practitioner/dr3", "display": "Dr Nurlanova"}],
+               "authoredOn": "2026-11-25T09:00:00+05:00", "occurrenceDateTime": "2026-11-27T15:00:00+05:00"}
+    created = httpx.post(f"{live.base}/ServiceRequest", json=request, timeout=30,
+                         headers=_token(live, "practitioner", "Practitioner/dr1"))
+    assert created.status_code == 201, created.text
+    sid = created.json()["id"]
+    try:
+        sign_in(driver, live, "dr.serik")
+        row = wait_for(driver, f"#opinions-{sid}")
+        check_page(driver, "console-consilium")
+        row.find_element(By.CSS_SELECTOR, "textarea").send_keys("Add a thiazide diuretic; potassium in a week.")
+        row.find_element(By.CSS_SELECTOR, "button[type='submit']").click()
+        wait_for(driver, "p.notice")
+        text = driver.find_element(By.ID, f"opinions-{sid}").text
+        assert "Dr Ivanov:" in text and "Add a thiazide diuretic; potassium in a week." in text
+        check_page(driver, "console-consilium-answered")
+        for code in ("kk", "ru"):
+            lang(driver, live, code)
+            check_page(driver, f"console-consilium-{code}")
+        lang(driver, live, "en")
+    finally:
+        consent = given.json()
+        httpx.put(f"{live.base}/Consent/{consent['id']}", json={**consent, "status": "inactive"},
+                  headers=as_patient(live, "Patient/p1"), timeout=30)
+
+
+CONSOLE_PAGES = {"admin1": ("console/audit", "console/kit", "console/deliveries")}
+
+
+@pytest.mark.req("TM-12")
+def test_the_new_console_pages_pass_the_accessibility_check_in_every_language(driver, live):  # noqa: F811
+    for user, pages in CONSOLE_PAGES.items():
+        sign_in(driver, live, user)
+        for code in ("kk", "ru", "en"):
+            lang(driver, live, code)
+            for name in pages:
+                driver.get(f"{live.base}/portal/{name}")
+                assert driver.find_element(By.CSS_SELECTOR, "html").get_attribute("lang") == code
+                check_page(driver, f"all-{user}-{name.replace('/', '-')}-{code}")

@@ -26,8 +26,8 @@ import orjson
 
 from fhir_server.storage.audit import ChainReport, ChainStart
 
-__all__ = ["GENESIS_HASH", "ChainReport", "ChainRow", "canonical_bytes", "link", "make_row", "patient_of",
-           "verify_chain"]
+__all__ = ["GENESIS_HASH", "ChainReport", "ChainRow", "canonical_bytes", "link", "make_row", "parse_anchor",
+           "patient_of", "verify_chain"]
 
 GENESIS_HASH = "0" * 64
 
@@ -115,6 +115,16 @@ def _row_problem(row: tuple[Any, ...], expected_seq: int, prev: str, templates: 
     if (event.get("id"), event.get("recorded"), patient_of(event)) != (event_id, recorded, patient):
         return "indexed columns (event_id, recorded, patient) disagree with the event"
     return None
+
+
+def parse_anchor(text: str) -> tuple[int, str]:
+    """An anchor ``SEQ:HASH`` (a chain row's seq and its 64 hex digit hash, recorded elsewhere earlier), as
+    ``kzfhir audit verify --anchor`` and ``$audit-verify?anchor=`` take it; ValueError if it is not one."""
+    seq, sep, digest = text.partition(":")
+    if not sep or not (seq.isascii() and seq.isdigit()) or len(digest) != 64 or \
+            any(c not in "0123456789abcdefABCDEF" for c in digest):
+        raise ValueError("anchor must be SEQ:HASH (64 hex digits)")
+    return int(seq), digest.lower()
 
 
 def verify_chain(rows: Iterable[tuple[Any, ...]], anchors: Mapping[int, str] | None = None,

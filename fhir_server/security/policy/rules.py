@@ -38,11 +38,12 @@ class PolicySettings:
 
     patient_writable: frozenset[str] = PATIENT_WRITABLE
     #: Operations (names without ``$``) an auditor may run: oversight only.
-    oversight_operations: frozenset[str] = frozenset({"access-log", "access-report", "notifications"})
+    oversight_operations: frozenset[str] = frozenset({"access-log", "access-report", "audit-verify", "notifications"})
     #: Operations an admin may run in addition (queue handling, audit verification).
     admin_operations: frozenset[str] = field(
         default_factory=lambda: frozenset({"access-log", "audit-verify", "data-subject-request", "notifications",
                                            "data-report", "dsr-answer", "dsr-overdue", "expunge", "access-report",
-                                           "block", "unblock", "deliveries"})
+                                           "block", "unblock", "deliveries", "conformance-run",
+                                           "conformance-runs"})
     )
     dsr_task_system: str = DSR_TASK_SYSTEM

@@ -587,6 +587,9 @@ class PostgresStore:
         return await self.run_query(
             lambda conn: outbox.by_status(conn, topic, status, limit, before_id))  # type: ignore[arg-type]
 
+    async def outbox_counts(self, topics: list[str]) -> list[tuple[str, str, int]]:
+        return await self.run_query(lambda conn: outbox.counts(conn, topics))  # type: ignore[arg-type]
+
     async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
         row = await self._fetchone("SELECT kind, status, updated, data FROM jobs WHERE id = %s", [job_id])
         return (row[0], row[1], row[2], bytes(row[3])) if row else None

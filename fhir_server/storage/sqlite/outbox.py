@@ -81,6 +81,16 @@ def by_status(conn: sqlite3.Connection, topic: str, status: str, limit: int, bef
     return [item(r) for r in rows]
 
 
+def counts(conn: sqlite3.Connection, topics: list[str]) -> list[tuple[str, str, int]]:
+    """(topic, status, messages) of each topic and status that has any (from the ``outbox_due`` index)."""
+    if not topics:
+        return []
+    marks = ", ".join("?" for _ in topics)
+    rows = conn.execute(f"SELECT topic, status, COUNT(*) FROM outbox WHERE topic IN ({marks}) "
+                        "GROUP BY status, topic ORDER BY topic, status", list(topics)).fetchall()
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+
 def settle(conn: sqlite3.Connection, ids: list[int], status: str, now: str, error: str | None,
            retry_at: str | None) -> None:
     if status == "delivered":

@@ -169,6 +169,9 @@ class SqliteStore:
                                before_id: int | None = None) -> list[OutboxItem]:
         return await self._in_reader(lambda conn: outbox.by_status(conn, topic, status, limit, before_id))
 
+    async def outbox_counts(self, topics: list[str]) -> list[tuple[str, str, int]]:
+        return await self._in_reader(lambda conn: outbox.counts(conn, topics))
+
     async def get_job(self, job_id: str) -> tuple[str, str, str, bytes] | None:
         def fetch(conn: sqlite3.Connection) -> tuple[str, str, str, bytes] | None:
             row = conn.execute("SELECT kind, status, updated, data FROM jobs WHERE id = ?", (job_id,)).fetchone()
