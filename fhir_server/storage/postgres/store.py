@@ -40,6 +40,7 @@ from fhir_server.storage.postgres.conn import (
     is_unavailable,
     reason_of,
 )
+from fhir_server.storage.postgres.read_audit import CHAIN_SECONDS, STAGE_SQL, WAITING_SQL
 from fhir_server.storage.postgres.replicas import ROUTE, PrimaryReads, Replica, ReplicaSet, unusable
 from fhir_server.storage.postgres.schema import SCHEMA_VERSION, create_schema
 from fhir_server.storage.postgres.txview import PgTxView
@@ -148,6 +149,7 @@ class PostgresStore:
         self._writer: ThreadPoolExecutor | None = None
         self.changes = ChangeFeed()  # other nodes' writes invalidate this process's caches (changes.py)
         self._listener: asyncio.Task[None] | None = None
+        self._chainer: asyncio.Task[None] | None = None  # chains staged read audit (read_audit.py)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -173,6 +175,7 @@ class PostgresStore:
         self._listener = loop.create_task(self.changes.listen(self.url, self._kwargs), name="kzfhir-pg-changes")
         if self.replicas is not None:
             await self.replicas.open(self._primary_head)
+        self._chainer = loop.create_task(self._chain_reads(), name="kzfhir-pg-read-chain")
 
     def watch_changes(self, types: Iterable[str], callback: Callable[[], None]) -> None:
         """Call ``callback`` when a unit that wrote one of ``types`` commits in another process or node
@@ -237,6 +240,14 @@ class PostgresStore:
     async def close(self) -> None:
         for task in list(self._checks):
             task.cancel()
+        if self._chainer is not None:
+            self._chainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._chainer
+            self._chainer = None
+        await self.audit.stager.drain()
+        with contextlib.suppress(Exception):  # what this process staged last is chained now if it can be
+            await self.audit.sync()          # (else by another process, or at the next start)
         if self.replicas is not None:
             await self.replicas.close()
         if self._listener is not None:
@@ -315,6 +326,40 @@ class PostgresStore:
         if route is not None and not relaxed:  # read audit is no write of the client's (read-your-writes)
             route.wrote(micros)
         return result
+
+    # -- read audit (read_audit.py) ------------------------------------------------------------------
+    async def stage_insert(self, reads: int, data: bytes) -> None:
+        """One batch of read-audit lines in ``read_audit``, committed (not waiting for a WAL flush)."""
+        if self._apool is None:
+            raise RuntimeError("store is not open")
+        with self._guard():
+            async with self._apool.connection(timeout=self._wait) as conn:
+                await conn.execute(STAGE_SQL, [reads, data])
+
+    async def staged_waiting(self) -> bool:
+        """Are reads staged that are not chained yet (by any process)?"""
+        row = await self._fetchone(WAITING_SQL, [])
+        return bool(row and row[0])
+
+    async def chain_unit(self, unit: Callable[[Any], T]) -> T:
+        """A unit on the writer (``store_head`` held) that chains staged reads: committed durably, and no
+        write of the request's client (read-your-writes is not moved by it)."""
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        result, _ = await self._guarded(asyncio.get_running_loop().run_in_executor(
+            self._writer, self._apply, unit, False, time.monotonic()))
+        return result
+
+    async def _chain_reads(self) -> None:
+        """Every CHAIN_SECONDS: chain what any process staged (one index probe when nothing is)."""
+        while True:
+            await asyncio.sleep(CHAIN_SECONDS)
+            try:
+                await self.audit.sync()
+            except DatabaseUnavailable:
+                pass  # the database is away: staged rows wait in it, for this process or another
+            except Exception:  # the loop goes on: the rows stay staged, nothing is lost
+                log.exception("chaining staged read audit failed")
 
     # -- reads -------------------------------------------------------------------------------------
     def _read(self, fn: Callable[[QmarkConnection], T], snapshot: bool) -> T:
