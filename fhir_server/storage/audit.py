@@ -167,7 +167,8 @@ class AuditLog(Protocol):
     def journal_reads(self, lines: bytes) -> bool:
         """Append read-audit journal lines (security/read_gate.py), durable against a process crash on
         return; the backend chains them shortly after. False when the backend keeps no journal: the
-        caller then appends the records in a relaxed unit. Synchronous: it is on the read hot path."""
+        caller then stages the lines (:class:`ReadStaging`, when the log is one) or appends the records in
+        a relaxed unit. Synchronous: it is on the read hot path."""
         ...
 
     async def sync(self) -> None:
