@@ -41,6 +41,7 @@ from fhir_server.storage.postgres.conn import (
     reason_of,
 )
 from fhir_server.storage.postgres.read_audit import CHAIN_SECONDS, STAGE_SQL, WAITING_SQL
+from fhir_server.storage.postgres.read_batch import BATCH_SQL, ReadBatcher, Row
 from fhir_server.storage.postgres.replicas import ROUTE, PrimaryReads, Replica, ReplicaSet, unusable
 from fhir_server.storage.postgres.schema import SCHEMA_VERSION, create_schema
 from fhir_server.storage.postgres.txview import PgTxView
@@ -150,6 +151,8 @@ class PostgresStore:
         self.changes = ChangeFeed()  # other nodes' writes invalidate this process's caches (changes.py)
         self._listener: asyncio.Task[None] | None = None
         self._chainer: asyncio.Task[None] | None = None  # chains staged read audit (read_audit.py)
+        # reads by id on the primary, batched while one lookup is in flight (read_batch.py)
+        self._reads = ReadBatcher(self._fetch_batch, lambda changes: self.changes.advance(changes, None))
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -409,6 +412,15 @@ class PostgresStore:
         self.changes.advance(int(row[0]), None)
         return None if row[1] is None else row[1:]
 
+    async def _fetch_batch(self, types: list[str], ids: list[str]) -> list[Row]:
+        if self._apool is None:
+            raise RuntimeError("store is not open")
+        with self._guard():
+            async with self._apool.connection(timeout=self._wait) as conn:
+                cur = await conn.execute(BATCH_SQL, [types, ids])
+                rows: list[Row] = await cur.fetchall()
+                return rows
+
     # -- reads on a replica (replicas.py) ---------------------------------------------------------------
     def _replica(self) -> Replica | None:
         """The replica this request's next read may go to (None: the primary serves it)."""
@@ -527,7 +539,13 @@ class PostgresStore:
         return self.replicas.figures() if self.replicas is not None else None
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
-        row = await self._fetch_counted(_READ, [resource_type, resource_id])
+        route = ROUTE.get() if self.replicas is not None else None
+        if route is None or not route.replicas:  # the primary's: batched with the other reads of the moment
+            if self.replicas is not None:
+                self.replicas.served_by(None)
+            row = await self._reads.read(resource_type, resource_id)
+        else:  # a replica may serve it (the request's route allows it), else the primary
+            row = await self._fetch_counted(_READ, [resource_type, resource_id])
         if row is None:
             return None
         return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], "PUT", row[4])
