@@ -20,7 +20,10 @@ read with the same decision and the same audit trail from three caches of work a
 * **audit** — each read appends one line to the store's read-audit journal before it is answered
   (storage/sqlite/audit/journal.py: durable against a killed process); the writer chains the lines
   as read blocks under a template per caller and verdict (security/audit/read_blocks.py), about a
-  second at a time, and queues the patients' notifications with them (read_notices.py).
+  second at a time, and queues the patients' notifications with them (read_notices.py). A store
+  that keeps no journal file but stages the same lines in its database (``storage.audit.ReadStaging``:
+  PostgreSQL, storage/postgres/read_audit.py) is awaited instead: the read is answered once its
+  lines are committed there, batched with the other reads of the moment.
 
 Whatever this path does not decide by itself goes to the general path, which audits refusals
 (403), answers 404/410 and conditional reads, break-glass (urgent notices, AC-02), the caller's own
@@ -29,6 +32,7 @@ record, administrators, resources of several patients and AuditEvents.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import secrets
@@ -60,6 +64,7 @@ from fhir_server.security.policy.granular import granular_on
 from fhir_server.security.policy.owned import OWNED_TYPES
 from fhir_server.security.roles import ADMIN
 from fhir_server.security.session import Loaded, decide
+from fhir_server.storage.audit import ReadStaging
 from fhir_server.storage.protocols import Store, StoredResource, TxView
 
 MAX_CALLERS = 10_000
@@ -138,16 +143,22 @@ def per_resource(facts: PatientFacts) -> bool:
 
 class ReadAudit:
     """Writes each read's audit record to the store's read-audit journal before the read is
-    answered (``store.audit.journal_reads``, storage/audit.py); a template goes first, once, when first used."""
+    answered (``store.audit.journal_reads``, storage/audit.py), or stages it in the store's database
+    (``ReadStaging.stage_reads``); a template goes first, once, when first used."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.log = store.audit
         self._keys = itertools.count(1)
+        self._staging = self.log if isinstance(self.log, ReadStaging) else None
+        # templates whose first staged line is in flight: later reads under them wait for it, not write their own
+        self._pending: dict[int, asyncio.Event] = {}
 
     def journal(self, template: ReadTemplate, record: tuple[int, str, str, str, str, str | None]) -> bool:
         """Journal ``record`` (micros, request id, type, id, version, patient id or None); False when
         the store keeps no journal (then ``commit`` it)."""
+        if self._staging is not None:
+            return False
         head = b""
         if template.key is None:
             key = f"{_PROCESS}-{next(self._keys):x}"
@@ -160,8 +171,12 @@ class ReadAudit:
         return True
 
     async def commit(self, template: ReadTemplate, record: tuple[int, str, str, str, str, str | None]) -> None:
-        """A store that keeps no journal: the template, the record and the patient's notification
-        (AC-18) in a relaxed unit of their own, committed before the read is answered."""
+        """A store that keeps no journal: the record staged in its database (``ReadStaging``), or else
+        the template, the record and the patient's notification (AC-18) in a relaxed unit of their own;
+        committed before the read is answered."""
+        if self._staging is not None:
+            await self._stage(self._staging, template, record)
+            return
         data = template_bytes(template.caller, template.event)
         key = f"{_PROCESS}-{next(self._keys):x}"
         line = orjson.dumps(["R", key, *record])
@@ -176,6 +191,27 @@ class ReadAudit:
                     view.enqueue(topic, partition, notice_key, payload)
 
         await self.store.transaction(unit, relaxed=True)
+
+
+    async def _stage(self, staging: ReadStaging, template: ReadTemplate,
+                     record: tuple[int, str, str, str, str, str | None]) -> None:
+        """Stage the record's journal line, after its template's line the first time. The template's key is
+        used by later records only once the line naming it is committed (their batches then come after it);
+        reads that arrive while it is in flight wait for it rather than stage a template of their own."""
+        while template.key is None and (pending := self._pending.get(id(template))) is not None:
+            await pending.wait()  # it failed if the key is still unset: then this read stages the template
+        if template.key is not None:
+            await staging.stage_reads(orjson.dumps(["R", template.key, *record], option=orjson.OPT_APPEND_NEWLINE))
+            return
+        key = f"{_PROCESS}-{next(self._keys):x}"
+        head = orjson.dumps(["T", key, template.caller, template.event], option=orjson.OPT_APPEND_NEWLINE)
+        done = self._pending[id(template)] = asyncio.Event()
+        try:
+            await staging.stage_reads(head + orjson.dumps(["R", key, *record], option=orjson.OPT_APPEND_NEWLINE))
+            template.key = key
+        finally:
+            del self._pending[id(template)]
+            done.set()
 
 
 class ReadGate:

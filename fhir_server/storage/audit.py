@@ -7,6 +7,8 @@ Backend-neutral, like ``storage/protocols.py``. Three protocols meet here:
 * :class:`AuditLog` — what the rest of the server reads (``store.audit``): events by patient or all,
   newest first with opaque paging positions, one read block's events, one event by id, the read-audit
   journal of the compiled read path, and verification;
+* :class:`ReadStaging` — optional, for a backend that keeps no journal on the read path: the same
+  journal lines staged in its database, durable against a process crash once awaited;
 * :class:`ChainRules` — the rules of the trail, pure: how rows link, what an event row holds, how read
   blocks and templates are encoded and rendered, which notices a block queues. Backends store rows and
   run queries; they never decide these. The rules live in ``security/audit/`` (``rules.CHAIN_RULES``)
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 #: One chain row: (seq, event_id, recorded, patient, data, prev_hash, hash). ``event_id`` is the
 #: AuditEvent's id, or ``r{seq}`` for a read block and ``t{seq}`` for a read template.
@@ -165,7 +167,8 @@ class AuditLog(Protocol):
     def journal_reads(self, lines: bytes) -> bool:
         """Append read-audit journal lines (security/read_gate.py), durable against a process crash on
         return; the backend chains them shortly after. False when the backend keeps no journal: the
-        caller then appends the records in a relaxed unit. Synchronous: it is on the read hot path."""
+        caller then stages the lines (:class:`ReadStaging`, when the log is one) or appends the records in
+        a relaxed unit. Synchronous: it is on the read hot path."""
         ...
 
     async def sync(self) -> None:
@@ -189,4 +192,19 @@ class AuditLog(Protocol):
 
     async def verify(self, anchors: Mapping[int, str] | None = None) -> ChainReport:
         """Check the whole trail: the chain, its indexes, and ``anchors`` (seq -> hash)."""
+        ...
+
+
+@runtime_checkable
+class ReadStaging(Protocol):
+    """An :class:`AuditLog` that keeps no read-audit journal on the read hot path (``journal_reads``
+    returns False) but stages the same journal lines in its database (PostgreSQL: storage/postgres/
+    read_audit.py). The lines are durable against a crash of the server process once ``stage_reads``
+    returns — the journal's guarantee — and the backend chains them shortly after, in the chain's one order;
+    ``sync`` chains everything staged so far by any process. The read gate (security/read_gate.py) awaits
+    this before it answers a read."""
+
+    async def stage_reads(self, lines: bytes) -> None:
+        """Stage complete journal lines (``["T", ...]`` before the first ``["R", ...]`` naming its key);
+        raises (the read is then refused) if they could not be made durable."""
         ...

@@ -10,7 +10,12 @@ chain's rules as the server composes it) and how to tamper with one stored row b
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ from fhir_server.security.audit.read_blocks import build_template
 from fhir_server.security.context import RequestContext
 from fhir_server.security.policy import Verdict
 from fhir_server.security.policy.decision import Decision
+from fhir_server.storage.audit import ReadStaging
 from fhir_server.storage.protocols import Store, TxView
 from fhir_server.storage.sqlite.audit.chain import block_data
 from tests.pg import PgBouncer, fresh_database, release_database
@@ -41,6 +47,7 @@ class Backend:
     name: str
     build: Callable[[Path], Store]
     tamper: Callable[[Store, int], None]  # change the data of the chain row at a seq, bypassing the store
+    unchained: Callable[[str], int]  # reads recorded but not chained yet, in a closed store (file or URL)
 
 
 def _sqlite_tamper(store: Store, seq: int) -> None:
@@ -67,13 +74,29 @@ def _postgres_tamper(store: Store, seq: int) -> None:
                      [bytes(row[0]).replace(b"Practitioner/dr1", b"Practitioner/dr7", 1), seq])
 
 
+def _postgres_unchained(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT coalesce(sum(reads), 0) FROM read_audit").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _sqlite_unchained(path: str) -> int:
+    from fhir_server.storage.sqlite.audit.journal import unchained_lines
+
+    return unchained_lines(path)
+
+
 BACKENDS = [
     Backend("sqlite", lambda folder: sqlite_store(folder / "contract.sqlite", synchronous_full=False),
-            _sqlite_tamper),
-    Backend("postgres", lambda folder: postgres_store(fresh_database("audit"), pool_size=2), _postgres_tamper),
+            _sqlite_tamper, _sqlite_unchained),
+    Backend("postgres", lambda folder: postgres_store(fresh_database("audit"), pool_size=2), _postgres_tamper,
+            _postgres_unchained),
     # issue 11 §4: behind pgbouncer in transaction mode (tests/pg.py, PgBouncer)
     Backend("pgbouncer", lambda folder: postgres_store(PgBouncer.get().url(fresh_database("audit")), pool_size=2,
-                                                       transaction_pooling=True), _postgres_tamper),
+                                                       transaction_pooling=True), _postgres_tamper,
+            _postgres_unchained),
 ]
 
 
@@ -207,13 +230,14 @@ async def test_journaled_reads_are_in_the_trail_once_synced(store: Store) -> Non
     head = orjson.dumps(["T", "j1", template.caller, template.event], option=orjson.OPT_APPEND_NEWLINE)
     lines = [orjson.dumps(["R", "j1", int((T0 + n) * 1e6), f"j{n}", "Observation", f"o{n}", "1", "p1"],
                           option=orjson.OPT_APPEND_NEWLINE) for n in range(3)]
-    if not store.audit.journal_reads(head + lines[0]):
-        # a backend without a journal (PostgreSQL) takes nothing: the read gate commits a relaxed unit instead
-        await store.audit.sync()
-        assert await store.audit.events("Patient/p1", 10) == []
-        assert (await store.audit.verify()).rows_checked == 0
-        return
-    assert store.audit.journal_reads(lines[1] + lines[2])
+    log = store.audit
+    if isinstance(log, ReadStaging):  # no journal file (PostgreSQL): the same lines staged in the database
+        assert not log.journal_reads(head + lines[0])
+        await log.stage_reads(head + lines[0])
+        await log.stage_reads(lines[1] + lines[2])
+    else:
+        assert log.journal_reads(head + lines[0])
+        assert log.journal_reads(lines[1] + lines[2])
     await store.audit.sync()
     found = await store.audit.events("Patient/p1", 10)
     assert [e["entity"][0]["what"]["identifier"]["value"] for _, e in found] == ["j2", "j1", "j0"]
@@ -236,3 +260,64 @@ async def test_verify_accepts_the_trail_and_reports_the_first_tampered_row(store
     backend.tamper(store, 3)
     broken = await store.audit.verify()
     assert not broken.ok and broken.first_broken_seq == 3 and broken.rows_checked == 2 and broken.problem
+
+
+# A server process that acknowledges reads and is then killed: the read gate's own audit path (ReadAudit:
+# journaled, or staged, or committed, as the backend does it), then SIGKILL — no shutdown hook runs.
+_KILLED_READER = """
+import asyncio, os, signal, sys
+from fhir_server.backends import postgres_store, sqlite_store
+from fhir_server.security.read_gate import ReadAudit
+from tests.contract.test_audit_contract import DOCTOR, GRANTED, T0
+from fhir_server.security.audit.read_blocks import build_template
+
+async def main(kind, where, count):
+    store = sqlite_store(where, synchronous_full=False) if kind == "sqlite" else postgres_store(where, pool_size=2)
+    await store.open()
+    audit, template = ReadAudit(store), build_template(DOCTOR, GRANTED, True)
+
+    async def read(n):
+        record = (int((T0 + n) * 1e6), f"killed-{n}", "Observation", f"o{n}", "1", "p1" if n % 2 else "p2")
+        if not audit.journal(template, record):
+            await audit.commit(template, record)
+        print(f"killed-{n}", flush=True)  # acknowledged: the read would be answered now
+
+    await asyncio.gather(*(read(n) for n in range(count // 2)))  # concurrent: one batch, or a few
+    await asyncio.gather(*(read(n) for n in range(count // 2, count)))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+@pytest.mark.req("AC-14")
+@pytest.mark.req("TM-17")
+@pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
+async def test_reads_acknowledged_before_a_kill_are_in_the_chain_and_the_access_log(backend: Backend,
+                                                                                     tmp_path: Path) -> None:
+    where = str(tmp_path / "contract.sqlite") if backend.name == "sqlite" else fresh_database("killed")
+    try:
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-c", _KILLED_READER, backend.name, where, "40"], capture_output=True,
+            text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+        assert done.returncode == -signal.SIGKILL, done.stderr
+        acknowledged = done.stdout.split()
+        assert len(acknowledged) == 40
+        assert backend.unchained(where) > 0  # killed before its reads were chained: what follows proves something
+        # the next process on the store (the same node restarted, or another node) finds every one of them
+        opened = sqlite_store(where, synchronous_full=False) if backend.name == "sqlite" else postgres_store(where)
+        await opened.open()
+        try:
+            for patient, parity in (("Patient/p1", 1), ("Patient/p2", 0)):
+                logged = await opened.audit.events(patient, 100)  # the patient's access log reads this
+                ids = [x["what"]["identifier"]["value"] for _, e in logged for x in e["entity"]
+                       if x["type"].get("code") == "XrequestId"]
+                assert sorted(ids) == sorted(r for r in acknowledged if int(r.split("-")[1]) % 2 == parity)
+                assert all(e["id"].startswith("r") for _, e in logged)  # read blocks of the chain
+            report = await opened.audit.verify()
+            assert report.ok, report
+            assert report.rows_checked >= 2  # a template and at least one block
+        finally:
+            await opened.close()
+    finally:
+        release_database(where)

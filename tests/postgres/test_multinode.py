@@ -3,7 +3,8 @@ PostgreSQL database. Requests race from both nodes at once: a conditional create
 If-Match has one winner (412 for the others), version numbers never collide, and the audit chain
 verifies after all of it. A node SIGKILLed in the middle of an ``$export`` leaves the job to the other
 node, which resumes it once the dead node's lease has run out; a node SIGKILLed during ingest loses
-nothing it acknowledged (the SQLite counterpart: tests/integration/test_durability.py)."""
+nothing it acknowledged (the SQLite counterpart: tests/integration/test_durability.py); reads answered by
+both nodes are each in the patient's access log once after one node is SIGKILLed, and the chain verifies."""
 
 from __future__ import annotations
 
@@ -228,3 +229,57 @@ async def test_a_node_killed_during_ingest_loses_nothing_it_acknowledged(nodes):
         for oid in on_a[-5:]:
             assert (await http.get(f"http://127.0.0.1:{port}/Observation/{oid}")).status_code == 200
     assert (await _verify_chain(nodes.database)).ok
+
+
+async def _reads(url: str, headers: dict[str, str], paths: list[str], tag: str, acknowledged: list[str]) -> None:
+    """Read ``paths`` on one node, 8 at a time, each with a request id of its own; keep those answered 200."""
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
+        async def one(n: int) -> None:
+            request_id = f"{tag}-{n}"
+            answer = await http.get(paths[n % len(paths)], headers={"X-Request-Id": request_id})
+            assert answer.status_code == 200, answer.text
+            acknowledged.append(request_id)
+
+        for first in range(0, 48, 8):
+            await asyncio.gather(*(one(n) for n in range(first, first + 8)))
+
+
+@pytest.mark.req("AC-14")
+@pytest.mark.req("AC-24")
+async def test_reads_on_two_nodes_are_each_in_the_one_chain_after_a_node_is_killed(nodes):
+    # reads by id on both nodes at once (the compiled read path: each read's audit record staged by its node's
+    # group commit before it is answered, read_audit.py); node A killed at once after its last answer, before
+    # its chainer's next round: every read either node answered is in the patient's access log, once, and the
+    # chain verifies with both nodes' batches in its one order
+    async with httpx.AsyncClient(timeout=30, headers={**nodes.system, **FHIR_JSON}) as http:
+        paths = []
+        for n in range(3):
+            created = await http.post(f"{nodes.urls[0]}/Observation", json=_observation(500 + n))
+            assert created.status_code == 201, created.text
+            paths.append(f"/Observation/{created.json()['id']}")
+    on_a: list[str] = []
+    on_b: list[str] = []
+    await asyncio.gather(_reads(nodes.urls[0], nodes.system, paths, "a", on_a),
+                         _reads(nodes.urls[1], nodes.system, paths, "b", on_b))
+    nodes.kill(0)
+    assert len(on_a) == len(on_b) == 48
+    patient = {"Authorization": "Bearer " + issue_dev_token("patient", "Patient/p1", key_path=nodes.keys)}
+    logged: list[str] = []
+    async with httpx.AsyncClient(timeout=60, headers=patient) as http:
+        url: str | None = f"{nodes.urls[1]}/Patient/p1/$access-log?_count=500"
+        while url is not None:
+            page = (await http.get(url)).json()
+            assert page["resourceType"] == "Bundle", page
+            for entry in page.get("entry", []):
+                event = entry["resource"]
+                ids = [x["what"]["identifier"]["value"] for x in event["entity"]
+                       if x["type"].get("code") == "XrequestId"]
+                if event["subtype"][0]["code"] == "read" and ids[0].startswith(("a-", "b-")):
+                    assert event["id"].startswith("r")  # a record of a read block: the compiled read path's
+                    logged += ids
+            url = next((link["url"] for link in page.get("link", []) if link["relation"] == "next"), None)
+    assert sorted(logged) == sorted(on_a + on_b)  # every acknowledged read, once
+    report = await _verify_chain(nodes.database)
+    assert report.ok, report
+    with psycopg.connect(nodes.database) as conn:
+        assert conn.execute("SELECT count(*) FROM read_audit").fetchone() == (0,)  # all chained

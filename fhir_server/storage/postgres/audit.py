@@ -4,11 +4,11 @@ SQLite, appended and read by the SQLite backend's own code through a ``?``-speak
 
 One chain order across processes: every write unit holds ``store_head`` locked (store.py), so the head
 read before an append is the head when it commits; the ``audit_chain_extend_only`` trigger refuses any
-row that does not extend it. No read-audit journal (no shared memory map across nodes):
-``journal_reads`` returns False and the read gate commits each read's record in a relaxed unit
-(security/read_gate.py), which commits with ``synchronous_commit = off`` (it survives a crash of the
-server process, not of PostgreSQL: the guarantee of SQLite's journal). Read blocks are indexed by
-patient in the unit that appends them, so the index mark is always the newest block.
+row that does not extend it. No read-audit journal file (no shared memory map across nodes):
+``journal_reads`` returns False and the log is a ``ReadStaging`` instead — the read gate awaits
+``stage_reads``, which stages the journal's lines in ``read_audit`` by a per-process group commit, and
+any process chains them shortly after, or when audit data is read (``sync``; read_audit.py). Read
+blocks are indexed by patient in the unit that appends them, so the index mark is always the newest block.
 
 The chain is partitioned by month (schema.py). :func:`archive_partitions` (``kzfhir db archive``)
 detaches months that are over, oldest first, after checking that their rows are one contiguous run of
@@ -20,6 +20,7 @@ not archived that way is still a break.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ import psycopg
 
 from fhir_server.storage.audit import ChainReport, ChainRules, ChainStart
 from fhir_server.storage.postgres.conn import QmarkConnection
+from fhir_server.storage.postgres.read_audit import CLAIM_ROWS, ReadStager, TemplateKeys, chain_staged
 from fhir_server.storage.postgres.schema import (
     SCHEMA_LOCK,
     ArchiveRefused,
@@ -54,6 +56,12 @@ class PgAuditTx:
         self._conn: Any = conn  # the sqlite functions' connection type, by duck typing
         self._rules = rules
 
+    @property
+    def conn(self) -> QmarkConnection:
+        """The unit's connection (read_audit.py chains staged reads on it)."""
+        conn: QmarkConnection = self._conn
+        return conn
+
     def append_events(self, events: list[dict[str, Any]]) -> None:
         if events:
             append_events(self._conn, self._rules, events)
@@ -71,6 +79,12 @@ class _Backend(Protocol):
     """What the log needs of its store (PostgresStore)."""
 
     async def run_query(self, fn: Callable[[QmarkConnection], T], *, snapshot: bool = False) -> T: ...
+
+    async def stage_insert(self, reads: int, data: bytes) -> None: ...
+
+    async def staged_waiting(self) -> bool: ...
+
+    async def chain_unit(self, unit: Callable[[Any], T]) -> T: ...
 
 
 def _stream_rows(conn: QmarkConnection) -> Iterator[tuple[Any, ...]]:
@@ -207,15 +221,31 @@ class PgAuditLog:
     def __init__(self, store: _Backend, rules: ChainRules) -> None:
         self._store = store
         self.rules = rules
+        self.stager = ReadStager(store.stage_insert)
+        self._keys = TemplateKeys()
+        self._chaining: asyncio.Lock | None = None
 
     def journal_reads(self, lines: bytes) -> bool:
-        return False  # no journal: the read gate appends each read's record in a relaxed unit
+        return False  # no journal file: the read gate stages the lines instead (stage_reads)
+
+    async def stage_reads(self, lines: bytes) -> None:
+        """``storage.audit.ReadStaging``: the lines in a committed ``read_audit`` row on return (read_audit.py)."""
+        await self.stager.stage(lines)
 
     async def sync(self) -> None:
-        return None  # nothing is ever pending: records are chained by the units that carry them
+        """Chain every read staged so far, by any process (before audit data is read). One chaining at a
+        time per process; units of other processes queue on ``store_head`` and find what is left."""
+        if not await self._store.staged_waiting():
+            return
+        if self._chaining is None:
+            self._chaining = asyncio.Lock()
+        async with self._chaining:
+            while await self._store.chain_unit(lambda view: chain_staged(view, self._keys, self.rules)) >= CLAIM_ROWS:
+                pass
 
     async def events(self, patient: str | None, limit: int, before: int | None = None
                      ) -> list[tuple[int, dict[str, Any]]]:
+        await self.sync()
         return await self._store.run_query(lambda conn: audit_rows(conn, self.rules, patient, limit, before),  # type: ignore[arg-type]
                                           snapshot=True)
 
@@ -223,7 +253,9 @@ class PgAuditLog:
         return await self._store.run_query(lambda conn: block_events(conn, self.rules, block_seq, patient))  # type: ignore[arg-type]
 
     async def event(self, event_id: str) -> tuple[int, bytes] | None:
+        await self.sync()
         return await self._store.run_query(lambda conn: audit_event_row(conn, self.rules, event_id))  # type: ignore[arg-type]
 
     async def verify(self, anchors: Mapping[int, str] | None = None) -> ChainReport:
+        await self.sync()
         return await self._store.run_query(lambda conn: verify_connection(conn, self.rules, anchors), snapshot=True)

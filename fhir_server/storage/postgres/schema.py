@@ -34,6 +34,7 @@ from typing import Any
 
 import psycopg
 
+from fhir_server.storage.postgres.read_audit import TABLE_DDL as READ_AUDIT_DDL
 from fhir_server.storage.sqlite.outbox import OUTBOX_DDL
 from fhir_server.storage.sqlite.schema import BASE_DDL
 from fhir_server.storage.sqlite.search.ddl import INDEX_DDL, TABLES
@@ -176,15 +177,16 @@ def statements(genesis: str) -> list[str]:
             f"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_holder {_TEXT}, "
             "ADD COLUMN IF NOT EXISTS lease_until TIMESTAMPTZ",
             *_outbox(),
-            *(translate(s) for s in INDEX_DDL), _AUDIT.replace("{genesis}", genesis)]
+            *(translate(s) for s in INDEX_DDL), _AUDIT.replace("{genesis}", genesis), *READ_AUDIT_DDL]
 
 
 #: The schema's version, recorded in ``kzfhir_schema``. 1: the first release; 2: the change counter
 #: (``store_head.changes``, changes.py) and job leases (``jobs.lease_holder``, ``lease_until``); 3: ``history``
-#: and ``audit_chain`` partitioned by month, ``pkey`` in every data table's keys. The statements of
+#: and ``audit_chain`` partitioned by month, ``pkey`` in every data table's keys; 4: ``read_audit``, the
+#: staged read-audit records (read_audit.py). The statements of
 #: :func:`statements` are idempotent; what they cannot do (turn a table into a partitioned one, change a
 #: primary key) is done once by :func:`_upgrade_to_3` for a store of version 1 or 2.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS kzfhir_schema (id INTEGER PRIMARY KEY CHECK (id = 1), " \
                  "version INTEGER NOT NULL, upgraded TIMESTAMPTZ NOT NULL DEFAULT now())"
 #: months of partitions kept ready after the current one (every start and ``kzfhir db upgrade`` tops it up)

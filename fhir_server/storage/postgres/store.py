@@ -40,6 +40,8 @@ from fhir_server.storage.postgres.conn import (
     is_unavailable,
     reason_of,
 )
+from fhir_server.storage.postgres.read_audit import CHAIN_SECONDS, STAGE_SQL, WAITING_SQL
+from fhir_server.storage.postgres.read_batch import BATCH_SQL, ReadBatcher, Row
 from fhir_server.storage.postgres.replicas import ROUTE, PrimaryReads, Replica, ReplicaSet, unusable
 from fhir_server.storage.postgres.schema import SCHEMA_VERSION, create_schema
 from fhir_server.storage.postgres.txview import PgTxView
@@ -152,6 +154,9 @@ class PostgresStore:
         self._writer: ThreadPoolExecutor | None = None
         self.changes = ChangeFeed()  # other nodes' writes invalidate this process's caches (changes.py)
         self._listener: asyncio.Task[None] | None = None
+        self._chainer: asyncio.Task[None] | None = None  # chains staged read audit (read_audit.py)
+        # reads by id on the primary, batched while one lookup is in flight (read_batch.py)
+        self._reads = ReadBatcher(self._fetch_batch, lambda changes: self.changes.advance(changes, None))
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -185,6 +190,7 @@ class PostgresStore:
             log.info("change listener off: the database URL is a transaction pooler and no listen URL is set")
         if self.replicas is not None:
             await self.replicas.open(self._primary_head)
+        self._chainer = loop.create_task(self._chain_reads(), name="kzfhir-pg-read-chain")
 
     def _check_pooled_timeout(self) -> None:
         """Behind a transaction pooler the statement timeout cannot be sent at connect (conn.py): say so at
@@ -261,6 +267,14 @@ class PostgresStore:
     async def close(self) -> None:
         for task in list(self._checks):
             task.cancel()
+        if self._chainer is not None:
+            self._chainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._chainer
+            self._chainer = None
+        await self.audit.stager.drain()
+        with contextlib.suppress(Exception):  # what this process staged last is chained now if it can be
+            await self.audit.sync()          # (else by another process, or at the next start)
         if self.replicas is not None:
             await self.replicas.close()
         if self._listener is not None:
@@ -340,6 +354,40 @@ class PostgresStore:
             route.wrote(micros)
         return result
 
+    # -- read audit (read_audit.py) ------------------------------------------------------------------
+    async def stage_insert(self, reads: int, data: bytes) -> None:
+        """One batch of read-audit lines in ``read_audit``, committed (not waiting for a WAL flush)."""
+        if self._apool is None:
+            raise RuntimeError("store is not open")
+        with self._guard():
+            async with self._apool.connection(timeout=self._wait) as conn:
+                await conn.execute(STAGE_SQL, [reads, data])
+
+    async def staged_waiting(self) -> bool:
+        """Are reads staged that are not chained yet (by any process)?"""
+        row = await self._fetchone(WAITING_SQL, [])
+        return bool(row and row[0])
+
+    async def chain_unit(self, unit: Callable[[Any], T]) -> T:
+        """A unit on the writer (``store_head`` held) that chains staged reads: committed durably, and no
+        write of the request's client (read-your-writes is not moved by it)."""
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        result, _ = await self._guarded(asyncio.get_running_loop().run_in_executor(
+            self._writer, self._apply, unit, False, time.monotonic()))
+        return result
+
+    async def _chain_reads(self) -> None:
+        """Every CHAIN_SECONDS: chain what any process staged (one index probe when nothing is)."""
+        while True:
+            await asyncio.sleep(CHAIN_SECONDS)
+            try:
+                await self.audit.sync()
+            except DatabaseUnavailable:
+                pass  # the database is away: staged rows wait in it, for this process or another
+            except Exception:  # the loop goes on: the rows stay staged, nothing is lost
+                log.exception("chaining staged read audit failed")
+
     # -- reads -------------------------------------------------------------------------------------
     def _read(self, fn: Callable[[QmarkConnection], T], snapshot: bool) -> T:
         assert self._pool is not None
@@ -387,6 +435,15 @@ class PostgresStore:
             return None
         self.changes.advance(int(row[0]), None)
         return None if row[1] is None else row[1:]
+
+    async def _fetch_batch(self, types: list[str], ids: list[str]) -> list[Row]:
+        if self._apool is None:
+            raise RuntimeError("store is not open")
+        with self._guard():
+            async with self._apool.connection(timeout=self._wait) as conn:
+                cur = await conn.execute(BATCH_SQL, [types, ids])
+                rows: list[Row] = await cur.fetchall()
+                return rows
 
     # -- reads on a replica (replicas.py) ---------------------------------------------------------------
     def _replica(self) -> Replica | None:
@@ -506,7 +563,13 @@ class PostgresStore:
         return self.replicas.figures() if self.replicas is not None else None
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
-        row = await self._fetch_counted(_READ, [resource_type, resource_id])
+        route = ROUTE.get() if self.replicas is not None else None
+        if route is None or not route.replicas:  # the primary's: batched with the other reads of the moment
+            if self.replicas is not None:
+                self.replicas.served_by(None)
+            row = await self._reads.read(resource_type, resource_id)
+        else:  # a replica may serve it (the request's route allows it), else the primary
+            row = await self._fetch_counted(_READ, [resource_type, resource_id])
         if row is None:
             return None
         return StoredResource(resource_type, resource_id, row[0], row[1], bool(row[2]), row[3], "PUT", row[4])
