@@ -167,7 +167,7 @@ def _report(raw: Path, cpu: dict[int, float], result: subs.Round, latencies: lis
         samples[tid][classify(stack)] += int(text)
     total_cpu = sum(cpu.values())
     readings = max(1, result.written)
-    stages: collections.Counter[str] = collections.Counter()
+    stages: dict[str, float] = collections.defaultdict(float)
     waits: collections.Counter[str] = collections.Counter()
     for tid, counter in samples.items():
         busy = sum(n for stage, n in counter.items() if stage not in WAITING)
@@ -186,7 +186,7 @@ def _report(raw: Path, cpu: dict[int, float], result: subs.Round, latencies: lis
           f"p99 {subs._pct(latencies, 99):.0f} ms")
     by_thread = collections.Counter({names.get(t, str(t)): c for t, c in cpu.items()})
     print("  by thread: " + ", ".join(f"{name} {c * 1e6 / readings:,.0f} µs" for name, c in by_thread.most_common(4)))
-    for stage, seconds in stages.most_common():
+    for stage, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
         print(f"  {stage:62} {seconds * 1e6 / readings:7,.0f} µs per reading  {seconds / total_cpu:6.1%}")
     if abs(unsampled) * 1e6 / readings >= 1:
         print(f"  {'(threads without samples)':62} {unsampled * 1e6 / readings:7,.0f} µs per reading")
@@ -200,10 +200,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="readings/s offered")
     parser.add_argument("--batch", type=int, default=0, help="readings per batch Bundle (0: one PUT each)")
     parser.add_argument("--without", action="store_true", help="no subscriptions")
+    parser.add_argument("--critical-every", type=int, default=subs.CRITICAL_EVERY,
+                        help="every Nth reading outside the limits (0: none)")
     parser.add_argument("--sample-rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--keep", type=Path, help="copy py-spy's raw stacks here")
     args = parser.parse_args(argv)
     subs.SECONDS, subs.RATE = args.seconds, args.rate
+    subs.CRITICAL_EVERY = args.critical_every
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         raise SystemExit("py-spy is not installed: pip install py-spy")
