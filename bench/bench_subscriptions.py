@@ -18,6 +18,12 @@ Load: ``CONNECTIONS`` keep-alive connections each PUTting readings one after ano
 server that cannot keep up is not flooded: each connection waits for its answer, so the rate reached
 is the server's capacity on this machine, and it is printed against the rate offered.
 
+Two modes, each with its three rounds and its own figures: one PUT per reading, and — remote-monitoring
+gateways upload what they collected in batches — a ``transaction`` Bundle of ``BATCH`` (20) readings per
+request (``KZFHIR_BENCH_SUB_BATCH``, 0: that mode is not run; ``KZFHIR_BENCH_SUB_BUNDLE=batch`` for batch
+Bundles), paced to the same readings/s. A batched reading's latency runs from its Bundle's request
+being sent, as a reading's from its PUT's.
+
 Wall time alone says little on a shared machine, so each figure comes with less noisy ones:
 
 * **CPU per reading** — the server process's user + system CPU time (/proc) over the round, delivery of
@@ -55,9 +61,15 @@ from bench import server
 PATIENTS = int(os.environ.get("KZFHIR_BENCH_SUB_PATIENTS", "100"))
 RATE = float(os.environ.get("KZFHIR_BENCH_SUB_RATE", "1000"))
 SECONDS = float(os.environ.get("KZFHIR_BENCH_SUB_SECONDS", "60"))
+#: the batched mode's readings per request, a gateway's upload: a Bundle of BATCH PUT entries (0: that mode
+#: is not run; the single-reading mode, one PUT per reading, always is)
+BATCH = int(os.environ.get("KZFHIR_BENCH_SUB_BATCH", "20"))
+BUNDLE = os.environ.get("KZFHIR_BENCH_SUB_BUNDLE", "transaction")  # or "batch"
 ISSUE_RATE, ISSUE_SECONDS = 1000.0, 60.0
 CONNECTIONS = 16
-CRITICAL_EVERY = 10
+#: every CRITICAL_EVERY-th reading is outside the limits (``KZFHIR_BENCH_SUB_CRITICAL_EVERY``; 0: none is,
+#: to measure what the alerts themselves cost a reading)
+CRITICAL_EVERY = int(os.environ.get("KZFHIR_BENCH_SUB_CRITICAL_EVERY", "10"))
 PROBES = 20
 P99_TARGET_MS = 1000.0
 INGEST_TARGET = 0.85
@@ -176,6 +188,7 @@ class Receiver:
 @dataclass(slots=True)
 class Round:
     label: str
+    batch: int = 0  # readings per request (0: one PUT each)
     written: int = 0
     seconds: float = 0.0
     server_cpu: float = 0.0  # seconds, the round's notifications delivered included
@@ -192,16 +205,24 @@ class Round:
         return self.server_cpu * 1000 / self.written if self.written else float("nan")
 
     def line(self) -> str:
-        return (f"ingest {self.label}: {self.rate:,.0f} readings/s ({self.written} in {self.seconds:.1f} s, offered "
+        return (f"ingest {self.label}{_shape(self.batch)}: {self.rate:,.0f} readings/s ({self.written} in "
+                f"{self.seconds:.1f} s, offered "
                 f"{RATE:,.0f}/s); server CPU {self.cpu_ms:.2f} ms per reading ({self.server_cpu:.1f} s, "
                 f"{self.server_cpu / self.seconds:.0%} of a core), load generator + receiver "
                 f"{self.bench_cpu / self.seconds:.0%} of a core; load average {self.load}")
 
 
+def _shape(batch: int) -> str:
+    return f", {BUNDLE} Bundles of {batch}" if batch else ""
+
+
 async def _write_load(base: str, tag: str, result: Round) -> None:
-    """PUT readings paced to RATE for SECONDS from CONNECTIONS connections; note, for each critical one,
-    when its request was sent and when its answer came (time.time(), the server's clock too)."""
-    interval = CONNECTIONS / RATE
+    """Write readings paced to RATE for SECONDS from CONNECTIONS connections, one PUT each or (``batch``)
+    a Bundle of that many PUT entries per request; note, for each critical one, when its request was sent
+    and when its answer came (time.time(), the server's clock too)."""
+    batch = result.batch
+    per_request = max(1, batch)
+    interval = CONNECTIONS * per_request / RATE
     started = time.perf_counter()
     deadline = started + SECONDS
 
@@ -212,24 +233,49 @@ async def _write_load(base: str, tag: str, result: Round) -> None:
                 if now < due:
                     await asyncio.sleep(due - now)
                 due += interval
-                k = n + i * CONNECTIONS
-                i += 1
-                pid, oid = f"p{k % PATIENTS}", f"{tag}-{k}"
-                critical = k % CRITICAL_EVERY == 0
+                readings = []
+                for _ in range(per_request):
+                    k = n + i * CONNECTIONS
+                    i += 1
+                    readings.append((f"p{k % PATIENTS}", f"{tag}-{k}", CRITICAL_EVERY > 0 and k % CRITICAL_EVERY == 0))
                 at = time.time()
-                r = await c.put(f"/Observation/{oid}", content=_reading(pid, oid, 180 if critical else 80),
-                                headers=HEADERS)
-                if r.status_code in (200, 201):
-                    result.written += 1
-                    if critical:
-                        result.sent[oid] = (at, time.time())
+                if not batch:
+                    pid, oid, critical = readings[0]
+                    r = await c.put(f"/Observation/{oid}", content=_reading(pid, oid, 180 if critical else 80),
+                                    headers=HEADERS)
+                    stored = [r.status_code in (200, 201)]
+                else:
+                    r = await c.post("/", content=_bundle(readings), headers=HEADERS)
+                    stored = _entry_outcomes(r, len(readings))
+                answered = time.time()
+                for (_, oid, critical), ok in zip(readings, stored, strict=True):
+                    if ok:
+                        result.written += 1
+                        if critical:
+                            result.sent[oid] = (at, answered)
 
     await asyncio.gather(*(connection(n) for n in range(CONNECTIONS)))
     result.seconds = time.perf_counter() - started
 
 
-async def _round(base: str, tag: str, label: str, pid: int, receiver: Receiver, *, notified: bool) -> Round:
-    result = Round(label)
+def _bundle(readings: list[tuple[str, str, bool]]) -> bytes:
+    """A gateway's upload: a Bundle (BUNDLE: transaction or batch) of PUT entries, one per reading."""
+    entries = [{"fullUrl": f"Observation/{oid}", "resource": orjson.loads(_reading(pid, oid, 180 if critical else 80)),
+                "request": {"method": "PUT", "url": f"Observation/{oid}"}} for pid, oid, critical in readings]
+    return orjson.dumps({"resourceType": "Bundle", "type": BUNDLE, "entry": entries})
+
+
+def _entry_outcomes(r: httpx.Response, count: int) -> list[bool]:
+    """Which entries of a Bundle request were stored (a failed transaction: none)."""
+    if r.status_code != 200:
+        return [False] * count
+    entries = orjson.loads(r.content).get("entry", [])
+    return [str((e.get("response") or {}).get("status", "")).startswith(("200", "201")) for e in entries]
+
+
+async def _round(base: str, tag: str, label: str, pid: int, receiver: Receiver, *, notified: bool,
+                 batch: int = 0) -> Round:
+    result = Round(label, batch)
     load_before = _load()
     cpu0, own0 = _cpu_seconds(pid), time.process_time()
     await _write_load(base, tag, result)
@@ -274,16 +320,21 @@ async def _run(port: int, pid: int) -> None:
     base = f"http://127.0.0.1:{port}"
     receiver = Receiver()
     endpoint = await receiver.start()
+    modes = [0, BATCH] if BATCH else [0]
     print(f"{os.cpu_count()} cores; load average {_load()}; offered {RATE:,.0f} readings/s for {SECONDS:.0f} s "
-          f"from {CONNECTIONS} connections, every {CRITICAL_EVERY}th critical, {PATIENTS} patients", flush=True)
+          f"from {CONNECTIONS} connections, every {CRITICAL_EVERY}th critical, {PATIENTS} patients; one PUT per "
+          f"reading{f', then {BUNDLE} Bundles of {BATCH} readings' if BATCH else ''}", flush=True)
     async with httpx.AsyncClient(base_url=base, timeout=60) as c:
         for n in range(PATIENTS):
             patient = f"p{n}"
             (await c.put(f"/Patient/{patient}", json={"resourceType": "Patient", "id": patient}, headers=HEADERS)
              ).raise_for_status()
             (await c.put(f"/Goal/g-{patient}", json=_goal(patient), headers=HEADERS)).raise_for_status()
-        without = await _round(base, "a", "without subscriptions", pid, receiver, notified=False)
-        print(without.line(), flush=True)
+        without = {}
+        for batch in modes:
+            without[batch] = await _round(base, f"a{batch}", "without subscriptions", pid, receiver, notified=False,
+                                          batch=batch)
+            print(without[batch].line(), flush=True)
         subscription_ids = []
         for n in range(PATIENTS):
             r = await c.post("/Subscription", json=_subscription(f"p{n}", endpoint), headers=HEADERS)
@@ -293,16 +344,24 @@ async def _run(port: int, pid: int) -> None:
         while receiver.handshakes < PATIENTS and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         print(f"{receiver.handshakes} of {PATIENTS} subscriptions active", flush=True)
-        with_subs = await _round(base, "b", f"with {PATIENTS} subscriptions", pid, receiver, notified=True)
-        print(with_subs.line(), flush=True)
+        with_subs = {}
+        for batch in modes:
+            with_subs[batch] = await _round(base, f"b{batch}", f"with {PATIENTS} subscriptions", pid, receiver,
+                                            notified=True, batch=batch)
+            print(with_subs[batch].line(), flush=True)
         probes = await _probe(c, receiver)
         for n in range(PATIENTS):  # the same server and database again without: drift shows, warm-up cancels out
             (await c.delete(f"/Subscription/{subscription_ids[n]}")).raise_for_status()
-        again = await _round(base, "c", "without subscriptions (again)", pid, receiver, notified=False)
-        print(again.line(), flush=True)
+        again = {}
+        for batch in modes:
+            again[batch] = await _round(base, f"c{batch}", "without subscriptions (again)", pid, receiver,
+                                        notified=False, batch=batch)
+            print(again[batch].line(), flush=True)
     await receiver.stop()
 
-    _report(without, with_subs, again, receiver, probes)
+    for batch in modes:
+        print(f"--- {'one PUT per reading' if not batch else f'{BUNDLE} Bundles of {batch} readings'}", flush=True)
+        _report(without[batch], with_subs[batch], again[batch], receiver, probes if not batch else [])
 
 
 def _report(without: Round, with_subs: Round, again: Round, receiver: Receiver, probes: list[float]) -> None:
@@ -310,26 +369,26 @@ def _report(without: Round, with_subs: Round, again: Round, receiver: Receiver, 
     got = [(at, answered, receiver.arrived[oid]) for oid, (at, answered) in sent.items() if oid in receiver.arrived]
     latencies = [(a.received - at) * 1000 for at, _, a in got]
     if not latencies:
-        print("no notification arrived: nothing to report")
-        return
-    print(f"TM-26 alert latency (reading sent → notification received), {len(latencies)} alerts: "
-          f"{_spread(latencies)}, max {max(latencies):.0f} ms, mean {statistics.fmean(latencies):.0f} ms; "
-          f"not arrived {len(sent) - len(latencies)}", flush=True)
-    parts = [("sent → answered (the write, as the client sees it)", [w - at for at, w, _ in got]),
-             ("sent → write unit began (HTTP, parsing, validation, the writer's queue)",
-              [a.began - at for at, _, a in got]),
-             ("unit began → notification built (the unit, commit, outbox wake-up and claim)",
-              [a.built - a.began for _, _, a in got]),
-             ("built → received (the POST)", [a.received - a.built for _, _, a in got]),
-             ("unit began → received (what follows the write's wait: the subscription path)",
-              [a.received - a.began for _, _, a in got]),
-             ("answered → received (the alert after the write was acknowledged)",
-              [a.received - w for _, w, a in got])]
-    for label, seconds in parts:
-        print(f"  {label}: {_spread([x * 1000 for x in seconds])}", flush=True)
-    if probes:
-        print(f"unloaded path ({len(probes)} critical readings one at a time): p50 {_pct(probes, 50):.0f} ms, "
-              f"max {max(probes):.0f} ms", flush=True)
+        print("no notification arrived: no latency to report", flush=True)
+    else:
+        print(f"TM-26 alert latency (reading's request sent → notification received), {len(latencies)} alerts: "
+              f"{_spread(latencies)}, max {max(latencies):.0f} ms, mean {statistics.fmean(latencies):.0f} ms; "
+              f"not arrived {len(sent) - len(latencies)}", flush=True)
+        parts = [("sent → answered (the write, as the client sees it)", [w - at for at, w, _ in got]),
+                 ("sent → write unit began (HTTP, parsing, validation, the writer's queue)",
+                  [a.began - at for at, _, a in got]),
+                 ("unit began → notification built (the unit, commit, outbox wake-up and claim)",
+                  [a.built - a.began for _, _, a in got]),
+                 ("built → received (the POST)", [a.received - a.built for _, _, a in got]),
+                 ("unit began → received (what follows the write's wait: the subscription path)",
+                  [a.received - a.began for _, _, a in got]),
+                 ("answered → received (the alert after the write was acknowledged)",
+                  [a.received - w for _, w, a in got])]
+        for label, seconds in parts:
+            print(f"  {label}: {_spread([x * 1000 for x in seconds])}", flush=True)
+        if probes:
+            print(f"unloaded path ({len(probes)} critical readings one at a time): p50 {_pct(probes, 50):.0f} ms, "
+                  f"max {max(probes):.0f} ms", flush=True)
     # "without" is the mean of the rounds before and after: drift and warm-up weigh on both sides alike
     base_rate = (without.rate + again.rate) / 2
     base_cpu_ms = (without.server_cpu + again.server_cpu) * 1000 / (without.written + again.written)

@@ -13,19 +13,27 @@ same write unit. A value outside them records, in that unit:
   members of the patient's active CareTeams (outbox topic ``notification-urgent``, never held for a
   digest; ``critical_notices``) — and match the subscriptions.
 
-The limits of each patient are cached and dropped whenever a Goal of theirs is written.
+The limits of each patient are cached per process (``MonitoringAlerts``), so a reading costs no Goal
+search. They are dropped whenever a Goal of theirs is written (its new subject and its previous one),
+all of them when a Goal is deleted, and, on several processes sharing one PostgreSQL database, all of them
+when another node's unit that wrote a Goal commits (the store's change feed, ``backends.watch_changes``:
+a notification's delay, milliseconds on a near database — a reading written on this node in that moment
+is judged by the previous limits). A unit that wrote a Goal of a patient judges that patient's readings by
+the Goals as the unit sees them but does not cache them: a unit that rolls back leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from fhir_server.backends import watch_changes
 from fhir_server.i18n import Message, msg
 from fhir_server.i18n.notices import payload
 from fhir_server.interactions.base import Services
@@ -74,20 +82,63 @@ def _patient(resource: dict[str, Any], field: str) -> str | None:
     return ref.split("/", 1)[1] if isinstance(ref, str) and ref.startswith("Patient/") else None
 
 
+_EVERY = "*"  # in a unit's touched set: it deleted a Goal, whose patient is not at hand
+MAX_CACHED_PATIENTS = 100_000
+
+
 class MonitoringAlerts:
-    """The change hook; one per server (its cache is per process)."""
+    """The change hook (and, for Goal deletions, a unit hook of the executor); one per server: its cache of
+    limits is per process, kept true as the module docstring says."""
 
     def __init__(self) -> None:
         self._limits: dict[str, tuple[Limit, ...]] = {}
         self._lock = threading.Lock()
+        # the patients whose Goals a unit has written (or _EVERY): not cached from inside that unit
+        self._touched: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+        self._watching: set[int] = set()  # the stores whose other nodes' Goal writes clear the cache
+
+    def clear(self) -> None:
+        """Drop every patient's limits (any thread: another node's Goal write, a Goal deleted here)."""
+        with self._lock:
+            self._limits.clear()
+
+    def _drop(self, patients: set[str]) -> None:
+        with self._lock:
+            if _EVERY in patients:
+                self._limits.clear()
+            for patient in patients:
+                self._limits.pop(patient, None)
+
+    def _watch(self, store: Any) -> None:
+        """Hear of the Goal writes of other processes on the same database (PostgreSQL: every node; a
+        SQLite file has one process). Registered at this hook's first call, before anything is cached, and
+        before the unit that writes this process's first Goal ends, so that its commit tells the others."""
+        if id(store) not in self._watching:
+            self._watching.add(id(store))
+            watch_changes(store, {"Goal"}, self.clear)
+
+    def _touch(self, view: TxView, patients: set[str]) -> None:
+        """A Goal of ``patients`` is written in this unit: their limits are stale now and once it commits."""
+        self._touched.setdefault(view, set()).update(patients)
+        self._drop(patients)
+        view.on_commit(lambda: self._drop(patients))
+
+    # -- the executor's unit hook: Goals deleted (deletions run no change hook) ----------------------------
+    def unit_begin(self, view: TxView, req: Any, ops: list[Any]) -> None:
+        return None  # nothing to prepare: the executor calls both ends of every unit hook
+
+    def unit_end(self, view: TxView, req: Any, ops: list[Any]) -> None:
+        if any(op.resource_type == "Goal" and op.deleted for op in ops):
+            self._touch(view, {_EVERY})
 
     def __call__(self, view: TxView, services: Services, previous: bytes | None, resource: dict[str, Any],
                  stored: StoredResource) -> None:
+        self._watch(services.store)
         rtype = resource.get("resourceType")
         if rtype == "Goal":
-            patient = _patient(resource, "subject")
-            with self._lock:
-                self._limits.pop(patient or "", None)
+            before = orjson.loads(previous) if previous else {}
+            patients = {p for p in (_patient(resource, "subject"), _patient(before, "subject")) if p is not None}
+            self._touch(view, patients)
             return
         if rtype != "Observation" or resource.get("status") not in _LIVE:
             return
@@ -105,10 +156,12 @@ class MonitoringAlerts:
             limits = tuple(lim for goal in find_in_unit(view, "Goal", [("patient", f"Patient/{patient}"),
                                                                 ("lifecycle-status", "active")])
                            for lim in _limits(goal))
-            with self._lock:
-                if len(self._limits) > 100_000:
-                    self._limits.clear()
-                self._limits[patient] = limits
+            touched = self._touched.get(view)
+            if touched is None or not (patient in touched or _EVERY in touched):
+                with self._lock:
+                    if len(self._limits) >= MAX_CACHED_PATIENTS:
+                        self._limits.clear()
+                    self._limits[patient] = limits
         codes = {(c.get("system"), c.get("code")) for c in (observation.get("code") or {}).get("coding", []) or []}
         return [lim for lim in limits if (lim.system, lim.code) in codes or (None, lim.code) in codes
                 or (lim.system is None and any(code == lim.code for _, code in codes))]
