@@ -44,6 +44,15 @@ class _ChildIndex:
     entries: list[tuple[ElementRule, list[tuple[str, str]] | None, str]]
     known: frozenset[str]
     required: frozenset[str]  # ids of children that must be checked even when absent
+    # The fast path (``Walk._children``) goes from an object's keys to the entries instead of over every entry:
+    # each JSON key an entry reads (``name``, ``_name``, each ``nameType`` and ``_nameType`` of a choice) ->
+    # the entry's position; None when two entries read one key (then every entry is visited, as before).
+    slots: dict[str, int] | None
+    required_at: tuple[int, ...]  # positions of the ``required`` entries
+    choices: tuple[tuple[int, str], ...]  # positions and JSON names of the choice entries (foreign types)
+    # per position: the entry is a primitive whose every scalar occurrence is judged by its cardinality alone
+    # (``Walk._trivial``); filled in on the first fast visit (it asks the registry)
+    trivial: list[bool] | None = None
 
 
 def _suffix(code: str) -> str:
@@ -65,7 +74,16 @@ def child_index(rule: ElementRule) -> _ChildIndex:
         required = frozenset(
             c.id for c in rule.children.values() if c.min > 0 or any(s.min > 0 for s in c.slices)
         )
-        rule.index = _ChildIndex(entries, frozenset(known), required)
+        slots: dict[str, int] | None = {}
+        for position, (child, choice, twin) in enumerate(entries):
+            reads = [twin, child.json_name] if choice is None else [k for key, _ in choice for k in (key, "_" + key)]
+            for key in reads:
+                if slots is not None and slots.setdefault(key, position) != position:
+                    slots = None
+        rule.index = _ChildIndex(
+            entries, frozenset(known), required, slots,
+            tuple(i for i, (child, _, _) in enumerate(entries) if child.id in required),
+            tuple((i, child.json_name) for i, (child, choice, _) in enumerate(entries) if choice is not None))
     index: _ChildIndex = rule.index
     return index
 
@@ -92,6 +110,30 @@ def memo_key(value: Any) -> Any:
         return (kind, value)
     text = getattr(value, "text", None)  # jsonio.Decimal carries its literal
     return (kind, value if text is None else text)
+
+# How ``_node`` treats an item, by its type code (kept in ``ProfileRegistry.derived``).
+_RESOURCE, _EXTENSION, _MEMO, _ELEMENT = 1, 2, 3, 4
+# Types ``_checks`` judges whatever the rule says.
+_CHECKED_TYPES = frozenset({"Reference", "Attachment", "markdown"})
+# Types whose values ``_node`` or ``_checks`` judge beyond cardinality and invariants, whatever their form.
+_JUDGED_TYPES = frozenset({"Resource", "Extension", "Reference", "Attachment", "markdown"})
+
+
+def _scalars(value: Any) -> int:
+    """How many occurrences ``value`` (an object's member) gives when each is a scalar (not an object or an
+    array): 0 for null, 1 for a scalar, the non-null members of an array of scalars; -1 otherwise."""
+    if value is None:
+        return 0
+    if isinstance(value, list):
+        count = 0
+        for member in value:
+            if isinstance(member, dict | list):
+                return -1
+            if member is not None:
+                count += 1
+        return count
+    return -1 if isinstance(value, dict) else 1
+
 
 # An invariant as the walk evaluates it: the constraint and its native (None: through fhirpathpy).
 Step = tuple[Constraint, Native | None]
@@ -167,6 +209,9 @@ class Walk:
     # Bumped by every judgement that read more than the subtree (a reference's target, %resource): a subtree
     # walked meanwhile is not remembered.
     _reads: int = 0
+    # The shortcuts (``_children``): from an object's keys to its rules, primitives judged by their count. False
+    # walks every rule of every object, the reference the shortcuts are tested against (same issues, same order).
+    fast: bool = True
 
     def resource(
         self, resource: dict[str, Any], profile: CompiledProfile, expression: str, root: dict[str, Any]
@@ -188,14 +233,21 @@ class Walk:
         return not any(issue.is_error for issue in probe.issues)
 
     def _node(self, item: Item, rule: ElementRule, env: Env, container: tuple[str, str]) -> None:
-        if item.type_code == "Resource" or self.registry.is_resource_type(item.type_code):
+        code = item.type_code
+        kind = self.registry.derived.get(("kind", code))
+        if kind is None:
+            kind = self.registry.derived[("kind", code)] = (
+                _RESOURCE if code == "Resource" or self.registry.is_resource_type(code) else
+                _EXTENSION if code == "Extension" else _MEMO if code in MEMO_TYPES else _ELEMENT)
+        if kind == _RESOURCE:
             self._contained(item, rule, env)
-        elif item.type_code == "Extension" and isinstance(item.value, dict):
+        elif kind == _EXTENSION and isinstance(item.value, dict):
             self._extension(item, rule, env, container)
-        elif self.memo is not None and item.type_code in MEMO_TYPES:
+        elif kind == _MEMO and self.memo is not None:
             self._remembered(item, rule, env, self.memo)
         else:
-            self._element(item, rule, env, self._type_path(item, rule))
+            plan = rule.plan or plan_of(rule)
+            self._element(item, rule, env, rule.path if plan.structural else code)
 
     def _remembered(self, item: Item, rule: ElementRule, env: Env,
                     memo: dict[Any, tuple[tuple[Issue, str], ...]]) -> None:
@@ -224,38 +276,49 @@ class Walk:
     def _element(
         self, item: Item, rule: ElementRule, env: Env, type_path: str, skip: frozenset[str] = frozenset()
     ) -> None:
-        plan = plan_of(rule)
-        if not self.invariants_only:
+        plan = rule.plan or plan_of(rule)
+        code = item.type_code
+        if not self.invariants_only and (plan.fixed_or_pattern or rule.binding is not None or code in _CHECKED_TYPES):
             self._checks(item, rule, env, plan)
-        self._invariants(item, rule, env, type_path, skip)
-        if plan.choice and item.type_code:
+        if skip:
+            self._invariants(item, rule, env, type_path, skip)
+        elif plan.steps or plan.ele_1 is not None:
+            self._evaluate(item, plan.steps, plan.ele_1, env, type_path)
+        if plan.choice and code:
             # A choice element's snapshot cannot list its per-type invariants; add the chosen type's.
             if skip:
                 known = skip | {c.key for c in rule.constraints}
-                extra = _steps(c for c in self.registry.type_constraints(TypeRule(item.type_code))
-                               if c.key not in known)
+                extra = _steps(c for c in self.registry.type_constraints(TypeRule(code)) if c.key not in known)
             else:
-                extra = plan.by_type.get(item.type_code)  # type: ignore[assignment]
+                extra = plan.by_type.get(code)  # type: ignore[assignment]
                 if extra is None:
                     known = {c.key for c in rule.constraints}
-                    extra = plan.by_type[item.type_code] = _steps(
-                        c for c in self.registry.type_constraints(TypeRule(item.type_code)) if c.key not in known)
+                    extra = plan.by_type[code] = _steps(
+                        c for c in self.registry.type_constraints(TypeRule(code)) if c.key not in known)
             self._evaluate(item, extra[0], extra[1], env, type_path)
         if isinstance(item.value, dict):
-            source = rule if rule.children else self._type_root(item.type_code)
+            source = rule if rule.children else self._type_root(code)
             if source is not None:
-                self._children(item.value, source, item.expression, env, (item.type_code, rule.path))
+                self._children(item.value, source, item.expression, env, (code, rule.path))
         if isinstance(item.extension, dict):
             core_extension = self._type_root("Element")
             if core_extension is not None:
-                container = (item.type_code, rule.path)
+                container = (code, rule.path)
                 self._children(item.extension, core_extension, item.expression, env, container)
 
     def _type_root(self, type_code: str) -> ElementRule | None:
+        derived = self.registry.derived
+        key = ("root", type_code)
+        if key in derived:
+            found: ElementRule | None = derived[key]
+            return found
         if (type_code in _STRUCTURAL and type_code != "Element") or self.registry.is_primitive(type_code):
-            return None
-        profile = self.registry.core(type_code)
-        return profile.root if profile is not None else None
+            found = None
+        else:
+            profile = self.registry.core(type_code)
+            found = profile.root if profile is not None else None
+        derived[key] = found
+        return found
 
     def _checks(self, item: Item, rule: ElementRule, env: Env, plan: _Plan) -> None:
         if plan.fixed_or_pattern:
@@ -312,28 +375,104 @@ class Walk:
     def _children(self, obj: dict[str, Any], source: ElementRule, expression: str, env: Env,
                   container: tuple[str, str]) -> None:
         index = child_index(source)
-        for rule, choice_keys, twin in index.entries:
-            foreign = 0
-            if choice_keys is None:
-                # most of a definition's elements are absent from a given object: skip them before any work
-                if rule.json_name not in obj and twin not in obj and rule.id not in index.required:
-                    continue
-                items = _items(obj, rule.json_name, rule.type_codes[0] if rule.types else "", expression)
+        slots = index.slots
+        if not self.fast or slots is None:
+            self._every_child(obj, index, expression, env, container)
+            return
+        # The entries the object's keys name (most of a definition's elements are absent from a given object),
+        # the required ones and the choice elements a stray key may be a foreign type of, in definition order:
+        # the same visits, in the same order, as ``_every_child``, which goes over every entry.
+        found: list[int] = []
+        strays = False
+        for key in obj:
+            position = slots.get(key)
+            if position is None:
+                strays = True
             else:
-                items = [i for key, code in choice_keys for i in _items(obj, key, code, expression)]
-                foreign = self._foreign_choices(obj, rule, index, expression)
-            if not items and not foreign and rule.id not in index.required:
+                found.append(position)
+        found.extend(index.required_at)
+        if strays:
+            found.extend(self._stray_choices(obj, index, slots))
+        if len(found) > 1:
+            found = sorted(set(found))
+        trivial = index.trivial
+        if trivial is None:
+            trivial = index.trivial = [self._trivial(rule) for rule, _, _ in index.entries]
+        entries = index.entries
+        for position in found:
+            rule, choice_keys, twin = entries[position]
+            if trivial[position] and obj.get(twin) is None:
+                count = _scalars(obj.get(rule.json_name))
+                if count >= 0:  # every occurrence a scalar: nothing to judge but how many there are
+                    if not self.invariants_only:
+                        self._cardinality(rule, count, f"{expression}.{rule.json_name}")
+                    continue
+            self._child(obj, index, rule, choice_keys, twin, expression, env, container)
+
+    @staticmethod
+    def _stray_choices(obj: dict[str, Any], index: _ChildIndex, slots: dict[str, int]) -> list[int]:
+        """The choice entries a key no entry reads may be a foreign type of (``valueFoo`` of ``value[x]``)."""
+        out = []
+        for key in obj:
+            if key in slots:
                 continue
+            name = key[1:] if key.startswith("_") else key
+            for position, prefix in index.choices:
+                if name.startswith(prefix) and name[len(prefix):][:1].isupper():
+                    out.append(position)
+        return out
+
+    def _trivial(self, rule: ElementRule) -> bool:
+        """Whether a scalar value of ``rule``, without a ``_name`` object, leaves nothing to judge beyond the
+        cardinality: no slicing, fixed/pattern, binding or invariant other than ``ele-1`` (which a value that is
+        present meets), not a choice, and of a type ``_node`` and ``_checks`` judge no further (a primitive)."""
+        if rule.slicing is not None or rule.is_choice or len(rule.types) > 1 or rule.binding is not None:
+            return False
+        plan = plan_of(rule)
+        if plan.steps or plan.fixed_or_pattern or plan.choice:
+            return False
+        code = rule.type_codes[0] if rule.types else ""
+        return not (code in _JUDGED_TYPES or code in MEMO_TYPES or self.registry.is_resource_type(code))
+
+    def _every_child(self, obj: dict[str, Any], index: _ChildIndex, expression: str, env: Env,
+                     container: tuple[str, str]) -> None:
+        """Every entry of the index in turn (the reference path; ``fast=False``)."""
+        for rule, choice_keys, twin in index.entries:
+            self._child(obj, index, rule, choice_keys, twin, expression, env, container)
+
+    def _child(self, obj: dict[str, Any], index: _ChildIndex, rule: ElementRule,
+               choice_keys: list[tuple[str, str]] | None, twin: str, expression: str, env: Env,
+               container: tuple[str, str]) -> None:
+        foreign = 0
+        if choice_keys is None:
+            # most of a definition's elements are absent from a given object: skip them before any work
+            if rule.json_name not in obj and twin not in obj and rule.id not in index.required:
+                return
+            raw = obj.get(rule.json_name)
+            if self.fast and type(raw) is dict and rule.slicing is None and obj.get(twin) is None:
+                # one object (a Coding, a Reference, a backbone element): what _items and the loop below do
+                if not self.invariants_only and (rule.min > 1 or (rule.max is not None and rule.max < 1)):
+                    self._cardinality(rule, 1, f"{expression}.{rule.json_name}")
+                name = rule.json_name
+                self._node(Item(raw, None, rule.type_codes[0] if rule.types else "", f"{expression}.{name}"),
+                           rule, env, container)
+                return
+            items = _items(obj, rule.json_name, rule.type_codes[0] if rule.types else "", expression)
+        else:
+            items = [i for key, code in choice_keys for i in _items(obj, key, code, expression)]
+            foreign = self._foreign_choices(obj, rule, index, expression)
+        if not items and not foreign and rule.id not in index.required:
+            return
+        if not self.invariants_only:
+            self._cardinality(rule, len(items) + foreign, f"{expression}.{rule.json_name}")
+        rules = [rule] * len(items)
+        if rule.slicing is not None:
+            outcome = assign_slices(rule, items, expression, self.conforms)
+            rules = outcome.rules
             if not self.invariants_only:
-                self._cardinality(rule, len(items) + foreign, f"{expression}.{rule.json_name}")
-            rules = [rule] * len(items)
-            if rule.slicing is not None:
-                outcome = assign_slices(rule, items, expression, self.conforms)
-                rules = outcome.rules
-                if not self.invariants_only:
-                    self.issues.extend(outcome.issues)
-            for item, item_rule in zip(items, rules, strict=True):
-                self._node(item, item_rule, env, container)
+                self.issues.extend(outcome.issues)
+        for item, item_rule in zip(items, rules, strict=True):
+            self._node(item, item_rule, env, container)
 
     def _cardinality(self, rule: ElementRule, count: int, expression: str) -> None:
         if count < rule.min:
