@@ -63,6 +63,7 @@ class StructureValidator:
         if not obj or (is_resource and len(obj) == 1):
             issues.append(Issue("error", "structure", "an object must have content (FHIR json.html)", path))
         fields = node.fields
+        checks = self.checks
         for name, value in obj.items():
             if name[0] == "_":
                 self._primitive_element(obj, name, value, fields, path, issues, depth)
@@ -71,6 +72,14 @@ class StructureValidator:
             if f is None:
                 if not (is_resource and name == "resourceType"):
                     issues.append(Issue("error", "structure", f"unknown element '{name}'", f"{path}.{name}"))
+                continue
+            if f.primitive and not f.is_array and value is not None and not isinstance(value, list):
+                # one primitive value, the most common member: what _field and _value do with it, inline
+                problem = checks[f.type_code](value)
+                if problem:
+                    issues.append(Issue("error", "value", problem, f"{path}.{name}"))
+                elif f.required_valueset and f.type_code == "code":
+                    self._check_code(f.required_valueset, None, value, f"{path}.{name}", issues)
                 continue
             self._field(obj, f, value, path, name, issues, depth)
         for el_path in node.required:

@@ -38,6 +38,12 @@ def unknown_extension_severity(url: object, modifier: bool) -> Severity:
     return "error"
 
 
+# One child entry to visit for an object of a given shape: the rule, its choice keys, its ``_name`` key, and
+# whether it is a trivial primitive (``Walk._trivial``) present in the object without its ``_name``.
+_Visit = tuple[ElementRule, list[tuple[str, str]] | None, str, bool]
+_SHAPES = 512  # shapes remembered per child index: the common ones; odd objects (unknown keys) are not kept
+
+
 @dataclass(slots=True)
 class _ChildIndex:
     # rule, its choice (key, type) pairs (None when not a choice), its primitive-extension key ``_name``
@@ -53,6 +59,8 @@ class _ChildIndex:
     # per position: the entry is a primitive whose every scalar occurrence is judged by its cardinality alone
     # (``Walk._trivial``); filled in on the first fast visit (it asks the registry)
     trivial: list[bool] | None = None
+    # the visit list of each object shape met (``Walk._children``), at most ``_SHAPES`` of them
+    shapes: dict[tuple[str, ...], list[_Visit]] = field(default_factory=dict)
 
 
 def _suffix(code: str) -> str:
@@ -178,8 +186,12 @@ def plan_of(rule: ElementRule) -> _Plan:
 
 def _items(obj: dict[str, Any], key: str, type_code: str, expression: str) -> list[Item]:
     raw, ext = obj.get(key), obj.get("_" + key)
-    if raw is None and ext is None:
-        return []
+    if ext is None:  # no ``_name`` object (the common case): what the padding below gives, without it
+        if raw is None:
+            return []
+        if isinstance(raw, list):
+            return [Item(v, None, type_code, f"{expression}.{key}[{i}]") for i, v in enumerate(raw) if v is not None]
+        return [Item(raw, None, type_code, f"{expression}.{key}")]
     if isinstance(raw, list) or isinstance(ext, list):
         values = raw if isinstance(raw, list) else []
         exts = ext if isinstance(ext, list) else []
@@ -282,8 +294,12 @@ class Walk:
             self._checks(item, rule, env, plan)
         if skip:
             self._invariants(item, rule, env, type_path, skip)
-        elif plan.steps or plan.ele_1 is not None:
+        elif plan.steps:
             self._evaluate(item, plan.steps, plan.ele_1, env, type_path)
+        elif plan.ele_1 is not None and self.invariants:  # ele-1 alone, as _evaluate evaluates it
+            focus = item.value if item.value is not None else item.extension
+            if not (len(focus) > ("id" in focus) if isinstance(focus, dict) else focus is not None):
+                self._violated(plan.ele_1, item)
         if plan.choice and code:
             # A choice element's snapshot cannot list its per-type invariants; add the chosen type's.
             if skip:
@@ -349,8 +365,8 @@ class Walk:
             return
         focus = item.value if item.value is not None else item.extension
         # ele-1, hasValue() or (children().count() > id.count()), as natives._ele_1 says it
-        if ele_1 is not None and not (any(key != "id" for key in focus) if isinstance(focus, dict)
-                                      else focus is not None):
+        # (an object has a member other than id when it has more members than whether it has an id)
+        if ele_1 is not None and not (len(focus) > ("id" in focus) if isinstance(focus, dict) else focus is not None):
             self._violated(ele_1, item)
         for constraint, native in steps:
             if native is not None:
@@ -381,7 +397,29 @@ class Walk:
             return
         # The entries the object's keys name (most of a definition's elements are absent from a given object),
         # the required ones and the choice elements a stray key may be a foreign type of, in definition order:
-        # the same visits, in the same order, as ``_every_child``, which goes over every entry.
+        # the same visits, in the same order, as ``_every_child``, which goes over every entry. Objects of one
+        # shape (the same keys in the same order: a Coding's system, code, display) share the visit list.
+        shape = tuple(obj)
+        visits = index.shapes.get(shape)
+        if visits is None:
+            visits = self._visits(obj, index, slots)
+            if len(index.shapes) < _SHAPES:
+                index.shapes[shape] = visits
+        for rule, choice_keys, twin, scalar in visits:
+            if scalar:  # a trivial primitive, present, without its ``_name``: judged by its count
+                value = obj[rule.json_name]
+                if value is not None and not isinstance(value, dict | list):
+                    if not self.invariants_only and (rule.min > 1 or (rule.max is not None and rule.max < 1)):
+                        self._cardinality(rule, 1, f"{expression}.{rule.json_name}")
+                    continue
+                count = _scalars(value)
+                if count >= 0:
+                    if not self.invariants_only:
+                        self._cardinality(rule, count, f"{expression}.{rule.json_name}")
+                    continue
+            self._child(obj, index, rule, choice_keys, twin, expression, env, container)
+
+    def _visits(self, obj: dict[str, Any], index: _ChildIndex, slots: dict[str, int]) -> list[_Visit]:
         found: list[int] = []
         strays = False
         for key in obj:
@@ -393,21 +431,14 @@ class Walk:
         found.extend(index.required_at)
         if strays:
             found.extend(self._stray_choices(obj, index, slots))
-        if len(found) > 1:
-            found = sorted(set(found))
         trivial = index.trivial
         if trivial is None:
             trivial = index.trivial = [self._trivial(rule) for rule, _, _ in index.entries]
-        entries = index.entries
-        for position in found:
-            rule, choice_keys, twin = entries[position]
-            if trivial[position] and obj.get(twin) is None:
-                count = _scalars(obj.get(rule.json_name))
-                if count >= 0:  # every occurrence a scalar: nothing to judge but how many there are
-                    if not self.invariants_only:
-                        self._cardinality(rule, count, f"{expression}.{rule.json_name}")
-                    continue
-            self._child(obj, index, rule, choice_keys, twin, expression, env, container)
+        out: list[_Visit] = []
+        for position in sorted(set(found)):
+            rule, choice_keys, twin = index.entries[position]
+            out.append((rule, choice_keys, twin, trivial[position] and rule.json_name in obj and twin not in obj))
+        return out
 
     @staticmethod
     def _stray_choices(obj: dict[str, Any], index: _ChildIndex, slots: dict[str, int]) -> list[int]:
