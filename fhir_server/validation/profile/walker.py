@@ -39,8 +39,10 @@ def unknown_extension_severity(url: object, modifier: bool) -> Severity:
 
 
 # One child entry to visit for an object of a given shape: the rule, its choice keys, its ``_name`` key, and
-# whether it is a trivial primitive (``Walk._trivial``) present in the object without its ``_name``.
-_Visit = tuple[ElementRule, list[tuple[str, str]] | None, str, bool]
+# how: a trivial primitive (``Walk._trivial``) present without its ``_name`` (_SCALAR), another element present
+# without its ``_name`` and not sliced (_OBJECT: one object is visited directly), or through ``Walk._child``.
+_Visit = tuple[ElementRule, list[tuple[str, str]] | None, str, int]
+_GENERAL, _SCALAR, _OBJECT = 0, 1, 2
 _SHAPES = 512  # shapes remembered per child index: the common ones; odd objects (unknown keys) are not kept
 
 
@@ -172,6 +174,8 @@ class _Plan:
     structural: bool
     choice: bool
     by_type: dict[str, tuple[tuple[Step, ...], Constraint | None]] = field(default_factory=dict)
+    # the resource types a Reference of the rule may point at (checks.allowed_types), once asked: (None,) any
+    allowed: tuple[frozenset[str] | None] | None = None
 
 
 def plan_of(rule: ElementRule) -> _Plan:
@@ -343,7 +347,10 @@ class Walk:
             self.issues.extend(checks.check_binding(item, rule.binding, self.terminology))
         if item.type_code == "Reference":
             self._reads += 1
-            self.issues.extend(checks.check_reference(item, rule, self.registry, env.root, self.conforms))
+            allowed = plan.allowed
+            if allowed is None:
+                allowed = plan.allowed = (checks.allowed_types(rule, self.registry),)
+            self.issues.extend(checks.check_reference(item, rule, self.registry, env.root, self.conforms, allowed[0]))
         elif item.type_code == "Attachment":
             self.issues.extend(checks.check_attachment(item))
         elif item.type_code == "markdown":
@@ -405,8 +412,8 @@ class Walk:
             visits = self._visits(obj, index, slots)
             if len(index.shapes) < _SHAPES:
                 index.shapes[shape] = visits
-        for rule, choice_keys, twin, scalar in visits:
-            if scalar:  # a trivial primitive, present, without its ``_name``: judged by its count
+        for rule, choice_keys, twin, how in visits:
+            if how == _SCALAR:  # a trivial primitive, present, without its ``_name``: judged by its count
                 value = obj[rule.json_name]
                 if value is not None and not isinstance(value, dict | list):
                     if not self.invariants_only and (rule.min > 1 or (rule.max is not None and rule.max < 1)):
@@ -416,6 +423,15 @@ class Walk:
                 if count >= 0:
                     if not self.invariants_only:
                         self._cardinality(rule, count, f"{expression}.{rule.json_name}")
+                    continue
+            elif how == _OBJECT:  # one object, no _name, no slicing: what _child does with it
+                value = obj[rule.json_name]
+                if type(value) is dict:
+                    where = f"{expression}.{rule.json_name}"
+                    if not self.invariants_only and (rule.min > 1 or (rule.max is not None and rule.max < 1)):
+                        self._cardinality(rule, 1, where)
+                    self._node(Item(value, None, rule.type_codes[0] if rule.types else "", where), rule, env,
+                               container)
                     continue
             self._child(obj, index, rule, choice_keys, twin, expression, env, container)
 
@@ -437,7 +453,10 @@ class Walk:
         out: list[_Visit] = []
         for position in sorted(set(found)):
             rule, choice_keys, twin = index.entries[position]
-            out.append((rule, choice_keys, twin, trivial[position] and rule.json_name in obj and twin not in obj))
+            alone = choice_keys is None and rule.json_name in obj and twin not in obj
+            how = (_SCALAR if alone and trivial[position] else _OBJECT if alone and rule.slicing is None
+                   else _GENERAL)
+            out.append((rule, choice_keys, twin, how))
         return out
 
     @staticmethod
