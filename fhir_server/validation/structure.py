@@ -25,6 +25,8 @@ class StructureValidator:
         self.defs = definitions or get_definitions()
         self.nodes = self.defs.nodes
         self.checks: dict[str, Check] = build_checks(self.defs.regexes)
+        # per node key: the JSON names of all its choice groups' members
+        self._choice_names: dict[str, frozenset[str]] = {}
 
     def validate(self, resource: Any) -> list[Issue]:
         issues: list[Issue] = []
@@ -88,11 +90,17 @@ class StructureValidator:
                 shown = el_path.rsplit(".", 1)[1]
                 issues.append(Issue("error", "required", f"missing required element '{shown}' (min 1)",
                                     f"{path}.{shown.replace('[x]', '')}"))
-        for group, names in node.choice_groups.items():
-            present = [n for n in names if n in obj]
-            if len(present) > 1:
-                issues.append(Issue("error", "structure",
-                                    f"only one of {', '.join(present)} may be given for {group}", path))
+        if node.choice_groups:
+            every = self._choice_names.get(node.key)
+            if every is None:
+                every = self._choice_names[node.key] = frozenset(n for names in node.choice_groups.values()
+                                                                 for n in names)
+            if len(every.intersection(obj)) > 1:  # else no group can have two members given
+                for group, names in node.choice_groups.items():
+                    present = [n for n in names if n in obj]
+                    if len(present) > 1:
+                        issues.append(Issue("error", "structure",
+                                            f"only one of {', '.join(present)} may be given for {group}", path))
 
     def _field(self, obj: dict[str, Any], f: Field, value: Any, parent: str, name: str, issues: list[Issue],
                depth: int) -> None:

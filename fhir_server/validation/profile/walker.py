@@ -424,7 +424,7 @@ class Walk:
                     if not self.invariants_only:
                         self._cardinality(rule, count, f"{expression}.{rule.json_name}")
                     continue
-            elif how == _OBJECT:  # one object, no _name, no slicing: what _child does with it
+            elif how == _OBJECT:  # no _name, no slicing: what _child and _items do with one object or an array
                 value = obj[rule.json_name]
                 if type(value) is dict:
                     where = f"{expression}.{rule.json_name}"
@@ -432,6 +432,17 @@ class Walk:
                         self._cardinality(rule, 1, where)
                     self._node(Item(value, None, rule.type_codes[0] if rule.types else "", where), rule, env,
                                container)
+                    continue
+                if type(value) is list:
+                    where = f"{expression}.{rule.json_name}"
+                    code = rule.type_codes[0] if rule.types else ""
+                    items = [Item(v, None, code, f"{where}[{i}]") for i, v in enumerate(value) if v is not None]
+                    if not items and rule.id not in index.required:
+                        continue
+                    if not self.invariants_only:
+                        self._cardinality(rule, len(items), where)
+                    for item in items:
+                        self._node(item, rule, env, container)
                     continue
             self._child(obj, index, rule, choice_keys, twin, expression, env, container)
 
