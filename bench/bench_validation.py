@@ -2,10 +2,13 @@
 the official examples, warm (profiles compiled once, as in the server); and the write path's profile
 validation (``ProfileValidation``, after the structure check) at each ``write_validation`` level over KZ
 resources, official examples and Synthea resources (issue 14 §2: lenient was the default before, standard
-is now). Bounded to about a minute."""
+is now); and all the validation a write runs (``interactions.write.validate``: the structure check, the profile
+walk, the other write-time validators of ``build_services``) per Synthea resource — every entry of the 20
+transaction Bundles that ingest posts — and per KZ resource, in CPU time. Bounded to about two minutes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import time
@@ -103,6 +106,44 @@ def _write_levels(registry: ProfileRegistry) -> None:
         print(f"write-path profile validation, {title} ({len(resources)}), median ms/resource: {figures}")
 
 
+def _whole_write(resources: list[dict[str, Any]], title: str, passes: int) -> None:
+    """``interactions.write.validate`` as a write (and a transaction entry) calls it, on a server's services
+    (open mode, the default settings otherwise): CPU µs per resource over the whole set (the least of ``passes``
+    passes, the figure a shared machine inflates least) and the median resource's time."""
+    import tempfile
+    from pathlib import Path
+
+    from fhir_server.api.app import build_services
+    from fhir_server.errors import FhirError
+    from fhir_server.interactions.write import validate
+
+    def one(resource: dict[str, Any]) -> None:
+        with contextlib.suppress(FhirError):  # a refused resource costs its validation too
+            validate(services, resource)
+
+    with tempfile.TemporaryDirectory(prefix="kzfhir-bench-validation-") as folder:
+        services = build_services(Settings(database=Path(folder) / "db.sqlite", security_enabled=False))
+        for resource in resources:
+            one(resource)  # warm: compiled profiles, visit lists, FHIRPath caches
+        totals = []
+        for _ in range(passes):
+            started = time.process_time()
+            for resource in resources:
+                one(resource)
+            totals.append((time.process_time() - started) / len(resources) * 1e6)
+        each = []
+        for resource in resources[::max(1, len(resources) // 1000)]:
+            rounds = []
+            for _ in range(5):
+                started = time.process_time()
+                one(resource)
+                rounds.append(time.process_time() - started)
+            each.append(statistics.median(rounds) * 1e6)
+    print(f"whole write-path validation, {title} ({len(resources)}): CPU {min(totals):,.0f} µs per resource "
+          f"(least of {passes} passes; {', '.join(f'{t:,.0f}' for t in totals)}), median resource "
+          f"{statistics.median(each):,.0f} µs")
+
+
 def main() -> None:
     started = time.perf_counter()
     registry = ProfileRegistry()
@@ -110,3 +151,7 @@ def main() -> None:
     _kz(registry)
     _core(registry)
     _write_levels(registry)
+    synthea = [entry["resource"] for raw in synthea_bundle_bytes()[:20] for entry in json.loads(raw)["entry"]]
+    _whole_write(synthea, "every entry of the 20 Synthea Bundles", 3)
+    kz = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((examples_dir() / "valid").glob("*.json"))]
+    _whole_write(kz, "KZ resources (IG valid examples)", 10)

@@ -59,6 +59,8 @@ class ProfileValidation:
         # Subtrees judged before (profile/walker.py ``Walk.memo``): off in the server, whose profiles and
         # terminology change as they are uploaded; an ``$import`` worker process, which lives for one job, sets it.
         self.memo: dict[Any, Any] | None = None
+        # False: the walk without its shortcuts (profile/walker.py ``Walk.fast``), for the tests that hold them to it
+        self.fast = True
 
     def __call__(self, resource: dict[str, Any], mode: str) -> list[Issue]:
         return self.validate(resource, self.policy.profiles_for(resource), level=self.level)
@@ -79,7 +81,8 @@ class ProfileValidation:
         if not profiled:
             chosen.append(CORE_PREFIX + str(resource.get("resourceType")))  # no known profile: the base rules
         issues = validate_profiles(resource, chosen, registry=self.registry, terminology=self.terminology,
-                                   policy=self.policy, invariants=invariants, requested=requested, memo=self.memo)
+                                   policy=self.policy, invariants=invariants, requested=requested, memo=self.memo,
+                                   fast=self.fast)
         if resource.get("resourceType") == "Bundle" and level != "lenient":
             issues += bundle_issues(resource, self.registry.is_resource_type)
         elif resource.get("resourceType") == "Parameters" and level != "lenient":

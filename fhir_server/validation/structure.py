@@ -25,6 +25,8 @@ class StructureValidator:
         self.defs = definitions or get_definitions()
         self.nodes = self.defs.nodes
         self.checks: dict[str, Check] = build_checks(self.defs.regexes)
+        # per node key: the JSON names of all its choice groups' members
+        self._choice_names: dict[str, frozenset[str]] = {}
 
     def validate(self, resource: Any) -> list[Issue]:
         issues: list[Issue] = []
@@ -63,6 +65,7 @@ class StructureValidator:
         if not obj or (is_resource and len(obj) == 1):
             issues.append(Issue("error", "structure", "an object must have content (FHIR json.html)", path))
         fields = node.fields
+        checks = self.checks
         for name, value in obj.items():
             if name[0] == "_":
                 self._primitive_element(obj, name, value, fields, path, issues, depth)
@@ -72,6 +75,14 @@ class StructureValidator:
                 if not (is_resource and name == "resourceType"):
                     issues.append(Issue("error", "structure", f"unknown element '{name}'", f"{path}.{name}"))
                 continue
+            if f.primitive and not f.is_array and value is not None and not isinstance(value, list):
+                # one primitive value, the most common member: what _field and _value do with it, inline
+                problem = checks[f.type_code](value)
+                if problem:
+                    issues.append(Issue("error", "value", problem, f"{path}.{name}"))
+                elif f.required_valueset and f.type_code == "code":
+                    self._check_code(f.required_valueset, None, value, f"{path}.{name}", issues)
+                continue
             self._field(obj, f, value, path, name, issues, depth)
         for el_path in node.required:
             names = node.required_names[el_path]
@@ -79,11 +90,17 @@ class StructureValidator:
                 shown = el_path.rsplit(".", 1)[1]
                 issues.append(Issue("error", "required", f"missing required element '{shown}' (min 1)",
                                     f"{path}.{shown.replace('[x]', '')}"))
-        for group, names in node.choice_groups.items():
-            present = [n for n in names if n in obj]
-            if len(present) > 1:
-                issues.append(Issue("error", "structure",
-                                    f"only one of {', '.join(present)} may be given for {group}", path))
+        if node.choice_groups:
+            every = self._choice_names.get(node.key)
+            if every is None:
+                every = self._choice_names[node.key] = frozenset(n for names in node.choice_groups.values()
+                                                                 for n in names)
+            if len(every.intersection(obj)) > 1:  # else no group can have two members given
+                for group, names in node.choice_groups.items():
+                    present = [n for n in names if n in obj]
+                    if len(present) > 1:
+                        issues.append(Issue("error", "structure",
+                                            f"only one of {', '.join(present)} may be given for {group}", path))
 
     def _field(self, obj: dict[str, Any], f: Field, value: Any, parent: str, name: str, issues: list[Issue],
                depth: int) -> None:

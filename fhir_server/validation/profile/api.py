@@ -30,16 +30,18 @@ def validate_profiles(
     invariants: bool = True,
     requested: Iterable[str] = (),
     memo: dict[Any, Any] | None = None,
+    fast: bool = True,
 ) -> list[Issue]:
     """Validate ``resource`` against each profile (cardinality, types, fixed/pattern, slicing, bindings,
     invariants, references, extensions). Unknown profile URLs give a warning (an error when the policy
     requires the profile or the caller asked for it by name in ``requested``); a profile for another
     resource type gives an error. ``invariants=False`` leaves the FHIRPath invariants out. ``memo``: subtrees
     judged before are not walked again (``Walk.memo``; for a caller whose profiles and terminology stay the same
-    while it lives). The resource is never modified.
+    while it lives). ``fast=False`` walks without the shortcuts (``Walk.fast``), the reference they are tested
+    against. The resource is never modified.
     """
     walk = Walk(registry, terminology, relaxed_iin=policy.relaxed_iin if policy else False, invariants=invariants,
-                memo=memo)
+                memo=memo, fast=fast)
     resource_type = str(resource.get("resourceType"))
     required = set(policy.required.get(resource_type, ())) if policy else set()
     required.update(requested)

@@ -7,7 +7,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from fhir_server.validation.issues import Issue, Severity
 from fhir_server.validation.profile.coreterm import core_membership
@@ -19,6 +19,7 @@ from fhir_server.validation.profile.values import codes_of, matches_fixed, match
 
 __all__ = [
     "Terminology",
+    "allowed_types",
     "check_attachment",
     "check_binding",
     "check_fixed_and_pattern",
@@ -77,12 +78,13 @@ def check_binding(item: Item, binding: Binding, terminology: Terminology | None)
                   f"({binding.strength} binding)", item.expression)]
 
 
-def _allowed_types(rule: ElementRule, registry: ProfileRegistry) -> set[str] | None:
+def allowed_types(rule: ElementRule, registry: ProfileRegistry) -> frozenset[str] | None:
+    """The resource types a Reference element may point at (None: any)."""
     targets = [p for t in rule.types if t.code == "Reference" for p in t.target_profiles]
     types = {registry.type_of(p) for p in targets}
     if not targets or None in types or "Resource" in types:
         return None
-    return {t for t in types if t}
+    return frozenset(t for t in types if t)
 
 
 def check_reference(
@@ -91,11 +93,14 @@ def check_reference(
     registry: ProfileRegistry,
     root: dict[str, Any],
     conforms: Callable[[dict[str, Any], str], bool],
+    allowed: frozenset[str] | Literal[False] | None = False,
 ) -> list[Issue]:
-    """The referenced type must be allowed; a contained target must conform to a non-core target profile."""
+    """The referenced type must be allowed; a contained target must conform to a non-core target profile.
+    ``allowed``: ``allowed_types`` of the rule when the caller has it (False: work it out here)."""
     if not isinstance(item.value, dict):
         return []
-    allowed = _allowed_types(rule, registry)
+    if allowed is False:
+        allowed = allowed_types(rule, registry)
     found = referenced_type(item.value, root)
     if found is not None and not registry.is_resource_type(found):
         found = None  # e.g. an IG's logical model in an absolute URL: not a resource type this server can judge
@@ -103,11 +108,13 @@ def check_reference(
         return [Issue("error", "structure", f"{rule.path}: a reference to {found} is not allowed here "
                       f"(allowed: {', '.join(sorted(allowed))})", item.expression)]
     target = contained_target(item.value, root)
+    if target is None:  # only a contained target can be judged against a target profile
+        return []
     profiles = [
         p for t in rule.types for p in t.target_profiles
-        if not p.startswith(CORE_PREFIX) and registry.type_of(p) == (target or {}).get("resourceType")
+        if not p.startswith(CORE_PREFIX) and registry.type_of(p) == target.get("resourceType")
     ]
-    if target is not None and profiles and not any(conforms(target, p) for p in profiles):
+    if profiles and not any(conforms(target, p) for p in profiles):
         return [Issue("error", "structure", f"{rule.path}: the contained target does not conform to "
                       f"{' or '.join(profiles)}", item.expression)]
     return []

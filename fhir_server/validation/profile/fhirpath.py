@@ -11,6 +11,7 @@ Semantics follow the HL7 reference validator: an invariant holds only if it eval
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -25,6 +26,7 @@ from profiles.identifiers import is_valid_bin, is_valid_iin
 __all__ = ["EvaluationError", "evaluate_invariant", "evaluate_with_engine", "user_functions"]
 
 _R4_MODEL = models["r4"]
+_ADDRESS = re.compile(r" object at 0x[0-9a-fA-F]+>")
 
 
 class EvaluationError(RuntimeError):
@@ -98,5 +100,6 @@ def evaluate_with_engine(key: str, expression: str, focus: Any, type_path: str, 
         node = focus if is_resource else ResourceNode.create_node(focus, type_path)
         result = function(node, {"resource": env.resource, "rootResource": env.root})
     except Exception as exc:  # fhirpathpy raises bare Exception for unsupported constructs
-        raise EvaluationError(f"{key}: {exc}") from exc
+        # its messages may show the nodes it met as ``<… object at 0x…>``: the same finding reads the same
+        raise EvaluationError(f"{key}: {_ADDRESS.sub('>', str(exc))}") from exc
     return result == [True]

@@ -28,6 +28,9 @@ class ProfileRegistry:
         self._sds: dict[str, dict[str, Any]] = {}
         self._compiled: dict[str, CompiledProfile] = {}
         self._type_constraints: dict[str, tuple[Constraint, ...]] = {}
+        # What a walk derives from the compiled definitions and looks up on every element (walker.py: a type's
+        # root rule, how ``_node`` treats a type code); emptied with them whenever a definition is added.
+        self.derived: dict[Any, Any] = {}
         self._lock = threading.RLock()
         # The R4 core package: data types, resources, the core extension definitions and the core profiles
         # (vitalsigns, bodytemp, bp, ...), all known by URL without being declared anywhere.
@@ -49,6 +52,7 @@ class ProfileRegistry:
             self._sds[sd["url"]] = sd
             self._compiled.clear()
             self._type_constraints.clear()
+            self.derived.clear()
 
     def holds(self, sd: dict[str, Any]) -> bool:
         """Whether this very definition (ignoring meta, text and a generated snapshot) is registered."""

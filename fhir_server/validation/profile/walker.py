@@ -38,12 +38,31 @@ def unknown_extension_severity(url: object, modifier: bool) -> Severity:
     return "error"
 
 
+# One child entry to visit for an object of a given shape: the rule, its choice keys, its ``_name`` key, and
+# how: a trivial primitive (``Walk._trivial``) present without its ``_name`` (_SCALAR), another element present
+# without its ``_name`` and not sliced (_OBJECT: one object is visited directly), or through ``Walk._child``.
+_Visit = tuple[ElementRule, list[tuple[str, str]] | None, str, int]
+_GENERAL, _SCALAR, _OBJECT = 0, 1, 2
+_SHAPES = 512  # shapes remembered per child index: the common ones; odd objects (unknown keys) are not kept
+
+
 @dataclass(slots=True)
 class _ChildIndex:
     # rule, its choice (key, type) pairs (None when not a choice), its primitive-extension key ``_name``
     entries: list[tuple[ElementRule, list[tuple[str, str]] | None, str]]
     known: frozenset[str]
     required: frozenset[str]  # ids of children that must be checked even when absent
+    # The fast path (``Walk._children``) goes from an object's keys to the entries instead of over every entry:
+    # each JSON key an entry reads (``name``, ``_name``, each ``nameType`` and ``_nameType`` of a choice) ->
+    # the entry's position; None when two entries read one key (then every entry is visited, as before).
+    slots: dict[str, int] | None
+    required_at: tuple[int, ...]  # positions of the ``required`` entries
+    choices: tuple[tuple[int, str], ...]  # positions and JSON names of the choice entries (foreign types)
+    # per position: the entry is a primitive whose every scalar occurrence is judged by its cardinality alone
+    # (``Walk._trivial``); filled in on the first fast visit (it asks the registry)
+    trivial: list[bool] | None = None
+    # the visit list of each object shape met (``Walk._children``), at most ``_SHAPES`` of them
+    shapes: dict[tuple[str, ...], list[_Visit]] = field(default_factory=dict)
 
 
 def _suffix(code: str) -> str:
@@ -65,7 +84,16 @@ def child_index(rule: ElementRule) -> _ChildIndex:
         required = frozenset(
             c.id for c in rule.children.values() if c.min > 0 or any(s.min > 0 for s in c.slices)
         )
-        rule.index = _ChildIndex(entries, frozenset(known), required)
+        slots: dict[str, int] | None = {}
+        for position, (child, choice, twin) in enumerate(entries):
+            reads = [twin, child.json_name] if choice is None else [k for key, _ in choice for k in (key, "_" + key)]
+            for key in reads:
+                if slots is not None and slots.setdefault(key, position) != position:
+                    slots = None
+        rule.index = _ChildIndex(
+            entries, frozenset(known), required, slots,
+            tuple(i for i, (child, _, _) in enumerate(entries) if child.id in required),
+            tuple((i, child.json_name) for i, (child, choice, _) in enumerate(entries) if choice is not None))
     index: _ChildIndex = rule.index
     return index
 
@@ -92,6 +120,30 @@ def memo_key(value: Any) -> Any:
         return (kind, value)
     text = getattr(value, "text", None)  # jsonio.Decimal carries its literal
     return (kind, value if text is None else text)
+
+# How ``_node`` treats an item, by its type code (kept in ``ProfileRegistry.derived``).
+_RESOURCE, _EXTENSION, _MEMO, _ELEMENT = 1, 2, 3, 4
+# Types ``_checks`` judges whatever the rule says.
+_CHECKED_TYPES = frozenset({"Reference", "Attachment", "markdown"})
+# Types whose values ``_node`` or ``_checks`` judge beyond cardinality and invariants, whatever their form.
+_JUDGED_TYPES = frozenset({"Resource", "Extension", "Reference", "Attachment", "markdown"})
+
+
+def _scalars(value: Any) -> int:
+    """How many occurrences ``value`` (an object's member) gives when each is a scalar (not an object or an
+    array): 0 for null, 1 for a scalar, the non-null members of an array of scalars; -1 otherwise."""
+    if value is None:
+        return 0
+    if isinstance(value, list):
+        count = 0
+        for member in value:
+            if isinstance(member, dict | list):
+                return -1
+            if member is not None:
+                count += 1
+        return count
+    return -1 if isinstance(value, dict) else 1
+
 
 # An invariant as the walk evaluates it: the constraint and its native (None: through fhirpathpy).
 Step = tuple[Constraint, Native | None]
@@ -122,6 +174,8 @@ class _Plan:
     structural: bool
     choice: bool
     by_type: dict[str, tuple[tuple[Step, ...], Constraint | None]] = field(default_factory=dict)
+    # the resource types a Reference of the rule may point at (checks.allowed_types), once asked: (None,) any
+    allowed: tuple[frozenset[str] | None] | None = None
 
 
 def plan_of(rule: ElementRule) -> _Plan:
@@ -136,8 +190,12 @@ def plan_of(rule: ElementRule) -> _Plan:
 
 def _items(obj: dict[str, Any], key: str, type_code: str, expression: str) -> list[Item]:
     raw, ext = obj.get(key), obj.get("_" + key)
-    if raw is None and ext is None:
-        return []
+    if ext is None:  # no ``_name`` object (the common case): what the padding below gives, without it
+        if raw is None:
+            return []
+        if isinstance(raw, list):
+            return [Item(v, None, type_code, f"{expression}.{key}[{i}]") for i, v in enumerate(raw) if v is not None]
+        return [Item(raw, None, type_code, f"{expression}.{key}")]
     if isinstance(raw, list) or isinstance(ext, list):
         values = raw if isinstance(raw, list) else []
         exts = ext if isinstance(ext, list) else []
@@ -167,6 +225,9 @@ class Walk:
     # Bumped by every judgement that read more than the subtree (a reference's target, %resource): a subtree
     # walked meanwhile is not remembered.
     _reads: int = 0
+    # The shortcuts (``_children``): from an object's keys to its rules, primitives judged by their count. False
+    # walks every rule of every object, the reference the shortcuts are tested against (same issues, same order).
+    fast: bool = True
 
     def resource(
         self, resource: dict[str, Any], profile: CompiledProfile, expression: str, root: dict[str, Any]
@@ -188,14 +249,21 @@ class Walk:
         return not any(issue.is_error for issue in probe.issues)
 
     def _node(self, item: Item, rule: ElementRule, env: Env, container: tuple[str, str]) -> None:
-        if item.type_code == "Resource" or self.registry.is_resource_type(item.type_code):
+        code = item.type_code
+        kind = self.registry.derived.get(("kind", code))
+        if kind is None:
+            kind = self.registry.derived[("kind", code)] = (
+                _RESOURCE if code == "Resource" or self.registry.is_resource_type(code) else
+                _EXTENSION if code == "Extension" else _MEMO if code in MEMO_TYPES else _ELEMENT)
+        if kind == _RESOURCE:
             self._contained(item, rule, env)
-        elif item.type_code == "Extension" and isinstance(item.value, dict):
+        elif kind == _EXTENSION and isinstance(item.value, dict):
             self._extension(item, rule, env, container)
-        elif self.memo is not None and item.type_code in MEMO_TYPES:
+        elif kind == _MEMO and self.memo is not None:
             self._remembered(item, rule, env, self.memo)
         else:
-            self._element(item, rule, env, self._type_path(item, rule))
+            plan = rule.plan or plan_of(rule)
+            self._element(item, rule, env, rule.path if plan.structural else code)
 
     def _remembered(self, item: Item, rule: ElementRule, env: Env,
                     memo: dict[Any, tuple[tuple[Issue, str], ...]]) -> None:
@@ -224,38 +292,53 @@ class Walk:
     def _element(
         self, item: Item, rule: ElementRule, env: Env, type_path: str, skip: frozenset[str] = frozenset()
     ) -> None:
-        plan = plan_of(rule)
-        if not self.invariants_only:
+        plan = rule.plan or plan_of(rule)
+        code = item.type_code
+        if not self.invariants_only and (plan.fixed_or_pattern or rule.binding is not None or code in _CHECKED_TYPES):
             self._checks(item, rule, env, plan)
-        self._invariants(item, rule, env, type_path, skip)
-        if plan.choice and item.type_code:
+        if skip:
+            self._invariants(item, rule, env, type_path, skip)
+        elif plan.steps:
+            self._evaluate(item, plan.steps, plan.ele_1, env, type_path)
+        elif plan.ele_1 is not None and self.invariants:  # ele-1 alone, as _evaluate evaluates it
+            focus = item.value if item.value is not None else item.extension
+            if not (len(focus) > ("id" in focus) if isinstance(focus, dict) else focus is not None):
+                self._violated(plan.ele_1, item)
+        if plan.choice and code:
             # A choice element's snapshot cannot list its per-type invariants; add the chosen type's.
             if skip:
                 known = skip | {c.key for c in rule.constraints}
-                extra = _steps(c for c in self.registry.type_constraints(TypeRule(item.type_code))
-                               if c.key not in known)
+                extra = _steps(c for c in self.registry.type_constraints(TypeRule(code)) if c.key not in known)
             else:
-                extra = plan.by_type.get(item.type_code)  # type: ignore[assignment]
+                extra = plan.by_type.get(code)  # type: ignore[assignment]
                 if extra is None:
                     known = {c.key for c in rule.constraints}
-                    extra = plan.by_type[item.type_code] = _steps(
-                        c for c in self.registry.type_constraints(TypeRule(item.type_code)) if c.key not in known)
+                    extra = plan.by_type[code] = _steps(
+                        c for c in self.registry.type_constraints(TypeRule(code)) if c.key not in known)
             self._evaluate(item, extra[0], extra[1], env, type_path)
         if isinstance(item.value, dict):
-            source = rule if rule.children else self._type_root(item.type_code)
+            source = rule if rule.children else self._type_root(code)
             if source is not None:
-                self._children(item.value, source, item.expression, env, (item.type_code, rule.path))
+                self._children(item.value, source, item.expression, env, (code, rule.path))
         if isinstance(item.extension, dict):
             core_extension = self._type_root("Element")
             if core_extension is not None:
-                container = (item.type_code, rule.path)
+                container = (code, rule.path)
                 self._children(item.extension, core_extension, item.expression, env, container)
 
     def _type_root(self, type_code: str) -> ElementRule | None:
+        derived = self.registry.derived
+        key = ("root", type_code)
+        if key in derived:
+            found: ElementRule | None = derived[key]
+            return found
         if (type_code in _STRUCTURAL and type_code != "Element") or self.registry.is_primitive(type_code):
-            return None
-        profile = self.registry.core(type_code)
-        return profile.root if profile is not None else None
+            found = None
+        else:
+            profile = self.registry.core(type_code)
+            found = profile.root if profile is not None else None
+        derived[key] = found
+        return found
 
     def _checks(self, item: Item, rule: ElementRule, env: Env, plan: _Plan) -> None:
         if plan.fixed_or_pattern:
@@ -264,7 +347,10 @@ class Walk:
             self.issues.extend(checks.check_binding(item, rule.binding, self.terminology))
         if item.type_code == "Reference":
             self._reads += 1
-            self.issues.extend(checks.check_reference(item, rule, self.registry, env.root, self.conforms))
+            allowed = plan.allowed
+            if allowed is None:
+                allowed = plan.allowed = (checks.allowed_types(rule, self.registry),)
+            self.issues.extend(checks.check_reference(item, rule, self.registry, env.root, self.conforms, allowed[0]))
         elif item.type_code == "Attachment":
             self.issues.extend(checks.check_attachment(item))
         elif item.type_code == "markdown":
@@ -286,8 +372,8 @@ class Walk:
             return
         focus = item.value if item.value is not None else item.extension
         # ele-1, hasValue() or (children().count() > id.count()), as natives._ele_1 says it
-        if ele_1 is not None and not (any(key != "id" for key in focus) if isinstance(focus, dict)
-                                      else focus is not None):
+        # (an object has a member other than id when it has more members than whether it has an id)
+        if ele_1 is not None and not (len(focus) > ("id" in focus) if isinstance(focus, dict) else focus is not None):
             self._violated(ele_1, item)
         for constraint, native in steps:
             if native is not None:
@@ -312,28 +398,142 @@ class Walk:
     def _children(self, obj: dict[str, Any], source: ElementRule, expression: str, env: Env,
                   container: tuple[str, str]) -> None:
         index = child_index(source)
-        for rule, choice_keys, twin in index.entries:
-            foreign = 0
-            if choice_keys is None:
-                # most of a definition's elements are absent from a given object: skip them before any work
-                if rule.json_name not in obj and twin not in obj and rule.id not in index.required:
+        slots = index.slots
+        if not self.fast or slots is None:
+            self._every_child(obj, index, expression, env, container)
+            return
+        # The entries the object's keys name (most of a definition's elements are absent from a given object),
+        # the required ones and the choice elements a stray key may be a foreign type of, in definition order:
+        # the same visits, in the same order, as ``_every_child``, which goes over every entry. Objects of one
+        # shape (the same keys in the same order: a Coding's system, code, display) share the visit list.
+        shape = tuple(obj)
+        visits = index.shapes.get(shape)
+        if visits is None:
+            visits = self._visits(obj, index, slots)
+            if len(index.shapes) < _SHAPES:
+                index.shapes[shape] = visits
+        for rule, choice_keys, twin, how in visits:
+            if how == _SCALAR:  # a trivial primitive, present, without its ``_name``: judged by its count
+                value = obj[rule.json_name]
+                if value is not None and not isinstance(value, dict | list):
+                    if not self.invariants_only and (rule.min > 1 or (rule.max is not None and rule.max < 1)):
+                        self._cardinality(rule, 1, f"{expression}.{rule.json_name}")
                     continue
-                items = _items(obj, rule.json_name, rule.type_codes[0] if rule.types else "", expression)
+                count = _scalars(value)
+                if count >= 0:
+                    if not self.invariants_only:
+                        self._cardinality(rule, count, f"{expression}.{rule.json_name}")
+                    continue
+            elif how == _OBJECT:  # no _name, no slicing: what _child and _items do with one object or an array
+                value = obj[rule.json_name]
+                if type(value) is dict:
+                    where = f"{expression}.{rule.json_name}"
+                    if not self.invariants_only and (rule.min > 1 or (rule.max is not None and rule.max < 1)):
+                        self._cardinality(rule, 1, where)
+                    self._node(Item(value, None, rule.type_codes[0] if rule.types else "", where), rule, env,
+                               container)
+                    continue
+                if type(value) is list:
+                    where = f"{expression}.{rule.json_name}"
+                    code = rule.type_codes[0] if rule.types else ""
+                    items = [Item(v, None, code, f"{where}[{i}]") for i, v in enumerate(value) if v is not None]
+                    if not items and rule.id not in index.required:
+                        continue
+                    if not self.invariants_only:
+                        self._cardinality(rule, len(items), where)
+                    for item in items:
+                        self._node(item, rule, env, container)
+                    continue
+            self._child(obj, index, rule, choice_keys, twin, expression, env, container)
+
+    def _visits(self, obj: dict[str, Any], index: _ChildIndex, slots: dict[str, int]) -> list[_Visit]:
+        found: list[int] = []
+        strays = False
+        for key in obj:
+            position = slots.get(key)
+            if position is None:
+                strays = True
             else:
-                items = [i for key, code in choice_keys for i in _items(obj, key, code, expression)]
-                foreign = self._foreign_choices(obj, rule, index, expression)
-            if not items and not foreign and rule.id not in index.required:
+                found.append(position)
+        found.extend(index.required_at)
+        if strays:
+            found.extend(self._stray_choices(obj, index, slots))
+        trivial = index.trivial
+        if trivial is None:
+            trivial = index.trivial = [self._trivial(rule) for rule, _, _ in index.entries]
+        out: list[_Visit] = []
+        for position in sorted(set(found)):
+            rule, choice_keys, twin = index.entries[position]
+            alone = choice_keys is None and rule.json_name in obj and twin not in obj
+            how = (_SCALAR if alone and trivial[position] else _OBJECT if alone and rule.slicing is None
+                   else _GENERAL)
+            out.append((rule, choice_keys, twin, how))
+        return out
+
+    @staticmethod
+    def _stray_choices(obj: dict[str, Any], index: _ChildIndex, slots: dict[str, int]) -> list[int]:
+        """The choice entries a key no entry reads may be a foreign type of (``valueFoo`` of ``value[x]``)."""
+        out = []
+        for key in obj:
+            if key in slots:
                 continue
+            name = key[1:] if key.startswith("_") else key
+            for position, prefix in index.choices:
+                if name.startswith(prefix) and name[len(prefix):][:1].isupper():
+                    out.append(position)
+        return out
+
+    def _trivial(self, rule: ElementRule) -> bool:
+        """Whether a scalar value of ``rule``, without a ``_name`` object, leaves nothing to judge beyond the
+        cardinality: no slicing, fixed/pattern, binding or invariant other than ``ele-1`` (which a value that is
+        present meets), not a choice, and of a type ``_node`` and ``_checks`` judge no further (a primitive)."""
+        if rule.slicing is not None or rule.is_choice or len(rule.types) > 1 or rule.binding is not None:
+            return False
+        plan = plan_of(rule)
+        if plan.steps or plan.fixed_or_pattern or plan.choice:
+            return False
+        code = rule.type_codes[0] if rule.types else ""
+        return not (code in _JUDGED_TYPES or code in MEMO_TYPES or self.registry.is_resource_type(code))
+
+    def _every_child(self, obj: dict[str, Any], index: _ChildIndex, expression: str, env: Env,
+                     container: tuple[str, str]) -> None:
+        """Every entry of the index in turn (the reference path; ``fast=False``)."""
+        for rule, choice_keys, twin in index.entries:
+            self._child(obj, index, rule, choice_keys, twin, expression, env, container)
+
+    def _child(self, obj: dict[str, Any], index: _ChildIndex, rule: ElementRule,
+               choice_keys: list[tuple[str, str]] | None, twin: str, expression: str, env: Env,
+               container: tuple[str, str]) -> None:
+        foreign = 0
+        if choice_keys is None:
+            # most of a definition's elements are absent from a given object: skip them before any work
+            if rule.json_name not in obj and twin not in obj and rule.id not in index.required:
+                return
+            raw = obj.get(rule.json_name)
+            if self.fast and type(raw) is dict and rule.slicing is None and obj.get(twin) is None:
+                # one object (a Coding, a Reference, a backbone element): what _items and the loop below do
+                if not self.invariants_only and (rule.min > 1 or (rule.max is not None and rule.max < 1)):
+                    self._cardinality(rule, 1, f"{expression}.{rule.json_name}")
+                name = rule.json_name
+                self._node(Item(raw, None, rule.type_codes[0] if rule.types else "", f"{expression}.{name}"),
+                           rule, env, container)
+                return
+            items = _items(obj, rule.json_name, rule.type_codes[0] if rule.types else "", expression)
+        else:
+            items = [i for key, code in choice_keys for i in _items(obj, key, code, expression)]
+            foreign = self._foreign_choices(obj, rule, index, expression)
+        if not items and not foreign and rule.id not in index.required:
+            return
+        if not self.invariants_only:
+            self._cardinality(rule, len(items) + foreign, f"{expression}.{rule.json_name}")
+        rules = [rule] * len(items)
+        if rule.slicing is not None:
+            outcome = assign_slices(rule, items, expression, self.conforms)
+            rules = outcome.rules
             if not self.invariants_only:
-                self._cardinality(rule, len(items) + foreign, f"{expression}.{rule.json_name}")
-            rules = [rule] * len(items)
-            if rule.slicing is not None:
-                outcome = assign_slices(rule, items, expression, self.conforms)
-                rules = outcome.rules
-                if not self.invariants_only:
-                    self.issues.extend(outcome.issues)
-            for item, item_rule in zip(items, rules, strict=True):
-                self._node(item, item_rule, env, container)
+                self.issues.extend(outcome.issues)
+        for item, item_rule in zip(items, rules, strict=True):
+            self._node(item, item_rule, env, container)
 
     def _cardinality(self, rule: ElementRule, count: int, expression: str) -> None:
         if count < rule.min:
