@@ -74,6 +74,7 @@ class Indexer:
         self._searchable: dict[str, dict[str, SearchParamDef]] = {}
         self.unsupported: dict[tuple[str, str], str] = {}  # (resource type, code) -> reason
         self.fallback_params: set[tuple[str, str]] = set()
+        self._subsets: dict[tuple[str, frozenset[str]], tuple[_ParamPlan, ...]] = {}
 
     def plans(self, resource_type: str) -> tuple[_ParamPlan, ...]:
         plans = self._plans.get(resource_type)
@@ -164,20 +165,7 @@ class Indexer:
     def extract(self, resource: dict[str, Any]) -> IndexRows:
         """The index rows of one resource (FHIR R4 search §3.1.1: values of every parameter)."""
         resource_type = resource["resourceType"]
-        sink = RowSink()
-        grp = 0
-        for plan in self.plans(resource_type):
-            if plan.components:
-                grp = _extract_composite(plan, resource, sink, grp)
-            elif plan.fallback is not None:
-                for value in plan.fallback(resource):
-                    plan.convert(sink, plan.code, 0, value, "unknown", None)
-            else:
-                for path in plan.paths:
-                    if path.first_key is not None and path.first_key not in resource:
-                        continue
-                    for value in walk(path.ops, resource, resource):
-                        plan.convert(sink, plan.code, 0, value, path.leaf, path.valueset)
+        sink = _fill(self.plans(resource_type), resource)
         references = tuple(dict.fromkeys(sink.references))
         return IndexRows(
             tokens=tuple(dict.fromkeys(sink.tokens)),
@@ -189,6 +177,34 @@ class Indexer:
             uris=tuple(dict.fromkeys(sink.uris)),
             compartments=_compartments(resource_type, resource.get("id"), references),
         )
+
+    def dates(self, resource: dict[str, Any], codes: frozenset[str]) -> tuple[tuple[str, int, int, int], ...]:
+        """The date rows of only the (non-composite) parameters ``codes`` — the rows ``extract`` gives for
+        them, in the same order — without extracting the others (the policy's clinical date of a resource)."""
+        key = (resource["resourceType"], codes)
+        plans = self._subsets.get(key)
+        if plans is None:
+            plans = self._subsets[key] = tuple(p for p in self.plans(key[0])
+                                                   if p.code in codes and not p.components)
+        return tuple(dict.fromkeys(_fill(plans, resource).dates)) if plans else ()
+
+
+def _fill(plans: tuple[_ParamPlan, ...], resource: dict[str, Any]) -> RowSink:
+    sink = RowSink()
+    grp = 0
+    for plan in plans:
+        if plan.components:
+            grp = _extract_composite(plan, resource, sink, grp)
+        elif plan.fallback is not None:
+            for value in plan.fallback(resource):
+                plan.convert(sink, plan.code, 0, value, "unknown", None)
+        else:
+            for path in plan.paths:
+                if path.first_key is not None and path.first_key not in resource:
+                    continue
+                for value in walk(path.ops, resource, resource):
+                    plan.convert(sink, plan.code, 0, value, path.leaf, path.valueset)
+    return sink
 
 
 def _component_type(declared: str, leaves: list[str]) -> str:
