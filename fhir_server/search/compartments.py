@@ -95,15 +95,23 @@ def _walk(node: Any, targets: set[tuple[str, str]], embedded: list[dict[str, Any
 
 # In compact JSON (orjson, as jsonio.dumps writes) a member ``"reference"`` with a string value: inside a string
 # every ``"`` is escaped, so this cannot match within a value; the value's escapes are undone with a JSON parse.
-_REFERENCE_MEMBER = re.compile(rb'"reference":"((?:[^"\\]|\\.)*)"')
+_REFERENCE_MEMBER = re.compile(rb'"reference":"([^"\\]*(?:\\.[^"\\]*)*)"')
 _RESOURCE_MEMBER = b'"resourceType":'
 
 
-def _scan(data: bytes, targets: set[tuple[str, str]]) -> bool:
-    """The literal targets of a serialised resource, as ``_walk`` finds them, when nothing is embedded in it
-    (a second ``resourceType`` member: a contained resource, a Bundle entry). False: walk the resource."""
-    if data.count(_RESOURCE_MEMBER) != 1:
-        return False
+def _scan(data: bytes, resource: dict[str, Any], targets: set[tuple[str, str]], embedded: list[dict[str, Any]]
+          ) -> bool:
+    """The literal targets of a serialised resource and the resources embedded in it, as ``_walk`` finds them,
+    when every embedded resource is a ``contained`` one (each ``resourceType`` member in the bytes beyond the
+    resource's own is then one of those); False: walk the resource. The references of the contained resources
+    are among those found, as the walk finds them through ``compartment_parts`` of each."""
+    count = data.count(_RESOURCE_MEMBER)
+    if count != 1:
+        contained = resource.get("contained")
+        if not (type(contained) is list and len(contained) == count - 1
+                and all(type(item) is dict and "resourceType" in item for item in contained)):
+            return False
+        embedded.extend(contained)
     for match in _REFERENCE_MEMBER.finditer(data):
         raw = match.group(1)
         target = literal_target(orjson.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode())
@@ -165,7 +173,7 @@ def compartment_parts(resource: dict[str, Any], rows: IndexRows | None = None, d
                 if comp_type == "Patient"}
     targets: set[tuple[str, str]] = set()
     embedded: list[dict[str, Any]] = []
-    if data is None or not _scan(data, targets):
+    if data is None or not _scan(data, resource, targets, embedded):
         _walk(resource, targets, embedded)
     others: set[tuple[str, str]] = set()
     for target_type, target_id in targets:
