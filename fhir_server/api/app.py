@@ -21,6 +21,7 @@ from fhir_server.definitions import get_definitions
 from fhir_server.definitions.publish import publish
 from fhir_server.egress import install as install_egress
 from fhir_server.fhirtime import set_zone
+from fhir_server.heap import freeze_start_up_heap
 from fhir_server.identity.mount import mount as mount_identity
 from fhir_server.interactions.base import Services
 from fhir_server.jobs.monitoring import MonitoringAlerts
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         reminders = ReminderScheduler(services.store)  # TM-16: reminders of recommendations, through the outbox
         app.state.reminders = reminders
         reminders.start()
+        freeze_start_up_heap()  # definitions, validators, extractors: out of every later collection
         try:
             yield
         finally:

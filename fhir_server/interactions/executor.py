@@ -29,6 +29,7 @@ from fhir_server.interactions.references import is_conditional, is_local_urn, re
 from fhir_server.interactions.request import FhirRequest
 from fhir_server.interactions.search_access import refuse_indirect
 from fhir_server.interactions.write import parse_criteria, put_version, stamp
+from fhir_server.jsonio import dumps
 from fhir_server.search.compartments import compartment_parts
 from fhir_server.security.audit.balp import AuditTarget
 from fhir_server.security.policy import Action, Verdict
@@ -275,21 +276,21 @@ class _Unit:
 
     # -- writing --------------------------------------------------------------------------------------
     def _write(self, view: TxView, ops: list[WriteOp]) -> None:
-        stamped: list[tuple[WriteOp, dict[str, Any], Any]] = []
+        stamped: list[tuple[WriteOp, dict[str, Any], Any, bytes]] = []
         for op in ops:
             version = 1 if op.previous is None else op.previous.version + 1
             resource = op.resource or {}
             full, rows = stamp(view, self.services, resource, op.resource_type, op.target or "", version)
-            stamped.append((op, full, rows))
+            stamped.append((op, full, rows, dumps(full)))  # serialised once: for the compartments and the store
         memberships = _memberships(view, stamped)
         strict = self.access.enabled and self.services.settings.update_as_create != "all"
-        for (op, full, rows), patients in zip(stamped, memberships, strict=True):
+        for (op, full, rows, data), patients in zip(stamped, memberships, strict=True):
             if op.client_id and strict and patients:
                 raise prefixed(update_create_refused(op.resource_type), op)
             if op.phantom:
                 self._phantom(op, full, patients)
             try:
-                op.stored = put_version(view, self.services, full, rows, patients, op.method)
+                op.stored = put_version(view, self.services, full, rows, patients, op.method, data=data)
             except FhirError as exc:
                 raise prefixed(exc, op) from exc
             op.outcome = "updated" if op.previous is not None and not op.previous.deleted else "created"
@@ -353,7 +354,7 @@ class _Unit:
         return text
 
 
-def _memberships(view: TxView, stamped: list[tuple[WriteOp, dict[str, Any], Any]]) -> list[set[str]]:
+def _memberships(view: TxView, stamped: list[tuple[WriteOp, dict[str, Any], Any, bytes]]) -> list[set[str]]:
     """The patients of every version the plan writes, computed together: a resource of the plan that
     references another one (a Provenance of the Bundle's Observations, a Condition of its Encounter) is in
     that one's compartments, whatever the order of the entries. A fixed point over the plan; resources
@@ -362,13 +363,13 @@ def _memberships(view: TxView, stamped: list[tuple[WriteOp, dict[str, Any], Any]
     Each resource is walked once (``compartment_parts``): the passes of the fixed point only join sets,
     and a stored resource referenced by many (the Encounter of a hundred Observations, a Practitioner) is
     looked up once per unit. Nothing is written before this returns, so those lookups cannot go stale."""
-    keys = [(full["resourceType"], full["id"]) for _, full, _ in stamped]
+    keys = [(full["resourceType"], full["id"]) for _, full, _, _ in stamped]
     local: dict[tuple[str, str], set[str]] = {key: set() for key in keys}
     outside: dict[tuple[str, str], list[str]] = {}
     result: list[set[str]] = []
     pending: list[tuple[int, list[tuple[str, str]]]] = []  # resources whose patients depend on the plan's
-    for i, (_, full, rows) in enumerate(stamped):
-        ids, others = compartment_parts(full, rows)
+    for i, (_, full, rows, data) in enumerate(stamped):
+        ids, others = compartment_parts(full, rows, data)
         in_plan = []
         for target in others:
             if target in local:

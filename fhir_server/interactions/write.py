@@ -49,14 +49,16 @@ def stamp(view: TxView, services: Services, resource: dict[str, Any], resource_t
 
 
 def put_version(view: TxView, services: Services, full: dict[str, Any], rows: Any, patients: set[str],
-                method: str) -> StoredResource:
+                method: str, *, data: bytes | None = None) -> StoredResource:
     """Store a stamped version with its index rows and its patients (one compartment computation:
-    search/compartments.py), then run the write and change hooks inside the same unit."""
+    search/compartments.py), then run the write and change hooks inside the same unit. ``data``: ``full``
+    as ``dumps`` writes it, when the caller has it already."""
     resource_type, resource_id, version = full["resourceType"], full["id"], int(full["meta"]["versionId"])
     if rows is not None:
         rows = with_patients(rows, patients)
     previous = view.current(resource_type, resource_id) if services.change_hooks and version > 1 else None
-    stored = view.put(resource_type, resource_id, version, dumps(full), rows, method, patients_text(patients))
+    stored = view.put(resource_type, resource_id, version, dumps(full) if data is None else data, rows, method,
+                      patients_text(patients))
     if services.enforcer is not None:
         services.enforcer.facts_changed(resource_type, view)
     for hook in services.write_hooks:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
+import orjson
+
 from fhir_server.definitions import core_resources
 from fhir_server.search.rows import IndexRows
 
@@ -67,22 +69,55 @@ def literal_target(reference: object) -> tuple[str, str] | None:
 
 def _walk(node: Any, targets: set[tuple[str, str]], embedded: list[dict[str, Any]]) -> None:
     """Every literal reference of a resource into ``targets``; resources embedded in it (contained,
-    Bundle entries, Parameters values) into ``embedded``, to be judged as resources of their own."""
-    if isinstance(node, dict):
-        target = literal_target(node.get("reference"))
+    Bundle entries, Parameters values) into ``embedded``, to be judged as resources of their own.
+    (A loop over a stack of containers: every write walks its whole resource here.)"""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            reference = current.get("reference")
+            if reference is not None:
+                target = literal_target(reference)
+                if target is not None:
+                    targets.add(target)
+            values: Any = current.values()
+        else:
+            values = current
+        for value in values:
+            if isinstance(value, dict):
+                if "resourceType" in value:
+                    embedded.append(value)
+                else:
+                    stack.append(value)
+            elif isinstance(value, list):
+                stack.append(value)
+
+
+# In compact JSON (orjson, as jsonio.dumps writes) a member ``"reference"`` with a string value: inside a string
+# every ``"`` is escaped, so this cannot match within a value; the value's escapes are undone with a JSON parse.
+_REFERENCE_MEMBER = re.compile(rb'"reference":"([^"\\]*(?:\\.[^"\\]*)*)"')
+_RESOURCE_MEMBER = b'"resourceType":'
+
+
+def _scan(data: bytes, resource: dict[str, Any], targets: set[tuple[str, str]], embedded: list[dict[str, Any]]
+          ) -> bool:
+    """The literal targets of a serialised resource and the resources embedded in it, as ``_walk`` finds them,
+    when every embedded resource is a ``contained`` one (each ``resourceType`` member in the bytes beyond the
+    resource's own is then one of those); False: walk the resource. The references of the contained resources
+    are among those found, as the walk finds them through ``compartment_parts`` of each."""
+    count = data.count(_RESOURCE_MEMBER)
+    if count != 1:
+        contained = resource.get("contained")
+        if not (type(contained) is list and len(contained) == count - 1
+                and all(type(item) is dict and "resourceType" in item for item in contained)):
+            return False
+        embedded.extend(contained)
+    for match in _REFERENCE_MEMBER.finditer(data):
+        raw = match.group(1)
+        target = literal_target(orjson.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode())
         if target is not None:
             targets.add(target)
-        for value in node.values():
-            if isinstance(value, dict) and "resourceType" in value:
-                embedded.append(value)
-            elif isinstance(value, dict | list):
-                _walk(value, targets, embedded)
-    elif isinstance(node, list):
-        for item in node:
-            if isinstance(item, dict) and "resourceType" in item:
-                embedded.append(item)
-            elif isinstance(item, dict | list):
-                _walk(item, targets, embedded)
+    return True
 
 
 def patient_compartment(resource: dict[str, Any], rows: IndexRows | None = None, resolve: Resolve | None = None
@@ -115,13 +150,16 @@ def patient_compartment(resource: dict[str, Any], rows: IndexRows | None = None,
     return ids
 
 
-def compartment_parts(resource: dict[str, Any], rows: IndexRows | None = None
+def compartment_parts(resource: dict[str, Any], rows: IndexRows | None = None, data: bytes | None = None
                       ) -> tuple[set[str], set[tuple[str, str]]]:
     """What ``patient_compartment`` needs of a resource's content, computed in one walk: the patient ids
     it names itself (its own id as a Patient, the compartment parameters, literal ``Patient/x``
     references, the same of the resources embedded in it) and the other literal targets whose patients
     it inherits. Membership is the first set plus the patients of each target, so a write plan can walk
-    every resource once and resolve the targets as often as its fixed point needs (executor.py)."""
+    every resource once and resolve the targets as often as its fixed point needs (executor.py).
+
+    ``data``: the resource as ``jsonio.dumps`` wrote it (a write has it anyway), so that its literal
+    references are found by one scan of the bytes instead of a walk of every element (``_scan``)."""
     resource_type = resource.get("resourceType")
     ids: set[str] = set()
     if resource_type == "Patient" and isinstance(resource.get("id"), str):
@@ -135,7 +173,8 @@ def compartment_parts(resource: dict[str, Any], rows: IndexRows | None = None
                 if comp_type == "Patient"}
     targets: set[tuple[str, str]] = set()
     embedded: list[dict[str, Any]] = []
-    _walk(resource, targets, embedded)
+    if data is None or not _scan(data, resource, targets, embedded):
+        _walk(resource, targets, embedded)
     others: set[tuple[str, str]] = set()
     for target_type, target_id in targets:
         if target_type == "Patient":

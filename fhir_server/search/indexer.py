@@ -16,6 +16,7 @@ from typing import Any
 
 from fhir_server.search.compartments import get_compartments
 from fhir_server.search.converters import ACCEPTED, CONVERTERS, Converter, RowSink
+from fhir_server.search.extractors import Extractor, compile_extractor
 from fhir_server.search.fhirpath import (
     CompiledPath,
     CompileError,
@@ -74,6 +75,8 @@ class Indexer:
         self._searchable: dict[str, dict[str, SearchParamDef]] = {}
         self.unsupported: dict[tuple[str, str], str] = {}  # (resource type, code) -> reason
         self.fallback_params: set[tuple[str, str]] = set()
+        self._subsets: dict[tuple[str, frozenset[str]], tuple[_ParamPlan, ...]] = {}
+        self._extractors: dict[str, Extractor] = {}
 
     def plans(self, resource_type: str) -> tuple[_ParamPlan, ...]:
         plans = self._plans.get(resource_type)
@@ -162,33 +165,62 @@ class Indexer:
         return _ParamPlan(d.code, CONVERTERS["token"], (), components=tuple(parts))
 
     def extract(self, resource: dict[str, Any]) -> IndexRows:
-        """The index rows of one resource (FHIR R4 search §3.1.1: values of every parameter)."""
+        """The index rows of one resource (FHIR R4 search §3.1.1: values of every parameter), by the type's
+        compiled extractor (``extractors.py``)."""
         resource_type = resource["resourceType"]
+        extractor = self._extractors.get(resource_type)
+        if extractor is None:
+            extractor = self._extractors[resource_type] = compile_extractor(resource_type, self.plans(resource_type))
         sink = RowSink()
-        grp = 0
-        for plan in self.plans(resource_type):
-            if plan.components:
-                grp = _extract_composite(plan, resource, sink, grp)
-            elif plan.fallback is not None:
-                for value in plan.fallback(resource):
-                    plan.convert(sink, plan.code, 0, value, "unknown", None)
-            else:
-                for path in plan.paths:
-                    if path.first_key is not None and path.first_key not in resource:
-                        continue
-                    for value in walk(path.ops, resource, resource):
-                        plan.convert(sink, plan.code, 0, value, path.leaf, path.valueset)
-        references = tuple(dict.fromkeys(sink.references))
-        return IndexRows(
-            tokens=tuple(dict.fromkeys(sink.tokens)),
-            strings=tuple(dict.fromkeys(sink.strings)),
-            dates=tuple(dict.fromkeys(sink.dates)),
-            numbers=tuple(dict.fromkeys(sink.numbers)),
-            quantities=tuple(dict.fromkeys(sink.quantities)),
-            references=references,
-            uris=tuple(dict.fromkeys(sink.uris)),
-            compartments=_compartments(resource_type, resource.get("id"), references),
-        )
+        extractor(resource, sink)
+        return _rows(resource_type, resource, sink)
+
+    def extract_generic(self, resource: dict[str, Any]) -> IndexRows:
+        """``extract`` by interpreting the plans (the reference the compiled extractors are tested against)."""
+        resource_type = resource["resourceType"]
+        return _rows(resource_type, resource, _fill(self.plans(resource_type), resource))
+
+    def dates(self, resource: dict[str, Any], codes: frozenset[str]) -> tuple[tuple[str, int, int, int], ...]:
+        """The date rows of only the (non-composite) parameters ``codes`` — the rows ``extract`` gives for
+        them, in the same order — without extracting the others (the policy's clinical date of a resource)."""
+        key = (resource["resourceType"], codes)
+        plans = self._subsets.get(key)
+        if plans is None:
+            plans = self._subsets[key] = tuple(p for p in self.plans(key[0])
+                                                   if p.code in codes and not p.components)
+        return tuple(dict.fromkeys(_fill(plans, resource).dates)) if plans else ()
+
+
+def _rows(resource_type: str, resource: dict[str, Any], sink: RowSink) -> IndexRows:
+    references = tuple(dict.fromkeys(sink.references))
+    return IndexRows(
+        tokens=tuple(dict.fromkeys(sink.tokens)),
+        strings=tuple(dict.fromkeys(sink.strings)),
+        dates=tuple(dict.fromkeys(sink.dates)),
+        numbers=tuple(dict.fromkeys(sink.numbers)),
+        quantities=tuple(dict.fromkeys(sink.quantities)),
+        references=references,
+        uris=tuple(dict.fromkeys(sink.uris)),
+        compartments=_compartments(resource_type, resource.get("id"), references),
+    )
+
+
+def _fill(plans: tuple[_ParamPlan, ...], resource: dict[str, Any]) -> RowSink:
+    sink = RowSink()
+    grp = 0
+    for plan in plans:
+        if plan.components:
+            grp = _extract_composite(plan, resource, sink, grp)
+        elif plan.fallback is not None:
+            for value in plan.fallback(resource):
+                plan.convert(sink, plan.code, 0, value, "unknown", None)
+        else:
+            for path in plan.paths:
+                if path.first_key is not None and path.first_key not in resource:
+                    continue
+                for value in walk(path.ops, resource, resource):
+                    plan.convert(sink, plan.code, 0, value, path.leaf, path.valueset)
+    return sink
 
 
 def _component_type(declared: str, leaves: list[str]) -> str:
@@ -229,13 +261,20 @@ def _extract_composite(plan: _ParamPlan, resource: dict[str, Any], sink: RowSink
 
 def _compartments(resource_type: str, resource_id: Any, references: tuple[Any, ...]) -> tuple[tuple[str, str], ...]:
     out: dict[tuple[str, str], None] = {}
-    for comp_type, params in get_compartments().membership_params(resource_type).items():
+    for comp_type, params in _membership(resource_type):
         if comp_type == resource_type and isinstance(resource_id, str):
             out[(comp_type, resource_id)] = None
         for param, grp, ref_type, ref_id, _version, _url in references:
             if grp == 0 and ref_type == comp_type and ref_id is not None and param in params:
                 out[(comp_type, ref_id)] = None
     return tuple(out)
+
+
+@cache
+def _membership(resource_type: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    """``membership_params`` of a type, read once (it walks every compartment definition)."""
+    params = get_compartments().membership_params(resource_type)
+    return tuple((comp, frozenset(codes)) for comp, codes in params.items())
 
 
 @cache

@@ -28,7 +28,7 @@ def ask(
     actions: frozenset[str] = ACCESS,
     purpose: str = "TREAT",
 ) -> AccessRequest:
-    return AccessRequest(actors, actions, purpose, resource["resourceType"], NOW, **describe_resource(resource))
+    return AccessRequest(actors, actions, purpose, resource["resourceType"], NOW, describe_resource(resource))
 
 
 def permit_doctor(*children: dict[str, Any], **conditions: Any) -> dict[str, Any]:

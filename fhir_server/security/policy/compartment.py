@@ -17,6 +17,7 @@ from fhir_server.security.fhirtime import first_instant
 #: Date search parameters that say when a resource's data happened, most clinical first. The
 #: expressions come from the core package; R4's ``clinical-date`` ("date") misses e.g. Condition.
 CLINICAL_DATE_CODES = ("date", "onset-date", "recorded-date", "occurrence", "authored", "issued", "created", "period")
+_CODES = frozenset(CLINICAL_DATE_CODES)
 
 
 def clinical_instant(resource: dict[str, Any]) -> float | None:
@@ -24,7 +25,7 @@ def clinical_instant(resource: dict[str, Any]) -> float | None:
     from fhir_server.search.indexer import get_indexer
 
     try:
-        dates = get_indexer().extract(resource).dates if resource.get("resourceType") else ()
+        dates = get_indexer().dates(resource, _CODES) if resource.get("resourceType") else ()
     except (KeyError, TypeError, ValueError):
         dates = ()
     lows = {param: low for param, grp, low, _high in reversed(dates) if grp == 0}

@@ -8,8 +8,9 @@ that has no date at all) does not match, so an unverifiable permit never grants.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from fhir_server.security.fhirtime import period_covers
@@ -21,6 +22,51 @@ CONSENT_ACTION_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentaction"
 RESOURCE_TYPES_SYSTEM = "http://hl7.org/fhir/resource-types"
 
 
+class ResourceFacts:
+    """The data side of an AccessRequest, each part read from the resource the first time a provision's
+    condition asks for it: most provisions test only the actor, action and purpose, and walking a resource
+    for its codings, references and clinical date cost more than the rest of a decision (a write unit of an
+    ``$import`` judges a thousand resources). The answers are those of an eager reading: the resource is
+    not changed while it is judged."""
+
+    def __init__(self, resource: dict[str, Any]) -> None:
+        self._resource = resource
+
+    @cached_property
+    def _meta(self) -> dict[str, Any]:
+        raw = self._resource.get("meta")
+        return raw if isinstance(raw, dict) else {}
+
+    @cached_property
+    def _body(self) -> dict[str, Any]:
+        return {key: value for key, value in self._resource.items() if key != "meta"}
+
+    @cached_property
+    def resource_ref(self) -> str | None:
+        rid = self._resource.get("id")
+        return f"{self._resource.get('resourceType')}/{rid}" if rid else None
+
+    @cached_property
+    def profiles(self) -> frozenset[str]:
+        return frozenset(p for p in self._meta.get("profile", []) if isinstance(p, str))
+
+    @cached_property
+    def codings(self) -> frozenset[Coding]:
+        return frozenset(_walk_codings(self._body))
+
+    @cached_property
+    def labels(self) -> frozenset[Coding]:
+        return frozenset(_walk_codings(self._meta.get("security", [])))
+
+    @cached_property
+    def references(self) -> frozenset[str]:
+        return frozenset(_walk_references(self._body))
+
+    @cached_property
+    def data_instant(self) -> float | None:
+        return clinical_instant(self._resource)
+
+
 @dataclass(frozen=True, slots=True)
 class AccessRequest:
     """What is being asked of a patient's Consents: who, doing what, why, on which data, when."""
@@ -30,12 +76,31 @@ class AccessRequest:
     purpose: str
     resource_type: str
     at: float
-    resource_ref: str | None = None
-    profiles: frozenset[str] = frozenset()
-    codings: frozenset[Coding] = frozenset()
-    labels: frozenset[Coding] = frozenset()
-    references: frozenset[str] = frozenset()
-    data_instant: float | None = None
+    about: ResourceFacts  # the data (``describe_resource``)
+
+    @property
+    def resource_ref(self) -> str | None:
+        return self.about.resource_ref
+
+    @property
+    def profiles(self) -> frozenset[str]:
+        return self.about.profiles
+
+    @property
+    def codings(self) -> frozenset[Coding]:
+        return self.about.codings
+
+    @property
+    def labels(self) -> frozenset[Coding]:
+        return self.about.labels
+
+    @property
+    def references(self) -> frozenset[str]:
+        return self.about.references
+
+    @property
+    def data_instant(self) -> float | None:
+        return self.about.data_instant
 
 
 def _walk_codings(node: Any) -> Iterator[Coding]:
@@ -63,20 +128,9 @@ def _walk_references(node: Any) -> Iterator[str]:
             yield from _walk_references(item)
 
 
-def describe_resource(resource: dict[str, Any]) -> dict[str, Any]:
-    """The data-side facts of an AccessRequest, read once from the resource."""
-    raw_meta = resource.get("meta")
-    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
-    body = {key: value for key, value in resource.items() if key != "meta"}
-    rid = resource.get("id")
-    return {
-        "resource_ref": f"{resource.get('resourceType')}/{rid}" if rid else None,
-        "profiles": frozenset(p for p in meta.get("profile", []) if isinstance(p, str)),
-        "codings": frozenset(_walk_codings(body)),
-        "labels": frozenset(_walk_codings(meta.get("security", []))),
-        "references": frozenset(_walk_references(body)),
-        "data_instant": clinical_instant(resource),
-    }
+def describe_resource(resource: dict[str, Any]) -> ResourceFacts:
+    """The data-side facts of an AccessRequest, read from the resource as the conditions need them."""
+    return ResourceFacts(resource)
 
 
 def _codings_of(items: Any) -> Iterator[Coding]:
@@ -131,7 +185,7 @@ def _data_matches(data: Any, request: AccessRequest) -> bool:
 
 def provision_matches(provision: dict[str, Any], request: AccessRequest) -> bool:
     """True when every condition present on the provision holds for the request."""
-    checks = (
+    checks: tuple[tuple[str, Callable[[Any], bool]], ...] = (
         ("period", lambda v: period_covers(v, request.at)),
         ("actor", lambda v: _actor_matches(v, request)),
         ("action", lambda v: _action_matches(v, request)),

@@ -21,7 +21,7 @@ from typing import Any
 
 from fhir_server.i18n import english, msg
 from fhir_server.security.context import RequestContext
-from fhir_server.security.policy.conditions import AccessRequest, describe_resource
+from fhir_server.security.policy.conditions import AccessRequest, ResourceFacts, describe_resource
 from fhir_server.security.policy.consent import Ruling, evaluate_consents
 from fhir_server.security.policy.decision import CONSENT_ACTIONS, Action, Decision, Verdict
 from fhir_server.security.policy.duties import BREAK_GLASS, duty_flags
@@ -55,7 +55,7 @@ class Subject:
         self.signers = signers  # IINs of verified EDS signatures the write carries (AC-08)
 
     @cached_property
-    def description(self) -> dict[str, Any]:
+    def description(self) -> ResourceFacts:
         return describe_resource(self.resource)
 
 
@@ -157,7 +157,7 @@ def _by_consent(
         purpose=ctx.purpose_of_use or DEFAULT_PURPOSE.get(ctx.role or "", "TREAT"),
         resource_type=subject.resource_type,
         at=at,
-        **subject.description,
+        about=subject.description,
     )
     return evaluate_consents(facts.consents, request, facts.patient_id, reps)
 
