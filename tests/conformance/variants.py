@@ -202,10 +202,10 @@ def revocations_stay_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     put_version, facts_changed = executor.put_version, Enforcer.facts_changed
     revoking = [False]
 
-    def put_version_revoking(view: Any, services: Any, full: dict[str, Any], *args: Any) -> Any:
+    def put_version_revoking(view: Any, services: Any, full: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         revoking[0] = full.get("resourceType") == "Consent" and full.get("status") != "active"
         try:
-            return put_version(view, services, full, *args)
+            return put_version(view, services, full, *args, **kwargs)
         finally:
             revoking[0] = False
 

@@ -83,6 +83,9 @@ _KV = "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET
 _KEY = re.compile(rb'\["R","([^"]+)",')
 _PATIENT = re.compile(rb',"([^"]*)"\]')
 _MICROS = 2  # a record line's field holding the read's microseconds since the epoch
+_TEMPLATE_KEY = re.compile(rb'^\["T","([^"]+)",')
+#: templates a process keeps to repeat in later batches (one per caller and kind of access: few)
+KEEP_TEMPLATES = 100_000
 
 
 class ReadStager:
@@ -96,6 +99,11 @@ class ReadStager:
         self._flusher: asyncio.Task[None] | None = None
         self.reads = 0  # reads staged by this process (figures)
         self.batches = 0
+        # Every staged row carries the T line of each template its records name, so that a row never depends
+        # on another row: one lost with a failed-over primary (asynchronous replication), or staged to a new
+        # primary after failover, must not leave later records naming a template no database holds — the
+        # chaining would stop at them for every node. The chain holds each template once (``_chain``).
+        self._templates: dict[bytes, bytes] = {}
 
     async def stage(self, lines: bytes) -> None:
         batch = self._batch
@@ -115,7 +123,7 @@ class ReadStager:
                 self._lines, self._batch = [], None
                 assert batch is not None
                 try:
-                    await self._insert(len(lines), b"".join(lines))
+                    await self._insert(len(lines), self._self_contained(b"".join(lines)))
                 except Exception as exc:  # every read of the batch is told, and refused
                     batch.set_exception(exc)
                     continue
@@ -127,6 +135,19 @@ class ReadStager:
                 batch.set_result(None)
         finally:
             self._flusher = None
+
+    def _self_contained(self, data: bytes) -> bytes:
+        """``data`` with the remembered T line of every template its records name but it does not hold."""
+        held: set[bytes] = set()
+        for line in data.split(b"\n"):
+            found = _TEMPLATE_KEY.match(line)
+            if found is not None:
+                held.add(found.group(1))
+                if len(self._templates) >= KEEP_TEMPLATES:
+                    self._templates.clear()  # kv keeps every chained template; only a repeat is lost
+                self._templates[found.group(1)] = line
+        missing = [self._templates[key] for key in set(_KEY.findall(data)) - held if key in self._templates]
+        return b"\n".join(missing) + b"\n" + data if missing else data
 
     async def drain(self) -> None:
         """Wait for the batches in flight (closing the store)."""
@@ -159,6 +180,12 @@ class TemplateKeys:
             # not known any more, so every patient of the block is told (never fewer notices than due)
             known = fresh[key] = (int(found[0]), rules.template_caller(data) if data is not None else None)
         return known
+
+    def chained(self, conn: QmarkConnection, key: str) -> bool:
+        """Has some unit chained the template ``key`` already?"""
+        if key in self._known:
+            return True
+        return conn.execute("SELECT 1 FROM kv WHERE key = ?", (f"tk:{key}",)).fetchone() is not None
 
     def keep(self, fresh: dict[str, tuple[int, str | None]]) -> Callable[[], None]:
         """What to run after the unit committed: its templates become known."""
@@ -203,6 +230,8 @@ def _chain(conn: QmarkConnection, data: bytes, keys: TemplateKeys, rules: ChainR
             _block(conn, run, keys, rules, fresh, blocks, notify)
             run = []
             _, key, caller, event = orjson.loads(line)
+            if key in fresh or keys.chained(conn, key):
+                continue  # a template repeated by a later batch (ReadStager): the chain holds it once
             seq = append_special(duck, rules, "t", rules.template_bytes(caller, event), str(event.get("recorded", "")))
             conn.execute(_KV, (f"tk:{key}", str(seq)))
             fresh[key] = (seq, caller)
