@@ -11,7 +11,10 @@ recorded elsewhere earlier, which is what catches a rewritten tail.
 The answer is a ``Parameters``: ``verified`` (boolean), ``eventsChecked`` (rows of the chain checked),
 ``headSeq`` and ``headHash`` (the last good row), ``firstBrokenSeq`` and ``problem`` when the chain is broken,
 ``archived`` when older rows were archived, and ``ranAt`` (when the check ran). A broken chain is a successful
-answer (200) saying so: the operation worked, the trail did not. Admins and auditors pass the gate by the
+answer (200) saying so: the operation worked, the trail did not. Each run's answer is kept (a job row, kind
+``audit-verify``) with who ran it (``ranBy``); ``last=true`` answers the last one kept without verifying again
+(an empty ``Parameters`` before the first), which is what the staff console shows when it opens. That record
+is in the database like the chain, so it is no anchor: keep heads elsewhere. Admins and auditors pass the gate by the
 operation's name (``PolicySettings.admin_operations`` / ``oversight_operations``); anyone else gets an
 audited 403. Every run is audited, naming no patient.
 """
@@ -19,6 +22,8 @@ audited 403. Every run is audited, naming no patient.
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 from fhir_server.errors import FhirError
 from fhir_server.interactions.base import FhirResponse
@@ -30,7 +35,8 @@ from fhir_server.security.audit.chain import parse_anchor
 from fhir_server.security.policy import Decision, Verdict
 from fhir_server.storage.audit import ChainReport
 
-KNOWN = frozenset({"anchor"})
+KNOWN = frozenset({"anchor", "last"})
+LAST_JOB = "audit-verify-last"
 MAX_ANCHORS = 100
 
 
@@ -76,10 +82,26 @@ async def audit_verify(call: OperationCall) -> FhirResponse:
     target = AuditTarget("operation", "AuditEvent", query=query_text(call))
     if access.enabled and call.start.decision is not Decision.AUTHORIZED:
         await access.deny(target, Verdict.reject("$audit-verify is for administrators and auditors (AC-14)"))
+    last = call.one("last")
+    if last not in (None, True, False, "true", "false"):
+        raise FhirError("invalid", "last must be true or false", code="value", expression="last")
+    if last in (True, "true"):
+        if call.params().get("anchor"):
+            raise FhirError("invalid", "last=true reads the last run kept: it takes no anchor", code="value",
+                            expression="anchor")
+        stored = await access.records.get_job(LAST_JOB)
+        access.record(target, call.start, ())
+        await access.flush()
+        body = bytes(stored[3]) if stored is not None else b'{"resourceType":"Parameters"}'
+        return FhirResponse(200, dumps(orjson.loads(body), pretty=call.pretty))
     anchors = anchors_of(call)
     ran_at = now_instant()
     report = await access.records.audit.verify(anchors or None)
+    answer = report_parameters(report, ran_at)
+    kept = {**answer, "parameter": [*answer["parameter"], {"name": "ranBy", "valueString": call.ctx.fhir_user
+                                                           or call.ctx.subject or ""}]}
+    await access.records.transaction(lambda view: view.put_job(LAST_JOB, "audit-verify", "done", orjson.dumps(kept)))
     # the run names no patient: one record under the caller; it is chained after the rows it checked
     access.record(target, call.start, ())
     await access.flush()
-    return FhirResponse(200, dumps(report_parameters(report, ran_at), pretty=call.pretty))
+    return FhirResponse(200, dumps(answer, pretty=call.pretty))

@@ -3,9 +3,10 @@ the conformance-kit runs (issue 18; administrators). Each page is a client of th
 token: ``AuditEvent/$audit-verify`` verifies the chain; the kit's runs are ``$conformance-run`` jobs, listed by
 ``$conformance-runs`` (operations/conformance_runs.py).
 
-The verification reads the whole trail, so the page does not run it on every view: it shows what it is for and
-a button; the button's POST runs it and the answer shows the status (intact or broken, where and why), how many
-rows were checked, the head to record as an anchor, and when it ran. A head recorded earlier may be given as an
+The verification reads the whole trail, so the page does not run it on every view: it opens on the status the
+last check left (kept by the server, with who ran it and when), what the check is for and a button; the
+button's POST runs it and the answer shows the status (intact or broken, where and why), how many rows were
+checked, the head to record as an anchor, and when it ran. A head recorded earlier may be given as an
 anchor, which is what catches a rewritten tail."""
 
 from __future__ import annotations
@@ -27,9 +28,19 @@ def parameters(answer: Any) -> dict[str, Any]:
     return out
 
 
+def _result(answer: Any) -> dict[str, Any] | None:
+    result = parameters(answer)
+    if "verified" not in result:
+        return None
+    result["ranAt"] = str(result.get("ranAt", ""))[:19].replace("T", " ")
+    return result
+
+
 async def audit(portal: Portal, page: Page) -> Response:
-    """GET /portal/console/audit: what the check is, and the button to run it."""
-    return portal.render(page, "audit.html", result=None, anchor="", error="")
+    """GET /portal/console/audit: the status as the last check left it (``$audit-verify?last=true``: kept by the
+    server, not run again), what the check is, and the button to run it."""
+    last = _result(await portal.call(page, "GET", "/AuditEvent/$audit-verify", params={"last": "true"}))
+    return portal.render(page, "audit.html", result=last, last=True, anchor="", error="")
 
 
 async def audit_verify(portal: Portal, page: Page) -> Response:
@@ -43,10 +54,8 @@ async def audit_verify(portal: Portal, page: Page) -> Response:
                                    body={"resourceType": "Parameters", "parameter": params})
     except ApiError as refused:
         return portal.render(page, "audit.html", status=refused.status if refused.status < 500 else 502,
-                             result=None, anchor=anchor, error=refused.text or str(refused.status))
-    result = parameters(answer)
-    result["ranAt"] = str(result.get("ranAt", ""))[:19].replace("T", " ")
-    return portal.render(page, "audit.html", result=result, anchor=anchor, error="")
+                             result=None, last=False, anchor=anchor, error=refused.text or str(refused.status))
+    return portal.render(page, "audit.html", result=_result(answer), last=False, anchor=anchor, error="")
 
 
 # -- conformance-kit runs (admins) --------------------------------------------------------------------------

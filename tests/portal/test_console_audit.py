@@ -52,6 +52,7 @@ async def test_the_console_verifies_the_audit_chain_and_shows_a_broken_one(web: 
     await sign_in(web, "admin1")
     console = await web.get("/portal/console")
     assert 'href="/portal/console/audit"' in console.text
+    assert "The audit chain has not been checked yet." in (await web.get("/portal/console/audit")).text
     intact = await run_check(web)
     assert intact.status_code == 200, intact.text
     assert "The audit chain is intact." in intact.text
@@ -59,6 +60,9 @@ async def test_the_console_verifies_the_audit_chain_and_shows_a_broken_one(web: 
     assert checked > 3
     head = re.search(r'id="audit-head">(\d+:[0-9a-f]{64})<', intact.text).group(1)  # type: ignore[union-attr]
     assert "Checked at" in intact.text
+    opened = await web.get("/portal/console/audit")  # the status the last check left, without checking again
+    assert "The last check" in opened.text and "The audit chain is intact." in opened.text
+    assert "Practitioner/adm1" in opened.text and head in opened.text
     # an anchor that is not one: the API's 400, in the page
     bad = await run_check(web, "12:not-a-hash")
     assert bad.status_code == 400 and "anchor must be SEQ:HASH" in bad.text
@@ -72,5 +76,7 @@ async def test_the_console_verifies_the_audit_chain_and_shows_a_broken_one(web: 
 
     await sign_in(web, "auditor1")  # an auditor too, in Russian
     web.cookies.set("kzfhir_lang", "ru")
+    opened = await web.get("/portal/console/audit")
+    assert "Последняя проверка" in opened.text and f"Цепочка аудита нарушена на записи {seq}." in opened.text
     again = await run_check(web)
     assert f"Цепочка аудита нарушена на записи {seq}." in again.text

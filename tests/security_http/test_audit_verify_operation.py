@@ -94,6 +94,8 @@ async def some_traffic(server: Server) -> None:
 @pytest.mark.req("TM-13")
 async def test_the_operation_verifies_the_chain_and_a_changed_row_shows_as_broken(server: Server) -> None:
     await some_traffic(server)
+    never = await server.verify(last="true")
+    assert never.status_code == 200 and never.json() == {"resourceType": "Parameters"}
     first = await server.verify()
     assert first.status_code == 200, first.text
     intact = values(first.json())
@@ -116,6 +118,9 @@ async def test_the_operation_verifies_the_chain_and_a_changed_row_shows_as_broke
     assert broken["verified"] is False and broken["firstBrokenSeq"] == seq
     assert broken["headSeq"] == seq - 1 and broken["eventsChecked"] == seq - 1
     assert "changed" in broken["problem"]
+    kept = values((await server.verify("auditor", "Practitioner/aud1", last="true")).json())  # not run again
+    assert kept == {**broken, "ranBy": "Practitioner/adm1"}
+    assert (await server.verify(last="true", anchor=anchor)).status_code == 400
 
 
 @pytest.mark.req("AC-14")
