@@ -20,6 +20,11 @@ when another node's unit that wrote a Goal commits (the store's change feed, ``b
 a notification's delay, milliseconds on a near database — a reading written on this node in that moment
 is judged by the previous limits). A unit that wrote a Goal of a patient judges that patient's readings by
 the Goals as the unit sees them but does not cache them: a unit that rolls back leaves nothing behind.
+Before a cached limit raises an alert, its Goal is read by id in the unit: deleted or at another version
+(another node's write not heard of yet, ``$expunge``, which runs no hook), the patient's limits are read
+again and the reading judged by them — no alert comes from limits the database no longer holds. (A reading
+the cached limits pass is not re-checked: within the window above, a narrowed Goal on another node may miss
+one.)
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class Limit:
     high: Decimal | None
     goal: str
     author: str | None
+    version: int = 0  # the Goal's version the limit was read from (0: unknown)
 
 
 def _decimal(quantity: Any) -> Decimal | None:
@@ -66,6 +72,7 @@ def _decimal(quantity: Any) -> Decimal | None:
 def _limits(goal: dict[str, Any]) -> list[Limit]:
     out = []
     author = (goal.get("expressedBy") or {}).get("reference")
+    version = str((goal.get("meta") or {}).get("versionId") or "0")
     for target in goal.get("target", []) or []:
         rng = target.get("detailRange")
         if not isinstance(rng, dict):
@@ -73,7 +80,8 @@ def _limits(goal: dict[str, Any]) -> list[Limit]:
         for coding in (target.get("measure") or {}).get("coding", []) or []:
             if coding.get("code"):
                 out.append(Limit(coding.get("system"), coding["code"], _decimal(rng.get("low")),
-                                 _decimal(rng.get("high")), f"Goal/{goal['id']}", author))
+                                 _decimal(rng.get("high")), f"Goal/{goal['id']}", author,
+                                 int(version) if version.isdigit() else 0))
     return out
 
 
@@ -145,13 +153,20 @@ class MonitoringAlerts:
         value, patient = _decimal(resource.get("valueQuantity")), _patient(resource, "subject")
         if value is None or patient is None:
             return
-        for limit in self._matching(view, patient, resource):
-            if (limit.low is not None and value < limit.low) or (limit.high is not None and value > limit.high):
-                self._alert(view, services, resource, patient, value, limit)
-                return  # one alert per reading, for the first limit it breaks
+        limits, cached = self._matching(view, patient, resource)
+        broken = _broken(limits, value)
+        if broken is not None and cached and not _still_stored(view, broken):
+            # the cached limits are not the Goal as stored now (deleted or changed by a path or a node this
+            # process has not heard of yet, $expunge): judged again by the Goals as the unit sees them
+            self._drop({patient})
+            broken = _broken(self._matching(view, patient, resource)[0], value)
+        if broken is not None:
+            self._alert(view, services, resource, patient, value, broken)  # one alert, for the first limit broken
 
-    def _matching(self, view: TxView, patient: str, observation: dict[str, Any]) -> list[Limit]:
+    def _matching(self, view: TxView, patient: str, observation: dict[str, Any]) -> tuple[list[Limit], bool]:
+        """The limits of ``patient`` on the reading's code, and whether they came from the cache."""
         limits = self._limits.get(patient)
+        cached = limits is not None
         if limits is None:
             limits = tuple(lim for goal in find_in_unit(view, "Goal", [("patient", f"Patient/{patient}"),
                                                                 ("lifecycle-status", "active")])
@@ -164,7 +179,7 @@ class MonitoringAlerts:
                     self._limits[patient] = limits
         codes = {(c.get("system"), c.get("code")) for c in (observation.get("code") or {}).get("coding", []) or []}
         return [lim for lim in limits if (lim.system, lim.code) in codes or (None, lim.code) in codes
-                or (lim.system is None and any(code == lim.code for _, code in codes))]
+                or (lim.system is None and any(code == lim.code for _, code in codes))], cached
 
     def _alert(self, view: TxView, services: Services, observation: dict[str, Any], patient: str, value: Decimal,
                limit: Limit) -> None:
@@ -186,6 +201,18 @@ class MonitoringAlerts:
                   "about": [obs_ref, f"DetectedIssue/{issue_id}", f"Task/{task_id}"], "message": notice_text}
         emit(view, services, Event(CRITICAL_READING, orjson.loads(stored.data or b"{}"), (obs_ref,),
                                    code="critical", detail=detail), stored)
+
+
+def _broken(limits: list[Limit], value: Decimal) -> Limit | None:
+    """The first limit ``value`` is outside of."""
+    return next((lim for lim in limits if (lim.low is not None and value < lim.low)
+                 or (lim.high is not None and value > lim.high)), None)
+
+
+def _still_stored(view: TxView, limit: Limit) -> bool:
+    """Is the Goal a cached limit was read from still stored, at that version (one read by id, in the unit)?"""
+    stored = view.current("Goal", limit.goal.split("/", 1)[1])
+    return stored is not None and not stored.deleted and stored.version == limit.version
 
 
 def critical_notices(view: TxView, event: Event) -> None:

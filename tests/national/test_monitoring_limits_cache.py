@@ -117,6 +117,26 @@ async def test_a_unit_that_writes_the_goal_and_a_reading_judges_it_by_the_new_go
     assert await _issues(client) == 3
 
 
+async def test_cached_limits_the_database_no_longer_holds_raise_no_alert(client):
+    """Limits cached from a Goal version that is not stored any more (a change or deletion this process
+    did not hear of: another node's, before its notification; $expunge) are checked before they alert."""
+    await _seed(client)
+    hook = _hook(client.app)
+    stale = hook._limits["p1"]  # from Goal/g1 version 1, high 120
+    await _put(client, _goal(200))  # version 2, high 200
+    hook._limits["p1"] = stale  # as if this process had not heard of version 2
+    await _put(client, _reading("r2", 150))
+    assert await _issues(client) == 1  # version 1 is not stored: judged by version 2, within it
+    assert hook._limits["p1"] != stale
+    assert (await client.delete("/Goal/g1")).status_code in (200, 204)
+    hook._limits["p1"] = stale  # and as if it had not heard of the deletion
+    await _put(client, _reading("r3", 150))
+    assert await _issues(client) == 1
+    await _put(client, _goal(120))  # a Goal again (version 4): the same limits, cached afresh, alert
+    await _put(client, _reading("r4", 150))
+    assert await _issues(client) == 2
+
+
 # -- several nodes on one PostgreSQL database ---------------------------------------------------------------
 @pytest.fixture
 def database() -> Iterator[str]:
