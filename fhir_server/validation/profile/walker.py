@@ -45,7 +45,10 @@ def unknown_extension_severity(url: object, modifier: bool) -> Severity:
 # ``_node`` gives ``_element``.
 _Visit = tuple[ElementRule, list[tuple[str, str]] | None, str, int, str, int, str]
 _GENERAL, _SCALAR, _OBJECT = 0, 1, 2
-_SHAPES = 512  # shapes remembered per child index: the common ones; odd objects (unknown keys) are not kept
+# Shapes remembered per child index, and in all (per registry): the common ones. The members of an object may come
+# in any order, so a sender could make up many shapes; beyond the bounds (a few MB) they are simply not kept.
+_SHAPES = 256
+_SHAPES_IN_ALL = 20_000
 
 
 @dataclass(slots=True)
@@ -417,8 +420,11 @@ class Walk:
         visits = index.shapes.get(shape)
         if visits is None:
             visits = self._visits(obj, index, slots)
-            if len(index.shapes) < _SHAPES:
+            derived = self.registry.derived
+            kept = derived.get("shapes", 0)
+            if len(index.shapes) < _SHAPES and kept < _SHAPES_IN_ALL:
                 index.shapes[shape] = visits
+                derived["shapes"] = kept + 1
         for rule, choice_keys, twin, how, code, kind, type_path in visits:
             if how == _SCALAR:  # a trivial primitive, present, without its ``_name``: judged by its count
                 value = obj[rule.json_name]
