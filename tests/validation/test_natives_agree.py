@@ -136,8 +136,85 @@ CASES += [
     ("app-4", "Appointment", {**APPOINTMENT, "cancelationReason": {"text": "r"}}),
 ]
 
+IIN = "https://fhir.kzfhir.kz/sid/iin"
+PATIENT_ACTOR = {"reference": "Patient/1", "identifier": {"system": IIN, "value": "1"}, "display": "P"}
+CATCHMENT = "https://fhir.kzfhir.kz/StructureDefinition/kz-catchment-area"
+AUTHORITY = "https://fhir.kzfhir.kz/StructureDefinition/kz-representative-authority"
+FORM = "https://fhir.kzfhir.kz/CodeSystem/kz-remote-service-form"
+SR = {"resourceType": "ServiceRequest", "status": "active", "intent": "order", "subject": {"reference": "Patient/1"}}
+CASES += [
+    ("kz-app-1", "Appointment", {**APPOINTMENT, "participant": [{"actor": PATIENT_ACTOR}]}),
+    ("kz-app-1", "Appointment", {**APPOINTMENT, "participant": [{"actor": {**PATIENT_ACTOR, "reference": "Group/1"}}]}),
+    ("kz-app-1", "Appointment", {**APPOINTMENT, "participant": [{"actor": {**PATIENT_ACTOR, "reference": "Group/1",
+                                                                           "type": "Patient"}}]}),
+    ("kz-app-1", "Appointment", {**APPOINTMENT, "participant": [{"actor": {**PATIENT_ACTOR, "display": None,
+                                                                           "_display": EXT}}]}),
+    ("kz-app-1", "Appointment", {**APPOINTMENT, "participant": [{"actor": {"reference": "Patient/1",
+                                                                           "display": "P"}}]}),
+    ("kz-app-1", "Appointment", {**APPOINTMENT, "participant": [{"actor": {**PATIENT_ACTOR,
+                                                                           "identifier": {"system": "x"}}}]}),
+    ("kz-app-1", "Appointment", {**APPOINTMENT, "participant": [{"status": "accepted"},
+                                                                {"actor": PATIENT_ACTOR}]}),
+    ("kz-app-2", "Appointment", {**APPOINTMENT, "serviceType": [{"coding": [{"code": "c", "display": "d"}]}]}),
+    ("kz-app-2", "Appointment", {**APPOINTMENT, "serviceType": [{"coding": [{"code": "c"}]}]}),
+    ("kz-app-2", "Appointment", {**APPOINTMENT, "serviceType": [{"text": "t"}]}),
+    ("kz-app-2", "Appointment", {**APPOINTMENT, "serviceType": [{"coding": [{"_code": EXT, "display": "d"}]}]}),
+    ("kz-app-2", "Appointment", APPOINTMENT),
+    ("kz-enc-1", "Encounter", {"resourceType": "Encounter", "serviceType": {"coding": [{"code": "c",
+                                                                                       "display": "d"}]}}),
+    ("kz-enc-1", "Encounter", {"resourceType": "Encounter", "serviceType": {"coding": [{"code": "c"}]}}),
+    ("kz-app-3", "Appointment", {**APPOINTMENT, "extension": [{"url": CATCHMENT, "valueString": "x"}]}),
+    ("kz-app-3", "Appointment", {**APPOINTMENT, "participant": [{"actor": {"reference": "Practitioner/1",
+                                                                           "display": "D"}}]}),
+    ("kz-app-3", "Appointment", {**APPOINTMENT, "participant": [{"actor": {"type": "Practitioner", "display": "D"}}]}),
+    ("kz-app-3", "Appointment", {**APPOINTMENT, "participant": [{"actor": {"reference": "Practitioner/1"}}]}),
+    ("kz-app-3", "Appointment", {**APPOINTMENT, "extension": [{"url": "http://example.org/x", "valueString": "x"}]}),
+    ("kz-aud-1", "AuditEvent", {"resourceType": "AuditEvent", "agent": [{"requestor": True, "who": {"display": "w"}}]}),
+    ("kz-aud-1", "AuditEvent", {"resourceType": "AuditEvent", "agent": [{"requestor": False, "who": {"display": "w"}},
+                                                                       {"requestor": True}]}),
+    ("kz-aud-1", "AuditEvent", {"resourceType": "AuditEvent", "agent": [{"_requestor": EXT, "who": {"display": "w"}}]}),
+    ("kz-aud-2", "AuditEvent.entity", {"what": {"reference": "Patient/1"}}),
+    ("kz-aud-2", "AuditEvent.entity", {"query": "eA=="}),
+    ("kz-aud-2", "AuditEvent.entity", {"_query": EXT}),
+    ("kz-aud-2", "AuditEvent.entity", {"name": "n"}),
+    ("kz-cns-1", "Consent", {**CONSENT, "performer": [{"reference": "RelatedPerson/1"}]}),
+    ("kz-cns-1", "Consent", {**CONSENT, "performer": [{"type": "RelatedPerson"}],
+                             "extension": [{"url": AUTHORITY, "valueBoolean": True}]}),
+    ("kz-cns-1", "Consent", {**CONSENT, "performer": [{"reference": "Patient/1"}]}),
+    ("kz-cns-2", "Consent", {**CONSENT, "provision": {"provision": [{"type": "permit", "actor": [{"role": {}}]}]}}),
+    ("kz-cns-2", "Consent", {**CONSENT, "provision": {"provision": [{"type": "permit"}]}}),
+    ("kz-cns-2", "Consent", {**CONSENT, "provision": {"provision": [{"_type": EXT, "actor": [{"role": {}}]}]}}),
+    ("kz-cns-2", "Consent", {**CONSENT, "provision": {"type": "deny"}}),
+    ("kz-cns-4", "Consent", {**CONSENT, "provision": {"period": {"start": "2026-01-01"}, "purpose": [{"code": "p"}],
+                                                      "class": [{"code": "c"}], "action": [{"text": "a"}]}}),
+    ("kz-cns-4", "Consent", {**CONSENT, "provision": {"period": {"_start": EXT}, "purpose": [{"code": "p"}],
+                                                      "class": [{"code": "c"}], "action": [{"text": "a"}]}}),
+    ("kz-cns-4", "Consent", {**CONSENT, "provision": {"period": {"end": "2026-01-01"}, "purpose": [{"code": "p"}],
+                                                      "class": [{"code": "c"}], "action": [{"text": "a"}]}}),
+    ("kz-cns-4", "Consent", {**CONSENT, "provision": {"period": {"start": "2026-01-01"}, "purpose": [{"code": "p"}],
+                                                      "action": [{"text": "a"}]}}),
+    ("kz-cns-4", "Consent", CONSENT),
+    ("kz-mr-1", "MedicationRequest", {"resourceType": "MedicationRequest",
+                                      "dosageInstruction": [{"text": "t"}, {"timing": {"code": {}}}]}),
+    ("kz-mr-1", "MedicationRequest", {"resourceType": "MedicationRequest", "dosageInstruction": [{"text": "t"},
+                                                                                             {"sequence": 1}]}),
+    ("kz-mr-1", "MedicationRequest", {"resourceType": "MedicationRequest", "dosageInstruction": [{"_text": EXT}]}),
+    ("kz-mr-1", "MedicationRequest", {"resourceType": "MedicationRequest"}),
+    ("kz-sr-1", "ServiceRequest", {**SR, "reasonCode": [{"text": "r"}]}),
+    ("kz-sr-1", "ServiceRequest", {**SR, "reasonReference": [{"reference": "Condition/1"}]}),
+    ("kz-sr-1", "ServiceRequest", SR),
+    ("kz-sr-2", "ServiceRequest", {**SR, "category": [{"coding": [{"system": FORM, "code": "consilium"}]}],
+                                   "performer": [{"reference": "Practitioner/1"}]}),
+    ("kz-sr-2", "ServiceRequest", {**SR, "category": [{"coding": [{"system": FORM, "code": "consilium"}]}],
+                                   "performer": [{"reference": "Practitioner/1"}, {"reference": "Practitioner/2"}]}),
+    ("kz-sr-2", "ServiceRequest", {**SR, "category": [{"coding": [{"system": FORM, "code": "other"}]}]}),
+    ("kz-sr-2", "ServiceRequest", {**SR, "category": [{"coding": [{"code": "consilium"}]}]}),
+    ("kz-sr-2", "ServiceRequest", SR),
+]
+
 # the type of a native's focus when it is not a resource (the engine resolves choice names through it)
-FOCUS_TYPES = {"ext-1": "Extension", "ref-1": "Reference", "per-1": "Period", "rng-2": "Range",
+FOCUS_TYPES = {"kz-aud-2": "AuditEvent.entity", "ext-1": "Extension", "ref-1": "Reference", "per-1": "Period",
+               "rng-2": "Range",
                "qty-3": "Quantity", "sqty-1": "Quantity", "cpt-2": "ContactPoint", "cpl-3": "CarePlan.activity",
                "inv-1": "Parameters.parameter", **{f"tim-{n}": "Timing.repeat" for n in range(1, 11)}}
 
@@ -202,7 +279,8 @@ def test_every_native_agrees_with_the_engine_on_synthea(monkeypatch: pytest.Monk
         declared = resource.get("meta", {}).get("profile", [])
         validate_profiles(resource, [*declared, CORE_PREFIX + resource["resourceType"]], registry=registry)
     assert not disagreements, disagreements[:5]
-    assert {"obs-6", "obs-7", "ele-1", "dom-3", "per-1", "ppc-1", "ppc-3", "app-2", "app-3", "app-4"} <= set(checked)
+    assert {"obs-6", "obs-7", "ele-1", "dom-3", "per-1", "ppc-1", "ppc-3", "app-2", "app-3", "app-4", "kz-app-1",
+            "kz-cns-4", "kz-sr-2", "kz-aud-1"} <= set(checked)
 
 
 def test_the_inlined_ele_1_refuses_what_its_native_refuses() -> None:
