@@ -27,6 +27,8 @@ class StructureValidator:
         self.checks: dict[str, Check] = build_checks(self.defs.regexes)
         # per node key: the JSON names of all its choice groups' members
         self._choice_names: dict[str, frozenset[str]] = {}
+        # per node key: (element path, its JSON names and their ``_name`` twins) of each required element
+        self._required: dict[str, list[tuple[str, frozenset[str]]]] = {}
 
     def validate(self, resource: Any) -> list[Issue]:
         issues: list[Issue] = []
@@ -84,9 +86,13 @@ class StructureValidator:
                     self._check_code(f.required_valueset, None, value, f"{path}.{name}", issues)
                 continue
             self._field(obj, f, value, path, name, issues, depth)
-        for el_path in node.required:
-            names = node.required_names[el_path]
-            if not any(n in obj or ("_" + n) in obj for n in names):
+        required = self._required.get(node.key)
+        if required is None:  # each required element's JSON names, with their ``_name`` twins
+            required = self._required[node.key] = [
+                (el_path, frozenset(node.required_names[el_path]) | {"_" + n for n in node.required_names[el_path]})
+                for el_path in node.required]
+        for el_path, keys in required:
+            if obj.keys().isdisjoint(keys):  # none of its names (or their twins) given
                 shown = el_path.rsplit(".", 1)[1]
                 issues.append(Issue("error", "required", f"missing required element '{shown}' (min 1)",
                                     f"{path}.{shown.replace('[x]', '')}"))

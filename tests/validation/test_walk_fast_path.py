@@ -145,3 +145,25 @@ def _mutated(draw: st.DrawFn) -> dict[str, Any]:
 def test_the_shortcuts_give_the_same_issues_on_mutated_resources(resource: dict[str, Any], level: Level,
                                                                 national: bool) -> None:
     assert _judged(resource, True, level, national) == _judged(resource, False, level, national)
+
+
+def test_the_shapes_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Members may come in any order, so the visit lists kept per object shape are bounded per index and in all;
+    beyond the bounds a shape's list is built each time, with the same judgement."""
+    import itertools
+
+    from fhir_server.validation.profile import ProfileRegistry, validate_profiles, walker
+    from fhir_server.validation.profile.registry import CORE_PREFIX
+
+    monkeypatch.setattr(walker, "_SHAPES", 3)
+    monkeypatch.setattr(walker, "_SHAPES_IN_ALL", 5)
+    registry = ProfileRegistry(include_kz=False)
+    members = {"gender": "female", "birthDate": "1990-01-01", "active": True, "name": [{"family": "A"}]}
+    url = CORE_PREFIX + "Patient"
+    for order in itertools.permutations(members):
+        patient = {"resourceType": "Patient", **{key: members[key] for key in order}, "telecom": [{"value": "1"}]}
+        fast = validate_profiles(patient, [url], registry=registry)
+        assert fast == validate_profiles(patient, [url], registry=registry, fast=False)
+    assert registry.derived["shapes"] == 5
+    root = registry.core("Patient")
+    assert root is not None and len(walker.child_index(root.root).shapes) == 3

@@ -41,9 +41,14 @@ def unknown_extension_severity(url: object, modifier: bool) -> Severity:
 # One child entry to visit for an object of a given shape: the rule, its choice keys, its ``_name`` key, and
 # how: a trivial primitive (``Walk._trivial``) present without its ``_name`` (_SCALAR), another element present
 # without its ``_name`` and not sliced (_OBJECT: one object is visited directly), or through ``Walk._child``.
-_Visit = tuple[ElementRule, list[tuple[str, str]] | None, str, int]
+# The last three: the type code of its items, how ``_node`` treats that type (``Walk._kind``) and the type path
+# ``_node`` gives ``_element``.
+_Visit = tuple[ElementRule, list[tuple[str, str]] | None, str, int, str, int, str]
 _GENERAL, _SCALAR, _OBJECT = 0, 1, 2
-_SHAPES = 512  # shapes remembered per child index: the common ones; odd objects (unknown keys) are not kept
+# Shapes remembered per child index, and in all (per registry): the common ones. The members of an object may come
+# in any order, so a sender could make up many shapes; beyond the bounds (a few MB) they are simply not kept.
+_SHAPES = 256
+_SHAPES_IN_ALL = 20_000
 
 
 @dataclass(slots=True)
@@ -248,13 +253,18 @@ class Walk:
             probe._element(Item(value, None, profile.type, profile.type), profile.root, env, profile.type)
         return not any(issue.is_error for issue in probe.issues)
 
-    def _node(self, item: Item, rule: ElementRule, env: Env, container: tuple[str, str]) -> None:
-        code = item.type_code
-        kind = self.registry.derived.get(("kind", code))
+    def _kind(self, code: str) -> int:
+        """How ``_node`` treats an item of type ``code``."""
+        kind: int | None = self.registry.derived.get(("kind", code))
         if kind is None:
             kind = self.registry.derived[("kind", code)] = (
                 _RESOURCE if code == "Resource" or self.registry.is_resource_type(code) else
                 _EXTENSION if code == "Extension" else _MEMO if code in MEMO_TYPES else _ELEMENT)
+        return kind
+
+    def _node(self, item: Item, rule: ElementRule, env: Env, container: tuple[str, str]) -> None:
+        code = item.type_code
+        kind = self._kind(code)
         if kind == _RESOURCE:
             self._contained(item, rule, env)
         elif kind == _EXTENSION and isinstance(item.value, dict):
@@ -410,9 +420,12 @@ class Walk:
         visits = index.shapes.get(shape)
         if visits is None:
             visits = self._visits(obj, index, slots)
-            if len(index.shapes) < _SHAPES:
+            derived = self.registry.derived
+            kept = derived.get("shapes", 0)
+            if len(index.shapes) < _SHAPES and kept < _SHAPES_IN_ALL:
                 index.shapes[shape] = visits
-        for rule, choice_keys, twin, how in visits:
+                derived["shapes"] = kept + 1
+        for rule, choice_keys, twin, how, code, kind, type_path in visits:
             if how == _SCALAR:  # a trivial primitive, present, without its ``_name``: judged by its count
                 value = obj[rule.json_name]
                 if value is not None and not isinstance(value, dict | list):
@@ -426,23 +439,29 @@ class Walk:
                     continue
             elif how == _OBJECT:  # no _name, no slicing: what _child and _items do with one object or an array
                 value = obj[rule.json_name]
+                # what _node would do: straight to _element for a plain element (a memo type when there is no memo)
+                direct = kind == _ELEMENT or (kind == _MEMO and self.memo is None)
                 if type(value) is dict:
                     where = f"{expression}.{rule.json_name}"
                     if not self.invariants_only and (rule.min > 1 or (rule.max is not None and rule.max < 1)):
                         self._cardinality(rule, 1, where)
-                    self._node(Item(value, None, rule.type_codes[0] if rule.types else "", where), rule, env,
-                               container)
+                    if direct:
+                        self._element(Item(value, None, code, where), rule, env, type_path)
+                    else:
+                        self._node(Item(value, None, code, where), rule, env, container)
                     continue
                 if type(value) is list:
                     where = f"{expression}.{rule.json_name}"
-                    code = rule.type_codes[0] if rule.types else ""
                     items = [Item(v, None, code, f"{where}[{i}]") for i, v in enumerate(value) if v is not None]
                     if not items and rule.id not in index.required:
                         continue
                     if not self.invariants_only:
                         self._cardinality(rule, len(items), where)
                     for item in items:
-                        self._node(item, rule, env, container)
+                        if direct:
+                            self._element(item, rule, env, type_path)
+                        else:
+                            self._node(item, rule, env, container)
                     continue
             self._child(obj, index, rule, choice_keys, twin, expression, env, container)
 
@@ -467,7 +486,9 @@ class Walk:
             alone = choice_keys is None and rule.json_name in obj and twin not in obj
             how = (_SCALAR if alone and trivial[position] else _OBJECT if alone and rule.slicing is None
                    else _GENERAL)
-            out.append((rule, choice_keys, twin, how))
+            code = rule.type_codes[0] if rule.types else ""
+            out.append((rule, choice_keys, twin, how, code, self._kind(code),
+                        rule.path if plan_of(rule).structural else code))
         return out
 
     @staticmethod
