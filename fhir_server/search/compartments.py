@@ -95,7 +95,8 @@ def _walk(node: Any, targets: set[tuple[str, str]], embedded: list[dict[str, Any
 
 # In compact JSON (orjson, as jsonio.dumps writes) a member ``"reference"`` with a string value: inside a string
 # every ``"`` is escaped, so this cannot match within a value; the value's escapes are undone with a JSON parse.
-_REFERENCE_MEMBER = re.compile(rb'"reference":"([^"\\]*(?:\\.[^"\\]*)*)"')
+# A member name follows ``{`` or ``,``: an escaped quote in an odd name (``x\"reference``) follows a backslash.
+_REFERENCE_MEMBER = re.compile(rb'(?<=[{,])"reference":"([^"\\]*(?:\\.[^"\\]*)*)"')
 _RESOURCE_MEMBER = b'"resourceType":'
 
 

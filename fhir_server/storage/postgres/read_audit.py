@@ -227,11 +227,11 @@ def _chain(conn: QmarkConnection, data: bytes, keys: TemplateKeys, rules: ChainR
                 _block(conn, run, keys, rules, fresh, blocks, notify)
                 run = []
         elif line:
-            _block(conn, run, keys, rules, fresh, blocks, notify)
-            run = []
             _, key, caller, event = orjson.loads(line)
             if key in fresh or keys.chained(conn, key):
                 continue  # a template repeated by a later batch (ReadStager): the chain holds it once
+            _block(conn, run, keys, rules, fresh, blocks, notify)
+            run = []
             seq = append_special(duck, rules, "t", rules.template_bytes(caller, event), str(event.get("recorded", "")))
             conn.execute(_KV, (f"tk:{key}", str(seq)))
             fresh[key] = (seq, caller)
