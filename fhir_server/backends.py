@@ -85,6 +85,24 @@ def store_for(settings: Settings) -> Store:
                         max_batch=settings.group_commit_max_batch, read_threads=settings.read_connections)
 
 
+def verify_postgres_database(url: str, anchors: Mapping[int, str] | None = None) -> tuple[ChainReport, int]:
+    """``kzfhir audit verify`` on PostgreSQL: the chain verified in one read-only REPEATABLE READ snapshot (no
+    server needed, nothing written), and how many staged reads wait in ``read_audit`` to be chained (a running
+    server chains them within a second; storage/postgres/read_audit.py)."""
+    import psycopg
+
+    from fhir_server.storage.postgres.audit import verify_connection
+    from fhir_server.storage.postgres.conn import QmarkConnection, connect_kwargs
+
+    with psycopg.connect(url, **connect_kwargs(url, 0)) as raw, raw.transaction():
+        raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        report = verify_connection(QmarkConnection(raw), AUDIT_RULES, anchors)
+        staged = raw.execute("SELECT to_regclass('read_audit') IS NOT NULL").fetchone()
+        row = raw.execute("SELECT coalesce(sum(reads), 0) FROM read_audit").fetchone() if staged and staged[0] \
+            else None
+    return report, int(row[0]) if row else 0
+
+
 def verify_sqlite_file(database: str, anchors: Mapping[int, str] | None = None) -> tuple[ChainReport, int]:
     """``kzfhir audit verify``: the report of a SQLite database file's audit trail, opened read-only (no
     server needed), and how many read-audit journal lines beside it wait to be chained."""

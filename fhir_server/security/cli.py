@@ -1,7 +1,7 @@
 """``kzfhir token`` and ``kzfhir audit verify``: registered by ``fhir_server.cli`` via ``register``.
 
     kzfhir token --role practitioner --fhir-user Practitioner/1 [--scope user/*.rs ...] [--bin BIN]
-    kzfhir audit verify --database data/kzfhir.sqlite [--anchor SEQ:HASH ...] [--json]
+    kzfhir audit verify --database data/kzfhir.sqlite|postgresql://… [--anchor SEQ:HASH ...] [--json]
 
 Each subcommand sets ``func(args) -> int`` (the exit code), the convention of ``fhir_server.cli``.
 """
@@ -65,13 +65,26 @@ def _anchor(text: str) -> tuple[int, str]:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     # imported here: `kzfhir token` should not pay for the audit and storage packages
-    from fhir_server.backends import verify_sqlite_file
+    from fhir_server.backends import is_postgres, verify_postgres_database, verify_sqlite_file
 
-    database = Path(args.database)
-    if not database.exists():
-        print(f"no such database: {database}", file=sys.stderr)
-        return 2
-    report, pending = verify_sqlite_file(str(database), dict(args.anchor or []))
+    if is_postgres(args.database):  # the chain of a PostgreSQL database, read-only (issue 11)
+        import psycopg
+
+        from fhir_server.storage.postgres.conn import reason_of
+
+        try:
+            report, pending = verify_postgres_database(args.database, dict(args.anchor or []))
+        except psycopg.Error as exc:
+            print(f"cannot verify the PostgreSQL database: {reason_of(exc)}", file=sys.stderr)
+            return 2
+        staged_note = "reads are staged in read_audit and not chained yet"
+    else:
+        database = Path(args.database)
+        if not database.exists():
+            print(f"no such database: {database}", file=sys.stderr)
+            return 2
+        report, pending = verify_sqlite_file(str(database), dict(args.anchor or []))
+        staged_note = "journal lines (reads and templates) are not chained yet"
     if args.json:
         print(json.dumps({**{name: getattr(report, name) for name in report.__slots__}, "unchained_reads": pending}))
     elif report.ok:
@@ -80,8 +93,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
         print(f"audit chain BROKEN at seq {report.first_broken_seq}: {report.problem}")
         print(f"last good row: seq {report.head_seq} hash {report.head_hash}")
     if pending and not args.json:
-        print(f"note: {pending} journal lines (reads and templates) are not chained yet; a running server chains "
-              "them within a second, a stopped one when it next starts")
+        print(f"note: {pending} {staged_note}; a running server chains them within a second, a stopped one when "
+              "it next starts")
     return 0 if report.ok else 1
 
 
@@ -105,7 +118,8 @@ def register(subparsers: Any) -> None:
     audit = subparsers.add_parser("audit", help="audit trail tools")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser("verify", help="verify the tamper-evident audit hash chain")
-    verify.add_argument("--database", required=True, help="SQLite database file holding audit_chain")
+    verify.add_argument("--database", required=True,
+                        help="the database holding audit_chain: a SQLite file or a postgresql:// URL")
     verify.add_argument("--anchor", action="append", type=_anchor, help="SEQ:HASH recorded earlier (repeatable)")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.set_defaults(func=_audit_verify)
