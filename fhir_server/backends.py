@@ -88,18 +88,21 @@ def store_for(settings: Settings) -> Store:
 def verify_postgres_database(url: str, anchors: Mapping[int, str] | None = None) -> tuple[ChainReport, int]:
     """``kzfhir audit verify`` on PostgreSQL: the chain verified in one read-only REPEATABLE READ snapshot (no
     server needed, nothing written), and how many staged reads wait in ``read_audit`` to be chained (a running
-    server chains them within a second; storage/postgres/read_audit.py)."""
+    server chains them within a second; storage/postgres/read_audit.py). ConnectionError: out of reach."""
     import psycopg
 
     from fhir_server.storage.postgres.audit import verify_connection
-    from fhir_server.storage.postgres.conn import QmarkConnection, connect_kwargs
+    from fhir_server.storage.postgres.conn import QmarkConnection, connect_kwargs, reason_of
 
-    with psycopg.connect(url, **connect_kwargs(url, 0)) as raw, raw.transaction():
-        raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        report = verify_connection(QmarkConnection(raw), AUDIT_RULES, anchors)
-        staged = raw.execute("SELECT to_regclass('read_audit') IS NOT NULL").fetchone()
-        row = raw.execute("SELECT coalesce(sum(reads), 0) FROM read_audit").fetchone() if staged and staged[0] \
-            else None
+    try:
+        with psycopg.connect(url, **connect_kwargs(url, 0)) as raw, raw.transaction():
+            raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            report = verify_connection(QmarkConnection(raw), AUDIT_RULES, anchors)
+            staged = raw.execute("SELECT to_regclass('read_audit') IS NOT NULL").fetchone()
+            row = raw.execute("SELECT coalesce(sum(reads), 0) FROM read_audit").fetchone() if staged and staged[0] \
+                else None
+    except psycopg.Error as exc:  # the CLI's one line; the security package never sees a driver's error
+        raise ConnectionError(reason_of(exc)) from None
     return report, int(row[0]) if row else 0
 
 

@@ -68,14 +68,10 @@ def _audit_verify(args: argparse.Namespace) -> int:
     from fhir_server.backends import is_postgres, verify_postgres_database, verify_sqlite_file
 
     if is_postgres(args.database):  # the chain of a PostgreSQL database, read-only (issue 11)
-        import psycopg
-
-        from fhir_server.storage.postgres.conn import reason_of
-
         try:
             report, pending = verify_postgres_database(args.database, dict(args.anchor or []))
-        except psycopg.Error as exc:
-            print(f"cannot verify the PostgreSQL database: {reason_of(exc)}", file=sys.stderr)
+        except ConnectionError as exc:
+            print(f"cannot verify the PostgreSQL database: {exc}", file=sys.stderr)
             return 2
         staged_note = "reads are staged in read_audit and not chained yet"
     else:
