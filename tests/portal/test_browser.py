@@ -11,6 +11,7 @@ import base64
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from signing import load_signer, sign_cms
@@ -442,7 +443,10 @@ def _tamper(live, restore: tuple[int, bytes] | None = None) -> tuple[int, bytes]
 
 
 def _verify(driver) -> str:  # noqa: F811
+    page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, "form[action$='/console/audit'] button[type='submit']").click()
+    # the page before the answer may hold an #audit-status of its own: wait for the new page first
+    WebDriverWait(driver, 60).until(staleness_of(page))
     wait_for(driver, "#audit-status")
     return driver.find_element(By.ID, "audit-status").text
 
