@@ -76,7 +76,13 @@ def _where(query: SearchQuery, ctx: SqlContext, types: tuple[str, ...]) -> tuple
     elif ranked and strength(ranked[0]) >= _DRIVE_THRESHOLD:
         drive = driving(ranked[0], types, ctx)
         rest = ranked[1:] if drive is not None else ranked
-    conds = [("r.deleted = 0", []), in_types("r.type", types, ctx.dialect)]
+    conds: list[Sql] = [("r.deleted = 0", [])]
+    if drive is None:
+        conds.append(in_types("r.type", types, ctx.dialect))
+    # else every driving sub-query already keeps to ``types`` (clauses_sql.driving, the compartment
+    # above): a second type test on ``r`` is redundant, and on PostgreSQL with statistics older than a
+    # bulk load it made the planner AND the rid probe with a scan of the type's whole index per match
+    # (22 ms instead of 2.7 ms for Observation?patient=X, docs/performance.md)
     conds.extend(probe(c, "r", ctx) for c in rest)
     return drive, conds
 
@@ -134,7 +140,7 @@ def plan_count(query: SearchQuery, ctx: SqlContext, estimate: bool) -> Sql:
     """``count(*)`` of all matches. With only a driving clause the count comes from the value index
     alone (deleted resources have no index rows); ``estimate`` ignores the other clauses."""
     drive, conds = _where(query, ctx, query.resource_types)
-    if drive is not None and (estimate or len(conds) == 2):
+    if drive is not None and (estimate or len(conds) == 1):
         return f"SELECT count(DISTINCT rid) FROM ({drive[0]}) d", drive[1]
     where = " AND ".join(c[0] for c in conds)
     args = [a for c in conds for a in c[1]]
