@@ -3,8 +3,8 @@ and the denylist of revoked access tokens that verifier asks on every use of a t
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,13 +14,17 @@ from fhir_server.identity.keys import ALGORITHM, ensure_keys
 from fhir_server.identity.registry import Registry
 from fhir_server.security.auth.verifier import TokenVerifier, VerifierConfig
 
-DENYLIST_REFRESH_SECONDS = 2.0
-
 
 class Denylist:
-    """Revoked access-token ids. Held in memory and re-read from the registry at most every two seconds, so
-    a revocation in another process sharing the registry takes effect within that time; in this process at
-    once (``add``)."""
+    """Revoked access-token ids, held in memory and re-read from the registry whenever another connection
+    has committed to it since the last look, so that a revocation in another process sharing the registry
+    (``kzfhir serve --workers N``) stops the token at its very next use there, as in this process
+    (``add``; issue 11 §3: caches that decide access are invalidated before the next request).
+
+    "Since the last look" is SQLite's ``PRAGMA data_version`` on one connection kept open for it: the value
+    changes exactly when another connection commits (https://sqlite.org/pragma.html#pragma_data_version), a
+    few microseconds per use of a token, no file scan; any commit to the registry (a sign-in, a code) makes
+    the next use re-read the small ``revoked_jti`` table."""
 
     _shared: ClassVar[dict[Path, Denylist]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -39,8 +43,10 @@ class Denylist:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._ids: set[str] = set()
-        self._loaded = float("-inf")
+        self._seen: int | None = None
         self._lock = threading.Lock()
+        # used under ``_lock`` only; tokens are checked on the event loop and in worker threads
+        self._watch = sqlite3.connect(registry.path, check_same_thread=False, isolation_level=None)
 
     def add(self, jti: str, expires_at: int) -> None:
         self.registry.revoke_jti(jti, expires_at)
@@ -54,12 +60,13 @@ class Denylist:
             self._ids.update(ids)
 
     def __contains__(self, jti: str) -> bool:
-        now = time.monotonic()
-        if now - self._loaded >= DENYLIST_REFRESH_SECONDS:
-            ids = self.registry.revoked_jtis()
-            with self._lock:
-                self._ids, self._loaded = ids | self._ids, now
-        return jti in self._ids
+        with self._lock:
+            version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._seen:
+                # read before noting the version: a commit in between is seen again at the next use
+                self._ids |= self.registry.revoked_jtis()
+                self._seen = version
+            return jti in self._ids
 
     def contains(self, jti: str) -> bool:
         return jti in self

@@ -153,3 +153,25 @@ async def test_a_token_of_the_old_key_still_verifies_after_rotation(tmp_path):
     new = _builtin_token(settings, jti="t2")  # signed with the new key: the verifier re-reads the file
     assert (await verifier.verify(new)).role == "patient"
     assert (await verifier.verify(old)).role == "patient"
+
+
+def test_a_token_revoked_by_another_process_is_refused_at_its_very_next_use_here(tmp_path):
+    """``--workers N`` share one registry file: a revocation in one process stops the token in the others at
+    the next use, not after a refresh interval (issue 11 §3)."""
+    import subprocess
+    import sys
+
+    from fhir_server.identity.registry import Registry
+    from fhir_server.identity.trust import Denylist
+
+    path = tmp_path / "identity.sqlite"
+    here = Denylist(Registry(path))
+    assert "jti-1" not in here and "jti-2" not in here
+    script = ("import sys, time; from pathlib import Path; from fhir_server.identity.registry import Registry; "
+              "from fhir_server.identity.trust import Denylist; "
+              "Denylist(Registry(Path(sys.argv[1]))).add('jti-1', int(time.time()) + 600)")
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
+    assert "jti-1" in here  # at once: no wait, no second look
+    assert "jti-2" not in here
+    Registry(path).revoke_jti("jti-2", int(time.time()) + 600)  # another connection of this process too
+    assert "jti-2" in here
