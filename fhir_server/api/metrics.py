@@ -162,7 +162,9 @@ def _store_lines(store: dict[str, Any]) -> list[str]:
     return out
 
 
-def _outbox(conn: sqlite3.Connection) -> tuple[list[tuple[tuple[str, str], int]], float]:
+def _outbox(conn: sqlite3.Connection | Any) -> tuple[list[tuple[tuple[str, str], int]], float]:
+    """The outbox backlog by topic and state, and the age of the oldest pending message (the same table on
+    SQLite and PostgreSQL: storage/sqlite/outbox.py's DDL)."""
     rows = conn.execute("SELECT topic, status, COUNT(*) FROM outbox WHERE status != 'delivered' "
                         "GROUP BY topic, status ORDER BY topic, status").fetchall()
     oldest = conn.execute("SELECT MIN(created) FROM outbox WHERE status = 'pending'").fetchone()[0]
@@ -193,4 +195,14 @@ async def store_figures(store: Any) -> dict[str, Any]:
         figures["outbox"], figures["outbox_oldest"] = await run_read(_outbox)
         figures["audit_unchained"] = await run_read(lambda _conn: unchained_lines(path)) \
             if Path(path).exists() else 0
+    elif callable(run_query := getattr(store, "run_query", None)):  # PostgreSQL (storage/postgres/store.py)
+        figures["outbox"], figures["outbox_oldest"], figures["audit_unchained"] = await run_query(_pg_figures)
     return figures
+
+
+def _pg_figures(conn: Any) -> tuple[list[tuple[tuple[str, str], int]], float, int]:
+    """The outbox backlog, and the reads staged in ``read_audit`` that no node has chained yet (any node chains
+    them within a second: storage/postgres/read_audit.py), in one snapshot."""
+    rows, age = _outbox(conn)
+    staged = conn.execute("SELECT coalesce(sum(reads), 0) FROM read_audit").fetchone()
+    return rows, age, int(staged[0]) if staged else 0
