@@ -92,6 +92,10 @@ def test_migrate_copies_a_sqlite_store_whose_audit_chain_verifies_on_postgresql(
     assert main(["migrate", "--from", str(source), "--to", empty_database]) == 0
     out = capsys.readouterr()
     assert "chain verified on PostgreSQL" in out.out and "resources" in out.err  # the progress bar
+    with psycopg.connect(empty_database) as conn:  # analysed at once: the first searches plan on real figures
+        analysed = conn.execute("SELECT count(*) FROM pg_stat_user_tables WHERE relname IN ('resources', "
+                                "'sp_reference') AND last_analyze IS NOT NULL").fetchone()
+    assert analysed == (2,)
     assert main(["migrate", "--from", str(source), "--to", empty_database]) == 2  # not into a used database
     assert "not empty" in capsys.readouterr().err
 

@@ -75,6 +75,10 @@ def copy_store(src: sqlite3.Connection, dst: psycopg.Connection[Any], rules: Cha
             _index_read_blocks(dst, rules)
     finally:
         src.execute("ROLLBACK")
+    # Statistics for the planner now, not when autovacuum next looks: a search planned on the empty tables'
+    # figures can cost ten times its time (docs/performance.md, "A quiet run"); PostgreSQL's own advice after a
+    # bulk load (https://www.postgresql.org/docs/15/populate.html#POPULATE-ANALYZE).
+    dst.execute("ANALYZE")
     return counts
 
 
