@@ -57,14 +57,30 @@ fhir-js:
 	else (cd tools/fhir-js && npm ci --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error) \
 		|| echo "npm ci failed (offline, empty cache?): tests/formats/test_xml_npm_live.py will skip"; fi
 
+# `make test`: the whole suite on SQLite and, at the same time in a third process, the HTTP suites on PostgreSQL
+# (interactions and transactions, search, security, bulk export and import; issue 11, docs/postgres.md "Tests").
+# The suites wait on live servers and subprocesses for much of their time, so the two runs share the 2 cores
+# in about the time of the longer one. Both must pass; the PostgreSQL run's output follows the SQLite run's.
+PG_SUITES = tests/integration tests/search tests/security_http tests/bulk
+
 test: $(VENV)/.installed-test postgres chromium fhir-js peer-medplum
 	$(BIN)/ruff check fhir_server profiles terminology signing conformance mappings tests bench scripts
 	$(BIN)/mypy fhir_server signing terminology profiles conformance mappings
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	@pglog=$$(mktemp); pgtmp=$$(mktemp -d); \
+	KZFHIR_TEST_BACKEND=postgres $(BIN)/pytest -q -p no:cacheprovider --basetemp=$$pgtmp $(PG_SUITES) \
+		>$$pglog 2>&1 & pg=$$!; \
+	trap 'kill $$pg 2>/dev/null; rm -rf $$pglog $$pgtmp' INT TERM; \
+	echo "$(BIN)/pytest -q -n 2 --dist loadfile  (and the HTTP suites on PostgreSQL beside it)"; \
+	$(BIN)/pytest -q -n 2 --dist loadfile; sqlite=$$?; \
+	wait $$pg; pgrc=$$?; \
+	echo "=== KZFHIR_TEST_BACKEND=postgres pytest $(PG_SUITES)"; \
+	if [ $$pgrc -eq 0 ]; then tail -n 3 $$pglog; else cat $$pglog; fi; \
+	rm -rf $$pglog $$pgtmp; \
+	[ $$sqlite -eq 0 ] && [ $$pgrc -eq 0 ]
 
-# The HTTP suites (interactions, search, security) on PostgreSQL instead of SQLite (docs/postgres.md).
+# The same HTTP suites on PostgreSQL alone (docs/postgres.md).
 test-postgres: $(VENV)/.installed-test postgres
-	KZFHIR_TEST_BACKEND=postgres $(BIN)/pytest -q -n 2 --dist loadfile tests/integration tests/search tests/security_http
+	KZFHIR_TEST_BACKEND=postgres $(BIN)/pytest -q -n 2 --dist loadfile $(PG_SUITES)
 
 # `make bench`: every bench/bench_*.py in turn, PostgreSQL beside SQLite included (bench_postgres starts its own
 # durable cluster; `make postgres` installs the binaries). `make bench-compare`: side by side with the Medplum

@@ -132,7 +132,9 @@ async def test_a_consent_that_ends_stops_reads_without_any_write(secure_settings
     from fhir_server.api.app import create_app
     from tests.conftest import BASE
 
-    end = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+    # the seeding, the server's start and the first two reads must fall before the end: 6 s leaves room for a
+    # loaded machine and PostgreSQL (make test runs this file on both backends at once)
+    end = (datetime.now(UTC) + timedelta(seconds=6)).replace(microsecond=0)
     limited = consent("cons-short", {"reference": "Practitioner/dr2"}, classes=("Observation",))
     limited["provision"]["provision"][0]["period"] = {"end": end.isoformat().replace("+00:00", "Z")}
     await seed([limited])
