@@ -102,5 +102,9 @@ async def forget_job(store: Store, job_id: str) -> None:
 
 
 def imports_root(database: Path | str) -> Path:
-    """Posted NDJSON and error files live beside the database: ``<database folder>/imports/<job id>/``."""
+    """Posted NDJSON and error files live beside the database: ``<database folder>/imports/<job id>/``; for a
+    PostgreSQL URL in ``data/imports`` under the working directory, as exports and the authorization server's
+    files (a URL is not a path: read as one it made a folder named ``postgresql:`` holding the host)."""
+    if isinstance(database, str) and database.startswith(("postgresql://", "postgres://")):
+        return Path("data/imports").resolve()
     return Path(database).resolve().parent / "imports"

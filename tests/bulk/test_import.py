@@ -337,3 +337,9 @@ async def test_posted_files_and_error_files_are_private(server, stalled):
     assert oct(os.stat(folder / "posted.ndjson").st_mode & 0o777) == "0o600"
     stalled.set()
     assert (await finish(server, status_url)).status_code == 200
+
+
+def test_files_of_a_postgresql_store_go_under_data_not_into_a_folder_named_after_the_url(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert imports_root("postgresql://kzfhir@db.example.kz:5432/kzfhir") == tmp_path / "data" / "imports"
+    assert imports_root(tmp_path / "store" / "kzfhir.sqlite") == tmp_path / "store" / "imports"
